@@ -1,0 +1,116 @@
+"""Plots of the schedules of `lrjax.schedules`.
+
+    python experiments/plot_schedules.py --out results/schedules
+
+writes
+
+* ``report_sequences.png``: the report's Figure 1, seq1..seq4 with r0 = 0.01 over
+  n = 1..50;
+* ``schedules_grid.png``: the survey's comparison figure, every schedule over 100
+  epochs (one subplot each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from lrjax import schedules as S  # noqa: E402
+
+
+def report_sequences(r0: float = 0.01, num: int = 50):
+  """(label, n, lr) for the report's Figure 1."""
+  n = jnp.arange(1, num + 1)
+  return [(name, np.asarray(n), np.asarray(S.REPORT_SEQUENCES[name](r0)(n)))
+          for name in ("seq1", "seq2", "seq3", "seq4")]
+
+
+def comparison(epochs: int = 100):
+  """(title, schedule, log-scale) for the survey's comparison figure."""
+  return [
+      ("step decay\n0.1 * 0.5^floor(t/10)", S.step_decay(0.1, 0.5, 10), False),
+      ("Keras step decay\n1.0 * 0.5^floor((1+t)/10)", S.keras_step_decay(1.0, 0.5, 10), False),
+      ("exponential\n1.0 * exp(-0.05 t)", S.exponential_decay(1.0, 0.05), False),
+      ("inverse time\n0.1 / (1 + 0.1 t)", S.inverse_time_decay(0.1, 0.1), False),
+      (f"polynomial (power 2)\n0.1 (1 - t/{epochs})^2",
+       S.polynomial_decay(0.1, epochs, power=2.0), False),
+      ("Keras time-based\n0.1 / (1 + 0.01 iterations)", S.keras_time_based_decay(0.1, 0.01),
+       False),
+      (f"cosine annealing\n0.1 -> 0.001 over {epochs}", S.cosine_annealing(0.1, epochs, 0.001),
+       False),
+      ("warm restarts (SGDR)\nT_0 = 10, T_mult = 2", S.cosine_warm_restarts(0.1, 10, 2, 0.001),
+       False),
+      ("CLR triangular\n0.001-0.006, step 10", S.triangular(0.001, 0.006, 10), False),
+      ("CLR triangular2", S.triangular2(0.001, 0.006, 10), False),
+      ("CLR exp_range\ngamma = 0.99", S.exp_range(0.001, 0.006, 10, gamma=0.99), False),
+      ("CLR Welch window", S.welch(0.001, 0.006, 10), False),
+      ("CLR Hann window", S.hann(0.001, 0.006, 10), False),
+      ("one cycle\n0.08 -> 0.8 -> 0.08 -> 0.008", S.one_cycle(0.08, 0.8, 41, 95, 10.0), False),
+      (f"LR range test (log scale)\n1e-4 -> 10 over {epochs}",
+       S.lr_range_test(1e-4, 10.0, epochs), True),
+  ]
+
+
+def plot_report_sequences(path: pathlib.Path, dpi: int) -> None:
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  for name, n, lr in report_sequences():
+    ax.plot(n, lr, marker="o", markersize=3, linewidth=1.2, label=name)
+  ax.set_title("Decaying sequences (report, Figure 1), r0 = 0.01")
+  ax.set_xlabel("n")
+  ax.set_ylabel("learning rate r_n")
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=dpi)
+  plt.close(fig)
+
+
+def plot_grid(path: pathlib.Path, epochs: int, dpi: int) -> None:
+  entries = comparison(epochs)
+  cols = 4
+  rows = -(-len(entries) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.9 * rows))
+  t = jnp.arange(epochs)
+  for ax, (title, sched, log) in zip(axes.flat, entries):
+    ax.plot(np.asarray(t), np.asarray(sched(t)), linewidth=1.5)
+    ax.set_title(title, fontsize=9)
+    if log:
+      ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.tick_params(labelsize=8)
+  for ax in axes.flat[len(entries):]:
+    ax.axis("off")
+  for ax in axes.flat[len(entries) - cols:len(entries)]:
+    ax.set_xlabel("epoch (step)", fontsize=8)
+  fig.suptitle(f"Learning-rate schedules over {epochs} epochs", fontsize=12)
+  fig.tight_layout()
+  fig.savefig(path, dpi=dpi)
+  plt.close(fig)
+
+
+def main(argv=None) -> list[pathlib.Path]:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/schedules"),
+                      help="output folder (created)")
+  parser.add_argument("--epochs", type=int, default=100, help="length of the comparison")
+  parser.add_argument("--dpi", type=int, default=110)
+  args = parser.parse_args(argv)
+  args.out.mkdir(parents=True, exist_ok=True)
+  paths = [args.out / "report_sequences.png", args.out / "schedules_grid.png"]
+  plot_report_sequences(paths[0], args.dpi)
+  plot_grid(paths[1], args.epochs, args.dpi)
+  for path in paths:
+    print(path)
+  return paths
+
+
+if __name__ == "__main__":
+  main(sys.argv[1:])

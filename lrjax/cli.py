@@ -1,0 +1,111 @@
+"""Command line: ``lrjax sweep ...`` / ``lrjax plot ...`` (also ``python -m lrjax``).
+
+With no arguments, ``lrjax sweep`` trains the report's 14 settings on a small built-in
+synthetic dataset for a few epochs (about a minute on a laptop CPU) and writes the
+results table, CSV/JSON and plots to ``results/sweep``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DATASETS = ("synthetic", "mnist", "fashion_mnist", "cifar10", "boston_housing")
+DEFAULT_MODEL = {"synthetic": "mnist_cnn", "mnist": "mnist_cnn", "fashion_mnist": "logistic",
+                 "cifar10": "cifar_cnn", "boston_housing": "linear"}
+
+
+def _parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(prog="lrjax", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  sub = parser.add_subparsers(dest="command", required=True)
+
+  sweep = sub.add_parser("sweep", help="train many learning-rate variants in one program")
+  sweep.add_argument("--dataset", choices=DATASETS, default="synthetic")
+  sweep.add_argument("--source-dir", default=None,
+                     help="folder with the dataset's standard files (offline use)")
+  sweep.add_argument("--data-dir", default=None, help="where prepared datasets are cached")
+  sweep.add_argument("--model", default=None, help="model name (default: per dataset)")
+  sweep.add_argument("--variants", default="report", choices=("report",),
+                     help="which settings: 'report' = the 14 settings of the report")
+  sweep.add_argument("--r0", type=float, default=0.01, help="initial rate of the sequences")
+  sweep.add_argument("--benchmark-lr", type=float, default=0.001)
+  sweep.add_argument("--seeds", type=int, default=1, help="number of seeds per setting")
+  sweep.add_argument("--epochs", type=int, default=3)
+  sweep.add_argument("--batch-size", type=int, default=64)
+  sweep.add_argument("--train-size", type=int, default=None,
+                     help="use only the first N training examples")
+  sweep.add_argument("--validation-fraction", type=float, default=0.1)
+  sweep.add_argument("--out", default="results/sweep")
+  sweep.add_argument("--checkpoint-dir", default=None,
+                     help="checkpoint here every --checkpoint-every epochs and resume")
+  sweep.add_argument("--checkpoint-every", type=int, default=1)
+  sweep.add_argument("--tolerance", type=float, default=0.005,
+                     help="convergence tolerance on validation accuracy")
+  sweep.add_argument("--no-progress", action="store_true")
+
+  plot = sub.add_parser("plot", help="plot a sweep's results.json")
+  plot.add_argument("results", help="results.json or the folder holding it")
+  plot.add_argument("--out", default=None, help="folder for the PNGs (default: beside)")
+  return parser
+
+
+def load_dataset(name: str, *, source_dir=None, data_dir=None, validation_fraction=0.1,
+                 train_size=None, seed=0):
+  """The dataset ``name`` (``synthetic`` is built in), optionally cut to ``train_size``."""
+  from lrjax import data
+  if name == "synthetic":
+    dataset = data.synthetic("mnist", num_train=2000, num_test=500, seed=seed,
+                             validation_fraction=validation_fraction)
+  else:
+    dataset = data.load(name, source_dir=source_dir, data_dir=data_dir,
+                        validation_fraction=validation_fraction, seed=seed)
+  if train_size is not None:
+    dataset = dataset._replace(train_x=dataset.train_x[:train_size],
+                               train_y=dataset.train_y[:train_size])
+  return dataset
+
+
+def _sweep(args) -> int:
+  from lrjax.train import SweepConfig, report_variants, run_sweep
+  from lrjax.train import plotting, results
+
+  dataset = load_dataset(args.dataset, source_dir=args.source_dir, data_dir=args.data_dir,
+                         validation_fraction=args.validation_fraction,
+                         train_size=args.train_size)
+  task = "regression" if args.dataset == "boston_housing" else "classification"
+  config = SweepConfig(
+      model=args.model or DEFAULT_MODEL[args.dataset],
+      variants=report_variants(args.r0, args.benchmark_lr, tuple(range(args.seeds))),
+      epochs=args.epochs, batch_size=args.batch_size, task=task,
+      convergence_tolerance=args.tolerance, checkpoint_every=args.checkpoint_every)
+  result = run_sweep(config, dataset, checkpoint_dir=args.checkpoint_dir, out_dir=args.out,
+                     progress=not args.no_progress)
+  plotting.plot_report_figures(result.history, result.names, args.out)
+  print(results.markdown_table(result.summary))
+  print(f"device: {result.device}; compile {result.compile_seconds:.1f} s; "
+        f"epochs {sum(t for t in result.epoch_seconds if t == t):.1f} s; "
+        f"results in {Path(args.out).absolute()}")
+  return 0
+
+
+def _plot(args) -> int:
+  from lrjax.train import plotting, results
+  loaded = results.load(args.results)
+  out = Path(args.out) if args.out else Path(args.results if Path(args.results).is_dir()
+                                             else Path(args.results).parent)
+  for path in plotting.plot_report_figures(loaded["history"], loaded["names"], out):
+    print(path)
+  return 0
+
+
+def main(argv=None) -> int:
+  args = _parser().parse_args(argv)
+  if args.command == "sweep":
+    return _sweep(args)
+  return _plot(args)
+
+
+if __name__ == "__main__":
+  sys.exit(main())

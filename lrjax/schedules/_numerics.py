@@ -1,0 +1,74 @@
+"""Float32 numerics shared by the schedules (private helpers).
+
+Interpolation weights computed without cancellation: a rate between ``start`` and ``end`` is written ``start * w_start + end * w_end`` with
+both weights >= 0 computed from the elapsed and the remaining steps, so the float32
+result keeps a relative error of a few ulps even where it approaches a small ``end``
+(``start + (end - start) * pct`` or ``1 + cos(pi * pct)`` lose digits there).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from lrjax import _validation
+
+
+def _split(x):
+  """``x = hi + lo`` with ``hi`` keeping 9 significant bits, so ``t * hi`` is exact
+  in float32 for integers ``t < 2**15``; ``x`` float64 (concrete) or float32."""
+  xp = np if isinstance(x, np.ndarray) else jnp
+  mantissa, exponent = xp.frexp(x)
+  hi = xp.ldexp(xp.round(mantissa * 256.0) / 256.0, exponent)
+  return hi, x - hi
+
+
+def exp_times(x, t):
+  """``exp(x * t)`` in float32 to a few ulps, ``x`` a hyperparameter, ``t`` the step.
+
+  ``exp`` turns the absolute rounding error of its argument into a relative error
+  of the result, and a float32 ``x * t`` carries ``|x t| * 2**-24`` of it (2e-6 at
+  ``x t = -35``).  With ``x = hi + lo``, ``hi * t`` is exact and ``lo * t`` small, so
+  ``exp(hi t) * exp(lo t)`` keeps the error of ``exp`` itself.  A concrete ``x`` is
+  split in float64, before its own rounding to float32.
+  """
+  if _validation.is_concrete(x):
+    hi, lo = _split(np.asarray(x, np.float64))
+    hi, lo = jnp.asarray(hi, jnp.float32), jnp.asarray(lo, jnp.float32)
+  else:
+    hi, lo = _split(jnp.asarray(x, jnp.float32))
+  big = jnp.exp(hi * t)
+  return big + big * jnp.expm1(lo * t)
+
+
+def log_f32(value):
+  """``log(value)``: float64 (a NumPy array) when concrete, else a float32 array."""
+  if _validation.is_concrete(value):
+    return np.log(np.asarray(value, np.float64))
+  return jnp.log(jnp.asarray(value, jnp.float32))
+
+
+def pow_f32(base, t):
+  """``base ** t`` as :func:`exp_times` ``(log(base), t)``.
+
+  A float32 ``base`` close to 1 (0.9 -> 0.89999998) would otherwise carry its own
+  rounding error ``t`` times (``t * 3e-8`` relative).
+  """
+  return exp_times(log_f32(base), t)
+
+
+def linear_weights(elapsed, length):
+  """``(1 - p, p)`` with ``p = elapsed / length``; ``1 - p`` from the remaining steps."""
+  return (length - elapsed) / length, elapsed / length
+
+
+def cosine_weights(elapsed, length):
+  """``((1 + cos(pi p)) / 2, (1 - cos(pi p)) / 2)`` with ``p = elapsed / length``.
+
+  Written ``(cos^2(pi p / 2), sin^2(pi p / 2))``, evaluated at the angle measured
+  from the nearer end of the interval so that both weights are accurate.
+  """
+  first_half = 2.0 * elapsed <= length
+  angle = 0.5 * jnp.pi * jnp.where(first_half, elapsed, length - elapsed) / length
+  c, s = jnp.cos(angle), jnp.sin(angle)
+  return jnp.where(first_half, c, s) ** 2, jnp.where(first_half, s, c) ** 2

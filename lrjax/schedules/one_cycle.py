@@ -1,0 +1,143 @@
+"""The one-cycle policy (Smith, "A disciplined approach to neural network
+hyper-parameters", 2018): Smith's three linear phases, and PyTorch's ``OneCycleLR``."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from lrjax import _validation
+from lrjax.schedules._numerics import cosine_weights, linear_weights
+from lrjax.schedules.base import Schedule
+
+ANNEAL_STRATEGIES = ("cos", "linear")
+
+
+def _f32(value):
+  return jnp.asarray(value, jnp.float32)
+
+
+def one_cycle(min_lr: float, max_lr: float, step_size: int, total_steps: int,
+              annihilation_factor: float = 10.0) -> Schedule:
+  r"""One cycle of two equal linear steps, then annihilation (range-test document).
+
+  With ``s = step_size``, ``T = total_steps`` and
+  :math:`\mathrm{final} = \mathrm{min\_lr} / \mathrm{annihilation\_factor}`:
+
+  * step 1, ``0 <= t <= s``: linear from ``min_lr`` up to ``max_lr``;
+  * step 2, ``s <= t <= 2s``: linear back down to ``min_lr``;
+  * annihilation, ``2s <= t <= T``: linear from ``min_lr`` to ``final``, far below
+    the lower bound (the document uses 1/10 or 1/100 of it); then ``final``.
+
+  The document's CIFAR-10 run is ``one_cycle(0.08, 0.8, 41, 95, 10)``.  It equals
+  ``optax.linear_onecycle_schedule(T, max_lr, pct_start=s/T, pct_final=2s/T,
+  div_factor=max_lr/min_lr, final_div_factor=annihilation_factor)``.
+
+  Args:
+    min_lr: lower bound of the cycle (1/5 or 1/10 of ``max_lr`` in the document), > 0.
+    max_lr: upper bound (from the range test), >= ``min_lr``.
+    step_size: length of each of the two steps (positive int).
+    total_steps: total length, >= ``2 * step_size`` (int).
+    annihilation_factor: ``min_lr / final``, >= 1.
+
+  Example:
+    >>> import lrjax.schedules as s
+    >>> sched = s.one_cycle(0.08, 0.8, 41, 95, 10.0)
+    >>> [round(float(sched(t)), 6) for t in (0, 41, 82, 95)]
+    [0.08, 0.8, 0.08, 0.008]
+  """
+  _validation.check_positive("min_lr", min_lr)
+  _validation.check_positive("max_lr", max_lr)
+  _validation.check_less_equal("min_lr", min_lr, "max_lr", max_lr)
+  _validation.check_positive_int("step_size", step_size)
+  _validation.check_positive_int("total_steps", total_steps)
+  _validation.check_in_range("annihilation_factor", annihilation_factor, 1.0,
+                             float("inf"), high_open=True)
+  if _validation.is_concrete(step_size) and _validation.is_concrete(total_steps):
+    if not 2 * step_size <= total_steps:
+      raise ValueError(f"`total_steps` ({total_steps!r}) must be >= 2 * `step_size` "
+                       f"({step_size!r}).")
+
+  def schedule(count):
+    t = jnp.maximum(jnp.asarray(count, jnp.float32), 0.0)
+    s = _f32(step_size)
+    total = _f32(total_steps)
+    lo, hi = _f32(min_lr), _f32(max_lr)
+    final = lo / _f32(annihilation_factor)
+    w_lo, w_hi = linear_weights(jnp.minimum(t, s), s)
+    up = lo * w_lo + hi * w_hi
+    w_hi, w_lo = linear_weights(jnp.clip(t - s, 0.0, s), s)
+    down = hi * w_hi + lo * w_lo
+    length = jnp.maximum(total - 2.0 * s, 1.0)
+    w_lo, w_final = linear_weights(jnp.clip(t - 2.0 * s, 0.0, length), length)
+    anneal = lo * w_lo + final * w_final
+    return jnp.where(t <= s, up, jnp.where(t <= 2.0 * s, down, anneal)).astype(
+        jnp.float32)
+
+  return schedule
+
+
+def one_cycle_torch(max_lr: float, total_steps: int, *, pct_start: float = 0.3,
+                    anneal_strategy: str = "cos", div_factor: float = 25.0,
+                    final_div_factor: float = 1e4,
+                    three_phase: bool = False) -> Schedule:
+  r"""PyTorch's ``OneCycleLR`` (learning rate only), same arguments and defaults.
+
+  ``initial = max_lr / div_factor`` and ``min = initial / final_div_factor``.
+  Phases end at ``e1 = pct_start * T - 1`` and ``T - 1`` (two phases:
+  ``initial -> max -> min``), or at ``e1``, ``2 * pct_start * T - 2`` and ``T - 1``
+  (``three_phase``: ``initial -> max -> initial -> min``).  Inside a phase
+  ``[a, b]`` with ``pct = (t - a) / (b - a)`` the rate is
+  ``end + (start - end) / 2 * (1 + cos(pi * pct))`` (``"cos"``) or
+  ``start + (end - start) * pct`` (``"linear"``).  PyTorch raises past
+  ``T`` steps; here the rate stays at ``min`` from ``t = T - 1`` on.
+
+  ``optax.cosine_onecycle_schedule`` / ``linear_onecycle_schedule`` end their
+  phases at ``int(pct_start * T)`` and ``T`` instead, one step later than PyTorch.
+
+  Example:
+    >>> import lrjax.schedules as s
+    >>> sched = s.one_cycle_torch(0.1, 50)
+    >>> [round(float(sched(t)), 6) for t in (0, 14, 49)]
+    [0.004, 0.1, 0.0]
+  """
+  if anneal_strategy not in ANNEAL_STRATEGIES:
+    raise ValueError(f"`anneal_strategy` must be one of {ANNEAL_STRATEGIES}, "
+                     f"got {anneal_strategy!r}.")
+  _validation.check_positive("max_lr", max_lr)
+  _validation.check_positive_int("total_steps", total_steps)
+  _validation.check_in_range("pct_start", pct_start, 0.0, 1.0)
+  _validation.check_positive("div_factor", div_factor)
+  _validation.check_positive("final_div_factor", final_div_factor)
+
+  weights = cosine_weights if anneal_strategy == "cos" else linear_weights
+
+  def schedule(count):
+    total = _f32(total_steps)
+    t = jnp.clip(jnp.asarray(count, jnp.float32), 0.0, total - 1.0)
+    peak = _f32(max_lr)
+    initial = peak / _f32(div_factor)
+    minimum = initial / _f32(final_div_factor)
+    pct_t = _f32(pct_start) * total
+    if three_phase:
+      phases = [(pct_t - 1.0, initial, peak), (2.0 * pct_t - 2.0, peak, initial),
+                (total - 1.0, initial, minimum)]
+    else:
+      phases = [(pct_t - 1.0, initial, peak), (total - 1.0, peak, minimum)]
+    # PyTorch picks the first phase whose end is >= t (else the last phase);
+    # evaluate the phases from the last to the first so the first match wins.
+    starts = [jnp.zeros_like(total)] + [end for end, _, _ in phases[:-1]]
+    lr = None
+    for i in reversed(range(len(phases))):
+      end, lr_start, lr_end = phases[i]
+      span = end - starts[i]
+      safe_span = jnp.where(span != 0, span, 1.0)
+      elapsed = jnp.where(span != 0, t - starts[i], 1.0)  # pct = 1 on an empty phase
+      w_start, w_end = weights(elapsed, safe_span)
+      value = lr_start * w_start + lr_end * w_end
+      lr = value if lr is None else jnp.where(t <= end, value, lr)
+    return lr.astype(jnp.float32)
+
+  return schedule
+
+
+__all__ = ["ANNEAL_STRATEGIES", "one_cycle", "one_cycle_torch"]

@@ -1,0 +1,15 @@
+"""The compiled training engine.
+
+* `config`: `Variant`, `SweepConfig`, `report_variants` (the report's 14 settings).
+* `optimizers`: a variant -> an optax transformation; grouping by state structure.
+* `step`: the pure `train_step` and `evaluate` of one variant.
+* `epoch`: one epoch as a `lax.scan`, vmapped over a group's variants, sharded over
+  devices.
+* `sweep`: `run_sweep`, the host loop over epochs (progress, checkpoints, results).
+* `metrics`, `results`, `plotting`, `checkpoint`: what comes out of a sweep.
+"""
+
+from lrjax.train.config import SweepConfig, Variant, report_variants
+from lrjax.train.metrics import convergence_epoch, summarize
+from lrjax.train.step import TrainState, evaluate, task_loss, train_step
+from lrjax.train.sweep import SweepResult, run_sweep

@@ -1,0 +1,207 @@
+"""A whole epoch as one `lax.scan`, for many variants at once (`jax.vmap`).
+
+`GroupTrainer` compiles one program per group of variants (variants whose optimizer
+states share a structure, see `lrjax.train.optimizers`): the epoch of every variant of
+the group runs in that single XLA program, the data order is drawn on the device, and
+the batches are gathered from device-resident arrays, so the host is not involved
+between the first step of an epoch and its last evaluation.  When several devices are
+present the variant axis is sharded over them (`jax.sharding`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from lrjax.train import optimizers
+from lrjax.train.step import TrainState, evaluate, train_step
+
+# Salts of the per-variant random streams (same seed -> same stream for every group).
+_INIT_SALT, _ORDER_SALT, _DROPOUT_SALT = 0, 1, 2
+
+
+class DeviceData(NamedTuple):
+  train_x: jax.Array
+  train_y: jax.Array
+  valid_x: jax.Array
+  valid_y: jax.Array
+  test_x: jax.Array
+  test_y: jax.Array
+
+
+class EpochMetrics(NamedTuple):
+  """Per-variant results of one epoch (each field has a leading variant axis)."""
+
+  train_loss: jax.Array  # mean of the minibatch losses seen during the epoch
+  train_acc: jax.Array
+  valid_loss: jax.Array
+  valid_acc: jax.Array
+  test_loss: jax.Array
+  test_acc: jax.Array
+  lr: jax.Array  # the rate in use at the end of the epoch
+  index: jax.Array  # the strategy's sequence position (-1 where none)
+  nonfinite: jax.Array  # a NaN/inf gradient or validation loss was met so far
+
+
+def variant_key(seed, salt: int, epoch=0):
+  """The random key of one stream of one variant for one epoch."""
+  key = jax.random.fold_in(jax.random.PRNGKey(seed), salt)
+  return jax.random.fold_in(key, epoch)
+
+
+def variant_mesh() -> Mesh | None:
+  """A 1-D mesh over all devices named ``variant``, or None on a single device."""
+  devices = jax.devices()
+  if len(devices) < 2:
+    return None
+  return Mesh(np.asarray(devices), ("variant",))
+
+
+class GroupTrainer:
+  """Initialises and trains the variants of one group, one epoch per call."""
+
+  def __init__(self, model: nn.Module, spec: optimizers.GroupSpec,
+               hyper: optimizers.GroupHyper, *, task: str, batch_size: int,
+               eval_batch_size: int, mesh: Mesh | None = None):
+    self.model = model
+    self.spec = spec
+    self.num_variants = int(hyper.learning_rate.shape[0])
+    self.mesh = mesh
+    # Pad the variant axis to a multiple of the device count; padded copies of the last
+    # variant are trained and dropped from the results.
+    multiple = mesh.devices.size if mesh is not None else 1
+    padded = -(-self.num_variants // multiple) * multiple
+    self.hyper = jax.tree.map(
+        lambda a: np.concatenate([a, np.repeat(a[-1:], padded - len(a), axis=0)]), hyper)
+    self.shared_order = bool(np.all(self.hyper.seed == self.hyper.seed[0]))
+    self.task = task
+    self.batch_size = batch_size
+    self.eval_batch_size = eval_batch_size
+    if mesh is None:
+      self._epoch_fn = jax.jit(self._build_epoch_fn(), donate_argnums=(0,))
+    else:
+      # Pin every variant-stacked array to the variant axis, in and out, so the state's
+      # layout is the same at every epoch (and after a restore).
+      split, whole = self._variant_sharding(), NamedSharding(mesh, PartitionSpec())
+      key_sharding = whole if self.shared_order else split
+      self._epoch_fn = jax.jit(self._build_epoch_fn(), donate_argnums=(0,),
+                               in_shardings=(split, split, key_sharding, whole),
+                               out_shardings=(split, split))
+    self._compiled = None
+
+  # -- placement -------------------------------------------------------------
+  def _variant_sharding(self):
+    return NamedSharding(self.mesh, PartitionSpec("variant")) if self.mesh else None
+
+  def shard(self, tree):
+    """Puts a variant-stacked tree on the devices, split along the variant axis."""
+    sharding = self._variant_sharding()
+    return jax.device_put(tree, sharding) if sharding else jax.device_put(tree)
+
+  def replicate(self, tree):
+    if self.mesh is None:
+      return jax.device_put(tree)
+    return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec()))
+
+  # -- initialisation ---------------------------------------------------------
+  def init(self, sample_x) -> TrainState:
+    """Variant-stacked initial states (parameters drawn from each variant's seed)."""
+
+    def one(hyper):
+      variables = self.model.init(variant_key(hyper.seed, _INIT_SALT), sample_x, train=False)
+      variables = dict(variables)
+      params = variables.pop("params")
+      tx = optimizers.make_transform(self.spec, hyper)
+      return TrainState(params=params, model_state=variables, opt_state=tx.init(params),
+                        valid_loss=jnp.asarray(jnp.inf, jnp.float32),
+                        epoch=jnp.asarray(0, jnp.int32))
+
+    init = jax.jit(jax.vmap(one), out_shardings=self._variant_sharding())
+    return init(self.shard(self.hyper))
+
+  # -- one epoch ---------------------------------------------------------------
+  def _build_epoch_fn(self):
+    model, spec, task = self.model, self.spec, self.task
+    batch_size, eval_batch_size = self.batch_size, self.eval_batch_size
+
+    def one_variant(state: TrainState, hyper, order_key, data: DeviceData):
+      tx = optimizers.make_transform(spec, hyper)
+      n = data.train_x.shape[0]
+      steps = n // batch_size
+      order = jax.random.permutation(order_key, n)[: steps * batch_size]
+      order = order.reshape(steps, batch_size)
+      dropout_key = variant_key(hyper.seed, _DROPOUT_SALT, state.epoch)
+
+      def body(st, inputs):
+        idx, i = inputs
+        boundary = (i == 0) & (st.epoch > 0)
+        st, m = train_step(model, tx, task, st, data.train_x[idx], data.train_y[idx],
+                           jax.random.fold_in(dropout_key, i), boundary)
+        return st, m
+
+      state, step_metrics = jax.lax.scan(body, state, (order, jnp.arange(steps)))
+      train_loss = jnp.mean(step_metrics.loss)
+      train_acc = jnp.sum(step_metrics.correct) / jnp.sum(step_metrics.count)
+      valid_loss, valid_acc = evaluate(model, task, state.params, state.model_state,
+                                       data.valid_x, data.valid_y, eval_batch_size)
+      test_loss, test_acc = evaluate(model, task, state.params, state.model_state,
+                                     data.test_x, data.test_y, eval_batch_size)
+      if task != "classification":
+        train_acc = jnp.asarray(jnp.nan, jnp.float32)
+      metrics = EpochMetrics(
+          train_loss=train_loss, train_acc=train_acc, valid_loss=valid_loss,
+          valid_acc=valid_acc, test_loss=test_loss, test_acc=test_acc,
+          lr=optimizers.current_lr(spec, hyper, state.opt_state),
+          index=optimizers.sequence_index(spec, state.opt_state),
+          nonfinite=optimizers.nonfinite_flag(spec, state.opt_state)
+          | ~jnp.isfinite(valid_loss))
+      state = state._replace(valid_loss=valid_loss, epoch=state.epoch + 1)
+      return state, metrics
+
+    key_axis = None if self.shared_order else 0
+    return jax.vmap(one_variant, in_axes=(0, 0, key_axis, None))
+
+  def order_keys(self, epoch: int):
+    """The data-order key(s) of an epoch: one shared key when all seeds agree."""
+    if self.shared_order:
+      return variant_key(int(self.hyper.seed[0]), _ORDER_SALT, epoch)
+    return self.shard(jax.vmap(lambda s: variant_key(s, _ORDER_SALT, epoch))(
+        jnp.asarray(self.hyper.seed)))
+
+  def compile(self, state: TrainState, data: DeviceData) -> float:
+    """Compiles the epoch program ahead of time; returns the seconds it took."""
+    t0 = time.perf_counter()
+    self._compiled = self._epoch_fn.lower(state, self.shard(self.hyper), self.order_keys(0),
+                                          data).compile()
+    return time.perf_counter() - t0
+
+  def cost_analysis(self) -> dict:
+    """XLA's cost estimate of one epoch of the group (after `compile`)."""
+    cost = self._compiled.cost_analysis()
+    if isinstance(cost, (list, tuple)):
+      cost = cost[0] if cost else {}
+    return dict(cost or {})
+
+  def run_epoch(self, state: TrainState, data: DeviceData, epoch: int):
+    """Trains every variant of the group for one epoch; returns (state, EpochMetrics).
+
+    ``state`` is donated: use the returned one.  Metrics are cut to the real variants.
+    """
+    fn = self._compiled or self._epoch_fn
+    state, metrics = fn(state, self.shard(self.hyper), self.order_keys(epoch), data)
+    return state, jax.tree.map(lambda a: a[: self.num_variants], metrics)
+
+
+def put_data(dataset, mesh: Mesh | None = None) -> DeviceData:
+  """Moves a `lrjax.data.Dataset`'s arrays to the device(s) once (replicated)."""
+  arrays = DeviceData(dataset.train_x, dataset.train_y, dataset.valid_x, dataset.valid_y,
+                      dataset.test_x, dataset.test_y)
+  if mesh is None:
+    return jax.device_put(arrays)
+  return jax.device_put(arrays, NamedSharding(mesh, PartitionSpec()))

@@ -1,0 +1,59 @@
+"""Summary metrics of a training curve, defined once here.
+
+Convergence epoch (the report's "number of epochs at convergence", Tables 1-2): the
+first epoch ``e`` (1-based) after which the validation accuracy stays within
+``tolerance`` (absolute) of its final value, i.e. ``|acc_t - acc_final| <= tolerance``
+for every ``t >= e``.  ``acc_final`` is the mean of the last ``final_window`` epochs
+(1: the last epoch).  A curve that never settles converges at its last epoch; a curve
+with NaNs at the end has no convergence epoch (returned as None).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def convergence_epoch(curve, tolerance: float = 0.005, final_window: int = 1) -> int | None:
+  """The convergence epoch of ``curve`` (see the module docstring).
+
+  Example:
+    >>> convergence_epoch([0.5, 0.9, 0.97, 0.975, 0.978], tolerance=0.01)
+    3
+  """
+  curve = np.asarray(curve, np.float64)
+  if curve.ndim != 1 or curve.size == 0:
+    raise ValueError(f"`curve` must be a non-empty 1-D sequence, got shape {curve.shape}.")
+  if tolerance < 0:
+    raise ValueError(f"`tolerance` must be >= 0, got {tolerance}.")
+  if final_window < 1:
+    raise ValueError(f"`final_window` must be >= 1, got {final_window}.")
+  final = np.mean(curve[-final_window:])
+  if not np.isfinite(final):
+    return None
+  outside = ~(np.abs(curve - final) <= tolerance)  # NaN counts as outside
+  if not outside.any():
+    return 1
+  return int(np.nonzero(outside)[0][-1]) + 2
+
+
+def summarize(history: dict[str, np.ndarray], names, *, tolerance: float = 0.005,
+              final_window: int = 1) -> list[dict]:
+  """One row per variant: final/best accuracies, convergence epoch, final rate."""
+  rows = []
+  for k, name in enumerate(names):
+    valid_acc = history["valid_acc"][:, k]
+    classification = np.isfinite(valid_acc).any()
+    curve = valid_acc if classification else -history["valid_loss"][:, k]
+    rows.append({
+        "name": name,
+        "final_valid_acc": float(valid_acc[-1]),
+        "best_valid_acc": float(np.nanmax(valid_acc)) if classification else float("nan"),
+        "final_test_acc": float(history["test_acc"][-1, k]),
+        "final_valid_loss": float(history["valid_loss"][-1, k]),
+        "final_train_loss": float(history["train_loss"][-1, k]),
+        "convergence_epoch": convergence_epoch(curve, tolerance, final_window),
+        "final_lr": float(history["lr"][-1, k]),
+        "sequence_advances": int(history["index"][-1, k]),
+        "nonfinite": bool(history["nonfinite"][-1, k]),
+    })
+  return rows

@@ -1,0 +1,191 @@
+"""From a `Variant` to an optax transformation, in a form that vmaps over variants.
+
+Variants are trained in groups: a group is every variant whose optimizer state has the
+same structure (same inner optimizer and options, same kind of rate control).  Within a
+group the per-variant numbers (r0, which sequence, which strategy rule) are *arrays*
+(`GroupHyper`), and `make_transform` builds the transformation from them inside the
+vmapped function, so one compiled program serves all of the group's variants.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lrjax import adaptive, schedules, strategies
+from lrjax.train.config import SELF_TUNING_OPTIMIZERS, Variant
+
+# A consecutive-error budget so large that `apply_if_finite` never gives up: a step whose
+# gradient is NaN/inf is skipped (parameters and optimizer state kept) and counted.
+_NEVER_GIVE_UP = 2**30
+
+
+def sequence_factory(name: str) -> Callable[..., schedules.Schedule]:
+  """The schedule factory called ``name``; its first argument is the initial rate."""
+  factory = getattr(schedules, name, None)
+  if not callable(factory):
+    raise ValueError(f"`sequence` {name!r} is not a schedule of lrjax.schedules.")
+  return factory
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupSpec:
+  """What the variants of one group share (static, hashable)."""
+
+  optimizer: str
+  optimizer_kwargs: tuple[tuple[str, Any], ...]
+  per_step: bool  # rule == "step": an optax schedule evaluated at every step
+  sequences: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]  # the bank
+
+
+class GroupHyper(NamedTuple):
+  """Per-variant numbers of a group; leading axis = variant."""
+
+  learning_rate: jax.Array  # float32 [K]
+  sequence_id: jax.Array  # int32 [K], index into GroupSpec.sequences
+  rule_id: jax.Array  # int32 [K], lrjax.strategies rule code
+  seed: jax.Array  # int32 [K]
+
+
+def group_key(variant: Variant) -> tuple:
+  return (variant.optimizer, variant.optimizer_kwargs, variant.rule == "step")
+
+
+def group_variants(variants) -> list[tuple[GroupSpec, GroupHyper, list[int]]]:
+  """Splits variants into groups of equal state structure.
+
+  Returns, per group, its spec, its hyper arrays and the positions of its variants in
+  ``variants`` (order of first appearance is kept).
+  """
+  keys: dict[tuple, list[int]] = {}
+  for i, v in enumerate(variants):
+    keys.setdefault(group_key(v), []).append(i)
+  groups = []
+  for (optimizer, optimizer_kwargs, per_step), members in keys.items():
+    bank: list[tuple[str, tuple]] = []
+    for i in members:
+      entry = (variants[i].sequence, variants[i].sequence_kwargs)
+      if entry not in bank:
+        sequence_factory(entry[0])  # fail early on an unknown name
+        bank.append(entry)
+    spec = GroupSpec(optimizer, optimizer_kwargs, per_step, tuple(bank))
+    hyper = GroupHyper(
+        learning_rate=np.array([variants[i].learning_rate for i in members], np.float32),
+        sequence_id=np.array(
+            [bank.index((variants[i].sequence, variants[i].sequence_kwargs))
+             for i in members], np.int32),
+        rule_id=np.array(
+            [0 if per_step else int(strategies.Rule[variants[i].rule.upper()])
+             for i in members], np.int32),
+        seed=np.array([variants[i].seed for i in members], np.int32),
+    )
+    groups.append((spec, hyper, members))
+  return groups
+
+
+def _sequence(spec: GroupSpec, hyper: GroupHyper) -> schedules.Schedule:
+  bank = [sequence_factory(name)(hyper.learning_rate, **dict(kwargs))
+          for name, kwargs in spec.sequences]
+  if len(bank) == 1:
+    return bank[0]
+  return schedules.switch(bank, hyper.sequence_id)
+
+
+def _inner(name: str, kw: dict[str, Any]) -> optax.GradientTransformation:
+  if name == "sgd":
+    return optax.identity()
+  if name == "momentum":
+    return optax.trace(decay=kw.get("momentum", 0.9))
+  if name == "nesterov":
+    return optax.trace(decay=kw.get("momentum", 0.9), nesterov=True)
+  if name == "adam":
+    return optax.scale_by_adam(b1=kw.get("b1", 0.9), b2=kw.get("b2", 0.999),
+                               eps=kw.get("eps", 1e-8))
+  if name == "rmsprop":
+    return optax.scale_by_rms(decay=kw.get("decay", 0.9), eps=kw.get("eps", 1e-8))
+  if name == "adagrad":
+    return optax.scale_by_rss(
+        initial_accumulator_value=kw.get("initial_accumulator_value", 0.1),
+        eps=kw.get("eps", 1e-7))
+  if name == "adadelta":
+    return optax.scale_by_adadelta(rho=kw.get("rho", 0.95), eps=kw.get("eps", 1e-8))
+  raise ValueError(f"unknown inner optimizer {name!r}")
+
+
+def _self_tuning(name: str, lr, kw: dict[str, Any]) -> optax.GradientTransformation:
+  if name == "hypergradient_sgd":
+    return adaptive.hypergradient_sgd(lr, **kw)
+  if name == "hypergradient_adam":
+    return adaptive.hypergradient_adam(lr, **kw)
+  if name == "newton":
+    return adaptive.newton_lr(lr, **kw)
+  if name == "dog":
+    return optax.contrib.dog(learning_rate=lr, **kw)
+  if name == "prodigy":
+    return optax.contrib.prodigy(learning_rate=lr, **kw)
+  if name == "mechanic":
+    return optax.contrib.mechanize(optax.sgd(lr), **kw)
+  raise ValueError(f"unknown optimizer {name!r}")
+
+
+def make_transform(spec: GroupSpec, hyper: GroupHyper) -> optax.GradientTransformationExtraArgs:
+  """The transformation of one variant (``hyper`` holds that variant's scalars).
+
+  The optimizer that consumes gradients is wrapped in `optax.apply_if_finite`: a step
+  with a NaN/inf gradient gives zero updates and is counted instead of poisoning the
+  parameters.  The strategy sits outside that wrapper so that it still observes the
+  epoch boundary of such a step.  The result accepts the engine's extra args
+  (`valid_loss`, `epoch_boundary`, `value_fn`) whatever it is made of.
+  """
+  kw = dict(spec.optimizer_kwargs)
+  if spec.optimizer in SELF_TUNING_OPTIMIZERS:
+    tx = optax.apply_if_finite(optax.with_extra_args_support(
+        _self_tuning(spec.optimizer, hyper.learning_rate, kw)), _NEVER_GIVE_UP)
+  elif spec.per_step:
+    tx = optax.chain(optax.apply_if_finite(_inner(spec.optimizer, kw), _NEVER_GIVE_UP),
+                     optax.scale_by_learning_rate(_sequence(spec, hyper)))
+  else:
+    tx = optax.chain(optax.apply_if_finite(_inner(spec.optimizer, kw), _NEVER_GIVE_UP),
+                     strategies.scale_by_strategy(_sequence(spec, hyper), hyper.rule_id))
+  return optax.with_extra_args_support(tx)
+
+
+def _find(tree, cls) -> list:
+  """Every node of type ``cls`` inside an optax state tree."""
+  nodes = jax.tree.leaves(tree, is_leaf=lambda x: isinstance(x, cls))
+  return [x for x in nodes if isinstance(x, cls)]
+
+
+def current_lr(spec: GroupSpec, hyper: GroupHyper, opt_state) -> jax.Array:
+  """The rate the variant uses now, read from its state (NaN where none is defined)."""
+  if spec.optimizer in ("hypergradient_sgd", "hypergradient_adam", "newton"):
+    return jnp.asarray(adaptive.learned_lr(opt_state), jnp.float32)
+  if spec.optimizer in SELF_TUNING_OPTIMIZERS:
+    return jnp.asarray(jnp.nan, jnp.float32)
+  if spec.per_step:
+    (schedule_state,) = _find(opt_state, optax.ScaleByScheduleState)
+    count = schedule_state.count
+    return jnp.asarray(_sequence(spec, hyper)(jnp.maximum(count - 1, 0)), jnp.float32)
+  return jnp.asarray(strategies.current_lr(opt_state), jnp.float32)
+
+
+def sequence_index(spec: GroupSpec, opt_state) -> jax.Array:
+  """The strategy's sequence position n (-1 where the variant has none)."""
+  if spec.optimizer in SELF_TUNING_OPTIMIZERS or spec.per_step:
+    return jnp.asarray(-1, jnp.int32)
+  return jnp.asarray(strategies.current_index(opt_state), jnp.int32)
+
+
+def nonfinite_flag(spec: GroupSpec, opt_state) -> jax.Array:
+  """True when the variant saw a NaN/inf gradient or validation loss."""
+  (finite_state,) = _find(opt_state, optax.ApplyIfFiniteState)
+  flag = finite_state.total_notfinite > 0
+  if spec.optimizer not in SELF_TUNING_OPTIMIZERS and not spec.per_step:
+    for state in _find(opt_state, strategies.StrategyState):
+      flag = flag | state.nonfinite
+  return flag

@@ -1,0 +1,87 @@
+"""Results files of a sweep: JSON (everything), CSV (per epoch and variant), markdown."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from lrjax.train.config import SweepConfig
+
+
+def _clean(value):
+  """JSON has no NaN/inf: they become null."""
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
+  return value
+
+
+def to_dict(result) -> dict:
+  history = {k: [[_clean(float(x)) for x in row] for row in v]
+             for k, v in result.history.items()}
+  return {
+      "config": result.config.to_dict(),
+      "device": result.device,
+      "compile_seconds": result.compile_seconds,
+      "epoch_seconds": [_clean(float(x)) for x in result.epoch_seconds],
+      "summary": [{k: _clean(v) for k, v in row.items()} for row in result.summary],
+      "history": history,
+  }
+
+
+def markdown_table(summary: list[dict], *, digits: int = 4) -> str:
+  """The report's table layout: method, final accuracy, convergence epoch."""
+  lines = ["| Method | Final valid acc | Final test acc | Convergence epoch | Final lr | Non-finite |",
+           "|---|---|---|---|---|---|"]
+  for row in summary:
+    acc = row["final_valid_acc"]
+    test = row["final_test_acc"]
+    lines.append(
+        f"| {row['name']} | {'' if acc is None or not math.isfinite(acc) else f'{acc:.{digits}f}'}"
+        f" | {'' if test is None or not math.isfinite(test) else f'{test:.{digits}f}'}"
+        f" | {row['convergence_epoch']} | {row['final_lr']:.3g} | {row['nonfinite']} |")
+  return "\n".join(lines) + "\n"
+
+
+def save(result, out_dir: str | Path) -> dict[str, Path]:
+  """Writes ``results.json``, ``history.csv`` and ``summary.md`` into ``out_dir``."""
+  out = Path(out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  paths = {"json": out / "results.json", "csv": out / "history.csv",
+           "markdown": out / "summary.md"}
+  paths["json"].write_text(json.dumps(to_dict(result), indent=1))
+  names = result.names
+  fields = list(result.history)
+  with paths["csv"].open("w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(["epoch", "variant"] + fields)
+    epochs = next(iter(result.history.values())).shape[0]
+    for e in range(epochs):
+      for k, name in enumerate(names):
+        writer.writerow([e + 1, name] + [repr(float(result.history[field][e, k]))
+                                         for field in fields])
+  paths["markdown"].write_text(markdown_table(result.summary))
+  return paths
+
+
+def load(path: str | Path) -> dict:
+  """Reads a ``results.json`` (or the folder holding one) back.
+
+  Returns a dict with ``config`` (a `SweepConfig`), ``history`` (arrays
+  [epochs, variants], NaN where null), ``summary``, ``names`` and timing fields.
+  """
+  path = Path(path)
+  if path.is_dir():
+    path = path / "results.json"
+  if not path.exists():
+    raise FileNotFoundError(f"no results file at {path}")
+  raw = json.loads(path.read_text())
+  config = SweepConfig.from_dict(raw["config"])
+  history = {k: np.array([[np.nan if x is None else x for x in row] for row in v], np.float64)
+             for k, v in raw["history"].items()}
+  return {"config": config, "history": history, "summary": raw["summary"],
+          "names": [v.name for v in config.variants], "device": raw["device"],
+          "compile_seconds": raw["compile_seconds"], "epoch_seconds": raw["epoch_seconds"]}

@@ -1,0 +1,142 @@
+"""`run_sweep`: train every variant of a `SweepConfig` on a dataset, epoch by epoch.
+
+The host loop is over epochs only (progress bar, checkpoints, results); each epoch of
+each group of variants is one compiled XLA program (`lrjax.train.epoch`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Callable
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from lrjax import models
+from lrjax.train import epoch as epoch_lib
+from lrjax.train import metrics as metrics_lib
+from lrjax.train import optimizers
+from lrjax.train.checkpoint import SweepCheckpointer
+from lrjax.train.config import SweepConfig
+
+HISTORY_FIELDS = epoch_lib.EpochMetrics._fields
+
+
+@dataclasses.dataclass
+class SweepResult:
+  """What a sweep produced.
+
+  Attributes:
+    config: the sweep's config.
+    history: field -> array [epochs, variants] (fields of `EpochMetrics`).
+    summary: one dict per variant (see `lrjax.train.metrics.summarize`).
+    compile_seconds: time spent compiling the epoch programs.
+    epoch_seconds: wall time of each epoch of this run (all groups), NaN for epochs
+      restored from a checkpoint.
+    device: the platform and device count used.
+  """
+
+  config: SweepConfig
+  history: dict[str, np.ndarray]
+  summary: list[dict]
+  compile_seconds: float
+  epoch_seconds: np.ndarray
+  device: str
+
+  @property
+  def names(self) -> list[str]:
+    return [v.name for v in self.config.variants]
+
+
+def _empty_history(epochs: int, num_variants: int) -> dict[str, np.ndarray]:
+  return {f: np.full((epochs, num_variants), np.nan, np.float64) for f in HISTORY_FIELDS}
+
+
+def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None = None,
+              out_dir: str | Path | None = None, progress: bool = True,
+              on_epoch_end: Callable[[int, dict], None] | None = None) -> SweepResult:
+  """Trains all variants of ``config`` on ``dataset`` (a `lrjax.data.Dataset`).
+
+  Args:
+    config: what to train.
+    dataset: arrays with ``train_x/y``, ``valid_x/y``, ``test_x/y``.
+    checkpoint_dir: if given, an orbax checkpoint is written every
+      ``config.checkpoint_every`` epochs and the sweep resumes from the latest one
+      found there, giving the same results as an uninterrupted run.
+    out_dir: if given, results are written there (`lrjax.train.results.save`).
+    progress: show a progress bar over epochs.
+    on_epoch_end: called as ``on_epoch_end(epoch, history)`` after each epoch (and its
+      checkpoint); an exception raised there interrupts the sweep.
+
+  Returns:
+    A `SweepResult`.
+  """
+  if dataset.train_x.shape[0] < config.batch_size:
+    raise ValueError(f"`batch_size` ({config.batch_size}) exceeds the training set size "
+                     f"({dataset.train_x.shape[0]}).")
+  model = models.get_model(config.model, **dict(config.model_kwargs))
+  mesh = epoch_lib.variant_mesh()
+  data = epoch_lib.put_data(dataset, mesh)
+  groups = optimizers.group_variants(config.variants)
+  trainers = [
+      epoch_lib.GroupTrainer(model, spec, hyper, task=config.task,
+                             batch_size=config.batch_size,
+                             eval_batch_size=config.eval_batch_size, mesh=mesh)
+      for spec, hyper, _ in groups]
+  states = [t.init(data.train_x[:1]) for t in trainers]
+  num_variants = len(config.variants)
+  history = _empty_history(config.epochs, num_variants)
+  epoch_seconds = np.full(config.epochs, np.nan)
+  start = 0
+
+  checkpointer = None
+  if checkpoint_dir is not None:
+    checkpointer = SweepCheckpointer(checkpoint_dir, config.to_dict())
+    latest = checkpointer.latest_epoch()
+    if latest is not None:
+      restored = checkpointer.restore(latest, {"states": states, "history": history})
+      states, history = list(restored["states"]), dict(restored["history"])
+      start = latest
+
+  # Compile each group's epoch program ahead of time, so compile time is reported apart.
+  compile_seconds = sum(t.compile(s, data) for t, s in zip(trainers, states))
+
+  bar = tqdm(range(start, config.epochs), initial=start, total=config.epochs,
+             desc=f"{config.model} x{num_variants}", disable=not progress, unit="epoch")
+  try:
+    for epoch in bar:
+      t0 = time.perf_counter()
+      for g, (trainer, (_, _, members)) in enumerate(zip(trainers, groups)):
+        states[g], group_metrics = trainer.run_epoch(states[g], data, epoch)
+        group_metrics = jax.device_get(group_metrics)
+        for field in HISTORY_FIELDS:
+          history[field][epoch, members] = np.asarray(getattr(group_metrics, field),
+                                                      np.float64)
+      epoch_seconds[epoch] = time.perf_counter() - t0
+      bar.set_postfix(best_valid_acc=f"{np.nanmax(history['valid_acc'][epoch]):.4f}"
+                      if np.isfinite(history["valid_acc"][epoch]).any()
+                      else f"{np.nanmin(history['valid_loss'][epoch]):.4g}")
+      done = epoch + 1
+      if checkpointer is not None and config.checkpoint_every and (
+          done % config.checkpoint_every == 0 or done == config.epochs):
+        checkpointer.save(done, {"states": states, "history": history})
+      if on_epoch_end is not None:
+        on_epoch_end(epoch, history)
+  finally:
+    bar.close()
+    if checkpointer is not None:
+      checkpointer.close()
+
+  result = SweepResult(
+      config=config, history=history,
+      summary=metrics_lib.summarize(history, [v.name for v in config.variants],
+                                    tolerance=config.convergence_tolerance),
+      compile_seconds=compile_seconds, epoch_seconds=epoch_seconds,
+      device=f"{jax.default_backend()} x{jax.device_count()}")
+  if out_dir is not None:
+    from lrjax.train import results  # local: results pulls in matplotlib lazily too
+    results.save(result, out_dir)
+  return result

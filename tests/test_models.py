@@ -1,0 +1,328 @@
+"""lrjax.models: architectures of the reference documents, counted and exercised."""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from lrjax import models
+
+# Hand counts (weights + biases):
+# MnistCNN: conv 3*3*1*20 + 20 = 200; fc1 3380*128 + 128 = 432_768; fc2 128*10 + 10 = 1_290.
+MNIST_CNN_PARAMS = 200 + 432_768 + 1_290
+# CifarCNN: 3*3*3*16+16, 3*3*16*32+32, 3*3*32*64+64, 1024*500+500, 500*10+10.
+CIFAR_CNN_PARAMS = 448 + 4_640 + 18_496 + 512_500 + 5_010
+# LeNet5: 5*5*3*6+6, 5*5*6*16+16, 400*120+120, 120*84+84, 84*10+10.
+LENET5_PARAMS = 456 + 2_416 + 48_120 + 10_164 + 850
+
+
+def _resnet18_params():
+  """CIFAR ResNet-18 by hand: bias-free convs, BatchNorm scale + bias, Dense 512->10."""
+  conv = lambda k, cin, cout: k * k * cin * cout
+  bn = lambda c: 2 * c
+  total = conv(3, 3, 64) + bn(64)
+  cin = 64
+  for cout in (64, 128, 256, 512):
+    for block in range(2):
+      total += conv(3, cin, cout) + bn(cout) + conv(3, cout, cout) + bn(cout)
+      if cin != cout:
+        total += conv(1, cin, cout) + bn(cout)
+      cin = cout
+  return total + 512 * 10 + 10
+
+
+RESNET18_PARAMS = 11_173_962
+
+TINY_RESNET = dict(num_filters=4, stage_sizes=(1, 1, 1, 1))
+
+# name -> (kwargs, example shape) small enough for CPU tests.
+CASES = {
+    "mnist_cnn": ({}, (28, 28, 1)),
+    "cifar_cnn": ({}, (32, 32, 3)),
+    "lenet5": ({}, (32, 32, 3)),
+    "resnet18": (dict(TINY_RESNET, dropout_rate=0.2), (8, 8, 3)),
+    "linear": ({}, (13,)),
+    "logistic": ({}, (28, 28, 1)),
+}
+
+
+def _batch(shape, n=4, seed=0):
+  return jax.random.normal(jax.random.PRNGKey(seed), (n,) + shape)
+
+
+def _init(model, x, seed=0):
+  return model.init(jax.random.PRNGKey(seed), x, train=False)
+
+
+def _abstract_params(model, shape):
+  variables = jax.eval_shape(lambda: _init(model, jnp.zeros((1,) + shape)))
+  return variables["params"]
+
+
+# -- shapes and parameter counts -------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_output_shapes(name):
+  kwargs, shape = CASES[name]
+  model = models.get_model(name, **kwargs)
+  x = _batch(shape, n=3)
+  out = model.apply(_init(model, x), x, train=False)
+  assert out.shape == ((3,) if name == "linear" else (3, 10))
+  assert out.dtype == jnp.float32
+
+
+def test_hand_counts_add_up():
+  assert MNIST_CNN_PARAMS == 434_258
+  assert CIFAR_CNN_PARAMS == 541_094
+  assert LENET5_PARAMS == 62_006
+  assert _resnet18_params() == RESNET18_PARAMS
+
+
+@pytest.mark.parametrize("name, shape, expected", [
+    ("mnist_cnn", (28, 28, 1), MNIST_CNN_PARAMS),
+    ("cifar_cnn", (32, 32, 3), CIFAR_CNN_PARAMS),
+    ("lenet5", (32, 32, 3), LENET5_PARAMS),
+    ("resnet18", (32, 32, 3), RESNET18_PARAMS),
+    ("logistic", (28, 28, 1), 784 * 10 + 10),
+    ("linear", (13,), 14),
+])
+def test_parameter_counts(name, shape, expected):
+  assert models.count_params(_abstract_params(models.get_model(name), shape)) == expected
+
+
+def test_flatten_sizes_of_the_report():
+  mnist = _abstract_params(models.MnistCNN(), (28, 28, 1))
+  assert mnist["conv1"]["kernel"].shape == (3, 3, 1, 20)
+  assert mnist["fc1"]["kernel"].shape == (3380, 128)  # 13 * 13 * 20
+  assert mnist["fc2"]["kernel"].shape == (128, 10)
+  cifar = _abstract_params(models.CifarCNN(), (32, 32, 3))
+  assert [cifar[f"conv{i}"]["kernel"].shape[-1] for i in (1, 2, 3)] == [16, 32, 64]
+  assert cifar["fc1"]["kernel"].shape == (1024, 500)  # 4 * 4 * 64
+  assert cifar["fc2"]["kernel"].shape == (500, 10)
+
+
+def test_intermediate_shapes_of_the_report():
+  x = _batch((28, 28, 1), n=2)
+  model = models.MnistCNN()
+  _, state = model.apply(_init(model, x), x, capture_intermediates=True,
+                         mutable=["intermediates"])
+  assert state["intermediates"]["conv1"]["__call__"][0].shape == (2, 26, 26, 20)  # VALID
+  x = _batch((32, 32, 3), n=2)
+  model = models.CifarCNN()
+  _, state = model.apply(_init(model, x), x, capture_intermediates=True,
+                         mutable=["intermediates"])
+  shapes = [state["intermediates"][f"conv{i}"]["__call__"][0].shape for i in (1, 2, 3)]
+  assert shapes == [(2, 32, 32, 16), (2, 16, 16, 32), (2, 8, 8, 64)]  # SAME, pooled after
+
+
+def test_resnet18_full_shape_and_dropout_placement():
+  model = models.ResNet18(dropout_rate=0.3)
+  x = jnp.zeros((2, 32, 32, 3))
+  variables = jax.eval_shape(lambda: _init(model, x))
+  assert models.count_params(variables["params"]) == RESNET18_PARAMS  # dropout: no params
+  assert set(variables) == {"params", "batch_stats"}
+  out = jax.eval_shape(
+      lambda v: model.apply(v, x, train=True, rngs={"dropout": jax.random.PRNGKey(0)},
+                            mutable=["batch_stats"]), variables)
+  assert out[0].shape == (2, 10)
+  # Dropout modules right after stages 2 and 4 only.
+  names = []
+
+  def record(next_fun, args, kwargs, context):
+    if isinstance(context.module, nn.Dropout):
+      names.append(context.module.name)
+    elif isinstance(context.module, models.BasicBlock) and context.method_name == "__call__":
+      names.append(context.module.name)
+    return next_fun(*args, **kwargs)
+
+  tiny = models.ResNet18(dropout_rate=0.3, **TINY_RESNET)
+  xt = jnp.zeros((1, 8, 8, 3))
+  with nn.intercept_methods(record):
+    jax.eval_shape(lambda: tiny.init(jax.random.PRNGKey(0), xt, train=False))
+  assert names == ["stage1_block1", "stage2_block1", "Dropout_0", "stage3_block1",
+                   "stage4_block1", "Dropout_1"]
+
+
+# -- train / eval behaviour --------------------------------------------------------------
+
+@pytest.mark.parametrize("name, kwargs, shape", [
+    ("cifar_cnn", {}, (32, 32, 3)),
+    ("resnet18", dict(TINY_RESNET, dropout_rate=0.5), (8, 8, 3)),
+])
+def test_dropout_only_in_train_mode(name, kwargs, shape):
+  model = models.get_model(name, **kwargs)
+  x = _batch(shape)
+  variables = _init(model, x)
+  mutable = ["batch_stats"] if "batch_stats" in variables else False
+
+  def run(seed, train):
+    out = model.apply(variables, x, train=train, rngs={"dropout": jax.random.PRNGKey(seed)},
+                      mutable=mutable if train else False)
+    return out[0] if mutable and train else out
+
+  a, b, a_again = run(1, True), run(2, True), run(1, True)
+  assert not np.allclose(a, b)
+  np.testing.assert_array_equal(a, a_again)
+  np.testing.assert_array_equal(run(1, False), run(2, False))
+  np.testing.assert_array_equal(run(1, False), model.apply(variables, x))  # no rng needed
+
+
+def test_cifar_dropout_rate_is_a_field():
+  model = models.CifarCNN(dropout_rate=0.0)
+  x = _batch((32, 32, 3))
+  variables = _init(model, x)
+  train = model.apply(variables, x, train=True, rngs={"dropout": jax.random.PRNGKey(0)})
+  np.testing.assert_allclose(train, model.apply(variables, x), rtol=1e-6)
+  assert models.CifarCNN().dropout_rate == 0.25
+
+
+def test_resnet_batch_stats_train_and_eval():
+  model = models.ResNet18(**TINY_RESNET)
+  x = _batch((8, 8, 3)) * 3.0 + 1.0
+  variables = _init(model, x)
+  out, updated = model.apply(variables, x, train=True, mutable=["batch_stats"])
+  assert out.shape == (4, 10)
+  before = jax.tree_util.tree_leaves(variables["batch_stats"])
+  after = jax.tree_util.tree_leaves(updated["batch_stats"])
+  assert len(before) == len(after) > 0
+  assert any(not np.allclose(b, a) for b, a in zip(before, after))
+  # Eval uses the running averages: deterministic, differs from batch statistics.
+  new_vars = {"params": variables["params"], **updated}
+  eval_out = model.apply(new_vars, x, train=False)
+  np.testing.assert_array_equal(eval_out, model.apply(new_vars, x, train=False))
+  assert not np.allclose(eval_out, out)
+  with pytest.raises(Exception):  # train mode must declare batch_stats mutable
+    model.apply(variables, x, train=True)
+
+
+@pytest.mark.parametrize("norm", ["group", "none"])
+def test_resnet_without_batch_norm(norm):
+  model = models.ResNet18(norm=norm, **TINY_RESNET)
+  x = _batch((8, 8, 3))
+  variables = _init(model, x)
+  assert set(variables) == {"params"}
+  out = model.apply(variables, x, train=True)
+  assert out.shape == (4, 10) and np.all(np.isfinite(out))
+
+
+# -- gradients and vmap over variants ---------------------------------------------------
+
+def _loss(model, name, variables, x, y, key):
+  variables = dict(variables)
+  params = variables.pop("params")
+
+  def loss_fn(params):
+    mutable = list(variables) or False
+    out = model.apply({"params": params, **variables}, x, train=True,
+                      rngs={"dropout": key}, mutable=mutable)
+    out = out[0] if mutable else out
+    if name == "linear":
+      return jnp.mean((out - y) ** 2)
+    return optax.softmax_cross_entropy_with_integer_labels(out, y).mean()
+
+  return jax.value_and_grad(loss_fn)(params)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_gradients_are_finite(name):
+  kwargs, shape = CASES[name]
+  model = models.get_model(name, **kwargs)
+  x = _batch(shape)
+  y = jnp.arange(4, dtype=jnp.float32) if name == "linear" else jnp.arange(4) % 10
+  loss, grads = _loss(model, name, _init(model, x), x, y, jax.random.PRNGKey(3))
+  assert np.isfinite(loss)
+  leaves = jax.tree_util.tree_leaves(grads)
+  assert all(np.all(np.isfinite(g)) for g in leaves)
+  assert any(np.any(g != 0) for g in leaves)
+
+
+@pytest.mark.parametrize("name, kwargs", [(n, CASES[n][0]) for n in CASES] + [
+    ("cifar_cnn", {"conv_impl": "im2col"}), ("mnist_cnn", {"conv_impl": "im2col"})])
+def test_vmap_over_parameter_sets_matches_loop(name, kwargs):
+  shape = CASES[name][1]
+  model = models.get_model(name, **kwargs)
+  x = _batch(shape, n=2)
+  keys = jax.random.split(jax.random.PRNGKey(7), 3)
+  stacked = jax.vmap(lambda k: model.init(k, x, train=False))(keys)
+  dropout_keys = jax.random.split(jax.random.PRNGKey(8), 3)
+
+  def forward(variables, key):
+    if "batch_stats" in variables:
+      return model.apply(variables, x, train=True, rngs={"dropout": key},
+                         mutable=["batch_stats"])[0]
+    return model.apply(variables, x, train=True, rngs={"dropout": key})
+
+  vmapped = jax.jit(jax.vmap(forward))(stacked, dropout_keys)
+  for i in range(3):
+    variables = jax.tree.map(lambda leaf: leaf[i], stacked)
+    np.testing.assert_allclose(vmapped[i], forward(variables, dropout_keys[i]),
+                               rtol=2e-4, atol=2e-5)
+  assert not np.allclose(vmapped[0], vmapped[1])  # distinct variants
+
+
+@pytest.mark.parametrize("name", ["mnist_cnn", "cifar_cnn", "lenet5"])
+def test_im2col_conv_impl_is_interchangeable(name):
+  shape = CASES[name][1]
+  x = _batch(shape, n=2)
+  xla, im2col = models.get_model(name), models.get_model(name, conv_impl="im2col")
+  variables = _init(xla, x)
+  chex_equal = jax.tree.map(lambda a, b: bool(np.array_equal(a, b)), variables,
+                            _init(im2col, x))
+  assert all(jax.tree_util.tree_leaves(chex_equal))
+  np.testing.assert_allclose(im2col.apply(variables, x), xla.apply(variables, x),
+                             rtol=1e-4, atol=1e-5)
+
+
+# -- registry, validation, cost -----------------------------------------------------------
+
+def test_registry():
+  assert set(models.MODELS) == {"mnist_cnn", "cifar_cnn", "lenet5", "resnet18", "linear",
+                                "logistic"}
+  assert isinstance(models.get_model("MNIST-CNN"), models.MnistCNN)
+  assert models.get_model("resnet18", dropout_rate=0.1).dropout_rate == 0.1
+  with pytest.raises(ValueError, match="`name`"):
+    models.get_model("vgg16")
+  with pytest.raises(ValueError, match="`dropout`"):
+    models.get_model("cifar_cnn", dropout=0.5)
+
+
+@pytest.mark.parametrize("make, arg", [
+    (lambda: models.CifarCNN(dropout_rate=1.0), "dropout_rate"),
+    (lambda: models.ResNet18(dropout_rate=-0.1), "dropout_rate"),
+    (lambda: models.MnistCNN(conv_impl="cudnn"), "conv_impl"),
+    (lambda: models.ResNet18(norm="layer"), "norm"),
+    (lambda: models.ResNet18(stage_sizes=(2, 0)), "stage_sizes"),
+    (lambda: models.LogisticRegression(num_classes=0), "num_classes"),
+])
+def test_invalid_options_name_the_argument(make, arg):
+  with pytest.raises(ValueError, match=f"`{arg}`"):
+    make()
+
+
+def test_count_params_counts_arrays_and_shapes():
+  tree = {"a": jnp.zeros((3, 4)), "b": [jnp.zeros(5), jax.ShapeDtypeStruct((2, 2), jnp.float32)]}
+  assert models.count_params(tree) == 12 + 5 + 4
+
+
+def test_flops_per_example():
+  model = models.MnistCNN()
+  # 2 x multiply-adds: conv 26*26*20 outputs x 9 taps, fc1 3380 x 128, fc2 128 x 10.
+  analytic = 2 * (26 * 26 * 20 * 9 + 3380 * 128 + 128 * 10)
+  assert models.flops_per_example(model, (28, 28, 1), method="analytic") == analytic
+  assert models.flops_per_example(model, (28, 28, 1), method="analytic",
+                                  batch_size=4) == analytic
+  xla = models.flops_per_example(model, (28, 28, 1))
+  assert analytic <= xla <= 1.2 * analytic  # plus bias adds, pooling, ReLU
+  assert models.flops_per_example(models.LinearRegression(), (13,), method="analytic") == 26
+  with pytest.raises(ValueError, match="`method`"):
+    models.flops_per_example(model, (28, 28, 1), method="guess")
+
+
+def test_resnet18_flops_are_the_known_cifar_figure():
+  # CIFAR ResNet-18: ~0.56 G multiply-adds per 32x32 image.
+  flops = models.flops_per_example(models.ResNet18(), (32, 32, 3), method="analytic")
+  assert math.isclose(flops / 2, 0.556e9, rel_tol=0.01)

@@ -1,0 +1,894 @@
+"""Tests of `lrjax.schedules` against independent references.
+
+References: the documents' formulas evaluated in plain Python (`math`, float64),
+optax's own schedules where one exists, and PyTorch scheduler values pasted below as
+constants (the tests do not import torch).  Every comparison is at 1e-6 relative
+(`RTOL`): the schedules compute in float32 from closed forms whose interpolation
+weights avoid cancellation, so no looser tolerance was needed, even against PyTorch's
+float64 iterative/recursive forms (StepLR, ExponentialLR, CosineAnnealingLR).
+"""
+
+import importlib.util
+import math
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from lrjax import schedules as S
+
+RTOL = 1e-6
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SETTINGS = settings(max_examples=30, deadline=None)
+
+
+def values(schedule, num_steps):
+  """The schedule at steps 0..num_steps-1, one jitted call on an int32 vector."""
+  return np.asarray(jax.jit(schedule)(jnp.arange(num_steps, dtype=jnp.int32)))
+
+
+def f32(x):
+  """The float32 value of a hyperparameter inside a schedule (1e-200 underflows to 0)."""
+  return float(np.float32(x))
+
+
+def assert_matches(schedule, reference, rtol=RTOL):
+  got = values(schedule, len(reference))
+  assert got.dtype == np.float32
+  np.testing.assert_allclose(got, np.asarray(reference, np.float64), rtol=rtol, atol=0)
+
+
+# -----------------------------------------------------------------------------------
+# PyTorch reference values.  Each list is `scheduler.get_last_lr()[0]` after k calls of
+# `optimizer.step(); scheduler.step()`, k = 0, 1, ..., with `p = nn.Parameter(zeros(1))`
+# and `SGD`, `lr_scheduler.*` from torch.optim (float64 Python floats, printed by repr).
+# -----------------------------------------------------------------------------------
+
+# torch 2.13.0: StepLR(SGD([p], lr=0.1), step_size=10, gamma=0.5)
+STEPLR = [
+    0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05,
+    0.05, 0.05, 0.05, 0.05, 0.025, 0.025, 0.025, 0.025, 0.025, 0.025, 0.025, 0.025, 0.025,
+    0.025, 0.0125, 0.0125, 0.0125, 0.0125, 0.0125, 0.0125, 0.0125, 0.0125, 0.0125, 0.0125,
+]
+
+# torch 2.13.0: ExponentialLR(SGD([p], lr=1.0), gamma=math.exp(-0.05))
+EXPONENTIALLR = [
+    1.0, 0.951229424500714, 0.9048374180359596, 0.8607079764250579, 0.8187307530779819,
+    0.778800783071405, 0.740818220681718, 0.7046880897187136, 0.6703200460356394,
+    0.6376281516217734, 0.6065306597126335, 0.5769498103804868, 0.5488116360940265,
+    0.5220457767610162, 0.49658530379140964, 0.4723665527410148, 0.4493289641172217,
+    0.42741493194872676, 0.4065696597405992, 0.3867410234545013, 0.3678794411714424,
+    0.34993774911115544, 0.33287108369807966, 0.31663676937905333, 0.3011942119122022,
+    0.2865047968601902, 0.2725317930340127, 0.2592402606458916, 0.24659696394160657,
+    0.23457028809379774, 0.2231301601484299, 0.21224797382674312, 0.20189651799465547,
+    0.19204990862075416, 0.1826835240527347, 0.17377394345044517, 0.1652988882215866,
+    0.15723716631362766, 0.1495686192226351, 0.14227407158651362, 0.13533528323661273,
+    0.12873490358780426, 0.12245642825298195, 0.116484157773497, 0.11080315836233391,
+    0.10539922456186436, 0.10025884372280376, 0.09536916221554964, 0.09071795328941253,
+    0.08629358649937054,
+]
+
+# torch 2.13.0: CosineAnnealingLR(SGD([p], lr=0.1), T_max=50, eta_min=0.001)
+# (PyTorch's recursive form; it agrees with the closed form to ~1e-15.)
+COSINEANNEALINGLR = [
+    0.1, 0.09990232305719944, 0.09960967771506665, 0.09912321891107008,
+    0.09844486647586721, 0.09757729755661008, 0.09652393605146842, 0.09528893909706795,
+    0.09387718066217123, 0.09229423231234973, 0.09054634122155988, 0.08864040551740156,
+    0.08658394705735986, 0.08438508174347008, 0.08205248749256012, 0.07959536998847742,
+    0.07702342635146033, 0.07434680686803491, 0.0715760749324711, 0.06872216535789157,
+    0.06579634122155989, 0.0628101494146603, 0.059775375071993375, 0.056703995061433074,
+    0.05360813071670102, 0.0505, 0.04739186928329899, 0.044296004938566946,
+    0.04122462492800664, 0.03818985058533969, 0.035203658778440124, 0.03227783464210846,
+    0.02942392506752891, 0.02665319313196509, 0.023976573648539657, 0.021404630011522586,
+    0.018947512507439857, 0.016614918256529908, 0.014416052942640138, 0.012359594482598435,
+    0.010453658778440102, 0.00870576768765026, 0.007122819337828748, 0.005711060902932039,
+    0.004476063948531556, 0.0034227024433898987, 0.002555133524132766,
+    0.0018767810889299076, 0.0013903222849333504, 0.0010976769428005578, 0.001,
+]
+
+# torch 2.13.0: CosineAnnealingWarmRestarts(SGD([p], lr=0.1), T_0=5, T_mult=2,
+#                                                eta_min=0.001)
+WARM_RESTARTS_T0_5_TMULT_2 = [
+    0.1, 0.0905463412215599, 0.0657963412215599, 0.03520365877844011, 0.010453658778440109,
+    0.1, 0.09757729755661011, 0.0905463412215599, 0.07959536998847742, 0.0657963412215599,
+    0.0505, 0.03520365877844011, 0.021404630011522586, 0.010453658778440109,
+    0.0034227024433899004, 0.1, 0.09939057285945932, 0.09757729755661011,
+    0.09460482294732421, 0.0905463412215599, 0.0855017856687341, 0.07959536998847742,
+    0.07297252973710756, 0.0657963412215599, 0.05824350601949144, 0.0505,
+    0.04275649398050859, 0.03520365877844011, 0.02802747026289244, 0.021404630011522586,
+    0.0154982143312659, 0.010453658778440109, 0.0063951770526757944, 0.0034227024433899004,
+    0.001609427140540686, 0.1, 0.09984740801978985, 0.09939057285945932, 0.098632311059685,
+    0.09757729755661011, 0.0962320368593087, 0.09460482294732421, 0.09270568813552757,
+    0.0905463412215599, 0.08814009529720154, 0.0855017856687341, 0.0826476783923441,
+    0.07959536998847742, 0.07636367895343947, 0.07297252973710756,
+]
+
+# torch 2.13.0: CosineAnnealingWarmRestarts(SGD([p], lr=0.1), T_0=7, T_mult=1,
+#                                                eta_min=0.001)
+WARM_RESTARTS_T0_7_TMULT_1 = [
+    0.1, 0.09509795896116975, 0.08136274519200731, 0.061514786230837566,
+    0.03948521376916244, 0.019637254807992693, 0.005902041038830258, 0.1,
+    0.09509795896116975, 0.08136274519200731, 0.061514786230837566, 0.03948521376916244,
+    0.019637254807992693, 0.005902041038830258, 0.1, 0.09509795896116975,
+    0.08136274519200731, 0.061514786230837566, 0.03948521376916244, 0.019637254807992693,
+    0.005902041038830258, 0.1, 0.09509795896116975, 0.08136274519200731,
+    0.061514786230837566, 0.03948521376916244, 0.019637254807992693, 0.005902041038830258,
+    0.1, 0.09509795896116975,
+]
+
+# torch 2.13.0: CyclicLR(SGD([p], lr=0.001), base_lr=0.001, max_lr=0.006, step_size_up=5,
+#                         mode='triangular', cycle_momentum=False)
+CYCLIC_TRIANGULAR = [
+    0.001, 0.002000000000000001, 0.0029999999999999996, 0.004, 0.004999999999999999, 0.006,
+    0.004999999999999999, 0.004, 0.0029999999999999996, 0.002000000000000001, 0.001,
+    0.002000000000000001, 0.003000000000000002, 0.003999999999999998, 0.004999999999999999,
+    0.006, 0.004999999999999999, 0.003999999999999998, 0.003000000000000002,
+    0.002000000000000001, 0.001, 0.002000000000000001, 0.003000000000000002,
+    0.003999999999999998, 0.004999999999999999, 0.006, 0.004999999999999999,
+    0.003999999999999998, 0.003000000000000002, 0.002000000000000001, 0.001,
+    0.0019999999999999966, 0.003000000000000002, 0.003999999999999998,
+    0.005000000000000004, 0.006, 0.005000000000000004, 0.003999999999999998,
+    0.003000000000000002, 0.0019999999999999966,
+]
+
+# torch 2.13.0: CyclicLR(SGD([p], lr=0.001), base_lr=0.001, max_lr=0.006, step_size_up=5,
+#                         mode='triangular2', cycle_momentum=False)
+CYCLIC_TRIANGULAR2 = [
+    0.001, 0.002000000000000001, 0.0029999999999999996, 0.004, 0.004999999999999999, 0.006,
+    0.004999999999999999, 0.004, 0.0029999999999999996, 0.002000000000000001, 0.001,
+    0.0015000000000000005, 0.002000000000000001, 0.002499999999999999,
+    0.0029999999999999996, 0.0035, 0.0029999999999999996, 0.002499999999999999,
+    0.002000000000000001, 0.0015000000000000005, 0.001, 0.0012500000000000002,
+    0.0015000000000000005, 0.0017499999999999996, 0.002, 0.0022500000000000003, 0.002,
+    0.0017499999999999996, 0.0015000000000000005, 0.0012500000000000002, 0.001,
+    0.0011249999999999997, 0.0012500000000000002, 0.001375, 0.0015000000000000005,
+    0.0016250000000000001, 0.0015000000000000005, 0.001375, 0.0012500000000000002,
+    0.0011249999999999997,
+]
+
+# torch 2.13.0: CyclicLR(SGD([p], lr=0.001), base_lr=0.001, max_lr=0.006, step_size_up=5,
+#                         mode='exp_range', gamma=0.95, cycle_momentum=False)
+CYCLIC_EXP_RANGE = [
+    0.001, 0.0019500000000000008, 0.0028049999999999993, 0.003572125, 0.004258024999999999,
+    0.004868904687499999, 0.003940367562499998, 0.0030950118882812497,
+    0.0023268408625781245, 0.0016302494097246096, 0.001, 0.0015688000922764603,
+    0.0020807201753252746, 0.0025400262498385135, 0.0029506999164621178,
+    0.003316456150798765, 0.0027605066746070614, 0.0022543610056575307,
+    0.0017944286369164372, 0.0013773536025353077, 0.001, 0.0013405616262881152,
+    0.0016470670899474188, 0.0019220706031750703, 0.0021679560973550892,
+    0.002386947865609169, 0.002054080377862968, 0.0017510322692273644,
+    0.0014756537705106648, 0.0012259355409925657, 0.001, 0.0012039068257457897,
+    0.001387422968917002, 0.0015520777307067271, 0.0016992984588951887,
+    0.001830416919938036, 0.0016311168591529078, 0.0014496707621464461,
+    0.0012847914826927497, 0.0011352759542790556,
+]
+
+# torch 2.13.0: CyclicLR(SGD([p], lr=0.001), base_lr=0.001, max_lr=0.006, step_size_up=4,
+#                         step_size_down=2, mode='triangular', cycle_momentum=False)
+CYCLIC_TRIANGULAR_UP4_DOWN2 = [
+    0.001, 0.0022500000000000007, 0.0034999999999999996, 0.00475, 0.005999999999999999,
+    0.0034999999999999975, 0.001, 0.002250000000000002, 0.003499999999999998, 0.00475,
+    0.005999999999999995, 0.003500000000000004, 0.001, 0.002249999999999999,
+    0.0035000000000000014, 0.00475, 0.005999999999999999, 0.0034999999999999975, 0.001,
+    0.002249999999999996, 0.0035000000000000044, 0.00475, 0.005999999999999996,
+    0.003499999999999991, 0.001, 0.002250000000000002, 0.003499999999999998, 0.00475,
+    0.005999999999999995, 0.003500000000000004,
+]
+
+# torch 2.13.0: OneCycleLR(SGD([p], lr=0.1), max_lr=0.1, total_steps=50)  (cos, pct_start=0.3)
+ONECYCLE_COS = [
+    0.0040000000000000036, 0.0052034602152724735, 0.008753494340683884,
+    0.014472088841534572, 0.022072489510780793, 0.03117358052235722, 0.04131899517009691,
+    0.052000000000000005, 0.0626810048299031, 0.07282641947764279, 0.08192751048921922,
+    0.08952791115846544, 0.09524650565931612, 0.09879653978472754, 0.1,
+    0.09979871550490317, 0.09919648264401378, 0.09819815024222053, 0.09681175628501273,
+    0.09504846320134738, 0.09292246799033459, 0.0904508879153485, 0.08765362268588736,
+    0.08455319423681344, 0.0811745653949763, 0.07754493889320883, 0.07369353834991745,
+    0.06965137297768985, 0.0654509879153485, 0.06112620219362893, 0.05671183644422961,
+    0.05224343254455968, 0.04775696745544034, 0.043288563555770404, 0.03887419780637107,
+    0.03454941208465151, 0.030349027022310158, 0.026306861650082565, 0.022455461106791173,
+    0.0188258346050237, 0.015447205763186566, 0.012346777314112658, 0.009549512084651508,
+    0.007077932009665416, 0.004951936798652629, 0.003188643714987268,
+    0.0018022497577794773, 0.0008039173559862364, 0.00020168449509684564, 4e-07,
+]
+
+# torch 2.13.0: OneCycleLR(SGD([p], lr=0.1), max_lr=0.1, total_steps=50,
+#                           anneal_strategy='linear', cycle_momentum=False)
+ONECYCLE_LINEAR = [
+    0.004, 0.010857142857142857, 0.017714285714285714, 0.02457142857142857,
+    0.03142857142857143, 0.038285714285714284, 0.04514285714285714, 0.052000000000000005,
+    0.05885714285714286, 0.06571428571428573, 0.07257142857142858, 0.07942857142857143,
+    0.08628571428571429, 0.09314285714285715, 0.1, 0.09714286857142858,
+    0.09428573714285715, 0.09142860571428572, 0.0885714742857143, 0.08571434285714286,
+    0.08285721142857143, 0.08000008, 0.07714294857142857, 0.07428581714285715,
+    0.07142868571428572, 0.06857155428571429, 0.06571442285714285, 0.06285729142857144,
+    0.06000016, 0.05714302857142858, 0.05428589714285715, 0.051428765714285715,
+    0.048571634285714295, 0.04571450285714286, 0.042857371428571434, 0.040000240000000006,
+    0.03714310857142858, 0.03428597714285714, 0.03142884571428571, 0.028571714285714284,
+    0.025714582857142856, 0.02285745142857143, 0.020000319999999988, 0.01714318857142856,
+    0.014286057142857148, 0.01142892571428572, 0.008571794285714293, 0.005714662857142852,
+    0.002857531428571425, 3.999999999976245e-07,
+]
+
+# torch 2.13.0: OneCycleLR(SGD([p], lr=0.1), max_lr=0.1, total_steps=50, pct_start=0.25,
+#   anneal_strategy='linear', div_factor=10.0, final_div_factor=100.0, three_phase=True,
+#   cycle_momentum=False)
+ONECYCLE_THREE_PHASE = [
+    0.01, 0.01782608695652174, 0.02565217391304348, 0.03347826086956522,
+    0.04130434782608696, 0.0491304347826087, 0.05695652173913044, 0.06478260869565218,
+    0.07260869565217391, 0.08043478260869566, 0.08826086956521739, 0.09608695652173914,
+    0.09608695652173914, 0.08826086956521739, 0.08043478260869566, 0.07260869565217391,
+    0.06478260869565217, 0.056956521739130433, 0.0491304347826087, 0.041304347826086954,
+    0.03347826086956522, 0.025652173913043474, 0.01782608695652174, 0.009999999999999995,
+    0.009619230769230769, 0.00923846153846154, 0.008857692307692308, 0.008476923076923076,
+    0.008096153846153847, 0.007715384615384615, 0.007334615384615385, 0.006953846153846154,
+    0.006573076923076923, 0.006192307692307691, 0.005811538461538462, 0.00543076923076923,
+    0.00505, 0.004669230769230769, 0.004288461538461539, 0.003907692307692307,
+    0.003526923076923077, 0.0031461538461538463, 0.0027653846153846157,
+    0.0023846153846153835, 0.002003846153846153, 0.0016230769230769233,
+    0.0012423076923076919, 0.0008615384615384605, 0.0004807692307692308,
+    9.99999999999994e-05,
+]
+
+# torch 2.13.0: OneCycleLR(SGD([p], lr=0.5), max_lr=0.5, total_steps=37, pct_start=0.33,
+#                           div_factor=5.0, final_div_factor=50.0, cycle_momentum=False)
+ONECYCLE_COS_PCT_ODD = [
+    0.09999999999999998, 0.10780268753667166, 0.1306019308187374, 0.16661877613217202,
+    0.2130429415766018, 0.26625209458089033, 0.3220944911952035, 0.37621292369873754,
+    0.4243846999034971, 0.4628511266313599, 0.4886107887982283, 0.4996537404547191,
+    0.4987531694109664, 0.4936209063274089, 0.4845973532038091, 0.47182723484120415,
+    0.4555153655531945, 0.4359233642392218, 0.4133654583940702, 0.38820344435123877,
+    0.36084088459062413, 0.3317166351773457, 0.30129780714227494, 0.27007227469359296,
+    0.2385408504168754, 0.20720925296223228, 0.17657999604523475, 0.14714432885037876,
+    0.1193743571014094, 0.09371547116519453, 0.0705792026314621, 0.05033662393857647,
+    0.0333123969058538, 0.019779565625390808, 0.009955177227924696, 0.003996800759335535,
+    0.002,
+]
+
+
+# -----------------------------------------------------------------------------------
+# Decays
+# -----------------------------------------------------------------------------------
+
+
+def test_step_decay_matches_torch_optax_and_formula():
+  sched = S.step_decay(0.1, drop=0.5, step_size=10)
+  assert_matches(sched, STEPLR)
+  assert_matches(sched, [float(optax.exponential_decay(0.1, 10, 0.5, staircase=True)(t))
+                         for t in range(100)])
+  # survey eq 2.2 with floor, Keras article: lr0 * drop^floor(epoch / epochs_drop)
+  assert_matches(sched, [0.1 * 0.5 ** math.floor(t / 10) for t in range(100)])
+  # non-integer step sizes as Keras allows (epochs_drop = 2.5)
+  assert_matches(S.step_decay(1.0, 0.7, 2.5), [0.7 ** math.floor(t / 2.5) for t in range(40)])
+
+
+def test_keras_step_decay_matches_the_documents_code():
+  # Keras article's `step_decay(epoch)` (initial 0.1, drop 0.5, epochs_drop 10.0)
+  def keras_article(epoch):
+    return 0.1 * math.pow(0.5, math.floor((1 + epoch) / 10.0))
+  assert_matches(S.keras_step_decay(0.1, 0.5, 10.0), [keras_article(e) for e in range(100)])
+  # survey's toy example: initial_lr * decay_factor ** floor((1 + epoch) / step_size)
+  assert_matches(S.keras_step_decay(1.0, 0.5, 10),
+                 [1.0 * 0.5 ** np.floor((1 + e) / 10) for e in range(100)])
+
+
+def test_exponential_decay_matches_torch_optax_and_formula():
+  sched = S.exponential_decay(1.0, 0.05)
+  assert_matches(sched, EXPONENTIALLR)
+  # optax: decay_rate ** (t / transition_steps), i.e. exp(-1) ** (t / 20); (the form
+  # exp(-0.05) ** t would compound the float32 rounding of exp(-0.05) t times)
+  assert_matches(sched, [float(optax.exponential_decay(1.0, 20, math.exp(-1.0))(t))
+                         for t in range(100)])
+  # survey's toy example (eq 2.6): initial_lr * exp(-decay_rate * epoch)
+  assert_matches(sched, [1.0 * math.exp(-0.05 * t) for t in range(100)])
+  assert_matches(S.exponential_decay(2.0, 0.1), [2.0 * math.exp(-0.1 * t) for t in range(100)])
+
+
+def test_inverse_time_decay_matches_formula():
+  for r0, k in [(0.1, 0.01), (1.0, 0.5), (0.3, 0.0)]:
+    assert_matches(S.inverse_time_decay(r0, k), [r0 / (1 + k * t) for t in range(200)])
+
+
+def test_keras_time_based_decay_matches_legacy_keras_loop():
+  # Legacy Keras SGD.get_updates: lr_t = lr * (1 / (1 + decay * iterations)), then
+  # iterations += 1; `lr` itself never changes (no compounding), once per batch.
+  lr, decay = 0.1, 0.1 / 50  # the article's decay_rate = learning_rate / epochs
+  expected, iterations = [], 0
+  for _ in range(500):
+    expected.append(lr * (1.0 / (1.0 + decay * iterations)))
+    iterations += 1
+  sched = S.keras_time_based_decay(lr, decay)
+  assert_matches(sched, expected)
+  # ... which is the inverse-time formula in the update count
+  np.testing.assert_allclose(values(sched, 500), values(S.inverse_time_decay(lr, decay), 500),
+                             rtol=RTOL)
+
+
+def test_polynomial_decay_matches_optax_and_formula():
+  for r0, total, power, end in [(0.1, 100, 1.0, 0.0), (0.1, 100, 2.0, 0.0),
+                                (0.5, 37, 0.5, 0.01), (1.0, 10, 3.0, 0.2)]:
+    sched = S.polynomial_decay(r0, total, power=power, end_value=end)
+    ref = optax.polynomial_schedule(r0, end, power, total)
+    got, want = values(sched, total + 20), np.asarray([float(ref(t)) for t in range(total + 20)])
+    # optax computes (r0 - end) * (1 - t/T)**p + end; the last steps before T (where
+    # the rate approaches `end`) are compared in absolute terms to its float32 ulp.
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=4e-7 * r0)
+    # survey eq 2.5 (end = 0 there), clamped at T, in float64
+    exact = [(r0 - end) * (1 - min(t, total) / total) ** power + end for t in range(total + 20)]
+    np.testing.assert_allclose(got[got > 0], np.asarray(exact)[got > 0], rtol=RTOL)
+    assert got[total] == pytest.approx(end, abs=1e-12)
+
+
+# -----------------------------------------------------------------------------------
+# Cosine
+# -----------------------------------------------------------------------------------
+
+
+def test_cosine_annealing_matches_torch_optax_and_survey():
+  sched = S.cosine_annealing(0.1, 50, min_lr=0.001)
+  assert_matches(sched, COSINEANNEALINGLR)
+  # survey eq 2.7 toy example (lr_min 0.001, lr_max 0.1, max_epochs 100)
+  assert_matches(S.cosine_annealing(0.1, 100, 0.001),
+                 [0.001 + 0.5 * (0.1 - 0.001) * (1 + np.cos(e / 100 * np.pi))
+                  for e in range(101)])
+  # optax evaluates 0.5 * (1 + cos(pi t / T)) in float32, which loses digits where the
+  # rate approaches min_lr: its own absolute error is ~ulp(cos) * (max - min) / 2, so
+  # it is compared with atol = 1e-7 * max_lr (PyTorch and the formula at rtol 1e-6).
+  ref = optax.cosine_decay_schedule(0.1, 50, alpha=0.001 / 0.1)
+  np.testing.assert_allclose(values(sched, 70), [float(ref(t)) for t in range(70)],
+                             rtol=RTOL, atol=1e-7 * 0.1)
+  assert np.all(values(sched, 80)[50:] == np.float32(0.001))  # clamped after T
+
+
+def test_cosine_warm_restarts_matches_torch_and_optax_sgdr():
+  assert_matches(S.cosine_warm_restarts(0.1, 5, cycle_mult=2, min_lr=0.001),
+                 WARM_RESTARTS_T0_5_TMULT_2)
+  assert_matches(S.cosine_warm_restarts(0.1, 7, cycle_mult=1, min_lr=0.001),
+                 WARM_RESTARTS_T0_7_TMULT_1)
+  for t0, mult in [(5, 2), (3, 3), (7, 1), (1, 2)]:
+    lengths = [t0 * mult ** i for i in range(12)]
+    ref = optax.sgdr_schedule([dict(init_value=0.1, peak_value=0.1, warmup_steps=0,
+                                    decay_steps=n, end_value=0.001) for n in lengths])
+    num = min(sum(lengths), 2000)
+    got = values(S.cosine_warm_restarts(0.1, t0, cycle_mult=mult, min_lr=0.001), num)
+    # optax's float32 1 + cos(...) form: atol as in the cosine-annealing test
+    np.testing.assert_allclose(got, [float(ref(t)) for t in range(num)], rtol=RTOL,
+                               atol=1e-7 * 0.1)
+    np.testing.assert_allclose(got, _torch_warm_restarts(num, t0, mult, 0.001, 0.1), rtol=RTOL)
+
+
+def _torch_warm_restarts(num, t0, mult, lo, hi):
+  """PyTorch's CosineAnnealingWarmRestarts.step() (no epoch argument), in float64.
+
+  (Its `step(epoch)` closed form takes int(log(...)) and misplaces some restarts,
+  e.g. T_0=3, T_mult=3 at epoch 363 where log_3(243) evaluates to 4.999...)
+  """
+  out, t_cur, t_i = [], 0, t0
+  for _ in range(num):
+    out.append(lo + (hi - lo) * (1 + math.cos(math.pi * t_cur / t_i)) / 2)
+    t_cur += 1
+    if t_cur >= t_i:
+      t_cur, t_i = t_cur % t_i, t_i * mult
+  return out
+
+
+def test_cosine_warm_restarts_long_run_restart_boundaries():
+  for t0, mult in [(10, 2), (4, 3), (1, 2)]:
+    sched = S.cosine_warm_restarts(0.5, t0, cycle_mult=mult, min_lr=0.01)
+    got = np.asarray(jax.jit(sched)(jnp.arange(0, 20000, 7)))
+    want = _torch_warm_restarts(20000, t0, mult, 0.01, 0.5)[::7]
+    np.testing.assert_allclose(got, want, rtol=RTOL)
+    restarts = [t0 * (mult ** i - 1) // (mult - 1) for i in range(1, 8)]
+    assert np.all(np.asarray(sched(jnp.asarray(restarts))) == np.float32(0.5))
+
+
+# -----------------------------------------------------------------------------------
+# Cyclical
+# -----------------------------------------------------------------------------------
+
+
+def test_cyclical_matches_torch_cycliclr():
+  assert_matches(S.triangular(0.001, 0.006, 5), CYCLIC_TRIANGULAR)
+  assert_matches(S.triangular2(0.001, 0.006, 5), CYCLIC_TRIANGULAR2)
+  assert_matches(S.exp_range(0.001, 0.006, 5, gamma=0.95), CYCLIC_EXP_RANGE)
+  assert_matches(S.triangular(0.001, 0.006, 4, step_size_down=2), CYCLIC_TRIANGULAR_UP4_DOWN2)
+  assert_matches(S.cyclical(0.001, 0.006, 5, mode="exp_range", gamma=0.95), CYCLIC_EXP_RANGE)
+
+
+def _torch_cyclic(t, lo, hi, up, down, mode, gamma):
+  # PyTorch CyclicLR.get_lr in float64, written out
+  total = up + down
+  cycle = math.floor(1 + t / total)
+  x = 1.0 + t / total - cycle
+  ratio = up / total
+  scale = x / ratio if x <= ratio else (x - 1) / (ratio - 1)
+  amp = {"triangular": 1.0, "triangular2": 1 / (2.0 ** (cycle - 1)),
+         "exp_range": gamma ** t}[mode]
+  return lo + (hi - lo) * scale * amp
+
+
+@pytest.mark.parametrize("mode", ["triangular", "triangular2", "exp_range"])
+def test_cyclical_matches_torch_formula_many_cycles(mode):
+  for up, down in [(2000, 2000), (7, 3), (2.5, 2.5)]:
+    sched = S.cyclical(1e-4, 0.1, up, step_size_down=down, mode=mode, gamma=0.9999)
+    num = 3000 if up < 100 else 20000
+    steps = np.arange(0, num, 3)
+    got = np.asarray(jax.jit(sched)(jnp.asarray(steps)))
+    want = [_torch_cyclic(int(t), 1e-4, 0.1, up, down, mode, 0.9999) for t in steps]
+    np.testing.assert_allclose(got, want, rtol=RTOL)
+
+
+def test_welch_and_hann_windows_match_survey_shapes():
+  lo, hi, step = 0.001, 0.006, 10
+  def phase(t):
+    return (t % (2 * step)) / (2 * step)
+  welch_ref = [lo + (hi - lo) * (1 - (2 * phase(t) - 1) ** 2) for t in range(100)]
+  hann_ref = [lo + (hi - lo) * math.sin(math.pi * phase(t)) ** 2 for t in range(100)]
+  assert_matches(S.welch(lo, hi, step), welch_ref)
+  assert_matches(S.hann(lo, hi, step), hann_ref)
+  assert_matches(S.cyclical(lo, hi, step, window="hann"), hann_ref)
+  # the windows combine with Smith's amplitude policies
+  tri2_welch = [lo + (hi - lo) * (1 - (2 * phase(t) - 1) ** 2) / 2 ** (t // (2 * step))
+                for t in range(100)]
+  assert_matches(S.cyclical(lo, hi, step, mode="triangular2", window="welch"), tri2_welch)
+
+
+# -----------------------------------------------------------------------------------
+# One cycle and the range test
+# -----------------------------------------------------------------------------------
+
+
+def test_one_cycle_matches_document_and_optax():
+  # The document's CIFAR-10 run: 0.08 -> 0.8 in 41 epochs, back in 41, then 13 epochs
+  # down to 1/10 of the lower bound.
+  def document(t, lo=0.08, hi=0.8, s=41, total=95, final=0.008):
+    if t <= s:
+      return lo + (hi - lo) * t / s
+    if t <= 2 * s:
+      return hi - (hi - lo) * (t - s) / s
+    return lo + (final - lo) * min(t - 2 * s, total - 2 * s) / (total - 2 * s)
+  sched = S.one_cycle(0.08, 0.8, 41, 95, annihilation_factor=10.0)
+  assert_matches(sched, [document(t) for t in range(120)])
+  ref = optax.linear_onecycle_schedule(95, 0.8, pct_start=41 / 95, pct_final=82 / 95,
+                                       div_factor=0.8 / 0.08, final_div_factor=10.0)
+  assert_matches(sched, [float(ref(t)) for t in range(120)])
+  lrs = values(S.one_cycle(0.01, 0.1, 40, 100, annihilation_factor=100.0), 101)
+  assert lrs[0] == pytest.approx(0.01) and lrs[40] == pytest.approx(0.1)
+  assert lrs[80] == pytest.approx(0.01) and lrs[100] == pytest.approx(1e-4)
+
+
+def test_one_cycle_torch_matches_torch_onecyclelr():
+  assert_matches(S.one_cycle_torch(0.1, 50), ONECYCLE_COS)
+  assert_matches(S.one_cycle_torch(0.1, 50, anneal_strategy="linear"), ONECYCLE_LINEAR)
+  assert_matches(S.one_cycle_torch(0.1, 50, pct_start=0.25, anneal_strategy="linear",
+                                   div_factor=10.0, final_div_factor=100.0, three_phase=True),
+                 ONECYCLE_THREE_PHASE)
+  assert_matches(S.one_cycle_torch(0.5, 37, pct_start=0.33, div_factor=5.0,
+                                   final_div_factor=50.0), ONECYCLE_COS_PCT_ODD)
+  # holds the final rate after the last step (PyTorch raises there)
+  lrs = values(S.one_cycle_torch(0.1, 50), 60)
+  assert np.all(lrs[49:] == lrs[49])
+
+
+def test_lr_range_test_matches_formula():
+  for init, peak, n in [(1e-4, 10.0, 100), (1e-3, 100.0, 250), (0.01, 0.02, 7)]:
+    ref = [init * (peak / init) ** (min(i, n) / n) for i in range(n + 10)]
+    assert_matches(S.lr_range_test(init, peak, n), ref)
+
+
+# -----------------------------------------------------------------------------------
+# The report's sequences and `switch`
+# -----------------------------------------------------------------------------------
+
+
+def test_report_sequences_match_the_report():
+  r0 = 0.01
+  formulas = {
+      "seq1": lambda n: r0 / n,
+      "seq2": lambda n: r0 / math.sqrt(n),
+      "seq3": lambda n: 0.9 ** n * r0,
+      "seq4": lambda n: (1 - ((n - 1) % 10) / 10) * (1 / (math.floor(n / 10) + 1)) * r0,
+  }
+  for name, formula in formulas.items():
+    sched = S.REPORT_SEQUENCES[name](r0)
+    assert_matches(sched, [r0] + [formula(n) for n in range(1, 101)])
+  assert_matches(S.seq3(0.1, decay=0.5), [0.1] + [0.5 ** n * 0.1 for n in range(1, 60)])
+  assert_matches(S.seq4(0.1, period=4),
+                 [0.1] + [(1 - ((n - 1) % 4) / 4) / (n // 4 + 1) * 0.1 for n in range(1, 60)])
+
+
+def test_switch_under_vmap():
+  bank = [S.seq1(0.01), S.seq2(0.01), S.seq3(0.01), S.seq4(0.01), S.triangular(0.001, 0.006, 5)]
+  steps = jnp.arange(30)
+  got = jax.jit(jax.vmap(lambda i: S.switch(bank, i)(steps)))(jnp.arange(len(bank)))
+  want = np.stack([np.asarray(s(steps)) for s in bank])
+  np.testing.assert_allclose(np.asarray(got), want, rtol=RTOL)
+  # ... and vmapped over the step and the index together
+  idx = jnp.asarray([3, 0, 4, 1])
+  pairs = jax.vmap(lambda i, t: S.switch(bank, i)(t))(idx, jnp.asarray([11, 2, 7, 4]))
+  np.testing.assert_allclose(np.asarray(pairs),
+                             [float(bank[i](t)) for i, t in zip([3, 0, 4, 1], [11, 2, 7, 4])],
+                             rtol=RTOL)
+
+
+# -----------------------------------------------------------------------------------
+# Every schedule: jit with a traced int step, vectors of steps, vmap over hyperparameters
+# -----------------------------------------------------------------------------------
+
+# name -> (factory, static kwargs, three variants of the numeric hyperparameters)
+VARIANTS = {
+    "constant": (S.constant, {}, [dict(learning_rate=v) for v in (0.01, 0.1, 0.5)]),
+    "seq1": (S.seq1, {}, [dict(r0=v) for v in (0.01, 0.1, 1.0)]),
+    "seq2": (S.seq2, {}, [dict(r0=v) for v in (0.01, 0.1, 1.0)]),
+    "seq3": (S.seq3, {}, [dict(r0=0.01, decay=0.9), dict(r0=0.1, decay=0.5),
+                          dict(r0=1.0, decay=0.99)]),
+    "seq4": (S.seq4, {}, [dict(r0=0.01, period=10), dict(r0=0.1, period=3),
+                          dict(r0=1.0, period=7)]),
+    "step_decay": (S.step_decay, {}, [dict(r0=0.1, drop=0.5, step_size=10),
+                                      dict(r0=1.0, drop=0.9, step_size=3),
+                                      dict(r0=0.3, drop=0.1, step_size=2.5)]),
+    "keras_step_decay": (S.keras_step_decay, {}, [dict(r0=0.1, drop=0.5, epochs_drop=10),
+                                                  dict(r0=1.0, drop=0.9, epochs_drop=3),
+                                                  dict(r0=0.3, drop=0.1, epochs_drop=7.0)]),
+    "exponential_decay": (S.exponential_decay, {}, [dict(r0=1.0, k=0.05), dict(r0=0.1, k=0.0),
+                                                    dict(r0=2.0, k=0.1)]),
+    "inverse_time_decay": (S.inverse_time_decay, {}, [dict(r0=1.0, k=0.05), dict(r0=0.1, k=0.0),
+                                                      dict(r0=2.0, k=1.0)]),
+    "keras_time_based_decay": (S.keras_time_based_decay, {},
+                               [dict(learning_rate=0.1, decay=0.002),
+                                dict(learning_rate=0.01, decay=0.0),
+                                dict(learning_rate=1.0, decay=0.5)]),
+    "polynomial_decay": (S.polynomial_decay, {},
+                         [dict(r0=0.1, total_steps=50, power=1.0, end_value=0.0),
+                          dict(r0=1.0, total_steps=20, power=2.0, end_value=0.1),
+                          dict(r0=0.5, total_steps=90, power=0.5, end_value=0.01)]),
+    "cosine_annealing": (S.cosine_annealing, {},
+                         [dict(max_lr=0.1, total_steps=50, min_lr=0.001),
+                          dict(max_lr=1.0, total_steps=20, min_lr=0.0),
+                          dict(max_lr=0.5, total_steps=90, min_lr=0.4)]),
+    "cosine_warm_restarts": (S.cosine_warm_restarts, {},
+                             [dict(max_lr=0.1, first_cycle_steps=5, cycle_mult=2, min_lr=0.001),
+                              dict(max_lr=1.0, first_cycle_steps=7, cycle_mult=1, min_lr=0.0),
+                              dict(max_lr=0.5, first_cycle_steps=2, cycle_mult=3, min_lr=0.1)]),
+    "one_cycle": (S.one_cycle, {},
+                  [dict(min_lr=0.08, max_lr=0.8, step_size=41, total_steps=95,
+                        annihilation_factor=10.0),
+                   dict(min_lr=0.01, max_lr=0.1, step_size=10, total_steps=20,
+                        annihilation_factor=100.0),
+                   dict(min_lr=0.1, max_lr=0.2, step_size=3, total_steps=50,
+                        annihilation_factor=1.0)]),
+    "lr_range_test": (S.lr_range_test, {},
+                      [dict(init_lr=1e-4, max_lr=10.0, num_steps=100),
+                       dict(init_lr=1e-3, max_lr=1e-3, num_steps=10),
+                       dict(init_lr=0.01, max_lr=1.0, num_steps=37)]),
+}
+_CYC = [dict(min_lr=0.001, max_lr=0.006, step_size=5, step_size_down=5, gamma=0.95),
+        dict(min_lr=0.0, max_lr=1.0, step_size=4, step_size_down=2, gamma=0.99),
+        dict(min_lr=0.1, max_lr=0.1, step_size=2.5, step_size_down=7, gamma=1.0)]
+for _mode in ("triangular", "triangular2", "exp_range"):
+  for _window in ("triangular", "welch", "hann"):
+    VARIANTS[f"cyclical_{_mode}_{_window}"] = (S.cyclical, dict(mode=_mode, window=_window), _CYC)
+VARIANTS["triangular"] = (S.triangular, {}, [{k: v for k, v in c.items() if k != "gamma"}
+                                             for c in _CYC])
+VARIANTS["triangular2"] = (S.triangular2, {}, VARIANTS["triangular"][2])
+VARIANTS["exp_range"] = (S.exp_range, {}, _CYC)
+VARIANTS["welch"] = (S.welch, {}, VARIANTS["triangular"][2])
+VARIANTS["hann"] = (S.hann, {}, VARIANTS["triangular"][2])
+_OC = [dict(max_lr=0.1, total_steps=50, pct_start=0.3, div_factor=25.0, final_div_factor=1e4),
+       dict(max_lr=0.5, total_steps=37, pct_start=0.33, div_factor=5.0, final_div_factor=50.0),
+       dict(max_lr=1.0, total_steps=90, pct_start=0.1, div_factor=10.0, final_div_factor=10.0)]
+for _strategy in ("cos", "linear"):
+  for _three in (False, True):
+    VARIANTS[f"one_cycle_torch_{_strategy}_{'three' if _three else 'two'}"] = (
+        S.one_cycle_torch, dict(anneal_strategy=_strategy, three_phase=_three), _OC)
+
+STEPS = np.arange(120)
+
+
+def _rounded(kwargs):
+  """Hyperparameters rounded to float32, the values a vmapped (traced) one has.
+
+  `gamma ** t` (exp_range, seq3, step decays) carries the rounding of `gamma` t
+  times, more than 1e-6 after ~40 steps for gamma = 0.9, so the traced and the
+  concrete constructions are compared at the same float32 hyperparameters.
+  """
+  return {k: f32(v) if isinstance(v, float) else v for k, v in kwargs.items()}
+
+
+def _expected(factory, static, kwargs):
+  """Concrete construction, evaluated eagerly one Python-int step at a time."""
+  sched = factory(**kwargs, **static)
+  return np.asarray([np.asarray(sched(int(t))) for t in STEPS])
+
+
+def test_every_public_schedule_is_covered():
+  factories = {v[0] for v in VARIANTS.values()}
+  public = {getattr(S, name) for name in S.__all__
+            if callable(getattr(S, name)) and name not in ("Schedule", "switch")}
+  assert public <= factories
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_jit_vector_and_vmap(name):
+  factory, static, variants = VARIANTS[name]
+  variants = [_rounded(kw) for kw in variants]
+  expected = np.stack([_expected(factory, static, kw) for kw in variants])
+  sched = factory(**variants[0], **static)
+
+  # jit with a traced int32 scalar step: float32 scalar, same values
+  jitted = jax.jit(sched)
+  for t in (0, 1, 7, 33, 119):
+    out = jitted(jnp.asarray(t, jnp.int32))
+    assert out.dtype == jnp.float32 and out.shape == ()
+    np.testing.assert_allclose(float(out), expected[0, t], rtol=RTOL)
+
+  # a vector of steps, eagerly and under jit
+  for out in (sched(jnp.asarray(STEPS)), jitted(jnp.asarray(STEPS))):
+    assert out.dtype == jnp.float32 and out.shape == STEPS.shape
+    np.testing.assert_allclose(np.asarray(out), expected[0], rtol=RTOL)
+
+  # vmap over all numeric hyperparameters at once (validation skipped for tracers)
+  stacked = {k: jnp.asarray([kw[k] for kw in variants]) for k in variants[0]}
+  run = jax.jit(jax.vmap(lambda hp: factory(**hp, **static)(jnp.asarray(STEPS))))
+  got = run(stacked)
+  assert got.dtype == jnp.float32 and got.shape == expected.shape
+  np.testing.assert_allclose(np.asarray(got), expected, rtol=RTOL)
+
+
+def test_vmap_over_a_single_hyperparameter_with_a_traced_step():
+  r0s = jnp.asarray([0.01, 0.1, 1.0])
+  got = jax.jit(jax.vmap(lambda r0, t: S.step_decay(r0, 0.5, 10)(t), in_axes=(0, None)))(
+      r0s, jnp.asarray(25, jnp.int32))
+  np.testing.assert_allclose(np.asarray(got), np.asarray(r0s) * 0.25, rtol=RTOL)
+
+
+# -----------------------------------------------------------------------------------
+# Properties (hypothesis)
+# -----------------------------------------------------------------------------------
+
+r0s = st.floats(1e-5, 10.0)
+# a lower bound as a fraction of the upper one: 0 or a normal float32 (XLA flushes
+# subnormals to zero, so a bound of 1e-40 would read as 0 inside the schedule)
+fracs = st.one_of(st.just(0.0), st.floats(1e-6, 1.0))
+rates = st.floats(0.0, 2.0)
+drops = st.floats(0.01, 1.0)
+lengths = st.integers(1, 200)
+PROP_STEPS = jnp.arange(0, 600, dtype=jnp.int32)
+
+
+def _assert_decay(lrs, r0, low=0.0, strict_low=True):
+  lrs = np.asarray(lrs, np.float64)
+  top, low = f32(r0), f32(low)
+  assert np.all(lrs <= top * (1 + 1e-6))
+  assert np.all(lrs > low) if strict_low else np.all(lrs >= low * (1 - 1e-6))
+  assert np.all(np.diff(lrs) <= 1e-6 * top)
+
+
+@SETTINGS
+@given(r0=r0s, drop=drops, step=st.floats(0.5, 100.0))
+def test_step_decays_are_non_increasing_in_range(r0, drop, step):
+  for sched in (S.step_decay(r0, drop, step), S.keras_step_decay(r0, drop, step)):
+    lrs = np.asarray(sched(PROP_STEPS), np.float64)
+    _assert_decay(lrs, r0, strict_low=False)
+    assert np.all(lrs >= 0)
+
+
+@SETTINGS
+@given(r0=r0s, k=st.floats(0.0, 0.05))
+def test_smooth_decays_are_non_increasing_in_range(r0, k):
+  for sched in (S.exponential_decay(r0, k), S.inverse_time_decay(r0, k),
+                S.keras_time_based_decay(r0, k)):
+    _assert_decay(sched(PROP_STEPS), r0)
+  for sched in (S.seq1(r0), S.seq2(r0), S.seq3(r0, decay=0.9)):
+    _assert_decay(sched(jnp.arange(0, 100)), r0)
+
+
+@SETTINGS
+@given(r0=r0s, total=lengths, power=st.floats(0.1, 5.0), end_frac=fracs)
+def test_polynomial_decay_is_non_increasing_between_end_and_r0(r0, total, power, end_frac):
+  end = r0 * end_frac
+  lrs = np.asarray(S.polynomial_decay(r0, total, power, end)(PROP_STEPS), np.float64)
+  _assert_decay(lrs, r0, low=end, strict_low=False)
+  assert lrs[-1] == pytest.approx(f32(end), rel=1e-6)
+
+
+@SETTINGS
+@given(hi=r0s, frac=fracs, total=lengths, t0=st.integers(1, 50),
+       mult=st.integers(1, 3))
+def test_cosine_schedules_stay_within_min_max(hi, frac, total, t0, mult):
+  lo = hi * frac
+  lrs = np.asarray(S.cosine_annealing(hi, total, lo)(PROP_STEPS), np.float64)
+  assert np.all(lrs >= f32(lo) * (1 - 1e-6)) and np.all(lrs <= f32(hi) * (1 + 1e-6))
+  assert np.all(np.diff(lrs) <= 1e-6 * hi)
+  lrs = np.asarray(S.cosine_warm_restarts(hi, t0, mult, lo)(PROP_STEPS), np.float64)
+  assert np.all(lrs >= f32(lo) * (1 - 1e-6)) and np.all(lrs <= f32(hi) * (1 + 1e-6))
+  assert lrs[0] == pytest.approx(hi, rel=1e-6)
+
+
+@SETTINGS
+@given(hi=r0s, frac=fracs, up=st.floats(0.5, 100.0), down=st.floats(0.5, 100.0),
+       gamma=st.floats(0.9, 1.0), mode=st.sampled_from(["triangular", "triangular2", "exp_range"]),
+       window=st.sampled_from(["triangular", "welch", "hann"]))
+def test_cyclical_stays_within_min_max(hi, frac, up, down, gamma, mode, window):
+  lo = hi * frac
+  sched = S.cyclical(lo, hi, up, step_size_down=down, mode=mode, gamma=gamma, window=window)
+  lrs = np.asarray(sched(PROP_STEPS), np.float64)
+  assert np.all(lrs >= f32(lo) * (1 - 1e-6)) and np.all(lrs <= f32(hi) * (1 + 1e-6))
+  assert lrs[0] == pytest.approx(f32(lo), rel=1e-6)
+
+
+@SETTINGS
+@given(init=st.floats(1e-6, 1.0), ratio=st.floats(1.5, 1e5), n=st.integers(1, 500))
+def test_range_test_is_increasing(init, ratio, n):
+  lrs = np.asarray(S.lr_range_test(init, init * ratio, n)(jnp.arange(n + 1)), np.float64)
+  assert np.all(np.diff(lrs) > 0)
+  assert lrs[0] == pytest.approx(init, rel=1e-6) and lrs[-1] == pytest.approx(init * ratio, rel=1e-6)
+
+
+@SETTINGS
+@given(lo=st.floats(1e-4, 1.0), ratio=st.floats(1.0, 20.0), s=st.integers(1, 100),
+       extra=st.integers(0, 100), factor=st.floats(1.0, 1000.0))
+def test_one_cycle_rises_then_falls(lo, ratio, s, extra, factor):
+  hi = lo * ratio
+  lrs = np.asarray(S.one_cycle(lo, hi, s, 2 * s + extra, factor)(PROP_STEPS), np.float64)
+  assert np.all(lrs >= f32(lo / factor) * (1 - 1e-6)) and np.all(lrs <= f32(hi) * (1 + 1e-6))
+  assert np.all(np.diff(lrs[:s + 1]) >= -1e-6 * hi)
+  assert np.all(np.diff(lrs[s:]) <= 1e-6 * hi)
+
+
+@SETTINGS
+@given(hi=r0s, total=st.integers(2, 400), pct=st.floats(0.05, 0.5), div=st.floats(1.0, 100.0),
+       final_div=st.floats(1.0, 1e4), strategy=st.sampled_from(["cos", "linear"]),
+       three=st.booleans())
+def test_one_cycle_torch_stays_within_bounds(hi, total, pct, div, final_div, strategy, three):
+  sched = S.one_cycle_torch(hi, total, pct_start=pct, anneal_strategy=strategy,
+                            div_factor=div, final_div_factor=final_div, three_phase=three)
+  lrs = np.asarray(sched(PROP_STEPS), np.float64)
+  assert np.all(np.isfinite(lrs))
+  assert np.all(lrs >= f32(hi / div / final_div) * (1 - 1e-5))
+  assert np.all(lrs <= f32(hi) * (1 + 1e-6))
+
+
+# -----------------------------------------------------------------------------------
+# Validation
+# -----------------------------------------------------------------------------------
+
+BAD = [
+    (S.constant, dict(learning_rate=0.0), "learning_rate"),
+    (S.seq1, dict(r0=0.0), "r0"),
+    (S.seq3, dict(r0=0.1, decay=1.5), "decay"),
+    (S.seq4, dict(r0=0.1, period=0), "period"),
+    (S.step_decay, dict(r0=0.0), "r0"),
+    (S.step_decay, dict(r0=float("nan")), "r0"),
+    (S.step_decay, dict(r0=0.1, drop=1.5), "drop"),
+    (S.step_decay, dict(r0=0.1, drop=0.0), "drop"),
+    (S.step_decay, dict(r0=0.1, step_size=0), "step_size"),
+    (S.keras_step_decay, dict(r0=-1.0), "r0"),
+    (S.keras_step_decay, dict(r0=0.1, epochs_drop=0.0), "epochs_drop"),
+    (S.exponential_decay, dict(r0=0.0, k=0.1), "r0"),
+    (S.exponential_decay, dict(r0=0.1, k=-0.1), "k"),
+    (S.inverse_time_decay, dict(r0=0.1, k=-1.0), "k"),
+    (S.keras_time_based_decay, dict(learning_rate=0.0, decay=0.1), "learning_rate"),
+    (S.keras_time_based_decay, dict(learning_rate=0.1, decay=-0.1), "decay"),
+    (S.polynomial_decay, dict(r0=0.0, total_steps=10), "r0"),
+    (S.polynomial_decay, dict(r0=0.1, total_steps=0), "total_steps"),
+    (S.polynomial_decay, dict(r0=0.1, total_steps=2.5), "total_steps"),
+    (S.polynomial_decay, dict(r0=0.1, total_steps=10, power=0.0), "power"),
+    (S.polynomial_decay, dict(r0=0.1, total_steps=10, end_value=0.2), "end_value"),
+    (S.cosine_annealing, dict(max_lr=0.0, total_steps=10), "max_lr"),
+    (S.cosine_annealing, dict(max_lr=0.1, total_steps=0), "total_steps"),
+    (S.cosine_annealing, dict(max_lr=0.1, total_steps=10, min_lr=0.2), "min_lr"),
+    (S.cosine_annealing, dict(max_lr=0.1, total_steps=10, min_lr=-0.1), "min_lr"),
+    (S.cosine_warm_restarts, dict(max_lr=0.1, first_cycle_steps=0), "first_cycle_steps"),
+    (S.cosine_warm_restarts, dict(max_lr=0.1, first_cycle_steps=5, cycle_mult=0), "cycle_mult"),
+    (S.cosine_warm_restarts, dict(max_lr=0.1, first_cycle_steps=5, cycle_mult=1.5),
+     "cycle_mult"),
+    (S.cosine_warm_restarts, dict(max_lr=0.1, first_cycle_steps=5, min_lr=1.0), "min_lr"),
+    (S.cyclical, dict(min_lr=0.1, max_lr=0.01, step_size=5), "min_lr"),
+    (S.cyclical, dict(min_lr=0.001, max_lr=0.0, step_size=5), "max_lr"),
+    (S.cyclical, dict(min_lr=0.001, max_lr=0.01, step_size=0), "step_size"),
+    (S.cyclical, dict(min_lr=0.001, max_lr=0.01, step_size=5, step_size_down=0),
+     "step_size_down"),
+    (S.cyclical, dict(min_lr=0.001, max_lr=0.01, step_size=5, gamma=0.0), "gamma"),
+    (S.cyclical, dict(min_lr=0.001, max_lr=0.01, step_size=5, gamma=1.5), "gamma"),
+    (S.cyclical, dict(min_lr=0.001, max_lr=0.01, step_size=5, mode="cosine"), "mode"),
+    (S.cyclical, dict(min_lr=0.001, max_lr=0.01, step_size=5, window="box"), "window"),
+    (S.exp_range, dict(min_lr=0.001, max_lr=0.01, step_size=5, gamma=-1.0), "gamma"),
+    (S.welch, dict(min_lr=0.001, max_lr=0.01, step_size=-1), "step_size"),
+    (S.hann, dict(min_lr=-0.001, max_lr=0.01, step_size=5), "min_lr"),
+    (S.triangular2, dict(min_lr=0.02, max_lr=0.01, step_size=5), "min_lr"),
+    (S.one_cycle, dict(min_lr=0.0, max_lr=0.8, step_size=41, total_steps=95), "min_lr"),
+    (S.one_cycle, dict(min_lr=0.8, max_lr=0.08, step_size=41, total_steps=95), "min_lr"),
+    (S.one_cycle, dict(min_lr=0.08, max_lr=0.8, step_size=0, total_steps=95), "step_size"),
+    (S.one_cycle, dict(min_lr=0.08, max_lr=0.8, step_size=41, total_steps=80), "total_steps"),
+    (S.one_cycle, dict(min_lr=0.08, max_lr=0.8, step_size=41, total_steps=95,
+                       annihilation_factor=0.5), "annihilation_factor"),
+    (S.one_cycle_torch, dict(max_lr=0.0, total_steps=10), "max_lr"),
+    (S.one_cycle_torch, dict(max_lr=0.1, total_steps=0), "total_steps"),
+    (S.one_cycle_torch, dict(max_lr=0.1, total_steps=10, pct_start=1.5), "pct_start"),
+    (S.one_cycle_torch, dict(max_lr=0.1, total_steps=10, div_factor=0.0), "div_factor"),
+    (S.one_cycle_torch, dict(max_lr=0.1, total_steps=10, final_div_factor=-1.0),
+     "final_div_factor"),
+    (S.one_cycle_torch, dict(max_lr=0.1, total_steps=10, anneal_strategy="exp"),
+     "anneal_strategy"),
+    (S.lr_range_test, dict(init_lr=0.0, max_lr=10.0, num_steps=100), "init_lr"),
+    (S.lr_range_test, dict(init_lr=1.0, max_lr=0.1, num_steps=100), "init_lr"),
+    (S.lr_range_test, dict(init_lr=1e-4, max_lr=10.0, num_steps=0), "num_steps"),
+    (S.switch, dict(schedules=[], index=0), "schedules"),
+]
+
+
+@pytest.mark.parametrize("factory,kwargs,arg", BAD,
+                         ids=[f"{f.__name__}-{a}-{i}" for i, (f, _, a) in enumerate(BAD)])
+def test_bad_hyperparameters_raise_naming_the_argument(factory, kwargs, arg):
+  with pytest.raises(ValueError, match=f"`{arg}`"):
+    factory(**kwargs)
+
+
+# -----------------------------------------------------------------------------------
+# Optax integration
+# -----------------------------------------------------------------------------------
+
+SCHEDULE = S.one_cycle_torch(0.1, 20)
+
+
+def test_works_in_optax_sgd():
+  opt = optax.sgd(learning_rate=SCHEDULE)
+  params = jnp.zeros(3)
+  state = opt.init(params)
+
+  @jax.jit
+  def step(params, state):
+    updates, state = opt.update(jnp.ones(3), state, params)
+    return optax.apply_updates(params, updates), state
+
+  for _ in range(5):
+    params, state = step(params, state)
+  expected = -sum(float(SCHEDULE(t)) for t in range(5))
+  np.testing.assert_allclose(np.asarray(params), expected, rtol=RTOL)
+
+
+def test_works_in_inject_hyperparams():
+  opt = optax.inject_hyperparams(optax.sgd)(learning_rate=S.cosine_warm_restarts(0.1, 3, 2, 0.01))
+  sched = S.cosine_warm_restarts(0.1, 3, 2, 0.01)
+  state = opt.init(jnp.zeros(2))
+  update = jax.jit(opt.update)
+  for t in range(12):
+    updates, state = update(jnp.ones(2), state)
+    np.testing.assert_allclose(np.asarray(updates), -float(sched(t)), rtol=RTOL)
+    np.testing.assert_allclose(float(state.hyperparams["learning_rate"]), float(sched(t)),
+                               rtol=RTOL)
+
+
+def test_works_in_join_schedules():
+  warmup = optax.linear_schedule(0.0, 0.1, 5)
+  joined = optax.join_schedules([warmup, S.cosine_annealing(0.1, 20, 0.001),
+                                 S.triangular(0.001, 0.01, 4)], [5, 25])
+  got = values(joined, 40)
+  cosine, cyc = S.cosine_annealing(0.1, 20, 0.001), S.triangular(0.001, 0.01, 4)
+  want = ([float(warmup(t)) for t in range(5)] + [float(cosine(t)) for t in range(20)]
+          + [float(cyc(t)) for t in range(15)])
+  np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-9)
+
+
+# -----------------------------------------------------------------------------------
+# The plot command
+# -----------------------------------------------------------------------------------
+
+
+def test_plot_command_writes_pngs(tmp_path):
+  spec = importlib.util.spec_from_file_location(
+      "plot_schedules", ROOT / "experiments" / "plot_schedules.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  paths = module.main(["--out", str(tmp_path / "schedules")])
+  names = {p.name for p in map(pathlib.Path, paths)}
+  assert {"report_sequences.png", "schedules_grid.png"} <= names
+  for path in paths:
+    path = pathlib.Path(path)
+    assert path.exists() and path.stat().st_size > 1000
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,5 +1,6 @@
 """lrjax.models: architectures of the reference documents, counted and exercised."""
 
+import functools
 import math
 
 import flax.linen as nn
@@ -39,7 +40,7 @@ RESNET18_PARAMS = 11_173_962
 
 TINY_RESNET = dict(num_filters=4, stage_sizes=(1, 1, 1, 1))
 
-# name -> (kwargs, example shape) small enough for CPU tests.
+# name -> (kwargs, example shape): the report's shapes, a tiny ResNet.
 CASES = {
     "mnist_cnn": ({}, (28, 28, 1)),
     "cifar_cnn": ({}, (32, 32, 3)),
@@ -48,6 +49,9 @@ CASES = {
     "linear": ({}, (13,)),
     "logistic": ({}, (28, 28, 1)),
 }
+# Smaller inputs for the behaviour tests (every model accepts them): fast on CPU.
+SMALL = {"mnist_cnn": (12, 12, 1), "cifar_cnn": (8, 8, 3), "lenet5": (16, 16, 3),
+         "resnet18": (8, 8, 3), "linear": (13,), "logistic": (6, 6, 1)}
 
 
 def _batch(shape, n=4, seed=0):
@@ -55,7 +59,12 @@ def _batch(shape, n=4, seed=0):
 
 
 def _init(model, x, seed=0):
-  return model.init(jax.random.PRNGKey(seed), x, train=False)
+  return jax.jit(functools.partial(model.init, train=False))(jax.random.PRNGKey(seed), x)
+
+
+def _apply(model, **kwargs):
+  """model.apply(variables, x, **kwargs) compiled once (one XLA program, not op by op)."""
+  return jax.jit(functools.partial(model.apply, **kwargs))
 
 
 def _abstract_params(model, shape):

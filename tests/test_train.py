@@ -127,7 +127,8 @@ def test_convergence_epoch_rule():
   assert convergence_epoch([0.9, 0.5, 0.9], tolerance=0.01) == 3
   assert convergence_epoch([0.9, np.nan, 0.9], tolerance=0.01) == 3
   assert convergence_epoch([0.9, 0.9, np.nan]) is None
-  assert convergence_epoch([0.5, 0.9, 0.8, 0.9], tolerance=0.01, final_window=2) == 3
+  assert convergence_epoch([0.5, 0.9, 0.9, 0.9], tolerance=0.01, final_window=2) == 2
+  assert convergence_epoch([0.5, 0.9, 0.8, 0.9], tolerance=0.01, final_window=2) == 4
   with pytest.raises(ValueError, match="tolerance"):
     convergence_epoch([0.1], tolerance=-1)
 

@@ -103,7 +103,7 @@ def five_losses(value_fn: Callable[..., Any], params: Any, direction: Any,
         params, direction)
     return value_fn(moved, **fn_kwargs)
 
-  losses = jnp.stack([f(etas[j]) for j in range(5)])
+  losses = jax.vmap(f)(etas)
   if jnp.shape(losses) != jnp.shape(etas):
     raise ValueError("`value_fn` must return a scalar loss, got shape "
                      f"{jnp.shape(losses)[1:]}.")

@@ -107,7 +107,7 @@ def _member_split_class(parts) -> tuple[str, str] | None:
 def _decode(data: bytes, where: str) -> np.ndarray:
   try:
     from PIL import Image  # pylint: disable=g-import-not-at-top
-  except ImportError as err:  # pragma: no cover - pillow is a dependency of tfds' tests
+  except ImportError as err:  # pragma: no cover
     raise ImportError("Reading a CIFAR-10 image folder needs Pillow: pip install pillow") from err
   try:
     with Image.open(io.BytesIO(data)) as image:

@@ -47,6 +47,13 @@ class EpochMetrics(NamedTuple):
   lr: jax.Array  # the rate in use at the end of the epoch
   index: jax.Array  # the strategy's sequence position (-1 where none)
   nonfinite: jax.Array  # a NaN/inf gradient or validation loss was met so far
+  step_loss: jax.Array  # [steps] the minibatch loss of every step (LR range test)
+  step_lr: jax.Array  # [steps] the rate in use after every step
+
+
+# Fields holding one number per epoch (the rest hold one per step).
+EPOCH_FIELDS = EpochMetrics._fields[:-2]
+STEP_FIELDS = EpochMetrics._fields[-2:]
 
 
 def variant_key(seed, salt: int, epoch=0):
@@ -143,9 +150,9 @@ class GroupTrainer:
         boundary = (i == 0) & (st.epoch > 0)
         st, m = train_step(model, tx, task, st, data.train_x[idx], data.train_y[idx],
                            jax.random.fold_in(dropout_key, i), boundary)
-        return st, m
+        return st, (m, optimizers.current_lr(spec, hyper, st.opt_state))
 
-      state, step_metrics = jax.lax.scan(body, state, (order, jnp.arange(steps)))
+      state, (step_metrics, step_lr) = jax.lax.scan(body, state, (order, jnp.arange(steps)))
       train_loss = jnp.mean(step_metrics.loss)
       train_acc = jnp.sum(step_metrics.correct) / jnp.sum(step_metrics.count)
       valid_loss, valid_acc = evaluate(model, task, state.params, state.model_state,
@@ -160,7 +167,8 @@ class GroupTrainer:
           lr=optimizers.current_lr(spec, hyper, state.opt_state),
           index=optimizers.sequence_index(spec, state.opt_state),
           nonfinite=optimizers.nonfinite_flag(spec, state.opt_state)
-          | ~jnp.isfinite(valid_loss))
+          | ~jnp.isfinite(valid_loss),
+          step_loss=step_metrics.loss, step_lr=step_lr)
       state = state._replace(valid_loss=valid_loss, epoch=state.epoch + 1)
       return state, metrics
 

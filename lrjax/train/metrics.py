@@ -33,7 +33,9 @@ def convergence_epoch(curve, tolerance: float = 0.005, final_window: int = 1) ->
   outside = ~(np.abs(curve - final) <= tolerance)  # NaN counts as outside
   if not outside.any():
     return 1
-  return int(np.nonzero(outside)[0][-1]) + 2
+  # A curve still outside the band at its end (possible with final_window > 1) never
+  # settled: it converges at its last epoch.
+  return min(int(np.nonzero(outside)[0][-1]) + 2, curve.size)
 
 
 def summarize(history: dict[str, np.ndarray], names, *, tolerance: float = 0.005,

@@ -19,9 +19,18 @@ def _clean(value):
   return value
 
 
+def _json_array(a, digits: int | None = None):
+  """A nested list of floats with NaN/inf as null (and optional rounding)."""
+  a = np.asarray(a, np.float64)
+  if digits is not None:
+    a = np.round(a, digits)
+  if a.ndim == 0:
+    return _clean(float(a))
+  return [_json_array(x) for x in a]
+
+
 def to_dict(result) -> dict:
-  history = {k: [[_clean(float(x)) for x in row] for row in v]
-             for k, v in result.history.items()}
+  history = {k: _json_array(v) for k, v in result.history.items()}
   return {
       "config": result.config.to_dict(),
       "device": result.device,
@@ -29,6 +38,7 @@ def to_dict(result) -> dict:
       "epoch_seconds": [_clean(float(x)) for x in result.epoch_seconds],
       "summary": [{k: _clean(v) for k, v in row.items()} for row in result.summary],
       "history": history,
+      "step_history": {k: _json_array(v, 7) for k, v in result.step_history.items()},
   }
 
 
@@ -82,6 +92,8 @@ def load(path: str | Path) -> dict:
   config = SweepConfig.from_dict(raw["config"])
   history = {k: np.array([[np.nan if x is None else x for x in row] for row in v], np.float64)
              for k, v in raw["history"].items()}
-  return {"config": config, "history": history, "summary": raw["summary"],
+  step_history = {k: np.array(v, dtype=float) for k, v in raw.get("step_history", {}).items()}
+  return {"config": config, "history": history, "step_history": step_history,
+          "summary": raw["summary"],
           "names": [v.name for v in config.variants], "device": raw["device"],
           "compile_seconds": raw["compile_seconds"], "epoch_seconds": raw["epoch_seconds"]}

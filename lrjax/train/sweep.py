@@ -22,7 +22,8 @@ from lrjax.train import optimizers
 from lrjax.train.checkpoint import SweepCheckpointer
 from lrjax.train.config import SweepConfig
 
-HISTORY_FIELDS = epoch_lib.EpochMetrics._fields
+HISTORY_FIELDS = epoch_lib.EPOCH_FIELDS
+STEP_FIELDS = epoch_lib.STEP_FIELDS
 
 
 @dataclasses.dataclass
@@ -31,7 +32,9 @@ class SweepResult:
 
   Attributes:
     config: the sweep's config.
-    history: field -> array [epochs, variants] (fields of `EpochMetrics`).
+    history: field -> array [epochs, variants] (per-epoch fields of `EpochMetrics`),
+      plus ``group_seconds``: the wall time of the epoch of the variant's group.
+    step_history: ``step_loss`` / ``step_lr`` -> array [epochs, variants, steps].
     summary: one dict per variant (see `lrjax.train.metrics.summarize`).
     compile_seconds: time spent compiling the epoch programs.
     epoch_seconds: wall time of each epoch of this run (all groups), NaN for epochs
@@ -41,6 +44,7 @@ class SweepResult:
 
   config: SweepConfig
   history: dict[str, np.ndarray]
+  step_history: dict[str, np.ndarray]
   summary: list[dict]
   compile_seconds: float
   epoch_seconds: np.ndarray
@@ -52,7 +56,8 @@ class SweepResult:
 
 
 def _empty_history(epochs: int, num_variants: int) -> dict[str, np.ndarray]:
-  return {f: np.full((epochs, num_variants), np.nan, np.float64) for f in HISTORY_FIELDS}
+  fields = HISTORY_FIELDS + ("group_seconds",)
+  return {f: np.full((epochs, num_variants), np.nan, np.float64) for f in fields}
 
 
 def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None = None,
@@ -89,6 +94,9 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
   states = [t.init(data.train_x[:1]) for t in trainers]
   num_variants = len(config.variants)
   history = _empty_history(config.epochs, num_variants)
+  steps = dataset.train_x.shape[0] // config.batch_size
+  step_history = {f: np.full((config.epochs, num_variants, steps), np.nan, np.float32)
+                  for f in STEP_FIELDS}
   epoch_seconds = np.full(config.epochs, np.nan)
   start = 0
 
@@ -97,8 +105,11 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
     checkpointer = SweepCheckpointer(checkpoint_dir, config.to_dict())
     latest = checkpointer.latest_epoch()
     if latest is not None:
-      restored = checkpointer.restore(latest, {"states": states, "history": history})
-      states, history = list(restored["states"]), dict(restored["history"])
+      restored = checkpointer.restore(
+          latest, {"states": states, "history": history, "step_history": step_history})
+      states = list(restored["states"])
+      history = {k: np.asarray(v) for k, v in restored["history"].items()}
+      step_history = {k: np.asarray(v) for k, v in restored["step_history"].items()}
       start = latest
 
   # Compile each group's epoch program ahead of time, so compile time is reported apart.
@@ -110,11 +121,15 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
     for epoch in bar:
       t0 = time.perf_counter()
       for g, (trainer, (_, _, members)) in enumerate(zip(trainers, groups)):
+        t_group = time.perf_counter()
         states[g], group_metrics = trainer.run_epoch(states[g], data, epoch)
-        group_metrics = jax.device_get(group_metrics)
+        group_metrics = jax.device_get(group_metrics)  # waits for the group's epoch
+        history["group_seconds"][epoch, members] = time.perf_counter() - t_group
         for field in HISTORY_FIELDS:
           history[field][epoch, members] = np.asarray(getattr(group_metrics, field),
                                                       np.float64)
+        for field in STEP_FIELDS:
+          step_history[field][epoch, members] = np.asarray(getattr(group_metrics, field))
       epoch_seconds[epoch] = time.perf_counter() - t0
       bar.set_postfix(best_valid_acc=f"{np.nanmax(history['valid_acc'][epoch]):.4f}"
                       if np.isfinite(history["valid_acc"][epoch]).any()
@@ -122,7 +137,8 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
       done = epoch + 1
       if checkpointer is not None and config.checkpoint_every and (
           done % config.checkpoint_every == 0 or done == config.epochs):
-        checkpointer.save(done, {"states": states, "history": history})
+        checkpointer.save(done, {"states": states, "history": history,
+                                 "step_history": step_history})
       if on_epoch_end is not None:
         on_epoch_end(epoch, history)
   finally:
@@ -131,7 +147,7 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
       checkpointer.close()
 
   result = SweepResult(
-      config=config, history=history,
+      config=config, history=history, step_history=step_history,
       summary=metrics_lib.summarize(history, [v.name for v in config.variants],
                                     tolerance=config.convergence_tolerance),
       compile_seconds=compile_seconds, epoch_seconds=epoch_seconds,

@@ -219,7 +219,7 @@ def run(model_name, args, out_rows):
             f" {'TFLOP/s':>8s} {'of peak':>8s} {'compile s':>9s}")
   print(header)
   for name, r in rows.items():
-    rate = r["k"] / r["s"] * (full_n / n)  # normalised to a full epoch of the dataset
+    rate = r["k"] / r["s"] * (n / full_n)  # model-epochs of the full dataset per second
     vs_torch = f"{(r['k'] / r['s']) / (1 / torch_rate):8.1f}x" if torch_rate else "     n/a"
     vs_seq = f"{(r['k'] * single_s) / r['s']:9.2f}x"
     tflops = r.get("flops", float("nan")) / r["s"] / 1e12

@@ -51,15 +51,21 @@ CASES = {
 }
 # Smaller inputs for the behaviour tests (every model accepts them): fast on CPU.
 SMALL = {"mnist_cnn": (12, 12, 1), "cifar_cnn": (8, 8, 3), "lenet5": (16, 16, 3),
-         "resnet18": (8, 8, 3), "linear": (13,), "logistic": (6, 6, 1)}
+         "resnet18": (16, 16, 3), "linear": (13,), "logistic": (6, 6, 1)}
+
+
+def _key(seed):
+  # XLA on CPU compiles the default threefry generator slowly (~10 s for a tiny ResNet
+  # init on 2 cores); the 'rbg' generator keeps each compiled init to about a second.
+  return jax.random.key(seed, impl="rbg")
 
 
 def _batch(shape, n=4, seed=0):
-  return jax.random.normal(jax.random.PRNGKey(seed), (n,) + shape)
+  return jnp.asarray(np.random.default_rng(seed).normal(size=(n,) + shape), jnp.float32)
 
 
 def _init(model, x, seed=0):
-  return jax.jit(functools.partial(model.init, train=False))(jax.random.PRNGKey(seed), x)
+  return jax.jit(functools.partial(model.init, train=False))(_key(seed), x)
 
 
 def _apply(model, **kwargs):
@@ -79,7 +85,7 @@ def test_output_shapes(name):
   kwargs, shape = CASES[name]
   model = models.get_model(name, **kwargs)
   x = _batch(shape, n=3)
-  out = model.apply(_init(model, x), x, train=False)
+  out = _apply(model, train=False)(_init(model, x), x)
   assert out.shape == ((3,) if name == "linear" else (3, 10))
   assert out.dtype == jnp.float32
 
@@ -114,18 +120,18 @@ def test_flatten_sizes_of_the_report():
   assert cifar["fc2"]["kernel"].shape == (500, 10)
 
 
+def _conv_outputs(model, shape, names):
+  x = jnp.zeros((2,) + shape)
+  variables = jax.eval_shape(lambda: _init(model, x))
+  _, state = jax.eval_shape(lambda v: model.apply(v, x, capture_intermediates=True,
+                                                  mutable=["intermediates"]), variables)
+  return [state["intermediates"][n]["__call__"][0].shape for n in names]
+
+
 def test_intermediate_shapes_of_the_report():
-  x = _batch((28, 28, 1), n=2)
-  model = models.MnistCNN()
-  _, state = model.apply(_init(model, x), x, capture_intermediates=True,
-                         mutable=["intermediates"])
-  assert state["intermediates"]["conv1"]["__call__"][0].shape == (2, 26, 26, 20)  # VALID
-  x = _batch((32, 32, 3), n=2)
-  model = models.CifarCNN()
-  _, state = model.apply(_init(model, x), x, capture_intermediates=True,
-                         mutable=["intermediates"])
-  shapes = [state["intermediates"][f"conv{i}"]["__call__"][0].shape for i in (1, 2, 3)]
-  assert shapes == [(2, 32, 32, 16), (2, 16, 16, 32), (2, 8, 8, 64)]  # SAME, pooled after
+  assert _conv_outputs(models.MnistCNN(), (28, 28, 1), ["conv1"]) == [(2, 26, 26, 20)]
+  assert _conv_outputs(models.CifarCNN(), (32, 32, 3), ["conv1", "conv2", "conv3"]) == [
+      (2, 32, 32, 16), (2, 16, 16, 32), (2, 8, 8, 64)]  # SAME convs, each pooled after
 
 
 def test_resnet18_full_shape_and_dropout_placement():
@@ -135,7 +141,7 @@ def test_resnet18_full_shape_and_dropout_placement():
   assert models.count_params(variables["params"]) == RESNET18_PARAMS  # dropout: no params
   assert set(variables) == {"params", "batch_stats"}
   out = jax.eval_shape(
-      lambda v: model.apply(v, x, train=True, rngs={"dropout": jax.random.PRNGKey(0)},
+      lambda v: model.apply(v, x, train=True, rngs={"dropout": _key(0)},
                             mutable=["batch_stats"]), variables)
   assert out[0].shape == (2, 10)
   # Dropout modules right after stages 2 and 4 only.
@@ -151,49 +157,49 @@ def test_resnet18_full_shape_and_dropout_placement():
   tiny = models.ResNet18(dropout_rate=0.3, **TINY_RESNET)
   xt = jnp.zeros((1, 8, 8, 3))
   with nn.intercept_methods(record):
-    jax.eval_shape(lambda: tiny.init(jax.random.PRNGKey(0), xt, train=False))
+    jax.eval_shape(lambda: tiny.init(_key(0), xt, train=False))
   assert names == ["stage1_block1", "stage2_block1", "Dropout_0", "stage3_block1",
                    "stage4_block1", "Dropout_1"]
 
 
 # -- train / eval behaviour --------------------------------------------------------------
 
-@pytest.mark.parametrize("name, kwargs, shape", [
-    ("cifar_cnn", {}, (32, 32, 3)),
-    ("resnet18", dict(TINY_RESNET, dropout_rate=0.5), (8, 8, 3)),
-])
-def test_dropout_only_in_train_mode(name, kwargs, shape):
+@pytest.mark.parametrize("name, kwargs", [
+    ("cifar_cnn", {}), ("resnet18", dict(TINY_RESNET, dropout_rate=0.5))])
+def test_dropout_only_in_train_mode(name, kwargs):
   model = models.get_model(name, **kwargs)
-  x = _batch(shape)
+  x = _batch(SMALL[name])
   variables = _init(model, x)
-  mutable = ["batch_stats"] if "batch_stats" in variables else False
+  has_stats = "batch_stats" in variables
 
+  @functools.partial(jax.jit, static_argnums=1)
   def run(seed, train):
-    out = model.apply(variables, x, train=train, rngs={"dropout": jax.random.PRNGKey(seed)},
-                      mutable=mutable if train else False)
-    return out[0] if mutable and train else out
+    out = model.apply(variables, x, train=train, rngs={"dropout": _key(seed)},
+                      mutable=["batch_stats"] if has_stats and train else False)
+    return out[0] if has_stats and train else out
 
   a, b, a_again = run(1, True), run(2, True), run(1, True)
   assert not np.allclose(a, b)
   np.testing.assert_array_equal(a, a_again)
   np.testing.assert_array_equal(run(1, False), run(2, False))
-  np.testing.assert_array_equal(run(1, False), model.apply(variables, x))  # no rng needed
+  np.testing.assert_allclose(run(1, False), _apply(model)(variables, x),  # no rng needed
+                             rtol=1e-5, atol=1e-6)
 
 
 def test_cifar_dropout_rate_is_a_field():
-  model = models.CifarCNN(dropout_rate=0.0)
-  x = _batch((32, 32, 3))
-  variables = _init(model, x)
-  train = model.apply(variables, x, train=True, rngs={"dropout": jax.random.PRNGKey(0)})
-  np.testing.assert_allclose(train, model.apply(variables, x), rtol=1e-6)
   assert models.CifarCNN().dropout_rate == 0.25
+  model = models.CifarCNN(dropout_rate=0.0)
+  x = _batch(SMALL["cifar_cnn"])
+  variables = _init(model, x)
+  train = _apply(model, train=True, rngs={"dropout": _key(0)})(variables, x)
+  np.testing.assert_allclose(train, _apply(model)(variables, x), rtol=1e-5, atol=1e-6)
 
 
 def test_resnet_batch_stats_train_and_eval():
   model = models.ResNet18(**TINY_RESNET)
   x = _batch((8, 8, 3)) * 3.0 + 1.0
   variables = _init(model, x)
-  out, updated = model.apply(variables, x, train=True, mutable=["batch_stats"])
+  out, updated = _apply(model, train=True, mutable=["batch_stats"])(variables, x)
   assert out.shape == (4, 10)
   before = jax.tree_util.tree_leaves(variables["batch_stats"])
   after = jax.tree_util.tree_leaves(updated["batch_stats"])
@@ -201,11 +207,12 @@ def test_resnet_batch_stats_train_and_eval():
   assert any(not np.allclose(b, a) for b, a in zip(before, after))
   # Eval uses the running averages: deterministic, differs from batch statistics.
   new_vars = {"params": variables["params"], **updated}
-  eval_out = model.apply(new_vars, x, train=False)
-  np.testing.assert_array_equal(eval_out, model.apply(new_vars, x, train=False))
+  evaluate = _apply(model, train=False)
+  eval_out = evaluate(new_vars, x)
+  np.testing.assert_array_equal(eval_out, evaluate(new_vars, x))
   assert not np.allclose(eval_out, out)
-  with pytest.raises(Exception):  # train mode must declare batch_stats mutable
-    model.apply(variables, x, train=True)
+  with pytest.raises(Exception, match="batch_stats"):  # train mode needs it mutable
+    jax.eval_shape(lambda v: model.apply(v, x, train=True), variables)
 
 
 @pytest.mark.parametrize("norm", ["group", "none"])
@@ -214,75 +221,69 @@ def test_resnet_without_batch_norm(norm):
   x = _batch((8, 8, 3))
   variables = _init(model, x)
   assert set(variables) == {"params"}
-  out = model.apply(variables, x, train=True)
+  out = _apply(model, train=True)(variables, x)
   assert out.shape == (4, 10) and np.all(np.isfinite(out))
 
 
 # -- gradients and vmap over variants ---------------------------------------------------
 
-def _loss(model, name, variables, x, y, key):
-  variables = dict(variables)
-  params = variables.pop("params")
-
-  def loss_fn(params):
-    mutable = list(variables) or False
-    out = model.apply({"params": params, **variables}, x, train=True,
-                      rngs={"dropout": key}, mutable=mutable)
-    out = out[0] if mutable else out
-    if name == "linear":
-      return jnp.mean((out - y) ** 2)
-    return optax.softmax_cross_entropy_with_integer_labels(out, y).mean()
-
-  return jax.value_and_grad(loss_fn)(params)
+def _forward(model, variables, x, key):
+  """Train-mode logits (BatchNorm statistics updated and dropped)."""
+  if "batch_stats" in variables:
+    return model.apply(variables, x, train=True, rngs={"dropout": key},
+                       mutable=["batch_stats"])[0]
+  return model.apply(variables, x, train=True, rngs={"dropout": key})
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_gradients_are_finite(name):
-  kwargs, shape = CASES[name]
-  model = models.get_model(name, **kwargs)
-  x = _batch(shape)
+  model = models.get_model(name, **CASES[name][0])
+  x = _batch(SMALL[name])
   y = jnp.arange(4, dtype=jnp.float32) if name == "linear" else jnp.arange(4) % 10
-  loss, grads = _loss(model, name, _init(model, x), x, y, jax.random.PRNGKey(3))
+  variables = _init(model, x)
+  rest = {k: v for k, v in variables.items() if k != "params"}
+
+  @jax.jit
+  def loss_and_grad(params):
+    def loss_fn(params):
+      out = _forward(model, {"params": params, **rest}, x, _key(3))
+      if name == "linear":
+        return jnp.mean((out - y) ** 2)
+      return optax.softmax_cross_entropy_with_integer_labels(out, y).mean()
+    return jax.value_and_grad(loss_fn)(params)
+
+  loss, grads = loss_and_grad(variables["params"])
   assert np.isfinite(loss)
   leaves = jax.tree_util.tree_leaves(grads)
   assert all(np.all(np.isfinite(g)) for g in leaves)
-  assert any(np.any(g != 0) for g in leaves)
+  assert all(np.any(g != 0) for g in leaves)  # every layer is reached
 
 
 @pytest.mark.parametrize("name, kwargs", [(n, CASES[n][0]) for n in CASES] + [
-    ("cifar_cnn", {"conv_impl": "im2col"}), ("mnist_cnn", {"conv_impl": "im2col"})])
+    ("cifar_cnn", {"conv_impl": "im2col"}), ("lenet5", {"conv_impl": "im2col"})])
 def test_vmap_over_parameter_sets_matches_loop(name, kwargs):
-  shape = CASES[name][1]
   model = models.get_model(name, **kwargs)
-  x = _batch(shape, n=2)
-  keys = jax.random.split(jax.random.PRNGKey(7), 3)
-  stacked = jax.vmap(lambda k: model.init(k, x, train=False))(keys)
-  dropout_keys = jax.random.split(jax.random.PRNGKey(8), 3)
-
-  def forward(variables, key):
-    if "batch_stats" in variables:
-      return model.apply(variables, x, train=True, rngs={"dropout": key},
-                         mutable=["batch_stats"])[0]
-    return model.apply(variables, x, train=True, rngs={"dropout": key})
-
-  vmapped = jax.jit(jax.vmap(forward))(stacked, dropout_keys)
+  x = _batch(SMALL[name], n=2)
+  keys = jax.random.split(_key(7), 3)
+  stacked = jax.jit(jax.vmap(lambda k: model.init(k, x, train=False)))(keys)
+  dropout_keys = jax.random.split(_key(8), 3)
+  forward = jax.jit(lambda v, k: _forward(model, v, x, k))
+  vmapped = jax.jit(jax.vmap(lambda v, k: _forward(model, v, x, k)))(stacked, dropout_keys)
   for i in range(3):
     variables = jax.tree.map(lambda leaf: leaf[i], stacked)
     np.testing.assert_allclose(vmapped[i], forward(variables, dropout_keys[i]),
-                               rtol=2e-4, atol=2e-5)
-  assert not np.allclose(vmapped[0], vmapped[1])  # distinct variants
+                               rtol=1e-3, atol=1e-4)
+  assert not np.allclose(vmapped[0], vmapped[1], rtol=1e-2)  # distinct variants
 
 
 @pytest.mark.parametrize("name", ["mnist_cnn", "cifar_cnn", "lenet5"])
 def test_im2col_conv_impl_is_interchangeable(name):
-  shape = CASES[name][1]
-  x = _batch(shape, n=2)
+  x = _batch(SMALL[name], n=2)
   xla, im2col = models.get_model(name), models.get_model(name, conv_impl="im2col")
   variables = _init(xla, x)
-  chex_equal = jax.tree.map(lambda a, b: bool(np.array_equal(a, b)), variables,
-                            _init(im2col, x))
-  assert all(jax.tree_util.tree_leaves(chex_equal))
-  np.testing.assert_allclose(im2col.apply(variables, x), xla.apply(variables, x),
+  same = jax.tree.map(lambda a, b: bool(np.array_equal(a, b)), variables, _init(im2col, x))
+  assert all(jax.tree_util.tree_leaves(same))
+  np.testing.assert_allclose(_apply(im2col)(variables, x), _apply(xla)(variables, x),
                              rtol=1e-4, atol=1e-5)
 
 

@@ -1,9 +1,11 @@
 """Float32 numerics shared by the schedules (private helpers).
 
-Interpolation weights computed without cancellation: a rate between ``start`` and ``end`` is written ``start * w_start + end * w_end`` with
-both weights >= 0 computed from the elapsed and the remaining steps, so the float32
-result keeps a relative error of a few ulps even where it approaches a small ``end``
-(``start + (end - start) * pct`` or ``1 + cos(pi * pct)`` lose digits there).
+* ``exp_times`` / ``pow_f32``: ``exp(x t)`` and ``base ** t`` with split exponents.
+* ``linear_weights`` / ``cosine_weights``: interpolation without cancellation.  A rate
+  between ``start`` and ``end`` is ``start * w_start + end * w_end`` with both weights
+  >= 0 computed from the elapsed and the remaining steps, so the float32 result keeps
+  a relative error of a few ulps even where it approaches a small ``end``
+  (``start + (end - start) * pct`` or ``1 + cos(pi * pct)`` lose digits there).
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ def exp_times(x, t):
   ``exp`` turns the absolute rounding error of its argument into a relative error
   of the result, and a float32 ``x * t`` carries ``|x t| * 2**-24`` of it (2e-6 at
   ``x t = -35``).  With ``x = hi + lo``, ``hi * t`` is exact and ``lo * t`` small, so
-  ``exp(hi t) * exp(lo t)`` keeps the error of ``exp`` itself.  A concrete ``x`` is
-  split in float64, before its own rounding to float32.
+  ``exp(hi t) * (1 + expm1(lo t))`` keeps the error of ``exp`` itself (not
+  ``exp(hi t) * exp(lo t)``: XLA rewrites that into ``exp(hi t + lo t)``).  A concrete
+  ``x`` is split in float64, before its own rounding to float32.
   """
   if _validation.is_concrete(x):
     hi, lo = _split(np.asarray(x, np.float64))

@@ -4,6 +4,7 @@ hyper-parameters", 2018): Smith's three linear phases, and PyTorch's ``OneCycleL
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 from lrjax import _validation
 from lrjax.schedules._numerics import cosine_weights, linear_weights
@@ -53,7 +54,7 @@ def one_cycle(min_lr: float, max_lr: float, step_size: int, total_steps: int,
   _validation.check_in_range("annihilation_factor", annihilation_factor, 1.0,
                              float("inf"), high_open=True)
   if _validation.is_concrete(step_size) and _validation.is_concrete(total_steps):
-    if not 2 * step_size <= total_steps:
+    if not np.all(2 * np.asarray(step_size) <= np.asarray(total_steps)):
       raise ValueError(f"`total_steps` ({total_steps!r}) must be >= 2 * `step_size` "
                        f"({step_size!r}).")
 

@@ -150,6 +150,11 @@ def test_config_validation():
     optimizers.group_variants((Variant("a", sequence="nope"),))
 
 
+def test_task_must_match_the_dataset(blobs):
+  with pytest.raises(ValueError, match="task"):
+    run_sweep(_config(FOUR[:1], task="regression"), blobs, progress=False)
+
+
 def test_batch_larger_than_training_set_is_refused(blobs):
   with pytest.raises(ValueError, match="batch_size"):
     run_sweep(_config(FOUR[:1], batch_size=10**6), blobs, progress=False)

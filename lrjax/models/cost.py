@@ -3,9 +3,9 @@
 `flops_per_example` asks XLA: ``jax.jit(f).lower(...).compile().cost_analysis()``
 returns a dict (a list of one dict in older jax) whose ``"flops"`` counts every
 floating-point operation of the compiled forward pass (multiply-adds as 2, plus bias
-adds, activations, pooling, normalisation; XLA on CPU leaves out the
-multiplications by the zero padding of a "SAME" convolution).  Where the backend gives no count, it falls
-back to an analytic count of the matrix products alone: 2 x (multiply-adds) of every
+adds, activations, pooling, normalisation; XLA on CPU leaves out the multiplications
+by the zero padding of a "SAME" convolution).  Where the backend gives no count, it
+falls back to an analytic count of the matrix products alone: 2 x (multiply-adds) of every
 `Dense`, `Conv` and `Im2ColConv` layer.
 """
 

@@ -82,6 +82,10 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
   if dataset.train_x.shape[0] < config.batch_size:
     raise ValueError(f"`batch_size` ({config.batch_size}) exceeds the training set size "
                      f"({dataset.train_x.shape[0]}).")
+  data_task = getattr(dataset, "task", config.task)
+  if data_task != config.task:
+    raise ValueError(f"`task` is {config.task!r} but the dataset {getattr(dataset, 'name', '')!r} "
+                     f"is a {data_task} dataset.")
   model = models.get_model(config.model, **dict(config.model_kwargs))
   mesh = epoch_lib.variant_mesh()
   data = epoch_lib.put_data(dataset, mesh)

@@ -111,15 +111,17 @@ def ema_smooth(values, beta: float = 0.98) -> np.ndarray:
 
 
 def analyse_range_test(lrs, losses, *, beta: float = 0.98, explode: float = 4.0,
-                       skip_start: int = 0) -> dict:
+                       skip_start: int = 0, bounds: tuple[float, float] | None = None
+                       ) -> dict:
   """Minimum-loss rate, suggested rate and explosion point of a range test.
 
   Args:
     lrs, losses: the rate and the mini-batch loss of every step.
     beta: EMA factor of the smoothing.
-    explode: the curve stops at the first step (after the minimum) whose smoothed loss
-      exceeds ``explode`` x the minimum, or that is NaN.
+    explode: the curve stops before the first step whose smoothed loss exceeds
+      ``explode`` x the running minimum, or that is NaN.
     skip_start: steps ignored when looking for the minimum (the EMA's first steps).
+    bounds: the tested range (default: the range of ``lrs``) the suggestion is kept in.
 
   Returns:
     A dict with the smoothed curve, ``stop`` (number of steps kept), ``min_lr``,
@@ -134,12 +136,12 @@ def analyse_range_test(lrs, losses, *, beta: float = 0.98, explode: float = 4.0,
   running_min = np.minimum.accumulate(np.where(finite, smooth, np.inf)[:stop])
   exploded = np.nonzero(smooth[:stop] > explode * running_min)[0]
   if exploded.size:
-    stop = int(exploded[0]) + 1
+    stop = max(int(exploded[0]), 1)  # the curve ends before the first exploded step
   start = min(skip_start, stop - 1)
   best = start + int(np.nanargmin(smooth[start:stop]))
   min_lr = float(lrs[best])
   suggested = min_lr / 10.0
-  lo, hi = float(lrs[0]), float(np.nanmax(lrs))
+  lo, hi = bounds or (float(np.nanmin(lrs)), float(np.nanmax(lrs)))
   clipped = not lo <= suggested <= hi
   suggested = float(np.clip(suggested, lo, hi))
   return {"smoothed": smooth, "stop": stop, "min_index": best, "min_lr": min_lr,
@@ -199,35 +201,43 @@ def _pyplot():
 def plot_range_test(path, lrs, losses, info, grid, final_train, final_valid, budget: str,
                     title: str):
   plt = _pyplot()
-  fig, ax = plt.subplots(figsize=(7.5, 4.6))
+  fig, ax = plt.subplots(figsize=(10, 4.8))
   stop = info["stop"]
+  smooth = info["smoothed"][:stop]
   ax.plot(lrs[:stop], losses[:stop], color="tab:blue", alpha=0.25, lw=0.8,
           label="range test, mini-batch loss")
-  ax.plot(lrs[:stop], info["smoothed"][:stop], color="tab:blue", lw=2,
+  ax.plot(lrs[:stop], smooth, color="tab:blue", lw=2,
           label="range test, smoothed (EMA 0.98)")
-  ceiling = 4.0 * info["min_loss"]
-  ymax = max(ceiling, float(np.nanmax(info["smoothed"][:stop])) * 1.05)
-  finite = np.isfinite(final_train) & (final_train <= ymax)
-  ax.plot(grid[finite], final_train[finite], "o-", color="tab:orange", lw=1.5,
+  # y range: the useful part (start of the test down to the lowest loss seen).
+  seen = np.concatenate([smooth, final_train[np.isfinite(final_train)],
+                         final_valid[np.isfinite(final_valid)]])
+  ymin = 0.9 * float(np.nanmin(seen))
+  ymax = 1.15 * float(np.nanmax(smooth))  # parallel runs above it did worse than no training
+  on = np.isfinite(final_train) & (final_train <= ymax)
+  ax.plot(grid[on], final_train[on], "o-", color="tab:orange", lw=1.5,
           label=f"parallel test: final train loss ({budget})")
-  vfinite = np.isfinite(final_valid) & (final_valid <= ymax)
-  ax.plot(grid[vfinite], final_valid[vfinite], "s--", color="tab:green", lw=1, ms=4,
+  von = np.isfinite(final_valid) & (final_valid <= ymax)
+  ax.plot(grid[von], final_valid[von], "s--", color="tab:green", lw=1, ms=4,
           label="parallel test: final valid loss")
-  off = ~finite
+  off = ~on
   if off.any():
-    ax.plot(grid[off], np.full(off.sum(), ymax * 0.97), "^", color="tab:red", ms=8,
-            label="parallel test: diverged / off the chart")
+    ax.plot(grid[off], np.full(off.sum(), ymax - 0.03 * (ymax - ymin)), "^",
+            color="tab:red", ms=8, label="parallel test: diverged / off the chart")
+  if info["exploded"] and stop < len(lrs):
+    ax.axvline(lrs[stop], color="tab:red", ls="-.", lw=1,
+               label=f"range test explodes (> 4x min) at {lrs[stop]:.3g}")
   ax.axvline(info["min_lr"], color="k", ls=":", lw=1.2,
              label=f"min smoothed loss at {info['min_lr']:.3g}")
   ax.axvline(info["suggested_lr"], color="tab:purple", ls="--", lw=1.5,
              label=f"suggested (min / 10) {info['suggested_lr']:.3g}")
   ax.set_xscale("log")
-  ax.set_ylim(0.0, ymax)
+  ax.set_xlim(grid[0] / 1.5, grid[-1] * 1.5)
+  ax.set_ylim(ymin, ymax)
   ax.set_xlabel("learning rate (log)")
   ax.set_ylabel("cross-entropy loss")
-  ax.set_title(title, fontsize=10)
+  ax.set_title(title, fontsize=9)
   ax.grid(alpha=0.3, which="both")
-  ax.legend(fontsize=7, loc="lower left")
+  ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
@@ -250,7 +260,7 @@ def plot_one_cycle(path, result, title: str):
     ax.set_title(t)
     ax.set_xlabel("epoch")
     ax.grid(alpha=0.3)
-  axes[3].set_yscale("log")
+  axes[3].set_ylim(bottom=0)
   axes[0].legend(fontsize=7)
   fig.suptitle(title, fontsize=10)
   fig.tight_layout()
@@ -307,7 +317,8 @@ def one_cycle_table(result, meta) -> tuple[str, list[dict]]:
 
 def parse_args(argv=None):
   p = common.base_parser(__doc__.splitlines()[0], "results/range_test_one_cycle")
-  p.add_argument("--batch-size", type=int, default=128)
+  p.add_argument("--batch-size", type=int, default=None,
+                 help="default 64 with --quick (more range-test steps), else 128")
   p.add_argument("--init-lr", type=float, default=1e-4, help="range test start")
   p.add_argument("--max-lr", type=float, default=10.0, help="range test end")
   p.add_argument("--range-epochs", type=int, default=None,
@@ -332,7 +343,7 @@ def main(argv=None) -> dict:
   dataset, note = load_data("cifar10", args, train_size=2000 if quick else 15000,
                             test_size=args.test_size or (500 if quick else 2000))
   model_kwargs = {"conv_impl": "im2col"}  # vmaps as batched matmuls: much faster on CPU
-  batch = min(args.batch_size, len(dataset.train_x))
+  batch = min(args.batch_size or (64 if quick else 128), len(dataset.train_x))
   steps = len(dataset.train_x) // batch
   progress = not args.no_progress
 
@@ -347,7 +358,8 @@ def main(argv=None) -> dict:
   rres = run_sweep(config, dataset, out_dir=out / "range", progress=progress)
   lrs = rres.step_history["step_lr"][:, 0, :].reshape(-1).astype(np.float64)
   losses = rres.step_history["step_loss"][:, 0, :].reshape(-1).astype(np.float64)
-  info = analyse_range_test(lrs, losses, skip_start=min(10, len(lrs) // 10))
+  info = analyse_range_test(lrs, losses, skip_start=min(10, len(lrs) // 10),
+                            bounds=(args.init_lr, args.max_lr))
   final_train = rres.history["train_loss"][-1, 1:]
   final_valid = rres.history["valid_loss"][-1, 1:]
   ok = np.isfinite(final_train)

@@ -1,0 +1,546 @@
+"""Yang & Huang, "Learning rate investigation" (2019): 4 sequences x 3 strategies + 2 benchmarks.
+
+    python experiments/report_lr_decaying.py --out results/report_lr_decaying     # full
+    python experiments/report_lr_decaying.py --quick --out results/report_quick   # CPU, minutes
+
+The report's 14 settings (`lrjax.train.report_variants`: SGD with r0 = 0.01 and the
+sequences seq1..seq4 advanced "By Epoch", "By Cutoff", "By Oscillate"; SGD and Adam at a
+fixed 0.001), every seed of ``--seeds`` in the *same* vmapped sweep (two compiled
+groups: SGD and Adam), on
+
+* MNIST with the report's MnistCNN, 50 epochs (Figure 5 shows the first 50 epochs),
+* CIFAR-10 with the report's CifarCNN, 25 epochs (Table 2's longest convergence is 25).
+
+Choices the report leaves open, said in the output too: batch size 64 (not stated in the
+report; 64 is the default of the PyTorch MNIST example the MNIST model follows), the
+validation set is 10% of the training set drawn at random (the report only says it
+split the data), Flax's default initialisers, dropout 0.25 in CifarCNN.  The
+convergence epoch is the engine's (`lrjax.train.metrics`): the first epoch after which
+the validation accuracy stays within ``--tolerance`` (absolute, default 0.005) of its
+final value; the report does not define its own.  The "optimal settings" of Figures 5
+and 7b are chosen as the report does: within each strategy the sequence that converges
+fastest and the one with the best final accuracy (seed means).
+
+``--quick``: 1 seed, 3 epochs, a random 2,000-example training subset and 500
+validation/test examples per dataset (a few minutes on a CPU for both datasets);
+without the data files it falls back to a synthetic stand-in.
+
+Writes into ``--out/<dataset>/``: the engine's ``results.json``, ``history.csv``,
+``summary.md``; ``comparison.md``, ``comparison.csv``, ``comparison.json`` (ours, mean
+± std over seeds, beside the report's Tables 1-2); figures ``fig1_sequences.png``,
+per strategy ``fig2_by_epoch.png``, ``fig3_by_cutoff.png``, ``fig4_by_oscillate.png``
+(MNIST) / ``fig6a_by_epoch.png``, ``fig6b_by_cutoff.png``, ``fig7a_by_oscillate.png``
+(CIFAR-10), the optimal settings against the benchmarks ``fig5_optimal.png`` /
+``fig7b_optimal.png``, and ``lr_curves.png``.  ``--out/summary.md`` and
+``summary.json`` hold both datasets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+
+import common  # noqa: E402
+from lrjax.train.config import SweepConfig, report_variants  # noqa: E402
+from lrjax.train.sweep import run_sweep  # noqa: E402
+
+# ------------------------------------------------------------------ the report's numbers
+# Tables 1 and 2 of the report, typed in: (final validation accuracy, convergence epoch).
+REPORT_TABLES = {
+    "mnist": {
+        "SGD": (0.98264, 34), "Adam": (0.98574, 30),
+        "By Epoch seq1": (0.97608, 48), "By Epoch seq2": (0.98230, 38),
+        "By Epoch seq3": (0.98263, 19), "By Epoch seq4": (0.98527, 40),
+        "By Cutoff seq1": (0.98290, 32), "By Cutoff seq2": (0.98405, 28),
+        "By Cutoff seq3": (0.98614, 29), "By Cutoff seq4": (0.98656, 22),
+        "By Oscillate seq1": (0.98372, 25), "By Oscillate seq2": (0.98544, 27),
+        "By Oscillate seq3": (0.98514, 24), "By Oscillate seq4": (0.98586, 30),
+    },
+    "cifar10": {
+        "SGD": (0.7487, 25), "Adam": (0.7309, 17),
+        "By Epoch seq1": (0.763, 8), "By Epoch seq2": (0.7696, 12),
+        "By Epoch seq3": (0.7803, 11), "By Epoch seq4": (0.7679, 14),
+        "By Cutoff seq1": (0.7714, 15), "By Cutoff seq2": (0.6438, 25),
+        "By Cutoff seq3": (0.6004, 25), "By Cutoff seq4": (0.5848, 25),
+        "By Oscillate seq1": (0.7677, 8), "By Oscillate seq2": (0.773, 11),
+        "By Oscillate seq3": (0.7692, 15), "By Oscillate seq4": (0.7673, 12),
+    },
+}
+REPORT_TABLE_NAMES = {"mnist": "Table 1: MNIST Comparison", "cifar10": "Table 2: CIFAR Comparison"}
+
+GROUPS = (("Benchmark", ("SGD", "Adam")),
+          ("By Epoch", tuple(f"By Epoch seq{i}" for i in range(1, 5))),
+          ("By Cutoff", tuple(f"By Cutoff seq{i}" for i in range(1, 5))),
+          ("By Oscillate", tuple(f"By Oscillate seq{i}" for i in range(1, 5))))
+SETTINGS = tuple(name for _, names in GROUPS for name in names)
+STRATEGIES = ("By Epoch", "By Cutoff", "By Oscillate")
+
+# Per dataset: model, epochs (full), the report's figure numbers.
+DATASETS = {
+    "mnist": {"model": "mnist_cnn", "epochs": 50, "title": "MNIST",
+              "figures": {"By Epoch": "fig2_by_epoch", "By Cutoff": "fig3_by_cutoff",
+                          "By Oscillate": "fig4_by_oscillate", "optimal": "fig5_optimal"}},
+    "cifar10": {"model": "cifar_cnn", "epochs": 25, "title": "CIFAR-10",
+                "figures": {"By Epoch": "fig6a_by_epoch", "By Cutoff": "fig6b_by_cutoff",
+                            "By Oscillate": "fig7a_by_oscillate", "optimal": "fig7b_optimal"}},
+}
+R0, BENCHMARK_LR = 0.01, 0.001
+BATCH_SIZE = 64
+QUICK_EPOCHS, QUICK_TRAIN, QUICK_TEST = 3, 2000, 500
+CHOICES = ("Batch size 64 (the report does not state it; 64 is the PyTorch MNIST example's "
+           "default). Validation = a random 10% of the training set. Flax default "
+           "initialisers; CifarCNN dropout 0.25 (not stated in the report).")
+
+
+# ---------------------------------------------------------------------------- data
+def load_data(name: str, args, *, quick_train: int = QUICK_TRAIN,
+              quick_test: int = QUICK_TEST, seed: int = 0):
+  """The dataset; subsets are *random* (seeded), not the first N examples.
+
+  (The CIFAR-10 image-folder export is sorted by class: its first N examples would be
+  one class.)  ``--train-size`` cuts the training set; ``--quick`` also cuts the
+  validation and test sets to ``quick_test`` examples each.
+  """
+  train_size = args.train_size or (quick_train if args.quick else None)
+  test_size = quick_test if args.quick else None
+  if args.synthetic:
+    return common.get_dataset(name, args, quick_train_size=train_size or quick_train,
+                              quick_test_size=test_size or quick_test, seed=seed)
+  full = argparse.Namespace(**{**vars(args), "quick": False, "train_size": None})
+  try:
+    dataset, note = common.get_dataset(name, full, seed=seed)
+  except FileNotFoundError as err:
+    if not args.quick:
+      raise
+    print(f"{name} not found ({str(err).splitlines()[0]}); synthetic stand-in", flush=True)
+    synth = argparse.Namespace(**{**vars(args), "synthetic": True})
+    return common.get_dataset(name, synth, quick_train_size=train_size or quick_train,
+                              quick_test_size=test_size or quick_test, seed=seed)
+  rng = np.random.default_rng(seed)
+  if train_size is not None and train_size < len(dataset.train_x):
+    keep = np.sort(rng.permutation(len(dataset.train_x))[:train_size])
+    dataset = dataset._replace(train_x=dataset.train_x[keep], train_y=dataset.train_y[keep])
+    note += f", random {train_size} training examples"
+  if test_size is not None:
+    for split in ("valid", "test"):
+      x, y = getattr(dataset, f"{split}_x"), getattr(dataset, f"{split}_y")
+      if test_size < len(x):
+        keep = np.sort(rng.permutation(len(x))[:test_size])
+        dataset = dataset._replace(**{f"{split}_x": x[keep], f"{split}_y": y[keep]})
+    note += f", random {test_size} validation/test examples"
+  print(f"using: {note}: train/valid/test = {len(dataset.train_x)}/"
+        f"{len(dataset.valid_x)}/{len(dataset.test_x)}", flush=True)
+  return dataset, note
+
+
+# ------------------------------------------------------------------------ analysis
+def base_name(variant_name: str) -> str:
+  """'By Epoch seq1/s2' -> 'By Epoch seq1'."""
+  return variant_name.split("/s")[0]
+
+
+def seed_columns(names) -> dict[str, list[int]]:
+  """Setting -> the columns (one per seed) of the history."""
+  columns: dict[str, list[int]] = {}
+  for k, n in enumerate(names):
+    columns.setdefault(base_name(n), []).append(k)
+  return columns
+
+
+def _mean_std(values) -> tuple[float, float]:
+  x = np.asarray([np.nan if v is None else v for v in values], np.float64)
+  finite = x[np.isfinite(x)]
+  if finite.size == 0:
+    return float("nan"), float("nan")
+  return float(finite.mean()), float(finite.std(ddof=1)) if finite.size > 1 else 0.0
+
+
+def aggregate(result, dataset_name: str) -> list[dict]:
+  """One row per setting: mean/std over seeds of our numbers, beside the report's."""
+  summary = {row["name"]: row for row in result.summary}
+  columns = seed_columns(result.names)
+  reference = REPORT_TABLES[dataset_name]
+  rows = []
+  for group, settings in GROUPS:
+    for setting in settings:
+      seed_rows = [summary[result.names[k]] for k in columns[setting]]
+      acc, acc_sd = _mean_std([r["final_valid_acc"] for r in seed_rows])
+      conv, conv_sd = _mean_std([r["convergence_epoch"] for r in seed_rows])
+      test, test_sd = _mean_std([r["final_test_acc"] for r in seed_rows])
+      best, _ = _mean_std([r["best_valid_acc"] for r in seed_rows])
+      rep_acc, rep_conv = reference[setting]
+      rows.append({
+          "group": group, "setting": setting,
+          "sequence": setting.split()[-1] if group != "Benchmark" else setting,
+          "seeds": len(seed_rows),
+          "final_valid_acc_mean": acc, "final_valid_acc_std": acc_sd,
+          "convergence_epoch_mean": conv, "convergence_epoch_std": conv_sd,
+          "final_test_acc_mean": test, "final_test_acc_std": test_sd,
+          "best_valid_acc_mean": best,
+          "final_lr_mean": _mean_std([r["final_lr"] for r in seed_rows])[0],
+          "sequence_advances_mean": _mean_std([r["sequence_advances"] for r in seed_rows])[0],
+          "nonfinite_seeds": int(sum(bool(r["nonfinite"]) for r in seed_rows)),
+          "per_seed_valid_acc": [r["final_valid_acc"] for r in seed_rows],
+          "per_seed_convergence": [r["convergence_epoch"] for r in seed_rows],
+          "report_acc": rep_acc, "report_convergence": rep_conv,
+      })
+  return rows
+
+
+def _pick(rows, key: str, best: str) -> str:
+  """The setting of ``rows`` with the min/max ``key`` (ties: better accuracy, then
+  faster convergence)."""
+  def sort_key(r):
+    value = r[key]
+    value = value if math.isfinite(value) else (math.inf if best == "min" else -math.inf)
+    acc = r["acc"] if math.isfinite(r["acc"]) else -math.inf
+    conv = r["conv"] if math.isfinite(r["conv"]) else math.inf
+    return (value if best == "min" else -value, -acc, conv)
+  return min(rows, key=sort_key)["setting"]
+
+
+def optimal_settings(rows, source: str = "ours") -> dict[str, dict[str, str]]:
+  """Per strategy, the fastest-converging and the most accurate setting (the report's
+  first stage).  ``source``: "ours" (seed means) or "report" (Tables 1-2)."""
+  picks = {}
+  for strategy in STRATEGIES:
+    group = [r for r in rows if r["group"] == strategy]
+    if source == "ours":
+      cand = [{"setting": r["setting"], "acc": r["final_valid_acc_mean"],
+               "conv": r["convergence_epoch_mean"]} for r in group]
+    else:
+      cand = [{"setting": r["setting"], "acc": float(r["report_acc"]),
+               "conv": float(r["report_convergence"])} for r in group]
+    picks[strategy] = {"fastest": _pick(cand, "conv", "min"),
+                       "most_accurate": _pick(cand, "acc", "max")}
+  return picks
+
+
+def overall_best(rows, source: str = "ours") -> dict[str, str]:
+  cand = [{"setting": r["setting"],
+           "acc": r["final_valid_acc_mean"] if source == "ours" else float(r["report_acc"]),
+           "conv": r["convergence_epoch_mean"] if source == "ours"
+           else float(r["report_convergence"])} for r in rows]
+  return {"fastest": _pick(cand, "conv", "min"), "most_accurate": _pick(cand, "acc", "max")}
+
+
+# ---------------------------------------------------------------------------- tables
+def _fmt(mean, std, seeds, digits, integer=False):
+  if mean is None or not math.isfinite(mean):
+    return "n/a"
+  text = f"{mean:.1f}" if integer and seeds > 1 else (
+      f"{mean:.0f}" if integer else f"{mean:.{digits}f}")
+  if seeds > 1:
+    text += f" ± {std:.1f}" if integer else f" ± {std:.{digits}f}"
+  return text
+
+
+def comparison_markdown(rows, info: dict) -> str:
+  """The report's table layout (Method | Accuracy | Convergence, grouped), ours beside
+  the report's."""
+  seeds = rows[0]["seeds"]
+  digits = 5 if info["dataset"] == "mnist" else 4
+  stat = f"mean ± std over {seeds} seeds" if seeds > 1 else "1 seed"
+  lines = [
+      f"### {info['title']}: ours vs the report's {REPORT_TABLE_NAMES[info['dataset']]}",
+      "",
+      f"Ours: {info['model']}, {info['epochs']} epochs, batch {info['batch_size']}, "
+      f"{stat}; data: {info['data_note']} (train/valid/test = {info['sizes']}). "
+      f"Accuracy = final validation accuracy; Convergence = convergence epoch: the first "
+      f"epoch after which validation accuracy stays within {info['tolerance']} (absolute) "
+      f"of its final value. The report: {info['report_epochs']} epochs, full data.",
+      "",
+      f"| Method | | Accuracy (ours) | Convergence (ours, tol {info['tolerance']}) "
+      f"| Accuracy (report) | Convergence (report) |",
+      "|---|---|---|---|---|---|",
+  ]
+  ours_best_acc = max((r for r in rows), key=lambda r: r["final_valid_acc_mean"]
+                      if math.isfinite(r["final_valid_acc_mean"]) else -1)["setting"]
+  ours_fast = min(r["convergence_epoch_mean"] for r in rows
+                  if math.isfinite(r["convergence_epoch_mean"]))
+  rep_best_acc = max(rows, key=lambda r: r["report_acc"])["setting"]
+  rep_fast = min(r["report_convergence"] for r in rows)
+  last_group = None
+  for r in rows:
+    group = r["group"] if r["group"] != last_group else ""
+    last_group = r["group"]
+    acc = _fmt(r["final_valid_acc_mean"], r["final_valid_acc_std"], seeds, digits)
+    conv = _fmt(r["convergence_epoch_mean"], r["convergence_epoch_std"], seeds, 0,
+                integer=True)
+    if r["setting"] == ours_best_acc:
+      acc = f"**{acc}**"
+    if r["convergence_epoch_mean"] == ours_fast:
+      conv = f"**{conv}**"
+    rep_acc = f"{r['report_acc']:.{digits}f}"
+    rep_conv = f"{r['report_convergence']}"
+    if r["setting"] == rep_best_acc:
+      rep_acc = f"**{rep_acc}**"
+    if r["report_convergence"] == rep_fast:
+      rep_conv = f"**{rep_conv}**"
+    flag = " (non-finite)" if r["nonfinite_seeds"] else ""
+    lines.append(f"| {group} | {r['sequence']}{flag} | {acc} | {conv} | {rep_acc} | {rep_conv} |")
+  lines += ["", "Bold: best accuracy / fastest convergence of each column.", ""]
+  ours, report = info["optimal"], info["optimal_report"]
+  lines += ["Optimal settings per strategy (the report's first stage), ours vs the report's "
+            "table:", "",
+            "| Strategy | Fastest (ours) | Fastest (report) | Most accurate (ours) "
+            "| Most accurate (report) |", "|---|---|---|---|---|"]
+  for strategy in STRATEGIES:
+    lines.append(f"| {strategy} | {ours[strategy]['fastest'].split()[-1]} "
+                 f"| {report[strategy]['fastest'].split()[-1]} "
+                 f"| {ours[strategy]['most_accurate'].split()[-1]} "
+                 f"| {report[strategy]['most_accurate'].split()[-1]} |")
+  ob, rb = info["overall"], info["overall_report"]
+  lines += ["", f"Overall fastest: ours {ob['fastest']}, report {rb['fastest']}. "
+            f"Overall most accurate: ours {ob['most_accurate']}, report {rb['most_accurate']}.",
+            ""]
+  return "\n".join(lines)
+
+
+CSV_FIELDS = ("group", "setting", "sequence", "seeds", "final_valid_acc_mean",
+              "final_valid_acc_std", "convergence_epoch_mean", "convergence_epoch_std",
+              "final_test_acc_mean", "final_test_acc_std", "best_valid_acc_mean",
+              "final_lr_mean", "sequence_advances_mean", "nonfinite_seeds", "report_acc",
+              "report_convergence")
+
+
+def write_csv(path: Path, rows) -> Path:
+  with path.open("w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(CSV_FIELDS)
+    for r in rows:
+      writer.writerow([r[k] for k in CSV_FIELDS])
+  return path
+
+
+# --------------------------------------------------------------------------- figures
+def _pyplot():
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  return plt
+
+
+def plot_sequences(path: Path, r0: float = R0, num: int = 50) -> Path:
+  """Figure 1: the four decaying sequences, r_n for n = 1..num."""
+  from lrjax import schedules
+  plt = _pyplot()
+  n = np.arange(1, num + 1)
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for name in ("seq1", "seq2", "seq3", "seq4"):
+    ax.plot(n, np.asarray(schedules.REPORT_SEQUENCES[name](r0)(n)), label=name, lw=1.5)
+  ax.set_xlabel("n (sequence position)")
+  ax.set_ylabel("learning rate r_n")
+  ax.set_title(f"Figure 1: decaying sequences (r0 = {r0})")
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def _curve(history, columns, setting, field="valid_acc"):
+  block = history[field][:, columns[setting]]
+  mean = np.nanmean(block, axis=1) if np.isfinite(block).any() else block[:, 0]
+  std = np.nanstd(block, axis=1) if block.shape[1] > 1 else None
+  return mean, std
+
+
+def _accuracy_panels(history, names, settings, labels, path: Path, title: str,
+                     styles=None) -> Path:
+  """(a) validation accuracy over all epochs, (b) a closer look at the final epochs."""
+  plt = _pyplot()
+  columns = seed_columns(names)
+  epochs = np.arange(1, history["valid_acc"].shape[0] + 1)
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+  tail = min(max(len(epochs) // 2, 2), len(epochs))
+  tail_values = []
+  for setting, label in zip(settings, labels):
+    mean, std = _curve(history, columns, setting)
+    style = (styles or {}).get(setting, {})
+    for ax in axes:
+      line, = ax.plot(epochs, mean, label=label, lw=1.4, **style)
+      if std is not None:
+        ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+    tail_values.append(mean[-tail:])
+  axes[0].set_title("(a) validation accuracy" + (" (seed mean ± std)"
+                                                  if len(columns[settings[0]]) > 1 else ""))
+  axes[1].set_title(f"(b) a closer look at the last {tail} epochs")
+  axes[1].set_xlim(epochs[-tail] - 0.5 if len(epochs) > 1 else 0.5, epochs[-1] + 0.5)
+  values = np.concatenate(tail_values)
+  values = values[np.isfinite(values)]
+  if values.size:
+    lo, hi = float(values.min()), float(values.max())
+    pad = max((hi - lo) * 0.1, 1e-3)
+    axes[1].set_ylim(lo - pad, hi + pad)
+  for ax in axes:
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.grid(alpha=0.3)
+  axes[0].legend(fontsize=8)
+  fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def plot_lr_curves(history, names, path: Path, title: str) -> Path:
+  """The rate in use in each epoch, one panel per strategy (first seed), benchmarks dashed."""
+  plt = _pyplot()
+  columns = seed_columns(names)
+  epochs = np.arange(1, history["lr"].shape[0] + 1)
+  fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), sharey=True)
+  for ax, strategy in zip(axes, STRATEGIES):
+    for i in range(1, 5):
+      setting = f"{strategy} seq{i}"
+      ax.plot(epochs, history["lr"][:, columns[setting][0]], label=f"seq{i}", lw=1.4,
+              drawstyle="steps-mid", marker="." if len(epochs) < 30 else None)
+    for bench in ("SGD", "Adam"):
+      ax.plot(epochs, history["lr"][:, columns[bench][0]], "--", lw=1, color="gray",
+              label=f"{bench} (fixed)" if bench == "SGD" else None)
+    ax.set_yscale("log")
+    ax.set_title(strategy)
+    ax.set_xlabel("epoch")
+    ax.grid(alpha=0.3, which="both")
+  axes[0].set_ylabel("learning rate in use")
+  axes[0].legend(fontsize=8)
+  seed_note = " (first seed)" if len(columns["SGD"]) > 1 else ""
+  fig.suptitle(f"{title}: learning rate per epoch{seed_note}")
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def make_figures(result, dataset_name: str, out: Path, optimal: dict) -> list[Path]:
+  spec = DATASETS[dataset_name]
+  title = spec["title"]
+  history, names = result.history, result.names
+  paths = [plot_sequences(out / "fig1_sequences.png")]
+  for strategy in STRATEGIES:
+    settings = [f"{strategy} seq{i}" for i in range(1, 5)]
+    paths.append(_accuracy_panels(
+        history, names, settings, [s.split()[-1] for s in settings],
+        out / f"{spec['figures'][strategy]}.png",
+        f"{title}: comparison of sequences under \"{strategy}\""))
+  chosen = []
+  for strategy in STRATEGIES:
+    for kind in ("fastest", "most_accurate"):
+      if optimal[strategy][kind] not in chosen:
+        chosen.append(optimal[strategy][kind])
+  labels = []
+  for s in chosen:
+    strategy = " ".join(s.split()[:2])
+    tags = [k.replace("_", " ") for k in ("fastest", "most_accurate")
+            if optimal[strategy][k] == s]
+    labels.append(f"{s.split()[-1]} {strategy} ({', '.join(tags)})")
+  settings = chosen + ["SGD", "Adam"]
+  labels += ["SGD 0.001 (benchmark)", "Adam 0.001 (benchmark)"]
+  styles = {"SGD": {"ls": "--", "color": "black"}, "Adam": {"ls": ":", "color": "black"}}
+  paths.append(_accuracy_panels(history, names, settings, labels,
+                                out / f"{spec['figures']['optimal']}.png",
+                                f"{title}: optimal settings of each strategy vs the benchmarks",
+                                styles))
+  paths.append(plot_lr_curves(history, names, out / "lr_curves.png", title))
+  return paths
+
+
+# ------------------------------------------------------------------------------ main
+def parse_args(argv=None):
+  p = common.base_parser(__doc__.splitlines()[0], "results/report_lr_decaying")
+  p.add_argument("--dataset", choices=("mnist", "cifar10", "both"), default="both")
+  p.add_argument("--tolerance", type=float, default=0.005,
+                 help="convergence band on validation accuracy (absolute)")
+  p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+  p.add_argument("--conv-impl", choices=("xla", "im2col"), default="im2col",
+                 help="convolutions (im2col: batched matmuls, faster under vmap)")
+  p.add_argument("--no-checkpoint", action="store_true",
+                 help="full runs checkpoint into <out>/<dataset>/checkpoints and resume "
+                      "from there; this turns that off")
+  return p.parse_args(argv)
+
+
+def run_dataset(name: str, args) -> dict:
+  spec = DATASETS[name]
+  out = Path(args.out) / name
+  out.mkdir(parents=True, exist_ok=True)
+  seeds = args.seeds or (1 if args.quick else 3)
+  epochs = args.epochs or (QUICK_EPOCHS if args.quick else spec["epochs"])
+  dataset, note = load_data(name, args)
+  config = SweepConfig(
+      model=spec["model"],
+      variants=report_variants(R0, BENCHMARK_LR, seeds=tuple(range(seeds))),
+      epochs=epochs, batch_size=args.batch_size, task="classification",
+      convergence_tolerance=args.tolerance,
+      checkpoint_every=0 if (args.quick or args.no_checkpoint) else 1,
+      model_kwargs={"conv_impl": args.conv_impl})
+  checkpoint_dir = None if (args.quick or args.no_checkpoint) else out / "checkpoints"
+  t0 = time.perf_counter()
+  result = run_sweep(config, dataset, checkpoint_dir=checkpoint_dir, out_dir=out,
+                     progress=not args.no_progress)
+  wall = time.perf_counter() - t0
+  rows = aggregate(result, name)
+  info = {
+      "dataset": name, "title": spec["title"], "model": spec["model"], "epochs": epochs,
+      "report_epochs": spec["epochs"], "batch_size": args.batch_size, "seeds": seeds,
+      "tolerance": args.tolerance, "data_note": note,
+      "sizes": f"{len(dataset.train_x)}/{len(dataset.valid_x)}/{len(dataset.test_x)}",
+      "device": result.device, "compile_seconds": result.compile_seconds,
+      "epoch_seconds_mean": float(np.nanmean(result.epoch_seconds))
+      if np.isfinite(result.epoch_seconds).any() else None,
+      "wall_seconds": wall, "quick": bool(args.quick), "choices": CHOICES,
+      "optimal": optimal_settings(rows, "ours"),
+      "optimal_report": optimal_settings(rows, "report"),
+      "overall": overall_best(rows, "ours"), "overall_report": overall_best(rows, "report"),
+  }
+  table = comparison_markdown(rows, info)
+  (out / "comparison.md").write_text(table)
+  write_csv(out / "comparison.csv", rows)
+  common.write_json(out / "comparison.json", {"info": info, "rows": rows,
+                                              "report_table": REPORT_TABLES[name]})
+  figures = make_figures(result, name, out, info["optimal"])
+  print(table, flush=True)
+  print(f"{name}: {wall:.0f} s wall ({result.device}, compile {result.compile_seconds:.1f} s); "
+        f"wrote {out}", flush=True)
+  return {"info": info, "rows": rows, "table": table,
+          "figures": [str(p) for p in figures], "out": str(out)}
+
+
+def main(argv=None) -> dict:
+  args = parse_args(argv)
+  names = ("mnist", "cifar10") if args.dataset == "both" else (args.dataset,)
+  out = Path(args.out)
+  results = {name: run_dataset(name, args) for name in names}
+  header = ["# Yang & Huang (2019), learning rate investigation: reproduction", "",
+            f"Command: `python experiments/report_lr_decaying.py "
+            f"{' '.join(sys.argv[1:] if argv is None else argv)}`", "",
+            f"Settings: 4 sequences x 3 strategies (SGD, r0 = {R0}) + SGD and Adam fixed at "
+            f"{BENCHMARK_LR}. {CHOICES}" +
+            (" QUICK RUN: few epochs on a data subset; not comparable in absolute terms "
+             "with the report." if args.quick else ""), ""]
+  for name in names:
+    info = results[name]["info"]
+    header += [results[name]["table"],
+               f"Run: {info['device']}, compile {info['compile_seconds']:.1f} s, "
+               f"{info['wall_seconds']:.0f} s wall"
+               + (f", {info['epoch_seconds_mean']:.1f} s per epoch (all {len(SETTINGS)} "
+                  f"settings x {info['seeds']} seeds)" if info["epoch_seconds_mean"] else "")
+               + ".", ""]
+  (out / "summary.md").write_text("\n".join(header))
+  common.write_json(out / "summary.json", {n: {"info": r["info"], "rows": r["rows"]}
+                                           for n, r in results.items()})
+  return results
+
+
+if __name__ == "__main__":
+  main(sys.argv[1:])

@@ -1,0 +1,116 @@
+"""Smoke tests of experiments/range_test_one_cycle.py and experiments/adaptive_newton.py.
+
+Both run end to end on synthetic data (CI has no datasets), tiny and short; the
+assertions are on the files written and on what they must hold.
+"""
+
+import csv
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load(name):
+  spec = importlib.util.spec_from_file_location(f"exp_{name}", REPO / "experiments" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  sys.modules[spec.name] = module  # dataclasses look their module up there
+  spec.loader.exec_module(module)
+  return module
+
+
+@pytest.fixture(scope="module")
+def range_module():
+  return _load("range_test_one_cycle")
+
+
+@pytest.fixture(scope="module")
+def adaptive_module():
+  return _load("adaptive_newton")
+
+
+def test_range_test_analysis_finds_minimum_and_explosion(range_module):
+  lrs = np.geomspace(1e-4, 10, 200)
+  # Loss falls until lr = 0.1, then blows up.
+  losses = 2.0 - np.clip(np.log10(lrs / 1e-4), 0, 3) * 0.5 + np.where(lrs > 0.1, (lrs / 0.1) ** 2, 0)
+  info = range_module.analyse_range_test(lrs, losses, beta=0.0)
+  assert info["min_lr"] == pytest.approx(0.1, rel=0.1)
+  assert info["suggested_lr"] == pytest.approx(info["min_lr"] / 10)
+  assert info["exploded"] and info["stop"] < len(lrs)
+  assert info["smoothed"][info["stop"] - 1] > 4 * info["min_loss"]
+  # Bias-corrected EMA of a constant is that constant.
+  assert np.allclose(range_module.ema_smooth(np.full(50, 3.0)), 3.0)
+  # NaN stops the curve.
+  info = range_module.analyse_range_test(lrs[:20], np.r_[np.linspace(2, 1, 10), [np.nan] * 10])
+  assert info["stop"] == 10
+  assert 1e-4 <= info["suggested_lr"] <= 10
+
+
+def test_range_test_one_cycle_quick_synthetic(range_module, tmp_path):
+  out = tmp_path / "rt"
+  summary = range_module.main([
+      "--quick", "--synthetic", "--epochs", "1", "--range-epochs", "1", "--train-size", "256",
+      "--grid", "3", "--batch-size", "32", "--model", "lenet5", "--no-progress",
+      "--out", str(out)])
+  for name in ("range_test.png", "range_test.json", "one_cycle.png", "summary.md",
+               "summary.json", "range/results.json", "one_cycle/results.json"):
+    assert (out / name).exists(), name
+  rt = json.loads((out / "range_test.json").read_text())
+  assert rt["init_lr"] <= rt["suggested_lr"] <= rt["max_lr"]
+  # min_lr is a float32 rate of the ramp: within rounding of the range.
+  assert rt["init_lr"] * (1 - 1e-6) <= rt["min_lr"] <= rt["max_lr"] * (1 + 1e-6)
+  assert len(rt["lr"]) == rt["num_steps"] == len(rt["loss"])
+  assert rt["lr"][0] == pytest.approx(1e-4, rel=1e-4)
+  assert len(rt["parallel"]["lr"]) == 3
+  names = [row["name"] for row in summary["one_cycle"]["rows"]]
+  assert names[:2] == ["one-cycle", "cycle, no annihilation"] and len(names) == 4
+  cycle = summary["one_cycle"]["schedule"]
+  assert cycle["max_lr"] == pytest.approx(rt["suggested_lr"], rel=1e-6)
+  assert cycle["min_lr"] == pytest.approx(cycle["max_lr"] / 10)
+  assert 2 * cycle["step_size"] <= cycle["total_steps"]
+  for row in summary["one_cycle"]["rows"]:
+    assert math.isfinite(row["final_train_loss"]), row
+  md = (out / "summary.md").read_text()
+  assert "ResNet-56" in md and "one-cycle" in md
+
+
+def test_adaptive_newton_quick_synthetic(adaptive_module, tmp_path):
+  out = tmp_path / "an"
+  summary = adaptive_module.main([
+      "--quick", "--synthetic", "--epochs", "2", "--tasks", "boston", "--no-progress",
+      "--out", str(out)])
+  for name in ("summary.md", "summary.json", "per_epoch.csv", "boston_lr0.01.png",
+               "boston_lr0.1.png", "eta_boston.png", "sec5_1_restart.png",
+               "sec5_4_adam.png", "boston/lr0.01/results.json", "boston/restart/results.json"):
+    assert (out / name).exists(), name
+  rows = summary["runs"][0]["rows"]
+  methods = {(r["sweep"], r["method"]) for r in rows}
+  for rate in ("lr0.01", "lr0.1"):
+    for m in ("SGD", "Newton eps=1e-05 (paper)", "Newton eps=0.01", "HD-SGD"):
+      assert (rate, m) in methods, (rate, m)
+  for m in ("Adam 1e-3", "DoG", "Prodigy", "Mechanic"):
+    assert ("lr0.01", m) in methods, m
+  assert any(s == "restart" and m.startswith("Newton eps=0.01 restart") for s, m in methods)
+  for r in rows:
+    if r["method"] in ("SGD", "Adam 1e-3") or r["method"].startswith("Newton"):
+      assert r["final_train_loss"] is not None and math.isfinite(r["final_train_loss"]), r
+    if r["method"].startswith(("Newton", "HD-SGD")):  # the learned eta is recorded
+      assert r["final_eta"] is not None and r["final_eta"] > 0, r
+    assert r["seconds_per_epoch"] is not None and r["seconds_per_epoch"] > 0, r
+  # The restart starts where the first run's Newton ended.
+  first = {r["method"]: r for r in rows if r["sweep"] == "lr0.01"}
+  restart = next(r for r in rows if r["method"].startswith("Newton eps=0.01 restart"))
+  assert restart["initial_lr"] == pytest.approx(first["Newton eps=0.01"]["final_eta"], rel=1e-5)
+  with (out / "per_epoch.csv").open() as f:
+    table = list(csv.DictReader(f))
+  assert {"eta", "group_seconds", "test_loss"} <= set(table[0])
+  newton = [t for t in table if t["method"] == "Newton eps=0.01" and t["sweep"] == "lr0.01"]
+  assert len(newton) == 2 and all(float(t["eta"]) > 0 for t in newton)
+  md = (out / "summary.md").read_text()
+  assert "Section 5.1" in md and "Section 5.4" in md

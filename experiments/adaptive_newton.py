@@ -267,7 +267,7 @@ STYLE = {"SGD": ("k", "-"), "HD-SGD": ("tab:green", "-"), "Adam 1e-3": ("tab:pur
          "DoG": ("tab:brown", ":"), "Prodigy": ("tab:pink", ":"), "Mechanic": ("tab:olive", ":")}
 
 
-NEWTON_COLORS = ("tab:red", "tab:orange", "tab:cyan", "tab:olive")
+NEWTON_COLORS = {1e-3: "tab:orange", 1e-2: "tab:red"}
 
 
 def _style(name: str):
@@ -275,7 +275,7 @@ def _style(name: str):
     if "(paper)" in name:
       return ("tab:blue", "-")
     eps = float(name.split("eps=")[1].split()[0])
-    return (NEWTON_COLORS[int(round(-math.log10(eps))) % len(NEWTON_COLORS)], "-")
+    return (NEWTON_COLORS.get(eps, "tab:cyan"), "-")
   if name.startswith("SGD"):
     return ("k", "-") if name == "SGD" else ("0.45", "-")
   return STYLE.get(name, (None, "-"))
@@ -304,6 +304,28 @@ def _label(name: str, h) -> str:
 ETA_FLOOR = 1e-5  # learned-eta axes stop here; the guard's floor (1e-8) is off the chart
 
 
+RAW_STEPS = 400  # longer per-step eta curves are drawn as window medians + 10-90% band
+
+
+def _plot_eta(ax, step_lr, color, ls, label):
+  """Per-step eta against the epoch; long noisy runs as a median line and a band."""
+  lr = np.asarray(step_lr, np.float64).reshape(-1)
+  if not np.isfinite(lr).any():
+    return
+  per_epoch = step_lr.shape[-1]
+  x = np.arange(1, lr.size + 1) / per_epoch
+  if lr.size <= RAW_STEPS:
+    ax.plot(x, lr, color=color, ls=ls, lw=1.0, label=label)
+    return
+  w = max(1, lr.size // 150)
+  n = lr.size // w * w
+  blocks, xb = lr[:n].reshape(-1, w), x[:n].reshape(-1, w).mean(axis=1)
+  with np.errstate(all="ignore"):
+    lo, med, hi = np.nanpercentile(blocks, [10, 50, 90], axis=1)
+  ax.fill_between(xb, lo, hi, color=color, alpha=0.15, lw=0)
+  ax.plot(xb, med, color=color, ls=ls, lw=1.2, label=label)
+
+
 def _eta_axis(ax):
   ax.set_yscale("log")
   lo, hi = ax.get_ylim()
@@ -318,38 +340,44 @@ def plot_task(path, results, task: Task, title: str):
   if cls:
     panels += [("train_acc", "train accuracy"), ("test_acc", "test accuracy")]
   panels += [("eta", "learned eta (per step)")]
-  fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.8))
-  for name, h, step_lr in _curves(results, task):
+  fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 4.6))
+  curves = _curves(results, task)
+  # Loss axes: diverged methods leave the chart instead of flattening it.
+  limits = {}
+  for field in ("train_loss", "test_loss"):
+    top = _robust_top([h[field] for _, h, _ in curves])
+    low = min((float(np.nanmin(h[field])) for _, h, _ in curves
+               if np.isfinite(h[field]).any()), default=1.0)
+    limits[field] = (0.9 * low, 0.55 * top) if cls else (0.8 * low, top)
+  for name, h, step_lr in curves:
     color, ls = _style(name)
     epochs = np.arange(1, len(h["train_loss"]) + 1)
+    label = _label(name, h)
+    off = any(np.nanmax(h[f]) > limits[f][1] for f in limits if np.isfinite(h[f]).any())
+    if off and "diverged" not in label:
+      label += " (loss off chart)"
     for ax, (field, _) in zip(axes, panels):
       if field == "eta":
-        lr = step_lr.reshape(-1)
-        if np.isfinite(lr).any():
-          x = np.arange(1, lr.size + 1) / step_lr.shape[1]
-          ax.plot(x, lr, color=color, ls=ls, lw=1.0, label=_label(name, h))
+        _plot_eta(ax, step_lr, color, ls, label)
       else:
-        ax.plot(epochs, h[field], color=color, ls=ls, lw=1.4, label=_label(name, h),
+        ax.plot(epochs, h[field], color=color, ls=ls, lw=1.4, label=label,
                 marker="." if len(epochs) <= 12 else None)
-  curves = _curves(results, task)
   for ax, (field, label) in zip(axes, panels):
-    ax.set_title(label + (" (floor 1e-8 = clipped)" if field == "eta" else ""), fontsize=9)
+    ax.set_title(label + ("\n(1e-8 floor = clipped; median + 10-90% band)"
+                          if field == "eta" else ""), fontsize=9)
     ax.set_xlabel("epoch")
     ax.grid(alpha=0.3)
     if field == "eta":
       _eta_axis(ax)
-    elif field.endswith("loss"):  # diverged methods leave the chart instead of flattening it
-      top = _robust_top([h[field] for _, h, _ in curves])
-      if cls:
-        ax.set_ylim(0, top)
-      else:
+    elif field in limits:
+      if not cls:
         ax.set_yscale("log")
-        low = min(float(np.nanmin(h[field])) for _, h, _ in curves
-                  if np.isfinite(h[field]).any())
-        ax.set_ylim(0.8 * low, top)
-  axes[0].legend(fontsize=7)
+      ax.set_ylim(*limits[field])
+  handles, labels = axes[0].get_legend_handles_labels()
+  rows = -(-len(labels) // 5)
+  fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), fontsize=8)
   fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
+  fig.tight_layout(rect=(0, 0.055 * rows + 0.02, 1, 1))
   fig.savefig(path, dpi=110)
   plt.close(fig)
 
@@ -362,12 +390,10 @@ def plot_eta(path, panels, title: str):
     for name, _, step_lr in _curves(results, task):  # noqa: B007 (_ is the history)
       if not any(name.startswith(p) for p in ("Newton", "HD-SGD")):
         continue
-      lr = step_lr.reshape(-1)
       color, ls = _style(name)
-      x = np.arange(1, lr.size + 1) / step_lr.shape[1]
-      ax.plot(x, lr, color=color, ls=ls, lw=1.0, label=_label(name, _))
+      _plot_eta(ax, step_lr, color, ls, _label(name, _))
     _eta_axis(ax)
-    ax.set_title(label + " (floor 1e-8 = clipped)", fontsize=9)
+    ax.set_title(label + "\n(1e-8 floor = clipped; median + 10-90% band)", fontsize=9)
     ax.set_xlabel("epoch")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
@@ -391,10 +417,7 @@ def plot_restart(path, entries):
         color, _ = _style(name)
         ls = "--" if tag == "first" else "-"
         label = _label(name if tag == "restart" else f"{name} (first run)", h)
-        lr = step_lr.reshape(-1)
-        if np.isfinite(lr).any():
-          axes[0][j].plot(np.arange(1, lr.size + 1) / step_lr.shape[1], lr, color=color,
-                          ls=ls, lw=1.0, label=label)
+        _plot_eta(axes[0][j], step_lr, color, ls, label)
         axes[1][j].plot(np.arange(1, len(h[field]) + 1), h[field], color=color, ls=ls,
                         label=label)
     _eta_axis(axes[0][j])
@@ -494,18 +517,31 @@ def run_task(task: Task, args, out: Path, newton_eps) -> dict:
 
   restart = None
   if not args.no_restart:
-    # Section 5.1: start Newton at the eta it converged to from the first initial rate
-    # (the paper: ResNet from 0.01); SGD fixed at the largest-eps Newton's final eta.
+    # Section 5.1: start Newton at the eta it converged to from the lowest initial rate
+    # (the paper: ResNet from 0.01), read as the median eta of the last epoch's steps
+    # (the per-step eta is noisy); SGD fixed at the largest-eps Newton's eta.
     first = dict(sweeps)[f"lr{min(task.rates):g}"]
     names = [v.name for v in first.config.variants]
+
+    def converged_eta(eps):
+      return float(np.nanmedian(first.step_history["step_lr"][-1, names.index(newton_name(eps))]))
+
+    def diverged(eps):  # a first run that met NaN/inf converged to nothing: no restart
+      return bool(first.history["nonfinite"][-1, names.index(newton_name(eps))])
+
     variants = []
+    usable = [eps for eps in newton_eps if not diverged(eps)]
     for eps in newton_eps:
-      eta = float(first.history["lr"][-1, names.index(newton_name(eps))])
+      if eps not in usable:
+        print(f"[{task.name}] restart: {newton_name(eps)} diverged in the first run; "
+              "not restarted", flush=True)
+        continue
+      eta = converged_eta(eps)
       if np.isfinite(eta) and eta > 0:
         variants.append(Variant(f"{newton_name(eps)} restart eta0={eta:.3g}",
                                 learning_rate=eta, optimizer="newton",
                                 optimizer_kwargs={"eps": eps}))
-    eta_big = float(first.history["lr"][-1, names.index(newton_name(max(newton_eps)))])
+    eta_big = converged_eta(max(usable)) if usable else float("nan")
     if np.isfinite(eta_big) and eta_big > 0:
       variants.append(Variant(f"SGD fixed {eta_big:.3g}", "constant", "fixed", eta_big, "sgd"))
     if variants:
@@ -554,10 +590,13 @@ def main(argv=None) -> dict:
 
   md = [f"# Adaptive learning rate by Newton's method ({'quick' if args.quick else 'full'} run)",
         "",
-        f"Newton variants: eps = {', '.join(f'{e:g}' for e in newton_eps)}; eps = 1e-5 is "
-        "the paper's value, whose float32 second difference is rounding noise (mostly the "
-        "smoothed eq. 18 step: eta barely moves); the larger eps gives a real Newton step "
-        "on eta. HD-SGD: first-order method, alpha = "
+        f"Newton variants: eps = {', '.join(f'{e:g}' for e in newton_eps)}. eps = 1e-5 is "
+        "the paper's value: in float32 its second difference is rounding noise, so the "
+        "denominator is mostly smoothed (eq. 18) and the eta update becomes "
+        "eta - (4 eps^2 / delta) f'(eta) = eta - 4e-4 f'(eta), a first-order (hypergradient-"
+        "like) step on the look-ahead loss, not a Newton step. The larger eps give real "
+        "Newton steps on eta (per mini-batch line minimisation). HD-SGD: first-order method, "
+        "alpha = "
         f"{args.hyper_lr:g}. eta of DoG/Prodigy/Mechanic is not exposed (blank). "
         "s/epoch: wall-clock of the method's own compiled group per epoch (first epoch "
         "excluded), on a shared CPU; x SGD: ratio to plain SGD of the same sweep.", ""]
@@ -602,7 +641,10 @@ def main(argv=None) -> dict:
   plot_adam(out / "sec5_4_adam.png",
             [(r["task"], [res for s, res in r["sweeps"] if s != "restart"]) for r in runs])
 
-  md += ["## Section 5.1: restart from the converged eta", ""]
+  md += ["## Section 5.1: restart from the converged eta", "",
+         "Converged eta = median of the per-step eta over the last epoch of the run from the "
+         "lowest initial rate; Newton runs that met NaN/inf are not restarted; SGD is fixed "
+         "at the eta of the largest non-diverged eps.", ""]
   for r in runs:
     if r["restart"] is None:
       continue

@@ -249,12 +249,14 @@ def plot_one_cycle(path, result, title: str):
   epochs = np.arange(1, h["train_loss"].shape[0] + 1)
   fig, axes = plt.subplots(1, 4, figsize=(17, 3.9))
   for k, name in enumerate(names):
-    axes[0].plot(epochs, h["train_loss"][:, k], label=name)
-    axes[1].plot(epochs, h["valid_loss"][:, k], label=name)
-    axes[2].plot(epochs, h["test_acc"][:, k], label=name)
+    style = {"ls": "--" if "no annihilation" in name else "-",
+             "lw": 2.2 if name.startswith("one-cycle") else 1.4}
+    axes[0].plot(epochs, h["train_loss"][:, k], label=name, **style)
+    axes[1].plot(epochs, h["valid_loss"][:, k], label=name, **style)
+    axes[2].plot(epochs, h["test_acc"][:, k], label=name, **style)
     lr = result.step_history["step_lr"][:, k, :].reshape(-1)
     x = np.arange(1, lr.size + 1) / result.step_history["step_lr"].shape[2]
-    axes[3].plot(x, lr, label=name)
+    axes[3].plot(x, lr, label=name, **style)
   for ax, t in zip(axes, ("train loss", "valid loss", "test accuracy",
                           "learning rate (per step)")):
     ax.set_title(t)
@@ -412,7 +414,9 @@ def main(argv=None) -> dict:
         f"- minimum smoothed loss {info['min_loss']:.3f} at lr = **{info['min_lr']:.3g}**",
         f"- suggested rate (one order lower) = **{info['suggested_lr']:.3g}**"
         + (" (clipped into the tested range)" if info["clipped"] else ""),
-        f"- loss explodes (> 4x min): {'yes, plot cut at lr ' + format(lrs[info['stop'] - 1], '.3g') if info['exploded'] else 'no'}",
+        "- loss explodes (smoothed > 4x min): "
+        + (f"yes, at lr {lrs[info['stop']]:.3g} (curve drawn up to {lrs[info['stop'] - 1]:.3g})"
+           if info["exploded"] and info["stop"] < len(lrs) else "no"),
         f"- parallel range test ({num_grid} fixed rates, {budget} each, one vmapped "
         f"program): lowest final train loss at lr = **{parallel_best if parallel_best is None else format(parallel_best, '.3g')}**",
         f"- wall time: range test {range_json['range_seconds']:.0f} s, parallel test "

@@ -37,7 +37,6 @@ figures (``fig1_lenet_lr0.01.png``, ``fig2_resnet_lr0.1.png``, ``fig3_learned_et
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import math
@@ -53,7 +52,6 @@ from lrjax.train.config import SweepConfig, Variant  # noqa: E402
 from lrjax.train.sweep import run_sweep  # noqa: E402
 
 PAPER_EPS = 1e-5
-SYSTEM_DATA = Path("/usr/share/datasets")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,53 +98,8 @@ FULL_TASKS = ("boston", "fashion", "lenet", "resnet")
 # ---------------------------------------------------------------------------- data
 def load_data(name: str, args, *, train_size: int | None, test_size: int | None,
               seed: int = 0):
-  """The dataset, with *random* (seeded) subsets instead of the first N examples.
-
-  The CIFAR-10 image-folder export is sorted by class (the first N training examples
-  are all airplanes), so subsets are drawn by a seeded permutation.  Fashion-MNIST is
-  also looked for in /usr/share/datasets (Debian's package) when the default source
-  folder lacks it.  ``--quick`` falls back to a synthetic stand-in, as
-  `common.get_dataset` does.
-  """
-  train_size = args.train_size or train_size
-  if args.synthetic:
-    return common.get_dataset(name, args, quick_train_size=train_size or 2000,
-                              quick_test_size=test_size or 500, seed=seed)
-  full = argparse.Namespace(**{**vars(args), "quick": False, "train_size": None})
-  candidates = [args.source_dir]
-  if args.source_dir is None:
-    candidates += [str(SYSTEM_DATA / d) for d in (name, name.replace("_", "-"))
-                   if (SYSTEM_DATA / d).is_dir()]
-  dataset, error = None, None
-  for source in candidates:
-    try:
-      dataset, note = common.get_dataset(
-          name, argparse.Namespace(**{**vars(full), "source_dir": source}), seed=seed)
-      break
-    except FileNotFoundError as err:
-      error = err
-  if dataset is None:
-    if not args.quick:
-      raise error
-    print(f"{name} not found ({str(error).splitlines()[0]}); synthetic stand-in", flush=True)
-    synth = argparse.Namespace(**{**vars(args), "synthetic": True})
-    return common.get_dataset(name, synth, quick_train_size=train_size or 2000,
-                              quick_test_size=test_size or 500, seed=seed)
-  rng = np.random.default_rng(seed)
-  if train_size is not None and train_size < len(dataset.train_x):
-    keep = np.sort(rng.permutation(len(dataset.train_x))[:train_size])
-    dataset = dataset._replace(train_x=dataset.train_x[keep], train_y=dataset.train_y[keep])
-    note += f", random {train_size} training examples"
-  if test_size is not None:
-    for split in ("valid", "test"):
-      x, y = getattr(dataset, f"{split}_x"), getattr(dataset, f"{split}_y")
-      if test_size < len(x):
-        keep = np.sort(rng.permutation(len(x))[:test_size])
-        dataset = dataset._replace(**{f"{split}_x": x[keep], f"{split}_y": y[keep]})
-    note += f", random {test_size} validation/test examples"
-  print(f"using: {note}: train/valid/test = {len(dataset.train_x)}/"
-        f"{len(dataset.valid_x)}/{len(dataset.test_x)}", flush=True)
-  return dataset, note
+  """The dataset, cut to random seeded subsets (see `common.get_dataset`)."""
+  return common.get_dataset(name, args, train_size=train_size, test_size=test_size, seed=seed)
 
 
 # ------------------------------------------------------------------------ variants

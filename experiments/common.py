@@ -3,7 +3,7 @@
 Each experiment is one command (``python experiments/<name>.py``) that trains all its
 variants through the vmapped sweep engine and writes JSON/CSV, PNG figures and a
 markdown table into ``--out``.  ``--quick`` runs a scaled-down version on a CPU in a
-few minutes: real data (cut to ``--train-size``) when the standard files are found,
+few minutes: real data (random subsets) when the standard files are found,
 else a synthetic dataset of the same shape (said so in the output), so that CI, which
 has no datasets, runs it too.
 """
@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 # Make `python experiments/x.py` work from a checkout without installing anything else.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -22,8 +24,6 @@ from lrjax import data  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-SOURCE_NAMES = {"mnist": "mnist", "cifar10": "cifar10", "fashion_mnist": "fashion_mnist",
-                "boston_housing": "boston_housing"}
 
 
 def base_parser(description: str, default_out: str) -> argparse.ArgumentParser:
@@ -45,43 +45,62 @@ def base_parser(description: str, default_out: str) -> argparse.ArgumentParser:
   return parser
 
 
-def _source_dir(args) -> Path | None:
+def _source_candidates(name: str, args) -> list:
+  """Where to look: ``--source-dir``, else ../shared/data when it holds ``name``, else
+  lrjax's own search ($LRJAX_SOURCE_DIR, the cache, /usr/share/datasets)."""
   if args.source_dir:
-    return Path(args.source_dir)
-  if SHARED_DATA.exists():
-    return SHARED_DATA
-  return None
+    return [Path(args.source_dir)]
+  candidates = [None]
+  if any((SHARED_DATA / d).exists() for d in (name, name.replace("_", "-"))):
+    candidates.insert(0, SHARED_DATA)
+  return candidates
 
 
-def get_dataset(name: str, args, *, quick_train_size: int = 2000, quick_test_size: int = 500,
-                seed: int = 0) -> tuple[data.Dataset, str]:
-  """The dataset for an experiment and a one-line note of what it is."""
-  train_size = args.train_size or (quick_train_size if args.quick else None)
-  dataset = None
-  note = ""
+def _random_subset(dataset, split: str, size: int, rng):
+  x, y = getattr(dataset, f"{split}_x"), getattr(dataset, f"{split}_y")
+  if size >= len(x):
+    return dataset
+  keep = np.sort(rng.permutation(len(x))[:size])
+  return dataset._replace(**{f"{split}_x": x[keep], f"{split}_y": y[keep]})
+
+
+def get_dataset(name: str, args, *, train_size: int | None = None,
+                test_size: int | None = None, seed: int = 0) -> tuple[data.Dataset, str]:
+  """The dataset for an experiment and a one-line note of what it is.
+
+  ``args.train_size`` (else ``train_size``) cuts the training set and ``test_size`` the
+  validation and test sets, to *random* seeded subsets: the CIFAR-10 image-folder export
+  is sorted by class, so its first N examples would be one class.  With ``--synthetic``,
+  or with ``--quick`` when no files are found, a synthetic stand-in of the same shape
+  is used (and said so).
+  """
+  train_size = args.train_size or train_size
+  dataset, note, error = None, "", None
   if not args.synthetic:
-    try:
-      dataset = data.load(name, source_dir=_source_dir(args), data_dir=args.data_dir,
-                          seed=seed)
-      note = f"{name} (real files)"
-    except FileNotFoundError as err:
+    for source in _source_candidates(name, args):
+      try:
+        dataset = data.load(name, source_dir=source, data_dir=args.data_dir, seed=seed)
+        note = f"{name} (real files)"
+        break
+      except FileNotFoundError as err:
+        error = err
+    if dataset is None:
       if not args.quick:
-        raise
-      note = f"{name} not found ({str(err).splitlines()[0]}); synthetic stand-in"
+        raise error
+      note = f"{name} not found ({str(error).splitlines()[0]}); synthetic stand-in"
   if dataset is None:
-    n_train = train_size or 2000
-    dataset = data.synthetic(name, num_train=n_train, num_test=quick_test_size, seed=seed)
+    dataset = data.synthetic(name, num_train=train_size or 2000, num_test=test_size or 500,
+                             seed=seed)
     note = note or f"synthetic stand-in shaped like {name}"
-  if train_size is not None and dataset.train_x.shape[0] > train_size:
-    dataset = dataset._replace(train_x=dataset.train_x[:train_size],
-                               train_y=dataset.train_y[:train_size])
-    note += f", first {train_size} training examples"
-  if args.quick and dataset.test_x.shape[0] > quick_test_size:
-    dataset = dataset._replace(valid_x=dataset.valid_x[:quick_test_size],
-                               valid_y=dataset.valid_y[:quick_test_size],
-                               test_x=dataset.test_x[:quick_test_size],
-                               test_y=dataset.test_y[:quick_test_size])
-  print(f"data: {note}: train/valid/test = {len(dataset.train_x)}/{len(dataset.valid_x)}/"
+  rng = np.random.default_rng(seed)
+  if train_size is not None and train_size < len(dataset.train_x):
+    dataset = _random_subset(dataset, "train", train_size, rng)
+    note += f", random {train_size} training examples"
+  if test_size is not None and test_size < max(len(dataset.valid_x), len(dataset.test_x)):
+    for split in ("valid", "test"):
+      dataset = _random_subset(dataset, split, test_size, rng)
+    note += f", random {test_size} validation/test examples"
+  print(f"using: {note}: train/valid/test = {len(dataset.train_x)}/{len(dataset.valid_x)}/"
         f"{len(dataset.test_x)}", flush=True)
   return dataset, note
 

@@ -31,7 +31,6 @@ Writes into ``--out``: ``range_test.png``, ``range_test.json``, ``one_cycle.png`
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -55,42 +54,8 @@ DEVIATIONS = (
 # ---------------------------------------------------------------------------- data
 def load_data(name: str, args, *, train_size: int | None, test_size: int | None,
               seed: int = 0):
-  """The dataset, with *random* (seeded) subsets instead of the first N examples.
-
-  The CIFAR-10 image-folder export is sorted by class, so the first N training
-  examples would all be airplanes; the subsets here are drawn by a seeded permutation.
-  Real data is used whenever its files are found (``--quick`` falls back to a
-  synthetic stand-in, as `common.get_dataset` does).
-  """
-  train_size = args.train_size or train_size
-  if args.synthetic:
-    return common.get_dataset(name, args, quick_train_size=train_size or 2000,
-                              quick_test_size=test_size or 500, seed=seed)
-  full = argparse.Namespace(**{**vars(args), "quick": False, "train_size": None})
-  try:
-    dataset, note = common.get_dataset(name, full, seed=seed)
-  except FileNotFoundError as err:
-    if not args.quick:
-      raise
-    print(f"{name} not found ({str(err).splitlines()[0]}); synthetic stand-in", flush=True)
-    synth = argparse.Namespace(**{**vars(args), "synthetic": True})
-    return common.get_dataset(name, synth, quick_train_size=train_size or 2000,
-                              quick_test_size=test_size or 500, seed=seed)
-  rng = np.random.default_rng(seed)
-  if train_size is not None and train_size < len(dataset.train_x):
-    keep = np.sort(rng.permutation(len(dataset.train_x))[:train_size])
-    dataset = dataset._replace(train_x=dataset.train_x[keep], train_y=dataset.train_y[keep])
-    note += f", random {train_size} training examples"
-  if test_size is not None:
-    for split in ("valid", "test"):
-      x, y = getattr(dataset, f"{split}_x"), getattr(dataset, f"{split}_y")
-      if test_size < len(x):
-        keep = np.sort(rng.permutation(len(x))[:test_size])
-        dataset = dataset._replace(**{f"{split}_x": x[keep], f"{split}_y": y[keep]})
-    note += f", random {test_size} validation/test examples"
-  print(f"using: {note}: train/valid/test = {len(dataset.train_x)}/"
-        f"{len(dataset.valid_x)}/{len(dataset.test_x)}", flush=True)
-  return dataset, note
+  """The dataset, cut to random seeded subsets (see `common.get_dataset`)."""
+  return common.get_dataset(name, args, train_size=train_size, test_size=test_size, seed=seed)
 
 
 # ---------------------------------------------------------------------- range test

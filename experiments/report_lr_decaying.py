@@ -37,7 +37,6 @@ per strategy ``fig2_by_epoch.png``, ``fig3_by_cutoff.png``, ``fig4_by_oscillate.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 import sys
@@ -103,42 +102,13 @@ CHOICES = ("Batch size 64 (the report does not state it; 64 is the PyTorch MNIST
 # ---------------------------------------------------------------------------- data
 def load_data(name: str, args, *, quick_train: int = QUICK_TRAIN,
               quick_test: int = QUICK_TEST, seed: int = 0):
-  """The dataset; subsets are *random* (seeded), not the first N examples.
+  """The dataset (random seeded subsets, see `common.get_dataset`).
 
-  (The CIFAR-10 image-folder export is sorted by class: its first N examples would be
-  one class.)  ``--train-size`` cuts the training set; ``--quick`` also cuts the
+  ``--train-size`` cuts the training set; ``--quick`` cuts it to ``quick_train`` and the
   validation and test sets to ``quick_test`` examples each.
   """
-  train_size = args.train_size or (quick_train if args.quick else None)
-  test_size = quick_test if args.quick else None
-  if args.synthetic:
-    return common.get_dataset(name, args, quick_train_size=train_size or quick_train,
-                              quick_test_size=test_size or quick_test, seed=seed)
-  full = argparse.Namespace(**{**vars(args), "quick": False, "train_size": None})
-  try:
-    dataset, note = common.get_dataset(name, full, seed=seed)
-  except FileNotFoundError as err:
-    if not args.quick:
-      raise
-    print(f"{name} not found ({str(err).splitlines()[0]}); synthetic stand-in", flush=True)
-    synth = argparse.Namespace(**{**vars(args), "synthetic": True})
-    return common.get_dataset(name, synth, quick_train_size=train_size or quick_train,
-                              quick_test_size=test_size or quick_test, seed=seed)
-  rng = np.random.default_rng(seed)
-  if train_size is not None and train_size < len(dataset.train_x):
-    keep = np.sort(rng.permutation(len(dataset.train_x))[:train_size])
-    dataset = dataset._replace(train_x=dataset.train_x[keep], train_y=dataset.train_y[keep])
-    note += f", random {train_size} training examples"
-  if test_size is not None:
-    for split in ("valid", "test"):
-      x, y = getattr(dataset, f"{split}_x"), getattr(dataset, f"{split}_y")
-      if test_size < len(x):
-        keep = np.sort(rng.permutation(len(x))[:test_size])
-        dataset = dataset._replace(**{f"{split}_x": x[keep], f"{split}_y": y[keep]})
-    note += f", random {test_size} validation/test examples"
-  print(f"using: {note}: train/valid/test = {len(dataset.train_x)}/"
-        f"{len(dataset.valid_x)}/{len(dataset.test_x)}", flush=True)
-  return dataset, note
+  return common.get_dataset(name, args, train_size=quick_train if args.quick else None,
+                            test_size=quick_test if args.quick else None, seed=seed)
 
 
 # ------------------------------------------------------------------------ analysis

@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
   sweep.add_argument("--epochs", type=int, default=4)
   sweep.add_argument("--batch-size", type=int, default=64)
   sweep.add_argument("--train-size", type=int, default=None,
-                     help="use only the first N training examples")
+                     help="use a random (seeded) N of the training examples")
   sweep.add_argument("--validation-fraction", type=float, default=0.1)
   sweep.add_argument("--out", default="results/sweep")
   sweep.add_argument("--checkpoint-dir", default=None,
@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def load_dataset(name: str, *, source_dir=None, data_dir=None, validation_fraction=0.1,
                  train_size=None, seed=0):
-  """The dataset ``name`` (``synthetic`` is built in), optionally cut to ``train_size``."""
+  """The dataset ``name`` (``synthetic`` is built in), optionally cut to a random
+  ``train_size`` examples."""
   from lrjax import data
   if name == "synthetic":
     # Noisy enough that the settings do not all reach 100% at once.
@@ -66,9 +67,11 @@ def load_dataset(name: str, *, source_dir=None, data_dir=None, validation_fracti
   else:
     dataset = data.load(name, source_dir=source_dir, data_dir=data_dir,
                         validation_fraction=validation_fraction, seed=seed)
-  if train_size is not None:
-    dataset = dataset._replace(train_x=dataset.train_x[:train_size],
-                               train_y=dataset.train_y[:train_size])
+  if train_size is not None and train_size < len(dataset.train_x):
+    # A random (seeded) subset: files sorted by class would give one class otherwise.
+    import numpy as np
+    keep = np.sort(np.random.default_rng(seed).permutation(len(dataset.train_x))[:train_size])
+    dataset = dataset._replace(train_x=dataset.train_x[keep], train_y=dataset.train_y[keep])
   return dataset
 
 

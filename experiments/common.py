@@ -38,7 +38,7 @@ def base_parser(description: str, default_out: str) -> argparse.ArgumentParser:
   parser.add_argument("--seeds", type=int, default=None, help="seeds per setting")
   parser.add_argument("--epochs", type=int, default=None, help="override the epochs")
   parser.add_argument("--train-size", type=int, default=None,
-                      help="use only the first N training examples")
+                      help="use a random (seeded) N of the training examples")
   parser.add_argument("--synthetic", action="store_true",
                       help="use synthetic data of the right shape (no files needed)")
   parser.add_argument("--no-progress", action="store_true")

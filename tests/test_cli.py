@@ -68,3 +68,13 @@ def test_benchmark_runs_on_cpu_with_small_sizes(tmp_path):
   assert sum(p.startswith("(4)") for p in paths) == 2
   assert all(r["seconds"] > 0 and np.isfinite(r["seconds"]) for r in rows)
   assert json.loads((tmp_path / "bench.json").read_text()) == json.loads(json.dumps(rows))
+
+
+def test_readme_python_example_runs():
+  import re
+  import jax.numpy as jnp
+  code = re.search(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S).group(1)
+  scope = {"params": {"w": jnp.ones(3)}, "grads": {"w": jnp.ones(3)},
+           "valid_loss": jnp.float32(1.0)}
+  exec(code, scope)  # noqa: S102 - the README's own example
+  assert float(scope["lrjax"].strategies.current_lr(scope["state"])) == 0.01

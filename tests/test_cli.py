@@ -77,4 +77,5 @@ def test_readme_python_example_runs():
   scope = {"params": {"w": jnp.ones(3)}, "grads": {"w": jnp.ones(3)},
            "valid_loss": jnp.float32(1.0)}
   exec(code, scope)  # noqa: S102 - the README's own example
-  assert float(scope["lrjax"].strategies.current_lr(scope["state"])) == 0.01
+  # By cutoff: the first observed loss only sets the baseline, so the rate is still r0.
+  assert float(scope["lrjax"].strategies.current_lr(scope["state"])) == pytest.approx(0.01)

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import math
 import sys
 from pathlib import Path
 
@@ -630,7 +629,7 @@ def main(argv=None) -> dict:
                 f"{_f(best['seconds_per_epoch'], '.3g')}")
   (out / "summary.md").write_text("\n".join(md) + "\n")
   write_per_epoch(out / "per_epoch.csv", runs)
-  common.write_json(out / "summary.json", _jsonable(summary))
+  common.write_json(out / "summary.json", common.jsonable(summary))
   print("\n".join(md), flush=True)
   return summary
 
@@ -646,22 +645,6 @@ def _subset(result, names):
       result, config=config,
       history={f: a[:, keep] for f, a in result.history.items()},
       step_history={f: a[:, keep] for f, a in result.step_history.items()})
-
-
-def _jsonable(obj):
-  if isinstance(obj, dict):
-    return {k: _jsonable(v) for k, v in obj.items()}
-  if isinstance(obj, (list, tuple)):
-    return [_jsonable(v) for v in obj]
-  if isinstance(obj, np.ndarray):
-    return _jsonable(obj.tolist())
-  if isinstance(obj, (float, np.floating)):
-    return float(obj) if math.isfinite(obj) else None
-  if isinstance(obj, np.integer):
-    return int(obj)
-  if isinstance(obj, np.bool_):
-    return bool(obj)
-  return obj
 
 
 if __name__ == "__main__":

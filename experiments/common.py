@@ -105,7 +105,25 @@ def get_dataset(name: str, args, *, train_size: int | None = None,
   return dataset, note
 
 
+def jsonable(obj):
+  """``obj`` with numpy values made plain and NaN/inf as None (strict JSON)."""
+  if isinstance(obj, dict):
+    return {k: jsonable(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [jsonable(v) for v in obj]
+  if isinstance(obj, np.ndarray):
+    return jsonable(obj.tolist())
+  if isinstance(obj, (float, np.floating)):
+    return float(obj) if np.isfinite(obj) else None
+  if isinstance(obj, np.integer):
+    return int(obj)
+  if isinstance(obj, np.bool_):
+    return bool(obj)
+  return obj
+
+
 def write_json(path: Path, payload) -> Path:
+  """Writes ``payload`` as strict JSON (see `jsonable`)."""
   path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_text(json.dumps(payload, indent=1, default=float))
+  path.write_text(json.dumps(jsonable(payload), indent=1, default=float))
   return path

@@ -31,7 +31,6 @@ Writes into ``--out``: ``range_test.png``, ``range_test.json``, ``one_cycle.png`
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
@@ -350,7 +349,7 @@ def main(argv=None) -> dict:
       "range_seconds": float(np.nansum(rres.history["group_seconds"][:, 0])),
       "parallel_seconds": float(np.nansum(rres.history["group_seconds"][:, 1])),
   }
-  common.write_json(out / "range_test.json", _jsonable(range_json))
+  common.write_json(out / "range_test.json", common.jsonable(range_json))
   print(f"range test: min smoothed loss {info['min_loss']:.3f} at lr {info['min_lr']:.3g}; "
         f"suggested {info['suggested_lr']:.3g}; parallel best fixed rate "
         f"{parallel_best}", flush=True)
@@ -400,25 +399,9 @@ def main(argv=None) -> dict:
       k: v for k, v in range_json.items() if k not in ("lr", "loss", "smoothed")},
       "one_cycle": {"schedule": cycle, "epochs": cycle_epochs, "rows": rows},
       "compile_seconds": rres.compile_seconds + cres.compile_seconds}
-  common.write_json(out / "summary.json", _jsonable(summary))
+  common.write_json(out / "summary.json", common.jsonable(summary))
   print("\n".join(md), flush=True)
   return summary
-
-
-def _jsonable(obj):
-  if isinstance(obj, dict):
-    return {k: _jsonable(v) for k, v in obj.items()}
-  if isinstance(obj, (list, tuple)):
-    return [_jsonable(v) for v in obj]
-  if isinstance(obj, np.ndarray):
-    return _jsonable(obj.tolist())
-  if isinstance(obj, (float, np.floating)):
-    return float(obj) if math.isfinite(obj) else None
-  if isinstance(obj, np.integer):
-    return int(obj)
-  if isinstance(obj, np.bool_):
-    return bool(obj)
-  return obj
 
 
 if __name__ == "__main__":

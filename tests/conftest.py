@@ -1,12 +1,6 @@
 """Shared test fixtures: small generated data, never the shared datasets."""
 
-from pathlib import Path
-
-import numpy as np
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")

@@ -87,6 +87,8 @@ class GroupTrainer:
     self.hyper = jax.tree.map(
         lambda a: np.concatenate([a, np.repeat(a[-1:], padded - len(a), axis=0)]), hyper)
     self.shared_order = bool(np.all(self.hyper.seed == self.hyper.seed[0]))
+    # Placed on the device(s) once; every epoch reads the same arrays (not donated).
+    self.device_hyper = self.shard(self.hyper)
     self.task = task
     self.batch_size = batch_size
     self.eval_batch_size = eval_batch_size
@@ -130,7 +132,7 @@ class GroupTrainer:
                         epoch=jnp.asarray(0, jnp.int32))
 
     init = jax.jit(jax.vmap(one), out_shardings=self._variant_sharding())
-    return init(self.shard(self.hyper))
+    return init(self.device_hyper)
 
   # -- one epoch ---------------------------------------------------------------
   def _build_epoch_fn(self):
@@ -185,7 +187,7 @@ class GroupTrainer:
   def compile(self, state: TrainState, data: DeviceData) -> float:
     """Compiles the epoch program ahead of time; returns the seconds it took."""
     t0 = time.perf_counter()
-    self._compiled = self._epoch_fn.lower(state, self.shard(self.hyper), self.order_keys(0),
+    self._compiled = self._epoch_fn.lower(state, self.device_hyper, self.order_keys(0),
                                           data).compile()
     return time.perf_counter() - t0
 
@@ -202,7 +204,7 @@ class GroupTrainer:
     ``state`` is donated: use the returned one.  Metrics are cut to the real variants.
     """
     fn = self._compiled or self._epoch_fn
-    state, metrics = fn(state, self.shard(self.hyper), self.order_keys(epoch), data)
+    state, metrics = fn(state, self.device_hyper, self.order_keys(epoch), data)
     return state, jax.tree.map(lambda a: a[: self.num_variants], metrics)
 
 

@@ -119,6 +119,12 @@ def _plot(args) -> int:
 
 def main(argv=None) -> int:
   args = _parser().parse_args(argv)
+  from lrjax import _extras
+  try:
+    _extras.require_train("the lrjax command")
+  except ImportError as error:  # a missing extra is the user's install, not a bug
+    print(f"lrjax: error: {error}", file=sys.stderr)
+    return 2
   if args.command == "sweep":
     return _sweep(args)
   return _plot(args)

@@ -86,7 +86,11 @@ def tree_vdot(a: Any, b: Any, dtype: Any) -> jax.Array:
 
 
 def scale_updates(lr: jax.Array, direction: Any) -> Any:
-  """``-lr * direction`` leaf by leaf, each leaf keeping its dtype (optax's sign)."""
+  """``-lr * direction`` leaf by leaf, each leaf keeping its dtype (optax's sign).
+
+  (numpy leaves become JAX arrays first: their dtype is then the one JAX computes in.)
+  """
+  direction = jax.tree.map(jnp.asarray, direction)
   return optax.tree.cast_like(optax.tree.scale(-lr, direction), direction)
 
 

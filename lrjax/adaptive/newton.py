@@ -152,6 +152,9 @@ def five_losses(value_fn: Callable[..., Any], params: Any, direction: Any,
   the step size is batched, so ``value_fn`` is traced once.
   """
 
+  # as JAX arrays: numpy float64 params without jax_enable_x64 compute in float32
+  params, direction = jax.tree.map(jnp.asarray, (params, direction))
+
   def f(eta):
     moved = jax.tree.map(
         lambda p, d: (p - eta.astype(p.dtype) * d.astype(p.dtype)).astype(p.dtype),

@@ -534,6 +534,7 @@ def test_newton_float32_paper_eps_takes_the_smoothed_branch_every_step():
 
 def test_engine_newton_preset_takes_the_newton_branch():
   """The engine's Newton (no eps given) takes eq. 16 on most steps, in float32."""
+  pytest.importorskip("flax")  # the engine's extra
   from lrjax import models
   from lrjax.train import optimizers, step as step_lib
 

@@ -56,19 +56,21 @@ step (eq. 16)** (all 50 steps of gradient descent on a 5-d quadratic, in the tes
 the rate then moves by a first-order step on the look-ahead loss.  ``state.smoothed``
 says which branch the last update took, ``state.num_smoothed`` counts the smoothed
 ones.  The engine (`lrjax.train`) therefore uses ``eps = 1e-2`` for its Newton
-optimizer unless a variant sets ``eps``.  The second
-difference is :math:`4\epsilon^2 f''(\eta) \approx 4\cdot10^{-10}\, g^\top H g`, while
-each float32 loss value carries a rounding error of about :math:`6\cdot10^{-8}|L|`
-(plus the rounding of ``w - eta g`` itself): for ordinary losses the float32
-denominator is rounding noise of random sign.  This module therefore treats a
-denominator as "~0" (eq. 17) when ``|denominator| <= denominator_tol``, whose default
-is the rounding level ``8 * finfo(dtype).eps * max_j |f_j|``; then it is smoothed
-(eq. 18; with the default rule ``max(denominator, 0) + delta``) and the rate moves by a
-small, first-order-like step, at most ``4 eps^2 (g . g) / delta`` (about ``4e-4 g . g``
-with the defaults), instead of jumping by noise.  For a real second-order step in float32 use a larger ``eps`` (1e-3 .. 1e-2 for
-losses of order 1), or float64 params under ``jax_enable_x64``.  The internal
-computation (the rate, the five step sizes, the differences) uses the params' dtype
-(at least float32): float64 params give a float64 rate.
+optimizer unless a variant sets ``eps`` (there most steps take eq. 16, in the tests).
+
+Why: the second difference is :math:`4\epsilon^2 f''(\eta) \approx 4\cdot10^{-10}\,
+g^\top H g`, while each float32 loss value carries a rounding error of about
+:math:`6\cdot10^{-8}|L|` (plus the rounding of ``w - eta g`` itself): for ordinary
+losses the float32 denominator is rounding noise of random sign.  This module therefore
+treats a denominator as "~0" (eq. 17) when ``|denominator| <= denominator_tol``, whose
+default is the rounding level ``8 * finfo(dtype).eps * max_j |f_j|``; then it is
+smoothed (eq. 18; with the default rule ``max(denominator, 0) + delta``) and the rate
+moves by a small, first-order-like step, at most ``4 eps^2 (g . g) / delta`` (about
+``4e-4 g . g`` with the defaults), instead of jumping by noise.  For a real
+second-order step in float32 use a larger ``eps`` (1e-3 .. 1e-2 for losses of order
+1), or float64 params under ``jax_enable_x64``.  The internal computation (the rate,
+the five step sizes, the differences) uses the params' dtype (at least float32):
+float64 params give a float64 rate.
 """
 
 from __future__ import annotations

@@ -321,7 +321,7 @@ def test_fixed_strategy_equals_optax_optimizer_bitwise(reference, inner):
 # ------------------------------------------------------------------- NaN / inf losses
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_nonfinite_loss_never_advances_and_sets_sticky_flag(bad):
+def test_nonfinite_loss_advances_only_by_epoch_and_sets_sticky_flag(bad):
   # oscillate: 1.0 base; bad ignored (prev stays 1.0); 0.9 < 1.0; bad; 0.95 > 0.9 -> 1.
   states, _ = scan_steps(S.by_oscillate(HALVING), [1.0, bad, 0.9, bad, 0.95], [True] * 5)
   np.testing.assert_array_equal(states.index, [0, 0, 0, 0, 1])
@@ -333,9 +333,12 @@ def test_nonfinite_loss_never_advances_and_sets_sticky_flag(bad):
   np.testing.assert_array_equal(states.index, [0, 0, 0, 1])
   np.testing.assert_allclose(states.cutoff, [np.inf, 0.01, 0.01, 0.002], rtol=1e-6)
   assert states.nonfinite.tolist() == [True] * 4
-  # epoch: no advance at the bad boundary only.
+  # epoch (Algorithm 1 never looks at the loss): advances at the bad boundary too,
+  # and the sticky flag is still set.
   states, _ = scan_steps(S.by_epoch(HALVING), [1.0, bad, 0.9], [True] * 3)
-  np.testing.assert_array_equal(states.index, [1, 1, 2])
+  np.testing.assert_array_equal(states.index, [1, 2, 3])
+  np.testing.assert_array_equal(states.nonfinite, [False, True, True])
+  np.testing.assert_allclose(states.lr, [0.05, 0.025, 0.0125], rtol=1e-6)
   # plateau (patience 1): bad losses are not "no improvement" (optax would reduce).
   states, _ = scan_steps(S.on_plateau(0.1, patience=1), [1.0, bad, bad, 0.5, 0.5],
                          [True] * 5)
@@ -384,7 +387,8 @@ def test_state_is_arrays_only_with_documented_dtypes():
   assert dtypes == dict(index=jnp.int32, lr=jnp.float32, cutoff=jnp.float32,
                         prev_loss=jnp.float32, best_loss=jnp.float32,
                         plateau_count=jnp.int32, cooldown_count=jnp.int32,
-                        num_observations=jnp.int32, nonfinite=jnp.bool_)
+                        num_observations=jnp.int32, num_boundaries=jnp.int32,
+                        nonfinite=jnp.bool_)
   assert float(state.prev_loss) == np.inf and not bool(state.nonfinite)
 
 

@@ -79,6 +79,7 @@ import numpy as np
 import optax
 
 from lrjax import _validation
+from lrjax.strategies import rules
 
 Sequence = Callable[[chex.Numeric], chex.Numeric]
 
@@ -107,8 +108,17 @@ class StrategyState(NamedTuple):
     best_loss: float32, best finite observed loss in the plateau sense (inf before any).
     plateau_count: int32, observations without improvement (plateau rule).
     cooldown_count: int32, observations still ignored after a plateau advance.
-    num_observations: int32, finite validation losses observed.
-    nonfinite: bool, sticky: a NaN/inf validation loss was observed.
+    num_observations: int32, finite validation losses observed (``loss_0`` included).
+    num_boundaries: int32, epoch boundaries seen (the initial observation is none).
+    nonfinite: bool, sticky: a NaN/inf validation loss was observed, or the sequence
+      gave a NaN/inf/negative rate (that rate was not applied).
+
+  Dtypes follow the params, as ``optax.contrib.reduce_on_plateau``'s state does:
+  ``lr`` has the highest float dtype of the params (float32 when they have none;
+  each leaf's update casts it to the leaf's dtype, so every leaf gets the rate
+  ``optax.sgd`` would use); the loss statistics have that dtype promoted to at least
+  float32 (the cutoff compares loss differences of ~1e-4 of the loss, which bfloat16
+  cannot hold); counters are int32.
   """
 
   index: jax.Array
@@ -119,7 +129,27 @@ class StrategyState(NamedTuple):
   plateau_count: jax.Array
   cooldown_count: jax.Array
   num_observations: jax.Array
+  num_boundaries: jax.Array
   nonfinite: jax.Array
+
+
+# The built-in rules, indexed by their `Rule` code.
+BUILTIN_RULES = (rules.fixed, rules.epoch, rules.cutoff, rules.oscillate, rules.plateau)
+
+
+def _rule_fn(rule: Any, code: Any) -> rules.RuleFn:
+  """A user function as it is; a (traced) built-in code -> its rule."""
+  if callable(rule):
+    return rule
+  return rules.switch_rule(BUILTIN_RULES, code)
+
+
+def _state_dtypes(params: Any) -> tuple[Any, Any]:
+  """(rate dtype, loss-statistics dtype) from the params' float leaves."""
+  floats = [jnp.result_type(x) for x in jax.tree.leaves(params)
+            if jnp.issubdtype(jnp.result_type(x), jnp.floating)]
+  lr_dtype = jnp.result_type(*floats) if floats else jnp.dtype(jnp.float32)
+  return lr_dtype, jnp.promote_types(lr_dtype, jnp.float32)
 
 
 def _rule_code(rule: Any) -> Any:
@@ -211,7 +241,7 @@ def scale_by_strategy(
     (1, 0.009)
   """
   _check_sequence(sequence)
-  code = _rule_code(rule)
+  code = None if callable(rule) else _rule_code(rule)
   _validation.check_positive("cutoff_fraction", cutoff_fraction)
   _validation.check_in_range("cutoff_decay", cutoff_decay, 0.0, 1.0, low_open=True)
   _validation.check_non_negative_int("patience", patience)
@@ -222,39 +252,55 @@ def scale_by_strategy(
       and np.all(np.asarray(rtol) == 0) and np.all(np.asarray(atol) == 0)):
     raise ValueError("At least one of `rtol` or `atol` must be > 0, got both 0.")
 
-  def rate(index):
-    return jnp.asarray(sequence(index), jnp.float32).reshape(())
+  rule_fn = _rule_fn(rule, code)
+
+  def rate(index, dtype):
+    return jnp.asarray(sequence(index)).astype(dtype).reshape(())
+
+  def good_rate(lr):
+    # A sequence may give NaN/inf or a negative rate for some (traced) hyperparameters
+    # or at extreme positions: such a rate is never applied (see `StrategyState.lr`).
+    return jnp.isfinite(lr) & (lr >= 0)
 
   def init_fn(params) -> StrategyState:
-    del params
-    index = jnp.asarray(0, jnp.int32)
-    inf = jnp.asarray(jnp.inf, jnp.float32)
-    zero = jnp.asarray(0, jnp.int32)
+    lr_dtype, loss_dtype = _state_dtypes(params)
+    index = jnp.zeros((), jnp.int32)
+    lr0 = rate(index, lr_dtype)
+    ok = good_rate(lr0)
+    # Every leaf is its own buffer (jnp.full/jnp.zeros/jnp.array(copy=True) per field),
+    # so the state can be donated (`jax.jit(..., donate_argnums=...)`).
     return StrategyState(
-        index=index, lr=rate(index), cutoff=inf, prev_loss=inf, best_loss=inf,
-        plateau_count=zero, cooldown_count=zero, num_observations=zero,
-        nonfinite=jnp.asarray(False))
+        index=index,
+        lr=jnp.array(jnp.where(ok, lr0, jnp.zeros((), lr_dtype)), lr_dtype, copy=True),
+        cutoff=jnp.full((), jnp.inf, loss_dtype),
+        prev_loss=jnp.full((), jnp.inf, loss_dtype),
+        best_loss=jnp.full((), jnp.inf, loss_dtype),
+        plateau_count=jnp.zeros((), jnp.int32),
+        cooldown_count=jnp.zeros((), jnp.int32),
+        num_observations=jnp.zeros((), jnp.int32),
+        num_boundaries=jnp.zeros((), jnp.int32),
+        nonfinite=jnp.array(~ok, bool, copy=True))
 
-  def observe(state: StrategyState, valid_loss, boundary) -> StrategyState:
+  def observe(state: StrategyState, valid_loss, boundary, initial) -> StrategyState:
+    loss_dtype = state.prev_loss.dtype
     if valid_loss is None:
-      has_loss = False
-      loss = jnp.asarray(jnp.inf, jnp.float32)
+      given = False
+      loss = jnp.full((), jnp.inf, loss_dtype)
     else:
-      has_loss = True
-      loss = jnp.asarray(valid_loss, jnp.float32).reshape(())
+      given = True
+      loss = jnp.asarray(valid_loss).astype(loss_dtype).reshape(())
     finite = jnp.isfinite(loss)
-    obs = boundary & finite & has_loss  # a finite loss is observed now
-    bad = boundary & ~finite & has_loss  # a NaN/inf loss arrived at a boundary
+    has_loss = finite & given
+    boundary = boundary & ~initial  # the initial observation is never a boundary
+    baseline = initial & has_loss  # loss_0 observed before training (not a decision)
+    obs = boundary & has_loss  # a finite loss observed at a boundary
+    bad = (boundary | initial) & ~finite & given  # a NaN/inf loss arrived
     first = state.num_observations == 0
-    f32 = jnp.float32
-
-    # by-cutoff (Algorithm 2) and by-oscillate (Algorithm 3).
-    delta = loss - state.prev_loss
-    adv_cutoff = obs & ~first & (jnp.abs(delta) < state.cutoff)
-    adv_oscillate = obs & ~first & (delta > 0)
+    counted = baseline | obs
 
     # reduce_on_plateau (accumulation_size = 1) with "reduce" = advance.
-    improved = loss < (1 - jnp.asarray(rtol, f32)) * state.best_loss - jnp.asarray(atol, f32)
+    improved = loss < ((1 - jnp.asarray(rtol, loss_dtype)) * state.best_loss
+                       - jnp.asarray(atol, loss_dtype))
     best = jnp.where(improved, loss, state.best_loss)
     count = jnp.where(improved, 0, state.plateau_count + 1).astype(jnp.int32)
     in_cooldown = state.cooldown_count > 0
@@ -263,41 +309,56 @@ def scale_by_strategy(
     cooldown_count = jnp.where(
         in_cooldown, state.cooldown_count - 1,
         jnp.where(hit, jnp.asarray(cooldown, jnp.int32), 0)).astype(jnp.int32)
-    adv_plateau = obs & hit
 
-    adv_epoch = boundary & (finite | (not has_loss))
-    decisions = jnp.stack([jnp.asarray(False), adv_epoch, adv_cutoff, adv_oscillate,
-                           adv_plateau])
-    advance = decisions[code]
-    is_cutoff_rule = jnp.asarray(code) == Rule.CUTOFF
+    stats = rules.Statistics(
+        loss=loss, has_loss=has_loss, prev_loss=state.prev_loss,
+        best_loss=state.best_loss, cutoff=state.cutoff,
+        num_observations=state.num_observations, num_boundaries=state.num_boundaries,
+        index=state.index, plateau_reached=has_loss & hit)
+    advance = boundary & rules.decide(rule_fn, stats)
+    cutoff_met = rules.cutoff(stats)
 
     index = jnp.where(advance, state.index + 1, state.index).astype(jnp.int32)
-    lr = jnp.where(advance, rate(index), state.lr)
+    candidate = rate(index, state.lr.dtype)
+    ok = good_rate(candidate)
+    lr = jnp.where(advance & ok, candidate, state.lr)
+    c_0 = jnp.asarray(cutoff_fraction, loss_dtype) * jnp.abs(loss)
     cutoff = jnp.where(
-        obs & first, jnp.asarray(cutoff_fraction, f32) * jnp.abs(loss),
-        jnp.where(adv_cutoff & is_cutoff_rule,
-                  state.cutoff * jnp.asarray(cutoff_decay, f32), state.cutoff))
+        baseline | (obs & first), c_0,
+        jnp.where(advance & cutoff_met,
+                  state.cutoff * jnp.asarray(cutoff_decay, loss_dtype), state.cutoff))
+    # The baseline resets the plateau bookkeeping to loss_0 (best = loss_0, no count).
+    zero = jnp.zeros((), jnp.int32)
     return StrategyState(
         index=index,
-        lr=lr.astype(jnp.float32),
-        cutoff=cutoff.astype(jnp.float32),
-        prev_loss=jnp.where(obs, loss, state.prev_loss),
-        best_loss=jnp.where(obs, best, state.best_loss).astype(jnp.float32),
-        plateau_count=jnp.where(obs, plateau_count, state.plateau_count),
-        cooldown_count=jnp.where(obs, cooldown_count, state.cooldown_count),
-        num_observations=jnp.where(obs, state.num_observations + 1,
+        lr=lr.astype(state.lr.dtype),
+        cutoff=cutoff.astype(loss_dtype),
+        prev_loss=jnp.where(counted, loss, state.prev_loss),
+        best_loss=jnp.where(baseline, loss,
+                            jnp.where(obs, best, state.best_loss)).astype(loss_dtype),
+        plateau_count=jnp.where(baseline, zero,
+                                jnp.where(obs, plateau_count, state.plateau_count)),
+        cooldown_count=jnp.where(baseline, zero,
+                                 jnp.where(obs, cooldown_count, state.cooldown_count)),
+        num_observations=jnp.where(counted, state.num_observations + 1,
                                    state.num_observations).astype(jnp.int32),
-        nonfinite=state.nonfinite | bad,
+        num_boundaries=jnp.where(boundary, state.num_boundaries + 1,
+                                 state.num_boundaries).astype(jnp.int32),
+        nonfinite=state.nonfinite | bad | (advance & ~ok),
     )
 
   def update_fn(updates, state: StrategyState, params=None, *, valid_loss=None,
-                epoch_boundary=None, **extra_args):
+                epoch_boundary=None, initial_observation=None, **extra_args):
     del params, extra_args
     if epoch_boundary is None:
       epoch_boundary = valid_loss is not None
-    if epoch_boundary is not False:  # a Python False needs no traced bookkeeping
+    if initial_observation is None:
+      initial_observation = False
+    # Python False for both needs no traced bookkeeping.
+    if epoch_boundary is not False or initial_observation is not False:
       boundary = jnp.asarray(epoch_boundary).astype(bool).reshape(())
-      state = observe(state, valid_loss, boundary)
+      initial = jnp.asarray(initial_observation).astype(bool).reshape(())
+      state = observe(state, valid_loss, boundary, initial)
     step = -state.lr
     updates = jax.tree.map(lambda g: jnp.asarray(step, g.dtype) * g, updates)
     return updates, state

@@ -24,9 +24,20 @@ momentum ``v = mu v - lr g``, weight decay coupled as ``lr * wd``, line searches
 Prodigy/DoG/Mechanic, anything reading the rate inside its own update) are not linear in
 it: use ``optax.inject_hyperparams`` with the rate as a hyperparameter for those.
 
+Pitfall: the sign
+-----------------
+The strategy applies the minus.  ``optax.chain(optax.sgd(1.0), by_epoch(seq))`` applies
+it twice and silently *ascends*; give the rate-free direction (``optax.identity()``,
+``optax.trace``, ``optax.scale_by_adam``), or use the complete optimizers
+``lrjax.strategies.sgd/adam/adamw/rmsprop/adagrad``, or `with_strategy`, which refuses
+an inner that already descends (`lrjax.strategies.compose` says what it can detect).
+Put it outside ``optax.apply_if_finite`` and use `lrjax.strategies.multi_steps` for
+gradient accumulation (`lrjax.strategies.compose`).
+
 Extra-args contract (the epoch-level signal)
 --------------------------------------------
-``update(updates, state, params=None, *, valid_loss=None, epoch_boundary=None, **extra)``
+``update(updates, state, params=None, *, valid_loss=None, epoch_boundary=None,
+initial_observation=None, **extra)``
 
 * Between epoch boundaries the engine passes ``epoch_boundary=False`` (or nothing):
   index, rate and every statistic are kept.
@@ -35,20 +46,48 @@ Extra-args contract (the epoch-level signal)
   ``valid_loss`` is given and ``epoch_boundary`` is None).  The strategy first observes
   the loss, maybe advances (``index += 1``, ``lr = sequence(index)``), then scales *this
   step's* updates by the resulting rate.
-* Both are (possibly traced) arrays; the decision is ``jnp.where`` arithmetic, so the
+* ``initial_observation=True`` (a bool array, default None = False) records
+  ``valid_loss`` as ``loss_0``, the baseline: ``prev_loss = best_loss = loss_0``,
+  ``c_0 = cutoff_fraction * |loss_0|``, plateau counters reset, ``num_observations``
+  counted; no rule is evaluated, the index does not move, it is *not* a boundary
+  (``epoch_boundary`` is ignored on that step) and the step's updates are scaled by the
+  current rate as usual.  A NaN/inf initial loss sets no baseline (and sets the flag).
+* All are (possibly traced) arrays; the decision is ``jnp.where`` arithmetic, so the
   same traced function serves every step of a ``lax.scan`` and every variant of a
   ``jax.vmap``.  ``epoch_boundary=True`` without ``valid_loss`` is a boundary with no
-  loss: only the ``epoch`` rule advances.
-* The first (finite) observed loss is the report's ``loss_0``: it sets the baseline and
-  the cutoff ``c_0 = cutoff_fraction * |loss_0|``; ``cutoff`` and ``oscillate`` can
-  first advance at the second boundary; ``epoch`` advances at every boundary.
-* A NaN or inf validation loss never advances the sequence (whatever the rule, ``epoch``
-  included), leaves ``prev_loss``, ``best_loss``, ``cutoff`` and the plateau/cooldown
-  counters untouched (it is not counted in ``num_observations``), and sets the sticky
-  ``state.nonfinite`` flag.  Later finite losses continue from the last finite one.
+  loss: only rules that ignore the loss (``epoch``) advance.
 
-Rules (``Rule`` codes; ``rule`` may be a string, a code or a traced int32)
---------------------------------------------------------------------------
+Which loss is ``loss_0``
+------------------------
+The report's Algorithm 2 compares ``|valid loss_t - valid loss_{t-1}| < cutoff`` "for
+t <- 1, 2, ..., n", right after "Run the model and update parameters with lr" once, and
+"Cutoff is defined to be c_0 = loss_0 * 0.01, c_{t+1} = c_t * 0.2" (section 3.2).  At
+t = 1 the comparison needs ``valid loss_0``, the loss *before* that first run: the
+validation loss of the untrained model.  Both readings are supported:
+
+* **before training** (the report's, the engine's default,
+  ``SweepConfig.observe_untrained_loss=True``): pass the untrained model's validation
+  loss with ``initial_observation=True`` on the first step; the first decision of
+  ``cutoff``/``oscillate``/``plateau`` is at the first boundary (after epoch 1) and
+  ``c_0`` is 1% of the untrained loss.
+* **after the first epoch** (earlier lrjax versions, ``observe_untrained_loss=False``):
+  no initial observation; the first finite boundary loss becomes ``loss_0`` and the
+  first decision is at the second boundary.
+
+NaN / inf
+---------
+* A NaN or inf validation loss sets the sticky ``state.nonfinite`` flag and leaves
+  ``prev_loss``, ``best_loss``, ``cutoff`` and the plateau/cooldown counters untouched
+  (it is not counted in ``num_observations``).  The loss rules do not advance on it;
+  ``epoch`` does (Algorithm 1 advances at every epoch and never looks at the loss).
+  Later finite losses continue from the last finite one.
+* A sequence that gives a NaN/inf or negative rate (possible with traced
+  hyperparameters, or extreme positions) is never applied: the index moves on, the
+  strategy keeps its last good rate and sets ``nonfinite``.  A bad ``sequence(0)`` at
+  ``init`` gives rate 0 and the flag.
+
+Rules (``Rule`` codes; ``rule`` may be a string, a code, a traced int32 or a function)
+--------------------------------------------------------------------------------------
 * ``fixed`` (0): never advances (the benchmarks' constant rate).
 * ``epoch`` (1, Algorithm 1): advances at every boundary.
 * ``cutoff`` (2, Algorithm 2): advances when ``|loss_t - loss_{t-1}| < cutoff``, then
@@ -59,12 +98,16 @@ Rules (``Rule`` codes; ``rule`` may be a string, a code or a traced int32)
   ``patience`` observations without improvement the sequence advances (optax's
   "reduce") and ``cooldown`` observations are ignored.  ``on_plateau`` uses the
   sequence ``max(r_0 factor^n, min_lr)``, so ``lr = r_0 * scale`` of optax.
+* any function ``Statistics -> bool`` (`lrjax.strategies.rules`): a user's rule, no
+  lrjax edit needed; `lrjax.strategies.switch_rule` selects among several (built-in
+  or not) by a traced index.
 
-Every rule's decision is computed at every boundary (a handful of scalar ops) and the
-rule code selects one, so variants with different rules *and* different sequences
-(``lrjax.schedules.switch(bank, seq_id)``) run as one vmapped program.  The bookkeeping
-of every rule is kept whatever the selected rule (``cutoff`` only decays under the
-``cutoff`` rule); only the selected rule moves ``index``.
+The bookkeeping of every statistic is kept whatever the rule; the rule only decides
+whether ``index`` moves.  The cutoff decays when the sequence advances at a boundary
+where the cutoff test held (under the ``cutoff`` rule: at each of its advances).  A
+traced code selects the built-in rule with ``lax.switch``, so variants with different
+rules *and* different sequences (``lrjax.schedules.switch(bank, seq_id)``) run as one
+vmapped program.
 """
 
 from __future__ import annotations
@@ -214,11 +257,16 @@ def scale_by_strategy(
   and the step's updates are multiplied by :math:`-r_n`.  See the module docstring for
   the extra-args contract and the handling of NaN/inf losses.
 
+  Sign: this multiplies by ``-lr``; chain it after a rate-free direction, never after
+  ``optax.sgd(lr)``/``optax.adam(lr)`` (the minus twice: ascent).  The complete
+  optimizers ``lrjax.strategies.sgd(sequence, rule)``/``adam(...)`` avoid it.
+
   Args:
     sequence: any ``n -> lr`` callable (an lrjax schedule, ``schedules.switch(...)`` or a
       lambda); ``n`` is an int32 array.  ``sequence(0)`` must be > 0.
-    rule: one of ``"fixed", "epoch", "cutoff", "oscillate", "plateau"`` or a `Rule`
-      code (a Python int or a traced int32, e.g. vmapped over variants).
+    rule: one of ``"fixed", "epoch", "cutoff", "oscillate", "plateau"``, a `Rule`
+      code (a Python int or a traced int32, e.g. vmapped over variants), or a function
+      ``Statistics -> bool`` (`lrjax.strategies.rules`, `switch_rule`).
     cutoff_fraction: ``c_0 = cutoff_fraction * |loss_0|`` (report: 0.01), > 0.
     cutoff_decay: cutoff factor after each by-cutoff advance, in (0, 1] (report: 0.2).
     patience: plateau rule: non-improving observations before advancing, >= 0.
@@ -369,6 +417,10 @@ def scale_by_strategy(
 def by_epoch(sequence: Sequence) -> optax.GradientTransformationExtraArgs:
   """Algorithm 1: ``lr = r_0`` for the first epoch, then ``r_1, r_2, ...``.
 
+  Sign: this multiplies by ``-lr``; chain it after a rate-free direction, never after
+  ``optax.sgd(lr)``/``optax.adam(lr)`` (the minus twice: ascent).  The complete
+  optimizers ``lrjax.strategies.sgd(sequence, rule)``/``adam(...)`` avoid it.
+
   Example:
     >>> from lrjax.schedules import seq3
     >>> tx = by_epoch(seq3(0.01))  # r_n = 0.9^n r_0 at epoch n
@@ -382,6 +434,10 @@ def by_cutoff(sequence: Sequence, cutoff_fraction: chex.Numeric = 0.01,
 
   :math:`c_0 = \mathrm{cutoff\_fraction} \cdot L_0` (report: 0.01).
 
+  Sign: this multiplies by ``-lr``; chain it after a rate-free direction, never after
+  ``optax.sgd(lr)``/``optax.adam(lr)`` (the minus twice: ascent).  The complete
+  optimizers ``lrjax.strategies.sgd(sequence, rule)``/``adam(...)`` avoid it.
+
   Example:
     >>> from lrjax.schedules import seq4
     >>> tx = by_cutoff(seq4(0.01))
@@ -392,6 +448,10 @@ def by_cutoff(sequence: Sequence, cutoff_fraction: chex.Numeric = 0.01,
 
 def by_oscillate(sequence: Sequence) -> optax.GradientTransformationExtraArgs:
   r"""Algorithm 3: advance when the validation loss rose, :math:`L_t - L_{t-1} > 0`.
+
+  Sign: this multiplies by ``-lr``; chain it after a rate-free direction, never after
+  ``optax.sgd(lr)``/``optax.adam(lr)`` (the minus twice: ascent).  The complete
+  optimizers ``lrjax.strategies.sgd(sequence, rule)``/``adam(...)`` avoid it.
 
   Example:
     >>> from lrjax.schedules import seq1
@@ -410,6 +470,10 @@ def on_plateau(learning_rate: chex.Numeric, factor: chex.Numeric = 0.1,
   patience, rtol, atol, cooldown, accumulation_size=1))`` fed one validation loss per
   epoch, with ``lr = learning_rate * scale``; the validation loss arrives through the
   ``valid_loss`` extra arg instead of ``value``.
+
+  Sign: this multiplies by ``-lr``; chain it after a rate-free direction, never after
+  ``optax.sgd(lr)``/``optax.adam(lr)`` (the minus twice: ascent).  The complete
+  optimizers ``lrjax.strategies.sgd(sequence, rule)``/``adam(...)`` avoid it.
 
   Example:
     >>> tx = on_plateau(0.1, factor=0.5, patience=3)
@@ -430,6 +494,10 @@ def on_plateau(learning_rate: chex.Numeric, factor: chex.Numeric = 0.1,
 def fixed(learning_rate: chex.Numeric) -> optax.GradientTransformationExtraArgs:
   """A constant rate (the report's benchmarks): never advances.
 
+  Sign: this multiplies by ``-lr``; chain it after a rate-free direction, never after
+  ``optax.sgd(lr)``/``optax.adam(lr)`` (the minus twice: ascent).  The complete
+  optimizers ``lrjax.strategies.sgd(sequence, rule)``/``adam(...)`` avoid it.
+
   Example:
     >>> tx = fixed(0.001)
   """
@@ -439,19 +507,6 @@ def fixed(learning_rate: chex.Numeric) -> optax.GradientTransformationExtraArgs:
     return jnp.full(jnp.shape(n), learning_rate, jnp.float32)
 
   return scale_by_strategy(sequence, Rule.FIXED)
-
-
-def with_strategy(inner: optax.GradientTransformation,
-                  strategy: optax.GradientTransformationExtraArgs
-                  ) -> optax.GradientTransformationExtraArgs:
-  """``optax.chain(inner, strategy)``: the strategy scales the inner updates.
-
-  Example:
-    >>> import optax
-    >>> from lrjax.schedules import seq1
-    >>> tx = with_strategy(optax.scale_by_adam(), by_epoch(seq1(0.01)))
-  """
-  return optax.chain(inner, strategy)
 
 
 def strategy_state(opt_state: Any) -> StrategyState:

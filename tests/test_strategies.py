@@ -591,7 +591,16 @@ def _all_strategy_transformations():
   }
 
 
-@pytest.mark.parametrize("name", sorted(_all_strategy_transformations()))
+TRANSFORMATION_NAMES = ["by_epoch", "by_cutoff", "by_oscillate", "on_plateau", "fixed",
+                        "user_rule", "switch_rule", "traced_rule", "sgd", "adam", "adamw",
+                        "rmsprop", "adagrad", "with_strategy", "multi_steps"]
+
+
+def test_donation_test_covers_every_transformation():
+  assert sorted(TRANSFORMATION_NAMES) == sorted(_all_strategy_transformations())
+
+
+@pytest.mark.parametrize("name", TRANSFORMATION_NAMES)
 def test_fresh_state_is_donatable(name):
   tx = _all_strategy_transformations()[name]
   params = {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}

@@ -576,18 +576,21 @@ def test_nonfinite_initial_observation_sets_flag_and_falls_back_to_first_boundar
 # ------------------------------------------------------------ donatable states
 
 def _all_strategy_transformations():
+  """name -> factory (built lazily: one failing constructor fails only its own test)."""
   seq = schedules.seq1(0.1)
   return {
-      "by_epoch": S.by_epoch(seq), "by_cutoff": S.by_cutoff(seq),
-      "by_oscillate": S.by_oscillate(seq), "on_plateau": S.on_plateau(0.1),
-      "fixed": S.fixed(0.1), "user_rule": S.scale_by_strategy(seq, lambda s: s.has_loss),
-      "switch_rule": S.scale_by_strategy(seq, S.switch_rule(S.BUILTIN_RULES, 2)),
-      "traced_rule": S.scale_by_strategy(seq, jnp.int32(3)),
-      "sgd": S.sgd(seq, "epoch", momentum=0.9), "adam": S.adam(seq, "cutoff"),
-      "adamw": S.adamw(seq, "oscillate"), "rmsprop": S.rmsprop(seq, "epoch", momentum=0.5),
-      "adagrad": S.adagrad(seq, "plateau"),
-      "with_strategy": S.with_strategy(optax.scale_by_adam(), S.by_epoch(seq)),
-      "multi_steps": S.multi_steps(S.sgd(seq, "epoch"), 2),
+      "by_epoch": lambda: S.by_epoch(seq), "by_cutoff": lambda: S.by_cutoff(seq),
+      "by_oscillate": lambda: S.by_oscillate(seq), "on_plateau": lambda: S.on_plateau(0.1),
+      "fixed": lambda: S.fixed(0.1),
+      "user_rule": lambda: S.scale_by_strategy(seq, lambda s: s.has_loss),
+      "switch_rule": lambda: S.scale_by_strategy(seq, S.switch_rule(S.BUILTIN_RULES, 2)),
+      "traced_rule": lambda: S.scale_by_strategy(seq, jnp.int32(3)),
+      "sgd": lambda: S.sgd(seq, "epoch", momentum=0.9), "adam": lambda: S.adam(seq, "cutoff"),
+      "adamw": lambda: S.adamw(seq, "oscillate"),
+      "rmsprop": lambda: S.rmsprop(seq, "epoch", momentum=0.5),
+      "adagrad": lambda: S.adagrad(seq, "plateau"),
+      "with_strategy": lambda: S.with_strategy(optax.scale_by_adam(), S.by_epoch(seq)),
+      "multi_steps": lambda: S.multi_steps(S.sgd(seq, "epoch"), 2),
   }
 
 
@@ -602,7 +605,7 @@ def test_donation_test_covers_every_transformation():
 
 @pytest.mark.parametrize("name", TRANSFORMATION_NAMES)
 def test_fresh_state_is_donatable(name):
-  tx = _all_strategy_transformations()[name]
+  tx = _all_strategy_transformations()[name]()
   params = {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}
   update = jax.jit(tx.update, donate_argnums=(1,))
   state = tx.init(params)

@@ -1,18 +1,17 @@
 """The engine's side of the strategies: the report's loss_0 (the untrained model's
 validation loss) observed before epoch 1, and the config field / CLI flag choosing it."""
 
-import dataclasses
-
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lrjax import cli, models
-from lrjax.train import SweepConfig, Variant, run_sweep
-from lrjax.train import epoch as epoch_lib
-from lrjax.train import optimizers
-from lrjax.train.step import evaluate
+pytest.importorskip("flax")  # the engine's extra
+
+from lrjax import cli, models  # noqa: E402
+from lrjax.train import SweepConfig, Variant, run_sweep  # noqa: E402
+from lrjax.train import epoch as epoch_lib  # noqa: E402
+from lrjax.train import optimizers  # noqa: E402
+from lrjax.train.step import evaluate  # noqa: E402
 
 # A rate so small that the validation loss moves by ~1e-6 per epoch: every by-cutoff
 # test |L_t - L_{t-1}| < c_t (c_0 = 1% of a loss ~2.3, then x0.2) holds, so the index

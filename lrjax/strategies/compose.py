@@ -48,7 +48,7 @@ strategy observes its boundary as usual.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

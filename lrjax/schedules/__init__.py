@@ -16,7 +16,7 @@ from lrjax.schedules.torch_compat import (
 from lrjax.schedules.keras_compat import (
     keras_cosine_decay, keras_cosine_decay_restarts, keras_exponential_decay,
     keras_inverse_time_decay, keras_polynomial_decay, piecewise_constant_decay)
-from lrjax.schedules.warmup import inverse_sqrt, warmup, warmup_stable_decay
+from lrjax.schedules.warmups import inverse_sqrt, warmup, warmup_stable_decay
 from lrjax.schedules.momentum import cyclical_momentum, one_cycle_momentum
 from lrjax.schedules.porting import from_keras, from_torch, per_epoch
 

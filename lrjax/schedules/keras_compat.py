@@ -17,7 +17,6 @@ from lrjax import _validation
 from lrjax.schedules import _growth
 from lrjax.schedules._numerics import cosine_weights, linear_weights
 from lrjax.schedules.base import Schedule
-from lrjax.schedules.decay import exponential_decay, step_decay
 
 
 def _f32(value):
@@ -193,6 +192,8 @@ def keras_exponential_decay(initial_learning_rate: float, decay_steps: float,
   r"""Keras' ``ExponentialDecay``: :math:`lr_0\,r^{t / D}` (``staircase``: :math:`r^{\lfloor t/D \rfloor}`).
 
   ``decay_rate > 1`` grows and needs ``lr_cap`` (the rate is then ``min(.., lr_cap)``).
+  The exponential is evaluated with a stopped clock (``lrjax.schedules._growth``), so the
+  rate is finite at every int32 step, decaying or growing.
 
   Example:
     >>> import lrjax.schedules as s
@@ -206,16 +207,16 @@ def keras_exponential_decay(initial_learning_rate: float, decay_steps: float,
   if grows and lr_cap is None:
     raise ValueError(f"`decay_rate` = {decay_rate!r} > 1 makes the rate grow without "
                      "bound: pass `lr_cap`, the largest rate allowed.")
-  if lr_cap is not None:
+  if lr_cap is None:  # a decay: the cap is the initial rate (finite at every step)
+    lr_cap = initial_learning_rate
+  else:
     _growth.check_cap("lr_cap", lr_cap, "initial_learning_rate", initial_learning_rate)
   log_rate = _growth.log_of(decay_rate)
   if not staircase:
-    # exp(log(r) / D * t): the per-step exponent in float64, then split (exp_times).
-    return exponential_decay(initial_learning_rate, -log_rate / (
-        np.asarray(decay_steps, np.float64) if _validation.is_concrete(decay_steps)
-        else _f32(decay_steps)), lr_cap=lr_cap)
-  if lr_cap is None:
-    return step_decay(initial_learning_rate, decay_rate, decay_steps)
+    # exp(log(r) / D * t): the per-step exponent in float64 when concrete, then split.
+    steps = (np.asarray(decay_steps, np.float64) if _validation.is_concrete(decay_steps)
+             else _f32(decay_steps))
+    return _growth.capped_exponential(initial_learning_rate, log_rate / steps, lr_cap)
   capped = _growth.capped_exponential(initial_learning_rate, log_rate, lr_cap)
 
   def schedule(count):
@@ -276,9 +277,13 @@ def keras_polynomial_decay(initial_learning_rate: float, decay_steps: float,
     else:
       horizon, elapsed = d, jnp.minimum(t, d)
     remaining = (horizon - elapsed) / horizon  # 1 - p without cancellation
-    end = _f32(end_learning_rate)
-    return ((_f32(initial_learning_rate) - end) * jnp.power(remaining, _f32(power))
-            + end).astype(jnp.float32)
+    # (lr0 - e) w + e = lr0 w + e (1 - w), w = (1 - p)^power: two terms >= 0, and
+    # 1 - w = -expm1(power log(1 - p)) accurate where w is close to 1
+    log_remaining = jnp.log(remaining)
+    w = jnp.clip(jnp.power(remaining, _f32(power)), 0.0, 1.0)
+    one_minus_w = jnp.clip(-jnp.expm1(_f32(power) * log_remaining), 0.0, 1.0)
+    return (_f32(initial_learning_rate) * w + _f32(end_learning_rate) * one_minus_w).astype(
+        jnp.float32)
 
   return schedule
 

@@ -107,8 +107,10 @@ def cyclical_momentum(step_size: float, *, step_size_down: float | None = None,
   _validation.check_in_range("gamma", gamma, 0.0, 1.0, low_open=True)
   # the rate-shaped dip (max - base) u s(t), on a unit amplitude scaled afterwards so a
   # zero-width band (base == max) is allowed
+  # (lr_cap = 1 changes nothing for gamma <= 1 and takes the exp_range path that is
+  # finite at every int32 step)
   dip = cyclical(0.0, 1.0, step_size, step_size_down=step_size_down, mode=mode,
-                 gamma=gamma)
+                 gamma=gamma, lr_cap=1.0 if mode == "exp_range" else None)
 
   def schedule(count):
     high = _f32(max_momentum)

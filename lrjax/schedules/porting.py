@@ -215,7 +215,7 @@ def _call(registry: Mapping[str, Callable], family: str, name: str, kwargs: dict
   return factory(**kwargs)
 
 
-def from_torch(name: str, *, lr: float, **kwargs: Any) -> Schedule:
+def from_torch(name: str, /, *, lr: float, **kwargs: Any) -> Schedule:
   """The lrjax schedule of PyTorch's ``torch.optim.lr_scheduler.<name>(optimizer, **kwargs)``.
 
   ``lr`` is the optimizer's initial rate; ``kwargs`` the scheduler's own arguments
@@ -246,7 +246,7 @@ def from_torch(name: str, *, lr: float, **kwargs: Any) -> Schedule:
                hint=" (ReduceLROnPlateau: lrjax.strategies.from_torch)")
 
 
-def from_keras(name: str, **kwargs: Any) -> Schedule:
+def from_keras(name: str, /, **kwargs: Any) -> Schedule:
   """The lrjax schedule of ``keras.optimizers.schedules.<name>(**kwargs)``.
 
   Keras' argument names; ``name=`` (Keras' op name) is accepted and ignored.

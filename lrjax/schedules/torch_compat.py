@@ -201,9 +201,10 @@ def multiplicative_lr(lr: float, lr_lambda: Callable, num_steps: int) -> Schedul
     raise ValueError(f"`lr_lambda` must be a callable step -> factor, got {lr_lambda!r}.")
   factors = _tabulate("lr_lambda", lr_lambda, num_steps, first=1)
   table = np.concatenate([[1.0], np.cumprod(factors)])
-  if not np.all(np.isfinite(table * np.float64(np.max(np.asarray(lr))))) or np.max(
-      table) * np.max(np.asarray(lr, np.float64)) > np.finfo(np.float32).max:
-    raise ValueError("`lr_lambda`: the product of its factors overflows float32.")
+  top = np.max(table) * (np.max(np.asarray(lr, np.float64))
+                         if _validation.is_concrete(lr) else 1.0)
+  if not top < np.finfo(np.float32).max:
+    raise ValueError("`lr_lambda`: lr times the product of its factors overflows float32.")
 
   def schedule(count):
     return (_f32(lr) * _lookup(table, count)).astype(jnp.float32)
@@ -216,7 +217,8 @@ def exponential_lr(lr: float, gamma: float, *, lr_cap: float | None = None) -> S
 
   ``gamma`` in (0, 1] decays (:func:`exponential_decay` with ``k = -log(gamma)``);
   ``gamma > 1`` grows and needs ``lr_cap``: the rate is ``min(lr gamma^t, lr_cap)``,
-  finite at every step (PyTorch's float64 rate would reach inf).
+  finite at every step (PyTorch's float64 rate would reach inf).  Without ``lr_cap`` the
+  cap is ``lr`` (a traced ``gamma > 1`` then holds ``lr``).
 
   Example:
     >>> import lrjax.schedules as s
@@ -229,11 +231,11 @@ def exponential_lr(lr: float, gamma: float, *, lr_cap: float | None = None) -> S
   if lr_cap is None and _validation.is_concrete(gamma) and np.any(np.asarray(gamma) > 1):
     raise ValueError(f"`gamma` = {gamma!r} > 1 makes the rate grow without bound: pass "
                      "`lr_cap`, the largest rate allowed.")
-  k = -_growth.log_of(gamma)
-  if lr_cap is None:
-    return exponential_decay(lr, k)
-  _growth.check_cap("lr_cap", lr_cap, "lr", lr)
-  return exponential_decay(lr, k, lr_cap=lr_cap)
+  if lr_cap is None:  # a decay: capped at lr, which costs nothing and stops the clock
+    lr_cap = lr       # where gamma ** t underflows (finite at every int32 step)
+  else:
+    _growth.check_cap("lr_cap", lr_cap, "lr", lr)
+  return exponential_decay(lr, -_growth.log_of(gamma), lr_cap=lr_cap)
 
 
 __all__ = ["multi_step_lr", "linear_lr", "constant_lr", "lambda_lr", "multiplicative_lr",

@@ -1112,3 +1112,113 @@ def test_capped_growth_is_finite_and_capped_everywhere(lr, log_gamma, room, step
   exponent = np.minimum(log_gamma * np.asarray([0, 1, step, _MAX], np.float64), 100.0)
   ref = np.minimum(lr * np.exp(exponent), cap)
   np.testing.assert_allclose(got, ref, rtol=1e-5)
+
+
+# -----------------------------------------------------------------------------------
+# Validation: bad values raise at construction, naming the argument
+# -----------------------------------------------------------------------------------
+
+NAN = float("nan")
+BAD = [
+    (S.multi_step_lr, dict(lr=0.0, milestones=[3]), "lr"),
+    (S.multi_step_lr, dict(lr=0.1, milestones=[3, -1]), "milestones"),
+    (S.multi_step_lr, dict(lr=0.1, milestones=[2.5]), "milestones"),
+    (S.multi_step_lr, dict(lr=0.1, milestones=[[1, 2]]), "milestones"),
+    (S.multi_step_lr, dict(lr=0.1, milestones=[3], gamma=0.0), "gamma"),
+    (S.multi_step_lr, dict(lr=0.1, milestones=list(range(300)), gamma=2.0), "gamma"),
+    (S.linear_lr, dict(lr=0.1, start_factor=0.0), "start_factor"),
+    (S.linear_lr, dict(lr=0.1, end_factor=1.5), "end_factor"),
+    (S.linear_lr, dict(lr=0.1, total_iters=0), "total_iters"),
+    (S.constant_lr, dict(lr=0.1, factor=NAN), "factor"),
+    (S.constant_lr, dict(lr=0.1, total_iters=-1), "total_iters"),
+    (S.lambda_lr, dict(lr=0.1, lr_lambda=0.5), "lr_lambda"),
+    (S.lambda_lr, dict(lr=0.1, lr_lambda=lambda e: -1.0, num_steps=3), "lr_lambda"),
+    (S.lambda_lr, dict(lr=0.1, lr_lambda=lambda e: 1 / e, num_steps=3), "lr_lambda"),
+    (S.lambda_lr, dict(lr=0.1, lr_lambda=lambda e: 1.0, num_steps=0), "num_steps"),
+    (S.multiplicative_lr, dict(lr=0.1, lr_lambda=lambda e: NAN, num_steps=3), "lr_lambda"),
+    (S.multiplicative_lr, dict(lr=0.1, lr_lambda=lambda e: 10.0, num_steps=100), "lr_lambda"),
+    (S.exponential_lr, dict(lr=0.1, gamma=1.5), "gamma"),
+    (S.exponential_lr, dict(lr=0.1, gamma=0.0), "gamma"),
+    (S.exponential_lr, dict(lr=0.1, gamma=1.5, lr_cap=0.05), "lr_cap"),
+    (S.exponential_lr, dict(lr=0.1, gamma=1.5, lr_cap=1e40), "lr_cap"),
+    (S.exponential_decay, dict(r0=0.1, k=-0.1), "k"),
+    (S.exponential_decay, dict(r0=0.1, k=NAN, lr_cap=1.0), "k"),
+    (S.exponential_decay, dict(r0=0.1, k=-0.1, lr_cap=float("inf")), "lr_cap"),
+    (S.exp_range, dict(min_lr=0.001, max_lr=0.01, step_size=5, gamma=1.1), "gamma"),
+    (S.exp_range, dict(min_lr=0.001, max_lr=0.01, step_size=5, gamma=1.1, lr_cap=0.005),
+     "lr_cap"),
+    (S.exp_range, dict(min_lr=0.001, max_lr=0.01, step_size=5, gamma=-1.1, lr_cap=1.0),
+     "gamma"),
+    (S.exp_range, dict(min_lr=0.001, max_lr=0.01, step_size=5, gamma=1.1, lr_cap=1e16),
+     "lr_cap"),
+    (S.join, dict(schedules=[], boundaries=[]), "schedules"),
+    (S.join, dict(schedules=[S.constant(0.1), 0.2], boundaries=[3]), r"schedules\[1\]"),
+    (S.join, dict(schedules=[S.constant(0.1)] * 2, boundaries=[-3]), "boundaries"),
+    (S.chained, dict(lr=0.0, schedules=[S.constant(0.1)]), "lr"),
+    (S.chained, dict(lr=0.1, schedules=[]), "schedules"),
+    (S.piecewise_constant_decay, dict(boundaries=[], values=[1.0]), "boundaries"),
+    (S.piecewise_constant_decay, dict(boundaries=[3, 3], values=[1.0, 0.5, 0.1]), "boundaries"),
+    (S.piecewise_constant_decay, dict(boundaries=[3], values=[1.0, -0.5]), "values"),
+    (S.piecewise_constant_decay, dict(boundaries=[3], values=[1.0]), "values"),
+    (S.keras_cosine_decay, dict(initial_learning_rate=0.0, decay_steps=10),
+     "initial_learning_rate"),
+    (S.keras_cosine_decay, dict(initial_learning_rate=0.1, decay_steps=0), "decay_steps"),
+    (S.keras_cosine_decay, dict(initial_learning_rate=0.1, decay_steps=10, alpha=2.0), "alpha"),
+    (S.keras_cosine_decay, dict(initial_learning_rate=0.1, decay_steps=10, warmup_target=0.0),
+     "warmup_target"),
+    (S.keras_cosine_decay, dict(initial_learning_rate=0.1, decay_steps=10, warmup_target=0.2,
+                                warmup_steps=-5), "warmup_steps"),
+    (S.keras_cosine_decay_restarts, dict(initial_learning_rate=0.1, first_decay_steps=0),
+     "first_decay_steps"),
+    (S.keras_cosine_decay_restarts, dict(initial_learning_rate=0.1, first_decay_steps=5,
+                                         t_mul=0.5), "t_mul"),
+    (S.keras_cosine_decay_restarts, dict(initial_learning_rate=0.1, first_decay_steps=5,
+                                         m_mul=1.5), "m_mul"),
+    (S.keras_exponential_decay, dict(initial_learning_rate=0.1, decay_steps=0, decay_rate=0.5),
+     "decay_steps"),
+    (S.keras_exponential_decay, dict(initial_learning_rate=0.1, decay_steps=10, decay_rate=0.0),
+     "decay_rate"),
+    (S.keras_inverse_time_decay, dict(initial_learning_rate=0.1, decay_steps=10,
+                                      decay_rate=-1.0), "decay_rate"),
+    (S.keras_polynomial_decay, dict(initial_learning_rate=0.1, decay_steps=10, power=0.0),
+     "power"),
+    (S.keras_polynomial_decay, dict(initial_learning_rate=0.1, decay_steps=10,
+                                    end_learning_rate=-1.0), "end_learning_rate"),
+    (S.warmup, dict(schedule=0.1, warmup_steps=5), "schedule"),
+    (S.warmup, dict(schedule=S.constant(0.1), warmup_steps=-1), "warmup_steps"),
+    (S.warmup, dict(schedule=S.constant(0.1), warmup_steps=5, kind="exponential"), "init_lr"),
+    (S.warmup, dict(schedule=S.constant(0.1), warmup_steps=5, kind="quadratic"), "kind"),
+    (S.warmup_stable_decay, dict(peak_lr=0.0, warmup_steps=1, stable_steps=1, decay_steps=1),
+     "peak_lr"),
+    (S.warmup_stable_decay, dict(peak_lr=0.1, warmup_steps=1, stable_steps=1, decay_steps=0),
+     "decay_steps"),
+    (S.warmup_stable_decay, dict(peak_lr=0.1, warmup_steps=1, stable_steps=1, decay_steps=5,
+                                 final_lr=0.2), "final_lr"),
+    (S.warmup_stable_decay, dict(peak_lr=0.1, warmup_steps=1, stable_steps=1, decay_steps=5,
+                                 cooldown="sqrt"), "cooldown"),
+    (S.inverse_sqrt, dict(peak_lr=0.1, warmup_steps=0), "warmup_steps"),
+    (S.one_cycle_momentum, dict(total_steps=10, base_momentum=0.95, max_momentum=0.85),
+     "base_momentum"),
+    (S.one_cycle_momentum, dict(total_steps=10, max_momentum=1.5), "max_momentum"),
+    (S.one_cycle_momentum, dict(total_steps=10, anneal_strategy="exp"), "anneal_strategy"),
+    (S.cyclical_momentum, dict(step_size=0), "step_size"),
+    (S.cyclical_momentum, dict(step_size=4, gamma=1.5), "gamma"),
+    (S.cyclical_momentum, dict(step_size=4, mode="cosine"), "mode"),
+    (S.per_epoch, dict(schedule=S.constant(0.1), steps_per_epoch=0), "steps_per_epoch"),
+]
+
+
+@pytest.mark.parametrize("factory,kwargs,arg", BAD,
+                         ids=[f"{f.__name__}-{i}" for i, (f, _, a) in enumerate(BAD)])
+def test_bad_hyperparameters_raise_naming_the_argument(factory, kwargs, arg):
+  with pytest.raises(ValueError, match=f"`{arg}`"):
+    factory(**kwargs)
+
+
+def test_lambda_lr_without_table_accepts_a_jax_function_and_vmaps_over_steps():
+  sched = S.lambda_lr(0.1, lambda t: 0.95 ** t)
+  np.testing.assert_allclose(values(sched, 50), [0.1 * 0.95 ** t for t in range(50)],
+                             rtol=2e-6)
+  # tabulated: the rate holds its last value after num_steps
+  sched = S.lambda_lr(0.1, lambda e: 0.5 if e < 5 else 0.1, num_steps=8)
+  assert float(sched(2**31 - 1)) == float(sched(8)) == pytest.approx(0.01, rel=1e-6)

@@ -41,7 +41,7 @@ def piecewise_constant_decay(boundaries, values) -> Schedule:
   Example:
     >>> import lrjax.schedules as s
     >>> sched = s.piecewise_constant_decay([3, 6], [1.0, 0.5, 0.1])
-    >>> [float(sched(t)) for t in (3, 4, 6, 7)]
+    >>> [round(float(sched(t)), 6) for t in (3, 4, 6, 7)]
     [1.0, 0.5, 0.5, 0.1]
   """
   if _validation.is_concrete(boundaries):

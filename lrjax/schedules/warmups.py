@@ -103,7 +103,7 @@ def warmup_stable_decay(peak_lr: float, warmup_steps: int, stable_steps: int,
     >>> import lrjax.schedules as s
     >>> sched = s.warmup_stable_decay(0.1, 10, 80, 10, cooldown="1-sqrt")
     >>> [round(float(sched(t)), 6) for t in (0, 5, 50, 92, 100)]
-    [0.0, 0.05, 0.1, 0.058579, 0.0]
+    [0.0, 0.05, 0.1, 0.055279, 0.0]
   """
   _check_choice("warmup_kind", warmup_kind, WARMUPS)
   _check_choice("cooldown", cooldown, COOLDOWNS)

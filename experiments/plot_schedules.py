@@ -68,7 +68,7 @@ def porting(epochs: int = 100):
   return [
       ("PyTorch MultiStepLR\nmilestones 30, 60, 80; gamma 0.5",
        [("", S.from_torch("MultiStepLR", lr=0.1, milestones=[30, 60, 80], gamma=0.5))], False),
-      ("PyTorch SequentialLR\nLinearLR(5) then CosineAnnealingLR",
+      ("PyTorch SequentialLR\nLinearLR(10) then CosineAnnealingLR",
        [("", S.from_torch("SequentialLR", lr=0.1, milestones=[10], schedulers=[
            ("LinearLR", {"start_factor": 0.1, "total_iters": 10}),
            ("CosineAnnealingLR", {"T_max": epochs - 10})]))], False),

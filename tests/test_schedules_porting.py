@@ -391,6 +391,27 @@ KERAS_POLYNOMIAL_CYCLE = [
     0.05024922639131546, 0.042863354086875916,
 ]
 
+# torch 2.13.0: SequentialLR(o, [ExponentialLR(o, gamma=0.8), CosineAnnealingWarmRestarts(o, T_0=4,
+#   T_mult=2, eta_min=0.01)], milestones=[5]), o = SGD([p], lr=0.1)
+SEQUENTIAL_RESTARTS = [
+    0.1, 0.08000000000000002, 0.06400000000000002, 0.051200000000000016, 0.04096000000000002,
+    0.1, 0.08681980515339464, 0.05500000000000001, 0.023180194846605363, 0.1,
+    0.0965745789630079, 0.08681980515339464, 0.07222075445642905, 0.05500000000000001,
+    0.03777924554357097, 0.023180194846605363, 0.013425421036992097, 0.1, 0.09913533761814537,
+    0.0965745789630079, 0.09241613255361454, 0.08681980515339464, 0.0800006604858821,
+    0.07222075445642905, 0.06377906449072579,
+]
+
+# torch 2.13.0: SequentialLR(o, [ExponentialLR(o, gamma=0.8), CyclicLR(o, base_lr=0.01, max_lr=0.05,
+#   step_size_up=3, cycle_momentum=False)], milestones=[5]), o = SGD([p], lr=0.1)
+SEQUENTIAL_CYCLIC = [
+    0.1, 0.08000000000000002, 0.06400000000000002, 0.051200000000000016, 0.04096000000000002,
+    0.01, 0.023333333333333338, 0.03666666666666666, 0.05, 0.03666666666666668,
+    0.023333333333333324, 0.01, 0.02333333333333336, 0.036666666666666646, 0.05,
+    0.036666666666666646, 0.02333333333333336, 0.01, 0.023333333333333324, 0.03666666666666668,
+]
+
+
 # -----------------------------------------------------------------------------------
 # PyTorch: from_torch and the new functions against the recorded values
 # -----------------------------------------------------------------------------------
@@ -428,6 +449,12 @@ TORCH_CASES = {
     "SEQUENTIAL3": lambda: T("SequentialLR", lr=0.1, milestones=[3, 10], schedulers=[
         ("ConstantLR", dict(factor=0.5, total_iters=3)), ("ExponentialLR", dict(gamma=0.9)),
         ("StepLR", dict(step_size=4, gamma=0.5))]),
+    "SEQUENTIAL_RESTARTS": lambda: T("SequentialLR", lr=0.1, milestones=[5], schedulers=[
+        ("ExponentialLR", {"gamma": 0.8}),
+        ("CosineAnnealingWarmRestarts", dict(T_0=4, T_mult=2, eta_min=0.01))]),
+    "SEQUENTIAL_CYCLIC": lambda: T("SequentialLR", lr=0.1, milestones=[5], schedulers=[
+        ("ExponentialLR", {"gamma": 0.8}),
+        ("CyclicLR", dict(base_lr=0.01, max_lr=0.05, step_size_up=3, cycle_momentum=False))]),
     "CHAINED": lambda: T("ChainedScheduler", lr=1.0, schedulers=[
         ("ConstantLR", dict(factor=0.1, total_iters=2)), ("ExponentialLR", dict(gamma=0.9))]),
     "CHAINED3": lambda: T("ChainedScheduler", lr=0.2, schedulers=[
@@ -553,6 +580,9 @@ def test_per_epoch_steps_a_torch_scheduler_once_per_epoch():
         ("ConstantLR", {}), ("MultiplicativeLR", {"lr_lambda": abs, "num_steps": 3})]),
      r"only supported as the first part"),
     (lambda: T("OneCycleLR", lr=0.1, max_lr=0.1), r"`total_steps`"),
+    (lambda: T("SequentialLR", lr=0.1, milestones=[3], schedulers=[
+        ("ConstantLR", {}), ("OneCycleLR", {"max_lr": 0.1, "total_steps": 10})]),
+     r"'OneCycleLR' is not supported"),
     (lambda: T("StepLR", lr=0.0, step_size=3), r"`lr`"),
     (lambda: T("StepLR", lr=0.1, step_size=3, gamma=2.0), r"`gamma`"),
     (lambda: S.from_keras("CosineDecayy", initial_learning_rate=0.1),
@@ -1222,3 +1252,31 @@ def test_lambda_lr_without_table_accepts_a_jax_function_and_vmaps_over_steps():
   # tabulated: the rate holds its last value after num_steps
   sched = S.lambda_lr(0.1, lambda e: 0.5 if e < 5 else 0.1, num_steps=8)
   assert float(sched(2**31 - 1)) == float(sched(8)) == pytest.approx(0.01, rel=1e-6)
+
+
+# -----------------------------------------------------------------------------------
+# The porting document's example runs; gradients with respect to hyperparameters
+# -----------------------------------------------------------------------------------
+
+def test_porting_doc_example_runs():
+  import pathlib
+  import re
+  text = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "porting.md").read_text()
+  code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+  namespace = {}
+  exec(compile(code, "docs/porting.md", "exec"), namespace)  # noqa: S102
+  np.testing.assert_allclose(values(namespace["sched"], 35), SEQUENTIAL, rtol=RTOL)
+  params = jnp.zeros(2)
+  state = namespace["tx"].init(params)
+  _, state = namespace["tx"].update(jnp.ones(2), state, params, valid_loss=1.0)
+  assert float(state[1].lr) == f32(0.1)
+
+
+def test_gradients_with_respect_to_hyperparameters():
+  grad = jax.grad(lambda peak: S.warmup_stable_decay(peak, 10, 30, 20)(25))(0.3)
+  assert float(grad) == pytest.approx(1.0)
+  grad = jax.grad(lambda lr: S.keras_cosine_decay(lr, 10, alpha=0.1)(5))(0.1)
+  assert float(grad) == pytest.approx(0.55, rel=1e-6)
+  grad = jax.grad(lambda lr: S.from_torch("LinearLR", lr=lr, start_factor=0.1,
+                                          total_iters=5)(1))(0.1)
+  assert float(grad) == pytest.approx(0.28, rel=1e-6)

@@ -138,6 +138,11 @@ def _parts(name, lr, schedulers, allowed=None):
 
 
 def _sequential(lr, schedulers, milestones):
+  for i, pair in enumerate(schedulers if isinstance(schedulers, (list, tuple)) else []):
+    if isinstance(pair, (list, tuple)) and pair and pair[0] == "OneCycleLR":
+      raise ValueError(f"SequentialLR: `schedulers[{i}]` = 'OneCycleLR' is not supported "
+                       "(PyTorch's OneCycleLR rewrites the optimizer's initial_lr, the base "
+                       "of every other part); join the parts with lrjax.schedules.join.")
   if len(schedulers) > 1:
     for i, pair in enumerate(schedulers[1:], start=1):
       if isinstance(pair, (list, tuple)) and pair and pair[0] == "MultiplicativeLR":

@@ -1280,3 +1280,53 @@ def test_gradients_with_respect_to_hyperparameters():
   grad = jax.grad(lambda lr: S.from_torch("LinearLR", lr=lr, start_factor=0.1,
                                           total_iters=5)(1))(0.1)
   assert float(grad) == pytest.approx(0.28, rel=1e-6)
+
+
+# -----------------------------------------------------------------------------------
+# Properties (hypothesis)
+# -----------------------------------------------------------------------------------
+
+PROP_STEPS = jnp.arange(0, 400, dtype=jnp.int32)
+# 0 or a normal float32 fraction (XLA flushes subnormal bounds to zero)
+fracs = st.one_of(st.just(0.0), st.floats(1e-6, 1.0))
+
+
+@SETTINGS
+@given(peak=st.floats(1e-4, 10.0), init_frac=fracs, final_frac=fracs,
+       w=st.integers(0, 60), s=st.integers(0, 100), d=st.integers(1, 200),
+       cooldown=st.sampled_from(["linear", "cosine", "1-sqrt"]),
+       kind=st.sampled_from(["linear", "cosine", "exponential"]))
+def test_warmup_stable_decay_rises_holds_and_falls(peak, init_frac, final_frac, w, s, d,
+                                                   cooldown, kind):
+  init = max(peak * init_frac, peak * 1e-3) if kind == "exponential" else peak * init_frac
+  sched = S.warmup_stable_decay(peak, w, s, d, init_lr=init, final_lr=peak * final_frac,
+                                warmup_kind=kind, cooldown=cooldown)
+  lrs = np.asarray(sched(PROP_STEPS), np.float64)
+  tol = 1e-6 * peak
+  assert np.all(np.diff(lrs[:w + 1]) >= -tol)
+  assert np.all(lrs[w:w + s + 1] == pytest.approx(f32(peak), rel=1e-6))
+  assert np.all(np.diff(lrs[w + s:]) <= tol)
+  assert np.all(lrs >= min(f32(init), f32(peak * final_frac)) * (1 - 1e-6))
+  assert np.all(lrs <= f32(peak) * (1 + 1e-6))
+
+
+@SETTINGS
+@given(lr0=st.floats(1e-4, 10.0), t0=st.integers(1, 50), t_mul=st.sampled_from([1.0, 2.0, 3.0]),
+       m_mul=fracs, alpha=fracs)
+def test_keras_restarts_stay_between_floor_and_initial(lr0, t0, t_mul, m_mul, alpha):
+  sched = S.keras_cosine_decay_restarts(lr0, t0, t_mul=t_mul, m_mul=m_mul, alpha=alpha)
+  lrs = np.asarray(sched(PROP_STEPS), np.float64)
+  assert np.all(lrs >= f32(lr0) * f32(alpha) * (1 - 1e-5))
+  assert np.all(lrs <= f32(lr0) * (1 + 1e-6))
+  assert lrs[0] == pytest.approx(f32(lr0), rel=1e-6)
+  ref = [keras_restarts_ref(t, lr0, t0, t_mul, m_mul, alpha) for t in range(0, 400, 7)]
+  np.testing.assert_allclose(lrs[::7], ref, rtol=2e-6, atol=1e-7 * lr0)
+
+
+@SETTINGS
+@given(lr=st.floats(1e-4, 10.0), milestones=st.lists(st.integers(0, 300), max_size=6),
+       gamma=st.floats(0.01, 1.0))
+def test_multi_step_lr_counts_milestones(lr, milestones, gamma):
+  lrs = np.asarray(S.multi_step_lr(lr, milestones, gamma)(PROP_STEPS), np.float64)
+  ref = [lr * gamma ** sum(m <= t for m in milestones) for t in range(400)]
+  np.testing.assert_allclose(lrs, ref, rtol=2e-6)

@@ -60,6 +60,21 @@ def check_cap(cap_name: str, cap, low_name: str, low) -> None:
                        f"`{low_name}` ({low!r}).")
 
 
+def refuse_growth(name: str, value, growth_if) -> None:
+  """Raises when a concrete ``value`` of ``name`` would make the rate grow (``growth_if``
+  of its float64 array is True somewhere) and no ``lr_cap`` was given.  Values that are
+  not numbers are left to the argument's own check."""
+  if not _validation.is_concrete(value):
+    return
+  try:
+    grows = bool(np.any(growth_if(np.asarray(value, np.float64))))
+  except (TypeError, ValueError):
+    return
+  if grows:
+    raise ValueError(f"`{name}` = {value!r} makes the rate grow without bound: pass "
+                     "`lr_cap`, the largest rate allowed.")
+
+
 def capped_exponential(r0, log_growth, lr_cap):
   """The schedule ``t -> min(r0 * exp(log_growth * t), lr_cap)`` (float32, t >= 0)."""
 
@@ -73,4 +88,5 @@ def capped_exponential(r0, log_growth, lr_cap):
   return schedule
 
 
-__all__ = ["MAX_CAP_RATIO", "exp_until", "log_of", "check_cap", "capped_exponential"]
+__all__ = ["MAX_CAP_RATIO", "exp_until", "log_of", "check_cap", "refuse_growth",
+           "capped_exponential"]

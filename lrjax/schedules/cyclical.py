@@ -82,6 +82,8 @@ def cyclical(min_lr: float, max_lr: float, step_size: float, *,
     step_size_down = step_size
   _validation.check_positive("step_size_down", step_size_down)
   if lr_cap is None:
+    if mode == "exp_range":
+      _growth.refuse_growth("gamma", gamma, lambda g: g > 1)
     _validation.check_in_range("gamma", gamma, 0.0, 1.0, low_open=True)
   else:  # growth allowed (gamma > 1), see lrjax.schedules._growth
     _validation.check_positive("gamma", gamma)

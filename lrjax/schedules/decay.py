@@ -109,6 +109,7 @@ def exponential_decay(r0: float, k: float, *, lr_cap: float | None = None) -> Sc
     _growth.check_cap("lr_cap", lr_cap, "r0", r0)
     return _growth.capped_exponential(r0, -np.asarray(k, np.float64)
                                       if _validation.is_concrete(k) else -_f32(k), lr_cap)
+  _growth.refuse_growth("k", k, lambda value: value < 0)
   _validation.check_positive("r0", r0)
   _validation.check_non_negative("k", k)
 

@@ -1274,6 +1274,7 @@ def test_porting_doc_example_runs():
   state = namespace["tx"].init(params)
   _, state = namespace["tx"].update(jnp.ones(2), state, params, valid_loss=1.0)
   assert float(state[1].lr) == f32(0.1)
+  assert float(optax.tree_utils.tree_get(state, "lr")) == f32(0.1)
 
 
 def test_gradients_with_respect_to_hyperparameters():

@@ -91,7 +91,8 @@ def reduce_lr_on_plateau(
     updates, state = tx.update(grads, state, params, valid_loss=loss)  # once per epoch
 
   Numbers may be traced (vmapped over variants); ``mode`` and ``threshold_mode`` are
-  Python strings.
+  Python strings.  The current rate inside a chain: ``optax.tree_utils.tree_get(state,
+  "lr")`` (PyTorch's ``get_last_lr()[0]``).
 
   Args:
     learning_rate: the optimizer's initial rate, > 0.

@@ -12,7 +12,6 @@ r"""Today's practice: warm-ups in front of any schedule, warmup-stable-decay, in
 from __future__ import annotations
 
 import jax.numpy as jnp
-import numpy as np
 
 from lrjax import _validation
 from lrjax.schedules._numerics import cosine_weights, exp_times, linear_weights

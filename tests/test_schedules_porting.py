@@ -1335,3 +1335,12 @@ def test_multi_step_lr_counts_milestones(lr, milestones, gamma):
   lrs = np.asarray(S.multi_step_lr(lr, milestones, gamma)(PROP_STEPS), np.float64)
   ref = [lr * gamma ** sum(m <= t for m in milestones) for t in range(400)]
   np.testing.assert_allclose(lrs, ref, rtol=2e-6)
+
+
+@settings(max_examples=80, deadline=None)
+@given(name=st.sampled_from(sorted(VARIANTS)), which=st.integers(0, 2),
+       step=st.integers(0, 2**31 - 1))
+def test_finite_and_non_negative_at_random_int32_steps(name, which, step):
+  factory, static, variants = VARIANTS[name]
+  lr = float(factory(**variants[which], **static)(jnp.asarray(step, jnp.int32)))
+  assert math.isfinite(lr) and lr >= 0, (name, which, step, lr)

@@ -8,6 +8,8 @@
   `switch_rule` selects one by a traced index).
 * `lrjax.strategies.optimizers`: complete optimizers (`sgd`, `adam`, `adamw`,
   `rmsprop`, `adagrad`), so no sign convention to get wrong.
+* `lrjax.strategies.torch_plateau`: PyTorch's ``ReduceLROnPlateau`` exactly
+  (`reduce_lr_on_plateau`, `from_torch`).
 * `lrjax.strategies.compose`: `with_strategy` (refuses an inner that already
   descends), `multi_steps` (``optax.MultiSteps`` that keeps boundaries), the
   ``apply_if_finite`` layout.
@@ -24,6 +26,8 @@ from lrjax.strategies.rules import Statistics, switch_rule
 from lrjax.strategies.strategy import (
     BUILTIN_RULES, RULES, Rule, StrategyState, by_cutoff, by_epoch, by_oscillate,
     current_index, current_lr, fixed, on_plateau, scale_by_strategy, strategy_state)
+from lrjax.strategies.torch_plateau import (
+    TorchPlateauState, from_torch, reduce_lr_on_plateau)
 
 __all__ = [
     "RULES", "Rule", "BUILTIN_RULES", "StrategyState", "scale_by_strategy",
@@ -32,4 +36,5 @@ __all__ = [
     "sgd", "adam", "adamw", "rmsprop", "adagrad",
     "with_strategy", "multi_steps", "MultiStepsStrategyState", "PendingSignal",
     "strategy_state", "current_lr", "current_index",
+    "TorchPlateauState", "reduce_lr_on_plateau", "from_torch",
 ]

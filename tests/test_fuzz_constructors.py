@@ -87,7 +87,7 @@ KINDS = {
     "optional_positive": kind(NUMBER_POOL, "None"),
     "optional_non_negative": kind(NUMBER_POOL, "None", "0.0"),
     "positive_int": kind(INT_POOL),
-    "non_negative_int": kind(INT_POOL, "0"),
+    "non_negative_int": kind(INT_POOL, "0", "0.0"),  # integral floats are legal
     "flag": kind(["True", "", None, 1, 0, 1.0, [True], np.asarray([True, False])]),
     "mode": kind(["nope", "", None, 1, 1.5, True, ["triangular"]]),
     "window": kind(["nope", "", None, 1, 1.5, True, ["triangular"]]),

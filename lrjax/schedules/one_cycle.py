@@ -101,9 +101,8 @@ def one_cycle_torch(max_lr: float, total_steps: int, *, pct_start: float = 0.3,
     >>> [round(float(sched(t)), 6) for t in (0, 14, 49)]
     [0.004, 0.1, 0.0]
   """
-  if anneal_strategy not in ANNEAL_STRATEGIES:
-    raise ValueError(f"`anneal_strategy` must be one of {ANNEAL_STRATEGIES}, "
-                     f"got {anneal_strategy!r}.")
+  _validation.check_choice("anneal_strategy", anneal_strategy, ANNEAL_STRATEGIES)
+  _validation.check_bool("three_phase", three_phase)
   _validation.check_positive("max_lr", max_lr)
   _validation.check_positive_int("total_steps", total_steps)
   _validation.check_in_range("pct_start", pct_start, 0.0, 1.0)

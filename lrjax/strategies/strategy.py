@@ -390,6 +390,10 @@ def with_strategy(inner: optax.GradientTransformation,
     >>> from lrjax.schedules import seq1
     >>> tx = with_strategy(optax.scale_by_adam(), by_epoch(seq1(0.01)))
   """
+  for name, tx in (("inner", inner), ("strategy", strategy)):
+    if not isinstance(tx, optax.GradientTransformation):
+      raise _validation.ArgumentTypeError(
+          f"`{name}` must be an optax.GradientTransformation, got {tx!r}.")
   return optax.chain(inner, strategy)
 
 

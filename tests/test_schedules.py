@@ -760,6 +760,199 @@ def test_one_cycle_torch_stays_within_bounds(hi, total, pct, div, final_div, str
 
 
 # -----------------------------------------------------------------------------------
+# Every schedule over the whole int32 step range (issue 12: NaN at large step counts)
+# -----------------------------------------------------------------------------------
+
+INT32_MAX = 2 ** 31 - 1
+# fixed edge steps (0, powers of two where float32 stops holding every integer, the
+# last int32) plus steps drawn anywhere in [0, 2**31 - 1]
+EDGE_STEPS = [0, 1, 2, 99, 2 ** 15, 2 ** 24 - 1, 2 ** 24 + 1, 10 ** 9, INT32_MAX - 1,
+              INT32_MAX]
+NUM_DRAWN_STEPS = 6
+int32_steps = st.lists(st.integers(0, INT32_MAX), min_size=NUM_DRAWN_STEPS,
+                       max_size=NUM_DRAWN_STEPS)
+
+rates = st.floats(1e-6, 10.0)
+fractions = st.one_of(st.just(0.0), st.just(1.0), st.floats(1e-6, 1.0))
+factors = st.one_of(st.just(1.0), st.floats(1e-3, 1.0))  # gamma / decay / drop in (0, 1]
+spans = st.one_of(st.floats(1e-3, 1e7), st.integers(1, INT32_MAX).map(float))
+ints = st.one_of(st.integers(1, 100), st.integers(1, INT32_MAX))
+decay_rates = st.one_of(st.just(0.0), st.floats(1e-6, 10.0))
+F = np.float32
+
+
+def _cyc_hp(gamma=False):
+  def make(hi, frac, up, down, g):
+    hp = dict(min_lr=hi * frac, max_lr=hi, step_size=up, step_size_down=down)
+    if gamma:
+      hp["gamma"] = g
+    return hp
+  return st.builds(make, rates, fractions, spans, spans, factors)
+
+
+def _one_cycle_hp():
+  def make(lo, ratio, s, extra, factor):
+    s = min(s, INT32_MAX // 2)
+    return dict(min_lr=lo, max_lr=lo * ratio, step_size=s,
+                total_steps=min(2 * s + extra, INT32_MAX), annihilation_factor=factor)
+  return st.builds(make, rates, st.floats(1.0, 100.0), ints, st.integers(0, INT32_MAX),
+                   st.floats(1.0, 1e4))
+
+
+def _one_cycle_torch_floor(hp):
+  """The lowest of PyTorch's three rates (``div_factor`` / ``final_div_factor`` < 1
+  make the initial / final rate the highest)."""
+  initial = F(hp["max_lr"]) / F(hp["div_factor"])
+  floor = min(F(hp["max_lr"]), initial, initial / F(hp["final_div_factor"]))
+  # one float32 rounding lower: under jit XLA rewrites (a / b) / c into a / (b * c)
+  return np.nextafter(floor, F(0))
+
+
+# name -> (factory, static kwargs, strategy of valid numeric kwargs, float32 floor)
+RANGE_CASES = {
+    "constant": (S.constant, {}, st.builds(dict, learning_rate=rates),
+                 lambda hp: F(hp["learning_rate"])),
+    "seq1": (S.seq1, {}, st.builds(dict, r0=rates), lambda hp: 0.0),
+    "seq2": (S.seq2, {}, st.builds(dict, r0=rates), lambda hp: 0.0),
+    "seq3": (S.seq3, {}, st.builds(dict, r0=rates, decay=factors), lambda hp: 0.0),
+    "seq4": (S.seq4, {}, st.builds(dict, r0=rates, period=ints), lambda hp: 0.0),
+    "step_decay": (S.step_decay, {}, st.builds(dict, r0=rates, drop=factors, step_size=spans),
+                   lambda hp: 0.0),
+    "keras_step_decay": (S.keras_step_decay, {},
+                         st.builds(dict, r0=rates, drop=factors, epochs_drop=spans),
+                         lambda hp: 0.0),
+    "exponential_decay": (S.exponential_decay, {}, st.builds(dict, r0=rates, k=decay_rates),
+                          lambda hp: 0.0),
+    "inverse_time_decay": (S.inverse_time_decay, {},
+                           st.builds(dict, r0=rates, k=decay_rates), lambda hp: 0.0),
+    "keras_time_based_decay": (S.keras_time_based_decay, {},
+                               st.builds(dict, learning_rate=rates, decay=decay_rates),
+                               lambda hp: 0.0),
+    "polynomial_decay": (
+        S.polynomial_decay, {},
+        st.builds(lambda r0, t, p, f: dict(r0=r0, total_steps=t, power=p, end_value=r0 * f),
+                  rates, ints, st.floats(0.1, 10.0), fractions),
+        lambda hp: F(hp["end_value"])),
+    "cosine_annealing": (
+        S.cosine_annealing, {},
+        st.builds(lambda hi, t, f: dict(max_lr=hi, total_steps=t, min_lr=hi * f),
+                  rates, ints, fractions),
+        lambda hp: F(hp["min_lr"])),
+    "cosine_warm_restarts": (
+        S.cosine_warm_restarts, {},
+        st.builds(lambda hi, t0, m, f: dict(max_lr=hi, first_cycle_steps=t0, cycle_mult=m,
+                                            min_lr=hi * f),
+                  rates, ints, st.one_of(st.integers(1, 4), ints), fractions),
+        lambda hp: F(hp["min_lr"])),
+    "one_cycle": (S.one_cycle, {}, _one_cycle_hp(),
+                  lambda hp: F(hp["min_lr"]) / F(hp["annihilation_factor"])),
+    "lr_range_test": (
+        S.lr_range_test, {},
+        st.builds(lambda init, ratio, n: dict(init_lr=init, max_lr=init * ratio, num_steps=n),
+                  rates, st.floats(1.0, 1e6), ints),
+        lambda hp: F(hp["init_lr"])),
+}
+for _mode in ("triangular", "triangular2", "exp_range"):
+  for _window in ("triangular", "welch", "hann"):
+    RANGE_CASES[f"cyclical_{_mode}_{_window}"] = (
+        S.cyclical, dict(mode=_mode, window=_window), _cyc_hp(gamma=True),
+        lambda hp: F(hp["min_lr"]))
+for _name in ("triangular", "triangular2", "welch", "hann"):
+  RANGE_CASES[_name] = (getattr(S, _name), {}, _cyc_hp(), lambda hp: F(hp["min_lr"]))
+RANGE_CASES["exp_range"] = (S.exp_range, {}, _cyc_hp(gamma=True), lambda hp: F(hp["min_lr"]))
+for _strategy in ("cos", "linear"):
+  for _three in (False, True):
+    RANGE_CASES[f"one_cycle_torch_{_strategy}_{_three}"] = (
+        S.one_cycle_torch, dict(anneal_strategy=_strategy, three_phase=_three),
+        st.builds(dict, max_lr=rates, total_steps=ints,
+                  pct_start=fractions,
+                  div_factor=st.floats(0.5, 1e4), final_div_factor=st.floats(0.5, 1e5)),
+        _one_cycle_torch_floor)
+
+
+def _traced_hp(hps):
+  """Two hyperparameter dicts stacked into arrays (float32 / int32) to vmap over."""
+  return {k: jnp.asarray([hp[k] for hp in hps],
+                         jnp.int32 if isinstance(hps[0][k], int) else jnp.float32)
+          for k in hps[0]}
+
+
+_TRACED_RUNS = {}
+
+
+def _traced_run(name):
+  """jit(vmap(hp -> schedule(steps))) per case, built once (compiled once per case)."""
+  if name not in _TRACED_RUNS:
+    factory, static = RANGE_CASES[name][:2]
+    _TRACED_RUNS[name] = jax.jit(jax.vmap(lambda hp, t: factory(**hp, **static)(t),
+                                          in_axes=(0, None)))
+  return _TRACED_RUNS[name]
+
+
+def _assert_in_range(lrs, floor, what):
+  lrs = np.asarray(lrs)
+  assert lrs.dtype == np.float32, what
+  assert np.all(np.isfinite(lrs)), (what, lrs)
+  assert np.all(lrs >= 0), (what, lrs)
+  assert np.all(lrs >= F(floor)), (what, float(F(floor)), lrs)
+
+
+@pytest.mark.parametrize("name", sorted(RANGE_CASES))
+def test_every_schedule_is_finite_and_above_its_floor_over_int32(name):
+  factory, static, hp_strategy, floor = RANGE_CASES[name]
+
+  @settings(max_examples=10, deadline=None)
+  @given(hp=hp_strategy, other=hp_strategy, drawn=int32_steps)
+  def check(hp, other, drawn):
+    steps = np.asarray(EDGE_STEPS + drawn, np.int32)
+    sched = factory(**hp, **static)
+    # concrete hyperparameters: eager vector of steps, Python int steps, traced steps
+    _assert_in_range(sched(jnp.asarray(steps)), floor(hp), "eager")
+    for t in (0, INT32_MAX, int(drawn[0])):
+      _assert_in_range(sched(t), floor(hp), f"python int {t}")
+    _assert_in_range(jax.jit(sched)(jnp.asarray(steps)), floor(hp), "jit step")
+    # traced hyperparameters (vmapped over two draws) and a traced step
+    got = _traced_run(name)(_traced_hp([hp, other]), jnp.asarray(steps))
+    _assert_in_range(got[0], floor(hp), "traced hp")
+    _assert_in_range(got[1], floor(other), "traced hp (other)")
+
+  check()
+
+
+def test_every_public_schedule_is_range_tested():
+  factories = {v[0] for v in RANGE_CASES.values()}
+  public = {getattr(S, name) for name in S.__all__
+            if callable(getattr(S, name)) and name not in ("Schedule", "switch")}
+  assert public <= factories
+
+
+def test_switch_is_finite_over_int32():
+  bank = [S.seq3(0.01, 0.9), S.exp_range(0.001, 0.1, 10, gamma=0.99), S.step_decay(0.1, 0.13, 1)]
+  steps = jnp.asarray(EDGE_STEPS, jnp.int32)
+  got = jax.jit(jax.vmap(lambda i: S.switch(bank, i)(steps)))(jnp.arange(3))
+  _assert_in_range(got, 0.0, "switch")
+  assert np.all(np.asarray(got[1])[-3:] >= F(0.001))
+
+
+@pytest.mark.parametrize("factory,args,kwargs,step,expected", [
+    # the issue's examples: NaN from these steps on before the fix
+    (S.seq3, (0.01, 0.9), {}, 819_730, 0.0),
+    (S.exponential_decay, (0.1, 0.05), {}, 1_817_044, 0.0),
+    (S.exp_range, (0.001, 0.1, 10), dict(gamma=0.99), 4_335_361, 0.001),  # holds min_lr
+    (S.step_decay, (0.1, 0.13), dict(step_size=1), 13_334, 0.0),
+])
+def test_issue_examples_at_large_steps(factory, args, kwargs, step, expected):
+  sched = factory(*args, **kwargs)
+  for t in (step, step + 1, 2 * step, INT32_MAX):
+    for out in (sched(t), jax.jit(sched)(jnp.asarray(t, jnp.int32))):
+      assert float(out) == pytest.approx(expected, rel=1e-6, abs=0), (t, float(out))
+  # ... and with the hyperparameters traced
+  traced = jax.jit(lambda a, t: factory(*a, **kwargs)(t))(
+      tuple(jnp.float32(a) for a in args), jnp.asarray(step, jnp.int32))
+  assert float(traced) == pytest.approx(expected, rel=1e-6, abs=0)
+
+
+# -----------------------------------------------------------------------------------
 # Validation
 # -----------------------------------------------------------------------------------
 

@@ -71,8 +71,9 @@ def one_cycle(min_lr: float, max_lr: float, step_size: int, total_steps: int,
     length = jnp.maximum(total - 2.0 * s, 1.0)
     w_lo, w_final = linear_weights(jnp.clip(t - 2.0 * s, 0.0, length), length)
     anneal = lo * w_lo + final * w_final
-    return jnp.where(t <= s, up, jnp.where(t <= 2.0 * s, down, anneal)).astype(
-        jnp.float32)
+    lr = jnp.where(t <= s, up, jnp.where(t <= 2.0 * s, down, anneal))
+    # the interpolation weights' rounding must not take the rate below its floor
+    return jnp.maximum(lr, final).astype(jnp.float32)
 
   return schedule
 
@@ -135,7 +136,9 @@ def one_cycle_torch(max_lr: float, total_steps: int, *, pct_start: float = 0.3,
       w_start, w_end = weights(elapsed, safe_span)
       value = lr_start * w_start + lr_end * w_end
       lr = value if lr is None else jnp.where(t <= end, value, lr)
-    return lr.astype(jnp.float32)
+    # the interpolation weights' rounding must not take the rate below its floor
+    floor = jnp.minimum(jnp.minimum(initial, peak), minimum)
+    return jnp.maximum(lr, floor).astype(jnp.float32)
 
   return schedule
 

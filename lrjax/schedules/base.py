@@ -42,6 +42,8 @@ def switch(schedules: Sequence[Schedule], index: chex.Numeric) -> Schedule:
     >>> import jax, jax.numpy as jnp, lrjax
     >>> bank = [lrjax.schedules.seq1(0.01), lrjax.schedules.seq3(0.01)]
     >>> lrs = jax.vmap(lambda i: lrjax.schedules.switch(bank, i)(2))(jnp.arange(2))
+    >>> [round(float(lr), 6) for lr in lrs]  # seq1: 0.01 / 2, seq3: 0.9**2 * 0.01
+    [0.005, 0.0081]
   """
   if not isinstance(schedules, collections.abc.Sequence) or isinstance(schedules, str):
     raise _validation.ArgumentTypeError(
@@ -49,7 +51,9 @@ def switch(schedules: Sequence[Schedule], index: chex.Numeric) -> Schedule:
   if len(schedules) == 0:
     raise ValueError("`schedules` must not be empty.")
   for i, s in enumerate(schedules):
-    _validation.check_callable(f"schedules[{i}]` of `schedules", s, "a schedule")
+    if not callable(s):
+      raise _validation.ArgumentTypeError(
+          f"`schedules` must hold schedules (callables), got {s!r} at position {i}.")
   _validation.check_non_negative_int("index", index)
   _validation.check_less_equal("index", index, "len(schedules) - 1", len(schedules) - 1)
   branches = [lambda c, s=s: jnp.asarray(s(c), jnp.float32) for s in schedules]

@@ -8,7 +8,9 @@ The checks run on the value the maths will see, the float32 rounding of the argu
 a value that overflows float32 (``1e39`` -> inf) or that float32 can only hold as a
 denormal (``1e-45``; XLA flushes denormals to zero) is rejected, and comparisons
 (``min_lr <= max_lr``, ``decay <= 1``) are made between float32 values.  Integer
-arguments must be integral and fit in int32 (steps are int32).
+arguments must be integral and fit in int32 (steps are int32); an integral float
+(``10.0``) is accepted as that integer.  Hyperparameters are scalars: to evaluate many
+values at once, ``jax.vmap`` over them.
 
 Traced values (a hyperparameter vmapped over, or passed through ``jax.jit``) cannot
 be inspected at trace time and are accepted as they are: that is what lets one

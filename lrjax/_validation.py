@@ -26,6 +26,7 @@ import jax
 import numpy as np
 
 F32 = np.finfo(np.float32)
+F32_MAX, F32_TINY = float(F32.max), float(F32.tiny)
 INT32_MAX = int(np.iinfo(np.int32).max)
 
 
@@ -75,12 +76,11 @@ def _float32(name: str, value: Any) -> float | None:
   x = float(arr)
   if not np.isfinite(x):
     raise ValueError(f"`{name}` must be finite, got {value!r}.")
-  if abs(x) > F32.max:
-    raise ValueError(f"`{name}` overflows float32 (|x| <= {float(F32.max):.4g}), "
-                     f"got {value!r}.")
-  if x != 0 and abs(x) < F32.tiny:
+  if abs(x) > F32_MAX:
+    raise ValueError(f"`{name}` overflows float32 (|x| <= {F32_MAX:.4g}), got {value!r}.")
+  if x != 0 and abs(x) < F32_TINY:
     raise ValueError(
-        f"`{name}` is below float32's smallest normal number ({float(F32.tiny):.4g}) "
+        f"`{name}` is below float32's smallest normal number ({F32_TINY:.4g}) "
         f"and would be flushed to 0, got {value!r}.")
   return float(np.float32(x))
 
@@ -175,7 +175,7 @@ def check_finite_result(name: str, description: str, value: Any) -> None:
   if not is_concrete(value):
     return
   x = np.asarray(value, np.float64)
-  if not (np.all(np.isfinite(x)) and np.all(np.abs(x) <= F32.max) and np.all(x > 0)):
+  if not (np.all(np.isfinite(x)) and np.all(np.abs(x) <= F32_MAX) and np.all(x > 0)):
     raise ValueError(f"{name}: {description} must be a finite float32 number > 0, "
                      f"got {float(np.max(x))!r}.")
 

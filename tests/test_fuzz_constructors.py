@@ -34,9 +34,11 @@ import re
 import warnings
 from typing import Any, Callable
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 import lrjax.adaptive as A
 import lrjax.schedules as S
@@ -360,6 +362,57 @@ def test_fuzz_has_no_bad_outcomes(capsys):
   assert sum(counts.values()) > 1000
   assert counts["rejected"] > 0
   assert {k: counts[k] for k in BAD if counts[k]} == {}
+
+
+_BANK = [S.seq1(0.1), S.seq3(0.1)]
+
+
+@pytest.mark.parametrize("call,error,pattern", [
+    (lambda: S.seq1("0.1"), TypeError, "`r0` must be a real number"),
+    (lambda: S.constant(True), TypeError, "`learning_rate` must be a real number"),
+    (lambda: S.seq1(None), TypeError, "`r0`"),
+    (lambda: S.seq1([0.1, 0.2]), TypeError, "`r0` must be a scalar"),
+    (lambda: S.seq1(0.1 + 1j), TypeError, "`r0`.*complex"),
+    (lambda: S.seq1(1e39), ValueError, "`r0` overflows float32"),
+    (lambda: S.seq1(1e-45), ValueError, "`r0` is below float32's smallest normal"),
+    (lambda: S.exponential_decay(0.1, 1e-40), ValueError, "`k` is below float32"),
+    (lambda: S.seq4(0.1, period=2 ** 31), ValueError, "`period` must fit in int32"),
+    (lambda: S.cosine_annealing(0.1, 2.5), ValueError, "`total_steps` must be a positive int"),
+    (lambda: S.cosine_annealing(0.1, True), TypeError, "`total_steps`"),
+    # float32 comparison: 0.1000000001 and 0.1 are the same float32, so min_lr <= max_lr
+    (lambda: S.cosine_annealing(0.1, 10, 0.1000001), ValueError, "`min_lr`"),
+    (lambda: S.one_cycle_torch(0.1, 10, three_phase=1), TypeError, "`three_phase`"),
+    (lambda: S.one_cycle_torch(1e10, 10, div_factor=1e-30), ValueError,
+     "`max_lr` / `div_factor`"),
+    (lambda: S.cyclical(0.0, 1.0, 2, mode=None), TypeError, "`mode`"),
+    (lambda: S.switch(_BANK, 2), ValueError, "`index`"),
+    (lambda: S.switch(_BANK, -1), ValueError, "`index`"),
+    (lambda: S.switch(_BANK, 0.5), ValueError, "`index`"),
+    (lambda: S.switch([S.seq1(0.1), None], 0), TypeError, "`schedules`"),
+    (lambda: T.with_strategy("adam", T.fixed(0.1)), TypeError, "`inner`"),
+    (lambda: T.scale_by_strategy(S.seq1(0.1), "epoch", patience=2 ** 31), ValueError,
+     "`patience` must fit in int32"),
+    (lambda: A.newton_lr(0.1, eps="1e-2"), TypeError, "`eps`"),
+])
+def test_examples_of_rejections(call, error, pattern):
+  with pytest.raises(error, match=pattern) as info:
+    call()
+  assert isinstance(info.value, ValueError)  # ArgumentTypeError is both
+
+
+def test_legal_edge_values_work():
+  """Values of the pools documented as legal, used for real."""
+  assert float(S.exponential_decay(0.1, 0.0)(10 ** 9)) == pytest.approx(0.1)
+  assert float(S.cosine_annealing(0.1, 10, min_lr=0.0)(10)) == 0.0
+  assert float(S.cosine_annealing(0.1, 10.0)(5)) == pytest.approx(0.05)  # integral float
+  assert float(S.cosine_annealing(0.1, 10, 0.1000000001)(5)) == pytest.approx(0.1)
+  assert float(S.cyclical(0.0, 1.0, 2, step_size_down=None)(2)) == 1.0
+  # pct_start = 0: PyTorch's first phase ends at -1, step 0 is at pct 0.1 of the second
+  want = 0.1 * 1e-5 + (0.1 - 0.1 * 1e-5) / 2 * (1 + math.cos(math.pi * 0.1))
+  assert float(S.one_cycle_torch(0.1, 10, pct_start=0.0)(0)) == pytest.approx(want, rel=1e-6)
+  # a traced index cannot be checked: out of range, it is clamped (as lax.switch does)
+  clamped = jax.jit(lambda i: S.switch(_BANK, i)(1))(jnp.asarray(7, jnp.int32))
+  assert float(clamped) == pytest.approx(0.09)
 
 
 if __name__ == "__main__":

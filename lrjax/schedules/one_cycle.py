@@ -118,9 +118,9 @@ def one_cycle_torch(max_lr: float, total_steps: int, *, pct_start: float = 0.3,
   _validation.check_positive("div_factor", div_factor)
   _validation.check_positive("final_div_factor", final_div_factor)
   if _validation.is_concrete(max_lr) and _validation.is_concrete(div_factor):
-    _validation.check_finite_result(
-        "`max_lr` / `div_factor`", "the initial rate",
-        np.float32(max_lr) / np.float32(div_factor))
+    with np.errstate(over="ignore"):
+      initial = np.float32(max_lr) / np.float32(div_factor)
+    _validation.check_finite_result("`max_lr` / `div_factor`", "the initial rate", initial)
 
   weights = cosine_weights if anneal_strategy == "cos" else linear_weights
   # Phase ends as PyTorch computes them, in float64 (Python floats), each as

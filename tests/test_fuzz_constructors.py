@@ -22,7 +22,13 @@ bad outcomes (the test asserts there are none)
   * ``accepted_bad``: a value the kind does not declare legal, silently accepted.
 
 To cover a new constructor add one `Entry` to `REGISTRY` (its valid call, the kind of
-each argument, and how to use what it builds: `use_schedule`, `use_transformation`...).
+each argument, and how to use what it builds: `use_schedule`, `use_strategy`,
+`use_adaptive`); `test_registry_covers_every_public_constructor` lists any public name
+that is missing.  ``python tests/test_fuzz_constructors.py`` prints the counts.
+
+Counts (issue 12), this harness on the code before the fix, 2361 cases: rejected 1538,
+legal 33, accepted_bad 351, deferred_crash 266, nonfinite 80, unnamed_error 75,
+obscure_error 12, bad_shape 6.  After: rejected 2326, legal 35, every bad class 0.
 """
 
 from __future__ import annotations

@@ -35,11 +35,12 @@ def exp_times(x, t):
   ``exp(hi t) * exp(lo t)``: XLA rewrites that into ``exp(hi t + lo t)``).  A concrete
   ``x`` is split in float64, before its own rounding to float32.
 
-  Wherever the result is a float32 number other than 0 or inf, ``|x t| < 104`` and so
-  ``|lo t| < 104 * 2**-9 < 1``.  ``lo t`` is therefore clipped to ``[-1, 1]``: that
-  changes nothing there, and at large ``t`` (where ``exp(hi t)`` underflows to 0 while
-  ``expm1(lo t)`` would overflow to inf) it keeps the product ``0 * finite = 0``
-  instead of ``0 * inf = NaN``.  The result is always >= 0 (``expm1 >= -0.64``).
+  Wherever the result is a float32 number other than 0 or inf, ``|x t| < 104`` and,
+  as ``|lo| <= 2**-8 |x|``, ``|lo t| < 0.41``.  ``lo t`` is therefore clipped to
+  ``[-1, 1]``: that changes nothing there, and at large ``t`` (where ``exp(hi t)``
+  underflows to 0 while ``expm1(lo t)`` would overflow to inf) it keeps the product
+  ``0 * finite = 0`` instead of ``0 * inf = NaN``; an overflowing ``exp(hi t)`` gives
+  inf, not ``inf - inf``.  The result is >= 0 (``expm1 >= -0.64``) for every ``t``.
   """
   if _validation.is_concrete(x):
     hi, lo = _split(np.asarray(x, np.float64))
@@ -47,7 +48,8 @@ def exp_times(x, t):
   else:
     hi, lo = _split(jnp.asarray(x, jnp.float32))
   big = jnp.exp(hi * t)
-  return big + big * jnp.expm1(jnp.clip(lo * t, -1.0, 1.0))
+  small = big * jnp.expm1(jnp.clip(lo * t, -1.0, 1.0))
+  return jnp.where(jnp.isinf(big), big, big + small)
 
 
 def log_f32(value):

@@ -1,18 +1,41 @@
 """Construction-time checks of hyperparameters shared by every lrjax module.
 
-Python numbers (and concrete arrays) are checked at construction and raise a
-``ValueError`` naming the argument.  Traced values (a hyperparameter vmapped over,
-or passed through ``jax.jit``) cannot be inspected at trace time and are accepted
-as they are: that is what lets one program evaluate many variants.
+Python numbers (and concrete scalar arrays) are checked at construction and a bad one
+raises an error naming the argument: ``ValueError`` for a number out of its range,
+`ArgumentTypeError` (a ``TypeError`` that is also a ``ValueError``) for something that
+is not a real scalar number at all (a string, ``None``, a bool, a list, a complex).
+The checks run on the value the maths will see, the float32 rounding of the argument:
+a value that overflows float32 (``1e39`` -> inf) or that float32 can only hold as a
+denormal (``1e-45``; XLA flushes denormals to zero) is rejected, and comparisons
+(``min_lr <= max_lr``, ``decay <= 1``) are made between float32 values.  Integer
+arguments must be integral and fit in int32 (steps are int32); an integral float
+(``10.0``) is accepted as that integer.  Hyperparameters are scalars: to evaluate many
+values at once, ``jax.vmap`` over them.
+
+Traced values (a hyperparameter vmapped over, or passed through ``jax.jit``) cannot
+be inspected at trace time and are accepted as they are: that is what lets one
+program evaluate many variants.
 """
 
 from __future__ import annotations
 
-import math
+import numbers
 from typing import Any
 
 import jax
 import numpy as np
+
+F32 = np.finfo(np.float32)
+F32_MAX, F32_TINY = float(F32.max), float(F32.tiny)
+INT32_MAX = int(np.iinfo(np.int32).max)
+
+
+class ArgumentTypeError(TypeError, ValueError):
+  """An argument that is not a real number (or not of the type asked for).
+
+  A ``TypeError``; also a ``ValueError`` so that ``except ValueError`` around a
+  constructor catches every bad hyperparameter.
+  """
 
 
 def is_concrete(value: Any) -> bool:
@@ -20,77 +43,146 @@ def is_concrete(value: Any) -> bool:
   return not isinstance(value, jax.core.Tracer)
 
 
-def _as_float_array(name: str, value: Any) -> np.ndarray | None:
+def _scalar(name: str, value: Any, what: str = "a real number") -> np.ndarray | None:
+  """The concrete real scalar ``value`` as a 0-d float64 array (None when traced)."""
   if not is_concrete(value):
     return None
+  if isinstance(value, (bool, np.bool_)) or value is None or isinstance(
+      value, (str, bytes)):
+    raise ArgumentTypeError(f"`{name}` must be {what}, got {value!r}.")
+  if isinstance(value, numbers.Number) and not isinstance(value, numbers.Real):
+    raise ArgumentTypeError(f"`{name}` must be {what}, got the complex {value!r}.")
   try:
-    return np.asarray(value, dtype=np.float64)
-  except (TypeError, ValueError) as err:
-    raise ValueError(f"`{name}` must be a number, got {value!r}.") from err
+    arr = np.asarray(value)
+  except Exception as err:  # pylint: disable=broad-except
+    raise ArgumentTypeError(f"`{name}` must be {what}, got {value!r}.") from err
+  if arr.dtype.kind not in "iuf":
+    raise ArgumentTypeError(f"`{name}` must be {what}, got {value!r} (dtype {arr.dtype}).")
+  if arr.shape != ():
+    raise ArgumentTypeError(
+        f"`{name}` must be a scalar, got shape {arr.shape} ({value!r}); to evaluate "
+        "several values at once, jax.vmap over the hyperparameter.")
+  return arr.astype(np.float64)
 
 
-def check_finite(name: str, value: Any) -> None:
-  arr = _as_float_array(name, value)
-  if arr is not None and not np.all(np.isfinite(arr)):
+def _float32(name: str, value: Any) -> float | None:
+  """The float32 value the maths will use (as a Python float); None when traced.
+
+  Raises unless it is finite and not a float32 denormal.
+  """
+  arr = _scalar(name, value)
+  if arr is None:
+    return None
+  x = float(arr)
+  if not np.isfinite(x):
     raise ValueError(f"`{name}` must be finite, got {value!r}.")
+  if abs(x) > F32_MAX:
+    raise ValueError(f"`{name}` overflows float32 (|x| <= {F32_MAX:.4g}), got {value!r}.")
+  if x != 0 and abs(x) < F32_TINY:
+    raise ValueError(
+        f"`{name}` is below float32's smallest normal number ({F32_TINY:.4g}) "
+        f"and would be flushed to 0, got {value!r}.")
+  return float(np.float32(x))
+
+
+def check_number(name: str, value: Any) -> None:
+  """A real scalar, finite and representable (normal or 0) in float32."""
+  _float32(name, value)
+
+
+check_finite = check_number
 
 
 def check_positive(name: str, value: Any) -> None:
-  """Raises unless every element of ``value`` is finite and > 0."""
-  arr = _as_float_array(name, value)
-  if arr is not None and not (np.all(np.isfinite(arr)) and np.all(arr > 0)):
+  """Raises unless ``value`` is a finite float32 number > 0."""
+  x = _float32(name, value)
+  if x is not None and not x > 0:
     raise ValueError(f"`{name}` must be finite and > 0, got {value!r}.")
 
 
 def check_non_negative(name: str, value: Any) -> None:
-  arr = _as_float_array(name, value)
-  if arr is not None and not (np.all(np.isfinite(arr)) and np.all(arr >= 0)):
+  x = _float32(name, value)
+  if x is not None and not x >= 0:
     raise ValueError(f"`{name}` must be finite and >= 0, got {value!r}.")
 
 
 def check_in_range(name: str, value: Any, low: float, high: float,
                    *, low_open: bool = False, high_open: bool = False) -> None:
-  """Raises unless ``low <(=) value <(=) high`` elementwise."""
-  arr = _as_float_array(name, value)
-  if arr is None:
+  """Raises unless ``low <(=) value <(=) high`` (in float32)."""
+  x = _float32(name, value)
+  if x is None:
     return
-  lo_ok = np.all(arr > low) if low_open else np.all(arr >= low)
-  hi_ok = np.all(arr < high) if high_open else np.all(arr <= high)
-  if not (np.all(np.isfinite(arr)) and lo_ok and hi_ok):
+  lo_ok = x > low if low_open else x >= low
+  hi_ok = x < high if high_open else x <= high
+  if not (lo_ok and hi_ok):
     lb = "(" if low_open else "["
     hb = ")" if high_open else "]"
     raise ValueError(f"`{name}` must be in {lb}{low}, {high}{hb}, got {value!r}.")
 
 
-def check_positive_int(name: str, value: Any) -> None:
-  if not is_concrete(value):
+def _integer(name: str, value: Any, low: int, what: str) -> None:
+  arr = _scalar(name, value, what)
+  if arr is None:
     return
-  arr = np.asarray(value)
-  if arr.dtype.kind == "f" and not np.all(np.equal(np.mod(arr, 1), 0)):
-    raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-  if not np.all(arr >= 1):
-    raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+  x = float(arr)
+  integral = np.isfinite(x) and x == np.floor(x)
+  if not integral or not low <= x <= INT32_MAX:
+    if integral and x > INT32_MAX:
+      raise ValueError(f"`{name}` must fit in int32 (<= {INT32_MAX}), got {value!r}.")
+    raise ValueError(f"`{name}` must be {what}, got {value!r}.")
+
+
+def check_positive_int(name: str, value: Any) -> None:
+  """An integer (or integral float) in [1, 2**31 - 1]."""
+  _integer(name, value, 1, "a positive integer")
 
 
 def check_non_negative_int(name: str, value: Any) -> None:
-  if not is_concrete(value):
-    return
-  arr = np.asarray(value)
-  if arr.dtype.kind == "f" and not np.all(np.equal(np.mod(arr, 1), 0)):
-    raise ValueError(f"`{name}` must be an integer >= 0, got {value!r}.")
-  if not np.all(arr >= 0):
-    raise ValueError(f"`{name}` must be an integer >= 0, got {value!r}.")
+  """An integer (or integral float) in [0, 2**31 - 1]."""
+  _integer(name, value, 0, "an integer >= 0")
 
 
 def check_less_equal(low_name: str, low: Any, high_name: str, high: Any) -> None:
-  lo = _as_float_array(low_name, low)
-  hi = _as_float_array(high_name, high)
-  if lo is not None and hi is not None and not np.all(lo <= hi):
+  """``low <= high`` in float32 (each is checked as a number first)."""
+  lo = _float32(low_name, low)
+  hi = _float32(high_name, high)
+  if lo is not None and hi is not None and not lo <= hi:
     raise ValueError(f"`{low_name}` ({low!r}) must be <= `{high_name}` ({high!r}).")
 
 
+def check_bool(name: str, value: Any) -> None:
+  """A Python or NumPy bool (not 0/1, not a string)."""
+  if is_concrete(value) and not isinstance(value, (bool, np.bool_)):
+    raise ArgumentTypeError(f"`{name}` must be True or False, got {value!r}.")
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+  """One of the strings ``choices``."""
+  if not isinstance(value, str):
+    raise ArgumentTypeError(f"`{name}` must be one of {choices}, got {value!r}.")
+  if value not in choices:
+    raise ValueError(f"`{name}` must be one of {choices}, got {value!r}.")
+
+
+def check_callable(name: str, value: Any, what: str = "a callable") -> None:
+  if not callable(value):
+    raise ArgumentTypeError(f"`{name}` must be {what}, got {value!r}.")
+
+
+def check_finite_result(name: str, description: str, value: Any) -> None:
+  """A quantity derived from several arguments (``description``) is a finite float32
+  number > 0; ``name`` lists the arguments involved."""
+  if not is_concrete(value):
+    return
+  x = np.asarray(value, np.float64)
+  if not (np.all(np.isfinite(x)) and np.all(np.abs(x) <= F32_MAX) and np.all(x > 0)):
+    raise ValueError(f"{name}: {description} must be a finite float32 number > 0, "
+                     f"got {float(np.max(x))!r}.")
+
+
 __all__ = [
-    "is_concrete", "check_finite", "check_positive", "check_non_negative",
-    "check_in_range", "check_positive_int", "check_non_negative_int",
-    "check_less_equal",
+    "ArgumentTypeError", "is_concrete", "check_number", "check_finite",
+    "check_positive", "check_non_negative", "check_in_range", "check_positive_int",
+    "check_non_negative_int", "check_less_equal", "check_bool", "check_choice",
+    "check_callable", "check_finite_result",
 ]

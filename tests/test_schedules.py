@@ -470,6 +470,79 @@ def test_one_cycle_matches_document_and_optax():
   assert lrs[80] == pytest.approx(0.01) and lrs[100] == pytest.approx(1e-4)
 
 
+# torch 2.13.0+cpu: OneCycleLR(SGD([p], lr=0.1), max_lr=0.1, total_steps=95, pct_start=0.3, anneal_strategy='linear', three_phase=True)
+ONECYCLE_THREE_PHASE_95_LINEAR = [
+    0.004, 0.0074909090909090915, 0.010981818181818183, 0.014472727272727273,
+    0.017963636363636362, 0.021454545454545455, 0.024945454545454545, 0.028436363636363635,
+    0.03192727272727273, 0.03541818181818182, 0.03890909090909091, 0.04240000000000001,
+    0.04589090909090909, 0.04938181818181818, 0.052872727272727266, 0.056363636363636366,
+    0.05985454545454545, 0.06334545454545455, 0.06683636363636364, 0.07032727272727274,
+    0.07381818181818182, 0.07730909090909091, 0.08080000000000001, 0.0842909090909091,
+    0.08778181818181818, 0.09127272727272727, 0.09476363636363637, 0.09825454545454546,
+    0.09825454545454546, 0.09476363636363637, 0.09127272727272728, 0.08778181818181818,
+    0.0842909090909091, 0.08080000000000001, 0.07730909090909091, 0.07381818181818182,
+    0.07032727272727274, 0.06683636363636364, 0.06334545454545455, 0.05985454545454546,
+    0.05636363636363637, 0.05287272727272728, 0.04938181818181819, 0.0458909090909091,
+    0.04240000000000001, 0.038909090909090914, 0.03541818181818182, 0.031927272727272735,
+    0.028436363636363635, 0.02494545454545455, 0.02145454545454545, 0.017963636363636376,
+    0.014472727272727276, 0.01098181818181819, 0.00749090909090909, 0.0040000000000000036,
+    0.003897446153846154, 0.0037948923076923076, 0.003692338461538462,
+    0.0035897846153846156, 0.0034872307692307694, 0.003384676923076923,
+    0.003282123076923077, 0.003179569230769231, 0.0030770153846153845,
+    0.0029744615384615387, 0.0028719076923076924, 0.002769353846153846,
+    0.0026668000000000004, 0.0025642461538461538, 0.002461692307692308,
+    0.0023591384615384617, 0.0022565846153846155, 0.0021540307692307693,
+    0.002051476923076923, 0.0019489230769230773, 0.001846369230769231,
+    0.0017438153846153848, 0.0016412615384615386, 0.0015387076923076923,
+    0.0014361538461538461, 0.0013336000000000003, 0.001231046153846154,
+    0.0011284923076923079, 0.0010259384615384616, 0.0009233846153846154,
+    0.0008208307692307696, 0.0007182769230769234, 0.0006157230769230772,
+    0.0005131692307692309, 0.0004106153846153847, 0.0003080615384615385,
+    0.00020550769230769268, 0.00010295384615384645, 4.0000000000022656e-07,
+]
+# torch 2.13.0+cpu: OneCycleLR(SGD([p], lr=0.1), max_lr=0.1, total_steps=95, pct_start=0.3, anneal_strategy='cos', three_phase=True)
+ONECYCLE_THREE_PHASE_95_COS = [
+    0.0040000000000000036, 0.0043128767032696025, 0.005247427986767986,
+    0.006791470545302811, 0.00892487542281481, 0.011619830424103306, 0.01484120268932404,
+    0.018546996704545904, 0.022688901777498965, 0.027212921841329826, 0.03206007937590945,
+    0.037167184270002526, 0.042467657601004224, 0.047892399593015694, 0.05337069043809742,
+    0.058831112237117685, 0.06420248004128737, 0.06941476985683076, 0.07440003151483235,
+    0.07909327450560491, 0.08343331522937368, 0.08736357461806744, 0.09083281572999748,
+    0.0937958117017493, 0.09621393534951281, 0.09805566273349588, 0.09929698412068927,
+    0.09992171698845452, 0.0999217169884545, 0.09929698412068927, 0.09805566273349589,
+    0.09621393534951281, 0.09379581170174932, 0.09083281572999748, 0.08736357461806744,
+    0.0834333152293737, 0.07909327450560494, 0.07440003151483235, 0.06941476985683077,
+    0.06420248004128738, 0.05883111223711769, 0.05337069043809742, 0.04789239959301571,
+    0.042467657601004224, 0.037167184270002526, 0.03206007937590946, 0.027212921841329833,
+    0.022688901777498965, 0.01854699670454592, 0.01484120268932404, 0.011619830424103297,
+    0.008924875422814806, 0.0067914705453028185, 0.0052474279867679935,
+    0.0043128767032695895, 0.004, 0.003993515264806793, 0.003974103115223298,
+    0.003941889446488619, 0.003897083176605901, 0.0038399748914289163,
+    0.0037709349601012885, 0.0036904111330704806, 0.0035989256382543216,
+    0.0034970717941925676, 0.003385510162148497, 0.0032649642621156347,
+    0.003136215880512965, 0.0030001, 0.002857499384293827, 0.002709338853107662,
+    0.002556579284340122, 0.0024002113824133334, 0.0022412492531745944,
+    0.002080723827030808, 0.001919676172969192, 0.0017591507468254052,
+    0.0016001886175866665, 0.0014438207156598779, 0.001291061146892337,
+    0.0011429006157061719, 0.0010003000000000004, 0.0008641841194870348,
+    0.0007354357378843647, 0.0006148898378515031, 0.0005033282058074318,
+    0.0004014743617456788, 0.0003099888669295196, 0.00022946503989871106,
+    0.0001604251085710833, 0.00010331682339409845, 5.851055351138119e-05,
+    2.629688477670189e-05, 6.884735193206983e-06, 4e-07,
+]
+
+
+def test_one_cycle_torch_three_phase_phase_ends_are_exact():
+  # float32 phase ends (0.3 * 95 - 1 -> 27.500002, 2 * 0.3 * 95 - 2 -> 55.000004) gave
+  # 3.4e-6 (linear) / 1.1e-6 (cos) relative error at steps 55 / 52.
+  for strategy, ref in (("linear", ONECYCLE_THREE_PHASE_95_LINEAR),
+                        ("cos", ONECYCLE_THREE_PHASE_95_COS)):
+    sched = S.one_cycle_torch(0.1, 95, pct_start=0.3, anneal_strategy=strategy,
+                              three_phase=True)
+    assert_matches(sched, ref, rtol=4e-7)
+    assert_matches(jax.jit(sched), ref, rtol=4e-7)
+
+
 def test_one_cycle_torch_matches_torch_onecyclelr():
   assert_matches(S.one_cycle_torch(0.1, 50), ONECYCLE_COS)
   assert_matches(S.one_cycle_torch(0.1, 50, anneal_strategy="linear"), ONECYCLE_LINEAR)
@@ -689,7 +762,7 @@ def test_step_decays_are_non_increasing_in_range(r0, drop, step):
 
 
 @SETTINGS
-@given(r0=r0s, k=st.floats(0.0, 0.05))
+@given(r0=r0s, k=st.one_of(st.just(0.0), st.floats(1e-30, 0.05)))  # no float32 denormal
 def test_smooth_decays_are_non_increasing_in_range(r0, k):
   for sched in (S.exponential_decay(r0, k), S.inverse_time_decay(r0, k),
                 S.keras_time_based_decay(r0, k)):
@@ -762,6 +835,199 @@ def test_one_cycle_torch_stays_within_bounds(hi, total, pct, div, final_div, str
   assert np.all(np.isfinite(lrs))
   assert np.all(lrs >= f32(hi / div / final_div) * (1 - 1e-5))
   assert np.all(lrs <= f32(hi) * (1 + 1e-6))
+
+
+# -----------------------------------------------------------------------------------
+# Every schedule over the whole int32 step range (issue 12: NaN at large step counts)
+# -----------------------------------------------------------------------------------
+
+INT32_MAX = 2 ** 31 - 1
+# fixed edge steps (0, powers of two where float32 stops holding every integer, the
+# last int32) plus steps drawn anywhere in [0, 2**31 - 1]
+EDGE_STEPS = [0, 1, 2, 99, 2 ** 15, 2 ** 24 - 1, 2 ** 24 + 1, 10 ** 9, INT32_MAX - 1,
+              INT32_MAX]
+NUM_DRAWN_STEPS = 6
+int32_steps = st.lists(st.integers(0, INT32_MAX), min_size=NUM_DRAWN_STEPS,
+                       max_size=NUM_DRAWN_STEPS)
+
+rates = st.floats(1e-6, 10.0)
+fractions = st.one_of(st.just(0.0), st.just(1.0), st.floats(1e-6, 1.0))
+factors = st.one_of(st.just(1.0), st.floats(1e-3, 1.0))  # gamma / decay / drop in (0, 1]
+spans = st.one_of(st.floats(1e-3, 1e7), st.integers(1, INT32_MAX).map(float))
+ints = st.one_of(st.integers(1, 100), st.integers(1, INT32_MAX))
+decay_rates = st.one_of(st.just(0.0), st.floats(1e-6, 10.0))
+F = np.float32
+
+
+def _cyc_hp(gamma=False):
+  def make(hi, frac, up, down, g):
+    hp = dict(min_lr=hi * frac, max_lr=hi, step_size=up, step_size_down=down)
+    if gamma:
+      hp["gamma"] = g
+    return hp
+  return st.builds(make, rates, fractions, spans, spans, factors)
+
+
+def _one_cycle_hp():
+  def make(lo, ratio, s, extra, factor):
+    s = min(s, INT32_MAX // 2)
+    return dict(min_lr=lo, max_lr=lo * ratio, step_size=s,
+                total_steps=min(2 * s + extra, INT32_MAX), annihilation_factor=factor)
+  return st.builds(make, rates, st.floats(1.0, 100.0), ints, st.integers(0, INT32_MAX),
+                   st.floats(1.0, 1e4))
+
+
+def _one_cycle_torch_floor(hp):
+  """The lowest of PyTorch's three rates (``div_factor`` / ``final_div_factor`` < 1
+  make the initial / final rate the highest)."""
+  initial = F(hp["max_lr"]) / F(hp["div_factor"])
+  floor = min(F(hp["max_lr"]), initial, initial / F(hp["final_div_factor"]))
+  # one float32 rounding lower: under jit XLA rewrites (a / b) / c into a / (b * c)
+  return np.nextafter(floor, F(0))
+
+
+# name -> (factory, static kwargs, strategy of valid numeric kwargs, float32 floor)
+RANGE_CASES = {
+    "constant": (S.constant, {}, st.builds(dict, learning_rate=rates),
+                 lambda hp: F(hp["learning_rate"])),
+    "seq1": (S.seq1, {}, st.builds(dict, r0=rates), lambda hp: 0.0),
+    "seq2": (S.seq2, {}, st.builds(dict, r0=rates), lambda hp: 0.0),
+    "seq3": (S.seq3, {}, st.builds(dict, r0=rates, decay=factors), lambda hp: 0.0),
+    "seq4": (S.seq4, {}, st.builds(dict, r0=rates, period=ints), lambda hp: 0.0),
+    "step_decay": (S.step_decay, {}, st.builds(dict, r0=rates, drop=factors, step_size=spans),
+                   lambda hp: 0.0),
+    "keras_step_decay": (S.keras_step_decay, {},
+                         st.builds(dict, r0=rates, drop=factors, epochs_drop=spans),
+                         lambda hp: 0.0),
+    "exponential_decay": (S.exponential_decay, {}, st.builds(dict, r0=rates, k=decay_rates),
+                          lambda hp: 0.0),
+    "inverse_time_decay": (S.inverse_time_decay, {},
+                           st.builds(dict, r0=rates, k=decay_rates), lambda hp: 0.0),
+    "keras_time_based_decay": (S.keras_time_based_decay, {},
+                               st.builds(dict, learning_rate=rates, decay=decay_rates),
+                               lambda hp: 0.0),
+    "polynomial_decay": (
+        S.polynomial_decay, {},
+        st.builds(lambda r0, t, p, f: dict(r0=r0, total_steps=t, power=p, end_value=r0 * f),
+                  rates, ints, st.floats(0.1, 10.0), fractions),
+        lambda hp: F(hp["end_value"])),
+    "cosine_annealing": (
+        S.cosine_annealing, {},
+        st.builds(lambda hi, t, f: dict(max_lr=hi, total_steps=t, min_lr=hi * f),
+                  rates, ints, fractions),
+        lambda hp: F(hp["min_lr"])),
+    "cosine_warm_restarts": (
+        S.cosine_warm_restarts, {},
+        st.builds(lambda hi, t0, m, f: dict(max_lr=hi, first_cycle_steps=t0, cycle_mult=m,
+                                            min_lr=hi * f),
+                  rates, ints, st.one_of(st.integers(1, 4), ints), fractions),
+        lambda hp: F(hp["min_lr"])),
+    "one_cycle": (S.one_cycle, {}, _one_cycle_hp(),
+                  lambda hp: F(hp["min_lr"]) / F(hp["annihilation_factor"])),
+    "lr_range_test": (
+        S.lr_range_test, {},
+        st.builds(lambda init, ratio, n: dict(init_lr=init, max_lr=init * ratio, num_steps=n),
+                  rates, st.floats(1.0, 1e6), ints),
+        lambda hp: F(hp["init_lr"])),
+}
+for _mode in ("triangular", "triangular2", "exp_range"):
+  for _window in ("triangular", "welch", "hann"):
+    RANGE_CASES[f"cyclical_{_mode}_{_window}"] = (
+        S.cyclical, dict(mode=_mode, window=_window), _cyc_hp(gamma=True),
+        lambda hp: F(hp["min_lr"]))
+for _name in ("triangular", "triangular2", "welch", "hann"):
+  RANGE_CASES[_name] = (getattr(S, _name), {}, _cyc_hp(), lambda hp: F(hp["min_lr"]))
+RANGE_CASES["exp_range"] = (S.exp_range, {}, _cyc_hp(gamma=True), lambda hp: F(hp["min_lr"]))
+for _strategy in ("cos", "linear"):
+  for _three in (False, True):
+    RANGE_CASES[f"one_cycle_torch_{_strategy}_{_three}"] = (
+        S.one_cycle_torch, dict(anneal_strategy=_strategy, three_phase=_three),
+        st.builds(dict, max_lr=rates, total_steps=ints,
+                  pct_start=fractions,
+                  div_factor=st.floats(0.5, 1e4), final_div_factor=st.floats(0.5, 1e5)),
+        _one_cycle_torch_floor)
+
+
+def _traced_hp(hps):
+  """Two hyperparameter dicts stacked into arrays (float32 / int32) to vmap over."""
+  return {k: jnp.asarray([hp[k] for hp in hps],
+                         jnp.int32 if isinstance(hps[0][k], int) else jnp.float32)
+          for k in hps[0]}
+
+
+_TRACED_RUNS = {}
+
+
+def _traced_run(name):
+  """jit(vmap(hp -> schedule(steps))) per case, built once (compiled once per case)."""
+  if name not in _TRACED_RUNS:
+    factory, static = RANGE_CASES[name][:2]
+    _TRACED_RUNS[name] = jax.jit(jax.vmap(lambda hp, t: factory(**hp, **static)(t),
+                                          in_axes=(0, None)))
+  return _TRACED_RUNS[name]
+
+
+def _assert_in_range(lrs, floor, what):
+  lrs = np.asarray(lrs)
+  assert lrs.dtype == np.float32, what
+  assert np.all(np.isfinite(lrs)), (what, lrs)
+  assert np.all(lrs >= 0), (what, lrs)
+  assert np.all(lrs >= F(floor)), (what, float(F(floor)), lrs)
+
+
+@pytest.mark.parametrize("name", sorted(RANGE_CASES))
+def test_every_schedule_is_finite_and_above_its_floor_over_int32(name):
+  factory, static, hp_strategy, floor = RANGE_CASES[name]
+
+  @settings(max_examples=10, deadline=None)
+  @given(hp=hp_strategy, other=hp_strategy, drawn=int32_steps)
+  def check(hp, other, drawn):
+    steps = np.asarray(EDGE_STEPS + drawn, np.int32)
+    sched = factory(**hp, **static)
+    # concrete hyperparameters: eager vector of steps, Python int steps, traced steps
+    _assert_in_range(sched(jnp.asarray(steps)), floor(hp), "eager")
+    for t in (0, INT32_MAX, int(drawn[0])):
+      _assert_in_range(sched(t), floor(hp), f"python int {t}")
+    _assert_in_range(jax.jit(sched)(jnp.asarray(steps)), floor(hp), "jit step")
+    # traced hyperparameters (vmapped over two draws) and a traced step
+    got = _traced_run(name)(_traced_hp([hp, other]), jnp.asarray(steps))
+    _assert_in_range(got[0], floor(hp), "traced hp")
+    _assert_in_range(got[1], floor(other), "traced hp (other)")
+
+  check()
+
+
+def test_every_public_schedule_is_range_tested():
+  factories = {v[0] for v in RANGE_CASES.values()}
+  public = {getattr(S, name) for name in S.__all__
+            if callable(getattr(S, name)) and name not in ("Schedule", "switch")}
+  assert public <= factories
+
+
+def test_switch_is_finite_over_int32():
+  bank = [S.seq3(0.01, 0.9), S.exp_range(0.001, 0.1, 10, gamma=0.99), S.step_decay(0.1, 0.13, 1)]
+  steps = jnp.asarray(EDGE_STEPS, jnp.int32)
+  got = jax.jit(jax.vmap(lambda i: S.switch(bank, i)(steps)))(jnp.arange(3))
+  _assert_in_range(got, 0.0, "switch")
+  assert np.all(np.asarray(got[1])[-3:] >= F(0.001))
+
+
+@pytest.mark.parametrize("factory,args,kwargs,step,expected", [
+    # the issue's examples: NaN from these steps on before the fix
+    (S.seq3, (0.01, 0.9), {}, 819_730, 0.0),
+    (S.exponential_decay, (0.1, 0.05), {}, 1_817_044, 0.0),
+    (S.exp_range, (0.001, 0.1, 10), dict(gamma=0.99), 4_335_361, 0.001),  # holds min_lr
+    (S.step_decay, (0.1, 0.13), dict(step_size=1), 13_334, 0.0),
+])
+def test_issue_examples_at_large_steps(factory, args, kwargs, step, expected):
+  sched = factory(*args, **kwargs)
+  for t in (step, step + 1, 2 * step, INT32_MAX):
+    for out in (sched(t), jax.jit(sched)(jnp.asarray(t, jnp.int32))):
+      assert float(out) == pytest.approx(expected, rel=1e-6, abs=0), (t, float(out))
+  # ... and with the hyperparameters traced
+  traced = jax.jit(lambda a, t: factory(*a, **kwargs)(t))(
+      tuple(jnp.float32(a) for a in args), jnp.asarray(step, jnp.int32))
+  assert float(traced) == pytest.approx(expected, rel=1e-6, abs=0)
 
 
 # -----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections.abc
 from typing import Callable, Sequence
 
 import jax
@@ -33,16 +34,28 @@ def switch(schedules: Sequence[Schedule], index: chex.Numeric) -> Schedule:
   """Selects ``schedules[index]`` where ``index`` may be a traced integer.
 
   Variants whose schedules differ (seq1 vs seq3, say) can then run in one
-  ``jax.vmap``-ed program: ``index`` is part of the vmapped data.  Out-of-range
-  indices are clamped, as ``jax.lax.switch`` does.
+  ``jax.vmap``-ed program: ``index`` is part of the vmapped data.  A concrete
+  ``index`` must be an integer in ``[0, len(schedules) - 1]``; a traced one out of
+  that range is clamped, as ``jax.lax.switch`` does.
 
   Example:
     >>> import jax, jax.numpy as jnp, lrjax
     >>> bank = [lrjax.schedules.seq1(0.01), lrjax.schedules.seq3(0.01)]
     >>> lrs = jax.vmap(lambda i: lrjax.schedules.switch(bank, i)(2))(jnp.arange(2))
+    >>> [round(float(lr), 6) for lr in lrs]  # seq1: 0.01 / 2, seq3: 0.9**2 * 0.01
+    [0.005, 0.0081]
   """
+  if not isinstance(schedules, collections.abc.Sequence) or isinstance(schedules, str):
+    raise _validation.ArgumentTypeError(
+        f"`schedules` must be a list of schedules, got {schedules!r}.")
   if len(schedules) == 0:
     raise ValueError("`schedules` must not be empty.")
+  for i, s in enumerate(schedules):
+    if not callable(s):
+      raise _validation.ArgumentTypeError(
+          f"`schedules` must hold schedules (callables), got {s!r} at position {i}.")
+  _validation.check_non_negative_int("index", index)
+  _validation.check_less_equal("index", index, "len(schedules) - 1", len(schedules) - 1)
   branches = [lambda c, s=s: jnp.asarray(s(c), jnp.float32) for s in schedules]
 
   def schedule(count):

@@ -19,7 +19,8 @@ def _f32(value):
 
 def _cosine(min_lr, max_lr, elapsed, length):
   w_max, w_min = cosine_weights(elapsed, length)
-  return max_lr * w_max + min_lr * w_min
+  # w_max + w_min may round to 1 - 1 ulp: never fall below min_lr (e.g. min = max).
+  return jnp.maximum(max_lr * w_max + min_lr * w_min, min_lr)
 
 
 def cosine_annealing(max_lr: float, total_steps: int, min_lr: float = 0.0, *,

@@ -70,10 +70,8 @@ def cyclical(min_lr: float, max_lr: float, step_size: float, *,
     >>> [round(float(sched(t)), 6) for t in (0, 5, 10, 15, 20)]
     [0.001, 0.006, 0.001, 0.0035, 0.001]
   """
-  if mode not in MODES:
-    raise ValueError(f"`mode` must be one of {MODES}, got {mode!r}.")
-  if window not in WINDOWS:
-    raise ValueError(f"`window` must be one of {WINDOWS}, got {window!r}.")
+  _validation.check_choice("mode", mode, MODES)
+  _validation.check_choice("window", window, WINDOWS)
   _validation.check_non_negative("min_lr", min_lr)
   _validation.check_positive("max_lr", max_lr)
   _validation.check_less_equal("min_lr", min_lr, "max_lr", max_lr)

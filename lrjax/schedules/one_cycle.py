@@ -3,11 +3,13 @@ hyper-parameters", 2018): Smith's three linear phases, and PyTorch's ``OneCycleL
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from lrjax import _validation
-from lrjax.schedules._numerics import cosine_weights, linear_weights
+from lrjax.schedules._numerics import (
+    cosine_weights, floor_frac, linear_weights, two_product)
 from lrjax.schedules.base import Schedule
 
 ANNEAL_STRATEGIES = ("cos", "linear")
@@ -71,8 +73,9 @@ def one_cycle(min_lr: float, max_lr: float, step_size: int, total_steps: int,
     length = jnp.maximum(total - 2.0 * s, 1.0)
     w_lo, w_final = linear_weights(jnp.clip(t - 2.0 * s, 0.0, length), length)
     anneal = lo * w_lo + final * w_final
-    return jnp.where(t <= s, up, jnp.where(t <= 2.0 * s, down, anneal)).astype(
-        jnp.float32)
+    lr = jnp.where(t <= s, up, jnp.where(t <= 2.0 * s, down, anneal))
+    # the interpolation weights' rounding must not take the rate below its floor
+    return jnp.maximum(lr, final).astype(jnp.float32)
 
   return schedule
 
@@ -92,6 +95,12 @@ def one_cycle_torch(max_lr: float, total_steps: int, *, pct_start: float = 0.3,
   ``start + (end - start) * pct`` (``"linear"``).  PyTorch raises past
   ``T`` steps; here the rate stays at ``min`` from ``t = T - 1`` on.
 
+  With concrete ``pct_start`` and ``total_steps`` the phase ends are computed exactly
+  as PyTorch does, in float64 (``2 * 0.3 * 95 - 2 = 54.99999999999999``, so step 55
+  is in the last phase), and the rates agree with PyTorch to ~3e-7 relative.  A
+  traced ``pct_start`` is its float32 rounding (0.3 -> 0.30000001), which can move a
+  phase end across a step.
+
   ``optax.cosine_onecycle_schedule`` / ``linear_onecycle_schedule`` end their
   phases at ``int(pct_start * T)`` and ``T`` instead, one step later than PyTorch.
 
@@ -101,16 +110,39 @@ def one_cycle_torch(max_lr: float, total_steps: int, *, pct_start: float = 0.3,
     >>> [round(float(sched(t)), 6) for t in (0, 14, 49)]
     [0.004, 0.1, 0.0]
   """
-  if anneal_strategy not in ANNEAL_STRATEGIES:
-    raise ValueError(f"`anneal_strategy` must be one of {ANNEAL_STRATEGIES}, "
-                     f"got {anneal_strategy!r}.")
+  _validation.check_choice("anneal_strategy", anneal_strategy, ANNEAL_STRATEGIES)
+  _validation.check_bool("three_phase", three_phase)
   _validation.check_positive("max_lr", max_lr)
   _validation.check_positive_int("total_steps", total_steps)
   _validation.check_in_range("pct_start", pct_start, 0.0, 1.0)
   _validation.check_positive("div_factor", div_factor)
   _validation.check_positive("final_div_factor", final_div_factor)
+  if _validation.is_concrete(max_lr) and _validation.is_concrete(div_factor):
+    with np.errstate(over="ignore"):
+      initial = np.float32(max_lr) / np.float32(div_factor)
+    _validation.check_finite_result("`max_lr` / `div_factor`", "the initial rate", initial)
 
   weights = cosine_weights if anneal_strategy == "cos" else linear_weights
+  # Phase ends as PyTorch computes them, in float64 (Python floats), each as
+  # floor(b) + frac(b): an integer step t is in a phase ending at b iff
+  # t <= floor(b), and t - a, b - t, b - a then take one rounding each.  (In float32,
+  # 2 * 0.3 * 95 - 2 = 55.000004 instead of 54.99999999999999 puts step 55 in the
+  # wrong phase.)  A traced pct_start is exact as float32 times T (`two_product`).
+  num_phases = 3 if three_phase else 2
+  if _validation.is_concrete(pct_start) and _validation.is_concrete(total_steps):
+    pct, total_ = float(pct_start), float(total_steps)
+    ends = [pct * total_ - 1.0, 2.0 * pct * total_ - 2.0][:num_phases - 1]
+    bounds = [(np.floor(b), b - np.floor(b)) for b in [0.0] + ends + [total_ - 1.0]]
+  else:
+    p, err = two_product(_f32(pct_start), _f32(total_steps))
+    fl, fr = floor_frac(p, err)
+    carry = jnp.floor(2.0 * fr)  # 2 * frac may reach 1
+    ends = [(fl - 1.0, fr), (2.0 * fl - 2.0 + carry, 2.0 * fr - carry)]
+    bounds = [(0.0, 0.0)] + ends[:num_phases - 1] + [(_f32(total_steps) - 1.0, 0.0)]
+  floors = [_f32(fl) for fl, _ in bounds]
+  fracs = [_f32(fr) for _, fr in bounds]
+  spans = [(floors[i + 1] - floors[i]) + (fracs[i + 1] - fracs[i])
+           for i in range(num_phases)]
 
   def schedule(count):
     total = _f32(total_steps)
@@ -118,25 +150,28 @@ def one_cycle_torch(max_lr: float, total_steps: int, *, pct_start: float = 0.3,
     peak = _f32(max_lr)
     initial = peak / _f32(div_factor)
     minimum = initial / _f32(final_div_factor)
-    pct_t = _f32(pct_start) * total
     if three_phase:
-      phases = [(pct_t - 1.0, initial, peak), (2.0 * pct_t - 2.0, peak, initial),
-                (total - 1.0, initial, minimum)]
+      rates = [(initial, peak), (peak, initial), (initial, minimum)]
     else:
-      phases = [(pct_t - 1.0, initial, peak), (total - 1.0, peak, minimum)]
+      rates = [(initial, peak), (peak, minimum)]
+    # XLA would reassociate (floor - t) + frac into (floor + frac) - t, rounding
+    # floor + frac: the barrier keeps the split.
+    floors_, fracs_ = jax.lax.optimization_barrier((floors, fracs))
     # PyTorch picks the first phase whose end is >= t (else the last phase);
     # evaluate the phases from the last to the first so the first match wins.
-    starts = [jnp.zeros_like(total)] + [end for end, _, _ in phases[:-1]]
     lr = None
-    for i in reversed(range(len(phases))):
-      end, lr_start, lr_end = phases[i]
-      span = end - starts[i]
-      safe_span = jnp.where(span != 0, span, 1.0)
-      elapsed = jnp.where(span != 0, t - starts[i], 1.0)  # pct = 1 on an empty phase
-      w_start, w_end = weights(elapsed, safe_span)
+    for i in reversed(range(len(rates))):
+      lr_start, lr_end = rates[i]
+      span = spans[i]
+      empty = span == 0  # pct = 1 on an empty phase
+      elapsed = jnp.where(empty, 1.0, (t - floors_[i]) - fracs_[i])
+      remaining = jnp.where(empty, 0.0, (floors_[i + 1] - t) + fracs_[i + 1])
+      w_start, w_end = weights(elapsed, jnp.where(empty, 1.0, span), remaining)
       value = lr_start * w_start + lr_end * w_end
-      lr = value if lr is None else jnp.where(t <= end, value, lr)
-    return lr.astype(jnp.float32)
+      lr = value if lr is None else jnp.where(t <= floors[i + 1], value, lr)
+    # the interpolation weights' rounding must not take the rate below its floor
+    floor = jnp.minimum(jnp.minimum(initial, peak), minimum)
+    return jnp.maximum(lr, floor).astype(jnp.float32)
 
   return schedule
 

@@ -46,7 +46,7 @@ def lr_range_test(init_lr: float, max_lr: float, num_steps: int) -> Schedule:
                / np.asarray(num_steps, np.float64))
     else:
       log_q = jnp.log(jnp.asarray(max_lr, jnp.float32) / init) / n
-    return (init * exp_times(log_q, i)).astype(jnp.float32)
+    return jnp.maximum(init * exp_times(log_q, i), init).astype(jnp.float32)
 
   return schedule
 

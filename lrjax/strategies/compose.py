@@ -55,6 +55,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lrjax import _validation
+
 _SIGN_HINT = (
     "chained with a strategy (which multiplies by -lr) the minus is applied twice and "
     "training ascends. Give the rate-free direction instead (optax.identity(), "
@@ -104,6 +106,10 @@ def with_strategy(inner: optax.GradientTransformation,
     ...
     ValueError: `inner` already scales its updates by a negative rate ...
   """
+  for name, tx in (("inner", inner), ("strategy", strategy)):
+    if not isinstance(tx, optax.GradientTransformation):
+      raise _validation.ArgumentTypeError(
+          f"`{name}` must be an optax.GradientTransformation, got {tx!r}.")
   chained = optax.chain(inner, strategy)
   if not check_sign:
     return chained

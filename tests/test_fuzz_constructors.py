@@ -1,0 +1,425 @@
+"""Fuzz of every public constructor of `lrjax.schedules`, `.strategies`, `.adaptive`.
+
+Each constructor is listed in `REGISTRY` with valid keyword arguments and the *kind* of
+each argument; a kind is a pool of bad values (negative, zero, NaN, inf, float32
+overflow, denormals, strings, None, lists, bools, complex, 2**31 and non-integer
+floats for integers...) plus the values of that pool that are documented as legal.
+Every (constructor, argument, value) case replaces one argument of the valid call and
+is classified:
+
+good outcomes
+  * ``rejected``: ``ValueError``/``TypeError`` at construction naming the argument
+    (in backticks, as every lrjax message does);
+  * ``legal``: a value the kind declares legal, accepted, with good results.
+
+bad outcomes (the test asserts there are none)
+  * ``unnamed_error``: ``ValueError``/``TypeError`` that does not name the argument;
+  * ``obscure_error``: any other exception at construction;
+  * ``deferred_crash``: constructed, then an exception on the first use;
+  * ``nonfinite``: constructed, then a NaN/inf rate or update;
+  * ``negative``: constructed, then a negative rate;
+  * ``bad_shape``: constructed, then a rate that is not one scalar per step;
+  * ``accepted_bad``: a value the kind does not declare legal, silently accepted.
+
+To cover a new constructor add one `Entry` to `REGISTRY` (its valid call, the kind of
+each argument, and how to use what it builds: `use_schedule`, `use_strategy`,
+`use_adaptive`); `test_registry_covers_every_public_constructor` lists any public name
+that is missing.  ``python tests/test_fuzz_constructors.py`` prints the counts.
+
+Counts (issue 12), this harness on the code before the fix, 2361 cases: rejected 1538,
+legal 33, accepted_bad 351, deferred_crash 266, nonfinite 80, unnamed_error 75,
+obscure_error 12, bad_shape 6.  After: rejected 2326, legal 35, every bad class 0.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+import re
+import warnings
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import lrjax.adaptive as A
+import lrjax.schedules as S
+import lrjax.strategies as T
+
+NAN, INF = float("nan"), float("inf")
+
+# Bad values that every numeric argument is tried with.
+NUMBER_POOL = [-1.0, -1e-45, 0.0, 1e-45, 1e-40, 1e39, -1e39, NAN, INF, -INF,
+               np.float32(NAN), "0.1", "", None, [0.1, 0.2], (), True, False,
+               0.1 + 0j, 1j, np.asarray([0.1, 0.2])]
+# ... and every integer argument, in addition.
+INT_POOL = NUMBER_POOL + [0, -1, 2 ** 31, 2 ** 40, 2.5, 10.5, "10", np.int64(2 ** 31)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+  """The pool of values an argument is fuzzed with; ``legal`` holds the ``repr`` of
+  the pool's values that are documented as legal for it."""
+
+  pool: tuple
+  legal: frozenset = frozenset()
+
+
+def kind(pool, *legal) -> Kind:
+  return Kind(tuple(pool), frozenset(legal))
+
+
+def _nan_at(bad_index: int):
+  def sequence(n):
+    return jnp.where(jnp.asarray(n) >= bad_index, jnp.nan, 0.1).astype(jnp.float32)
+  return sequence
+
+
+SEQUENCE_POOL = [None, "seq1", 0.1, [S.seq1(0.1)], _nan_at(0),
+                 lambda n: jnp.full(jnp.shape(n), -0.1, jnp.float32),
+                 lambda n: jnp.zeros(jnp.shape(n), jnp.float32),
+                 lambda n: jnp.ones((2,), jnp.float32)]
+
+KINDS = {
+    "positive": kind(NUMBER_POOL),
+    "non_negative": kind(NUMBER_POOL, "0.0"),
+    "unit_open_closed": kind(NUMBER_POOL + [1.5]),           # (0, 1]
+    "unit_closed_open": kind(NUMBER_POOL + [1.0], "0.0"),    # [0, 1)
+    "unit_closed": kind(NUMBER_POOL + [1.5], "0.0"),         # [0, 1]
+    "unit_open": kind(NUMBER_POOL + [1.0]),                  # (0, 1)
+    "at_least_one": kind(NUMBER_POOL + [0.5]),               # [1, inf)
+    "optional_positive": kind(NUMBER_POOL, "None"),
+    "optional_non_negative": kind(NUMBER_POOL, "None", "0.0"),
+    "positive_int": kind(INT_POOL),
+    "non_negative_int": kind(INT_POOL, "0", "0.0"),  # integral floats are legal
+    "flag": kind(["True", "", None, 1, 0, 1.0, [True], np.asarray([True, False])]),
+    "mode": kind(["nope", "", None, 1, 1.5, True, ["triangular"]]),
+    "window": kind(["nope", "", None, 1, 1.5, True, ["triangular"]]),
+    "anneal_strategy": kind(["exp", "", None, 1, True, ["cos"]]),
+    "rule": kind(["nope", "", None, 1.5, True, [1], 5, -1, 2 ** 31, NAN, 1j]),
+    "sequence": kind(SEQUENCE_POOL),
+    "schedules": kind([[], None, "seq1", [None], [0.1], 0.1, S.seq1(0.1)]),
+    "index": kind([-1, 2, 2 ** 31, 2.5, 0.5, "0", None, True, NAN, [0], 1j]),
+    "transformation": kind([None, "adam", 0.1, [], S.seq1(0.1), lambda g: g]),
+}
+
+PARAMS = jnp.asarray([1.0, -2.0, 0.5], jnp.float32)
+STEPS = jnp.asarray([0, 1, 7, 1000, 2 ** 31 - 1], jnp.int32)
+
+
+def _quadratic(w):
+  return 0.5 * jnp.sum(w ** 2)
+
+
+def _check_values(values, shape=None) -> str | None:
+  """The bad class of a rate/updates array, or None."""
+  arr = np.asarray(values)
+  if shape is not None and arr.shape != shape:
+    return "bad_shape"
+  if not np.issubdtype(arr.dtype, np.floating):
+    return "bad_shape"
+  if not np.all(np.isfinite(arr)):
+    return "nonfinite"
+  return None
+
+
+def use_schedule(schedule) -> str | None:
+  """A schedule at a vector of steps up to 2**31 - 1 and at a Python int step."""
+  for steps, shape in ((STEPS, STEPS.shape), (3, ())):
+    values = schedule(steps)
+    bad = _check_values(values, shape)
+    if bad:
+      return bad
+    if np.any(np.asarray(values) < 0):
+      return "negative"
+  return None
+
+
+def use_transformation(tx, lr_of, extra_args) -> str | None:
+  """Three updates of a strategy/adaptive transformation on a quadratic (g = w)."""
+  params = PARAMS
+  state = tx.init(params)
+  for k in range(3):
+    updates, state = tx.update(params, state, params, **extra_args(k))
+    bad = _check_values(updates, params.shape)
+    if bad:
+      return bad
+    lr = lr_of(state)
+    bad = _check_values(lr, ())
+    if bad:
+      return bad
+    if float(lr) < 0:
+      return "negative"
+    params = params + updates
+  return None
+
+
+def use_strategy(tx) -> str | None:
+  return use_transformation(
+      tx, T.current_lr, lambda k: dict(valid_loss=1.0 - 0.1 * k, epoch_boundary=True))
+
+
+def use_adaptive(tx) -> str | None:
+  return use_transformation(tx, A.learned_lr, lambda k: dict(value_fn=_quadratic))
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+  """A constructor, a valid call of it, the kind of each fuzzed argument, its use."""
+
+  fn: Callable[..., Any]
+  valid: dict
+  kinds: dict
+  use: Callable[[Any], str | None]
+
+  @property
+  def name(self) -> str:
+    return f"{self.fn.__module__.split('.')[1]}.{self.fn.__name__}"
+
+
+def _cyc(fn, **extra):
+  kinds = dict(min_lr="non_negative", max_lr="positive", step_size="positive",
+               step_size_down="optional_positive")
+  kinds.update({k: v for k, v in extra.items()})
+  valid = dict(min_lr=0.001, max_lr=0.01, step_size=5.0)
+  if "gamma" in kinds:
+    valid["gamma"] = 0.99
+  return Entry(fn, valid, kinds, use_schedule)
+
+
+REGISTRY: list[Entry] = [
+    # schedules
+    Entry(S.constant, dict(learning_rate=0.1), dict(learning_rate="positive"), use_schedule),
+    Entry(S.seq1, dict(r0=0.01), dict(r0="positive"), use_schedule),
+    Entry(S.seq2, dict(r0=0.01), dict(r0="positive"), use_schedule),
+    Entry(S.seq3, dict(r0=0.01, decay=0.9), dict(r0="positive", decay="unit_open_closed"),
+          use_schedule),
+    Entry(S.seq4, dict(r0=0.01, period=10), dict(r0="positive", period="positive_int"),
+          use_schedule),
+    Entry(S.step_decay, dict(r0=0.1, drop=0.5, step_size=10),
+          dict(r0="positive", drop="unit_open_closed", step_size="positive"), use_schedule),
+    Entry(S.keras_step_decay, dict(r0=0.1, drop=0.5, epochs_drop=10),
+          dict(r0="positive", drop="unit_open_closed", epochs_drop="positive"),
+          use_schedule),
+    Entry(S.exponential_decay, dict(r0=0.1, k=0.05), dict(r0="positive", k="non_negative"),
+          use_schedule),
+    Entry(S.inverse_time_decay, dict(r0=0.1, k=0.05), dict(r0="positive", k="non_negative"),
+          use_schedule),
+    Entry(S.keras_time_based_decay, dict(learning_rate=0.1, decay=0.001),
+          dict(learning_rate="positive", decay="non_negative"), use_schedule),
+    Entry(S.polynomial_decay, dict(r0=0.1, total_steps=100, power=2.0, end_value=0.001),
+          dict(r0="positive", total_steps="positive_int", power="positive",
+               end_value="non_negative"), use_schedule),
+    Entry(S.cosine_annealing, dict(max_lr=0.1, total_steps=100, min_lr=0.001),
+          dict(max_lr="positive", total_steps="positive_int", min_lr="non_negative"),
+          use_schedule),
+    Entry(S.cosine_warm_restarts, dict(max_lr=0.1, first_cycle_steps=10, cycle_mult=2,
+                                       min_lr=0.001),
+          dict(max_lr="positive", first_cycle_steps="positive_int",
+               cycle_mult="positive_int", min_lr="non_negative"), use_schedule),
+    _cyc(S.cyclical, gamma="unit_open_closed", mode="mode", window="window"),
+    _cyc(S.triangular),
+    _cyc(S.triangular2),
+    _cyc(S.exp_range, gamma="unit_open_closed"),
+    _cyc(S.welch),
+    _cyc(S.hann),
+    Entry(S.one_cycle, dict(min_lr=0.08, max_lr=0.8, step_size=41, total_steps=95,
+                            annihilation_factor=10.0),
+          dict(min_lr="positive", max_lr="positive", step_size="positive_int",
+               total_steps="positive_int", annihilation_factor="at_least_one"),
+          use_schedule),
+    Entry(S.one_cycle_torch, dict(max_lr=0.1, total_steps=95, pct_start=0.3,
+                                  anneal_strategy="cos", div_factor=25.0,
+                                  final_div_factor=1e4, three_phase=True),
+          dict(max_lr="positive", total_steps="positive_int", pct_start="unit_closed",
+               anneal_strategy="anneal_strategy", div_factor="positive",
+               final_div_factor="positive", three_phase="flag"), use_schedule),
+    Entry(S.lr_range_test, dict(init_lr=1e-4, max_lr=10.0, num_steps=100),
+          dict(init_lr="positive", max_lr="positive", num_steps="positive_int"),
+          use_schedule),
+    Entry(S.switch, dict(schedules=[S.seq1(0.1), S.seq3(0.1)], index=1),
+          dict(schedules="schedules", index="index"), use_schedule),
+    # strategies
+    Entry(T.scale_by_strategy,
+          dict(sequence=S.seq3(0.01), rule="plateau", cutoff_fraction=0.01,
+               cutoff_decay=0.2, patience=1, cooldown=0, rtol=1e-4, atol=0.0),
+          dict(sequence="sequence", rule="rule", cutoff_fraction="positive",
+               cutoff_decay="unit_open_closed", patience="non_negative_int",
+               cooldown="non_negative_int", rtol="unit_closed", atol="non_negative"),
+          use_strategy),
+    Entry(T.by_epoch, dict(sequence=S.seq3(0.01)), dict(sequence="sequence"), use_strategy),
+    Entry(T.by_cutoff, dict(sequence=S.seq4(0.01), cutoff_fraction=0.01, cutoff_decay=0.2),
+          dict(sequence="sequence", cutoff_fraction="positive",
+               cutoff_decay="unit_open_closed"), use_strategy),
+    Entry(T.by_oscillate, dict(sequence=S.seq1(0.01)), dict(sequence="sequence"),
+          use_strategy),
+    Entry(T.on_plateau, dict(learning_rate=0.1, factor=0.5, patience=1, cooldown=0,
+                             rtol=1e-4, atol=0.0, min_lr=0.0),
+          dict(learning_rate="positive", factor="unit_open", patience="non_negative_int",
+               cooldown="non_negative_int", rtol="unit_closed", atol="non_negative",
+               min_lr="non_negative"), use_strategy),
+    Entry(T.fixed, dict(learning_rate=0.001), dict(learning_rate="positive"), use_strategy),
+    Entry(T.with_strategy, dict(inner=optax.scale_by_adam(), strategy=T.by_epoch(S.seq3(0.01))),
+          dict(inner="transformation", strategy="transformation"), use_strategy),
+    # adaptive
+    Entry(A.hypergradient_sgd, dict(learning_rate=0.1, hyper_lr=1e-3, min_lr=1e-8,
+                                    max_lr=10.0),
+          dict(learning_rate="positive", hyper_lr="positive", min_lr="positive",
+               max_lr="positive"), use_adaptive),
+    Entry(A.hypergradient_adam, dict(learning_rate=1e-3, hyper_lr=1e-7, b1=0.9, b2=0.999,
+                                     eps=1e-8, min_lr=1e-8, max_lr=10.0),
+          dict(learning_rate="positive", hyper_lr="positive", b1="unit_closed_open",
+               b2="unit_closed_open", eps="positive", min_lr="positive",
+               max_lr="positive"), use_adaptive),
+    Entry(A.newton_lr, dict(learning_rate=0.1, eps=1e-2, delta=1e-6, min_lr=1e-8,
+                            max_lr=10.0, denominator_tol=None),
+          dict(learning_rate="positive", eps="positive", delta="non_negative",
+               min_lr="positive", max_lr="positive",
+               denominator_tol="optional_non_negative"), use_adaptive),
+]
+
+GOOD = ("rejected", "legal")
+BAD = ("unnamed_error", "obscure_error", "deferred_crash", "nonfinite", "negative",
+       "bad_shape", "accepted_bad")
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+  entry: Entry
+  arg: str
+  value: Any
+
+  @property
+  def legal(self) -> bool:
+    return repr(self.value) in KINDS[self.entry.kinds[self.arg]].legal
+
+  def __str__(self):
+    return f"{self.entry.name}({self.arg}={self.value!r})"
+
+
+def cases(registry=REGISTRY):
+  for entry in registry:
+    for arg, kind_name in entry.kinds.items():
+      for value in KINDS[kind_name].pool:
+        yield Case(entry, arg, value)
+
+
+def classify(case: Case) -> tuple[str, str]:
+  """(outcome class, detail) of one case."""
+  kwargs = dict(case.entry.valid)
+  kwargs[case.arg] = case.value
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    try:
+      built = case.entry.fn(**kwargs)
+    except (ValueError, TypeError) as err:
+      if re.search(rf"`{re.escape(case.arg)}`", str(err)):
+        return "rejected", str(err)
+      return "unnamed_error", f"{type(err).__name__}: {err}"
+    except Exception as err:  # pylint: disable=broad-except
+      return "obscure_error", f"{type(err).__name__}: {err}"
+    try:
+      bad = case.entry.use(built)
+    except Exception as err:  # pylint: disable=broad-except
+      return "deferred_crash", f"{type(err).__name__}: {str(err)[:200]}"
+  if bad:
+    return bad, ""
+  return ("legal", "") if case.legal else ("accepted_bad", "")
+
+
+def fuzz(registry=REGISTRY, verbose: bool = False) -> collections.Counter:
+  """Runs every case; returns the count per outcome class (and prints bad cases)."""
+  counts = collections.Counter()
+  for case in cases(registry):
+    outcome, detail = classify(case)
+    counts[outcome] += 1
+    if verbose and outcome in BAD:
+      print(f"{outcome:15s} {case}  {detail[:160]}")
+  return counts
+
+
+def test_registry_covers_every_public_constructor():
+  names = {e.fn for e in REGISTRY}
+  public = set()
+  for module, skip in ((S, {"Schedule", "REPORT_SEQUENCES"}),
+                       (T, {"RULES", "Rule", "StrategyState", "strategy_state",
+                            "current_lr", "current_index"}),
+                       (A, {"HypergradientSGDState", "HypergradientAdamState",
+                            "NewtonLRState", "AdaptiveState", "adaptive_state",
+                            "learned_lr", "five_losses"})):
+    public |= {getattr(module, n) for n in module.__all__ if n not in skip}
+  missing = {f.__name__ for f in public - names}
+  assert not missing, f"constructors missing from REGISTRY: {sorted(missing)}"
+
+
+def test_every_valid_call_is_good():
+  for entry in REGISTRY:
+    assert entry.use(entry.fn(**entry.valid)) is None, entry.name
+
+
+def test_fuzz_has_no_bad_outcomes(capsys):
+  counts = fuzz(verbose=True)
+  with capsys.disabled():
+    print("\nfuzz outcome counts:", dict(sorted(counts.items())))
+  assert sum(counts.values()) > 1000
+  assert counts["rejected"] > 0
+  assert {k: counts[k] for k in BAD if counts[k]} == {}
+
+
+_BANK = [S.seq1(0.1), S.seq3(0.1)]
+
+
+@pytest.mark.parametrize("call,error,pattern", [
+    (lambda: S.seq1("0.1"), TypeError, "`r0` must be a real number"),
+    (lambda: S.constant(True), TypeError, "`learning_rate` must be a real number"),
+    (lambda: S.seq1(None), TypeError, "`r0`"),
+    (lambda: S.seq1([0.1, 0.2]), TypeError, "`r0` must be a scalar"),
+    (lambda: S.seq1(0.1 + 1j), TypeError, "`r0`.*complex"),
+    (lambda: S.seq1(1e39), ValueError, "`r0` overflows float32"),
+    (lambda: S.seq1(1e-45), ValueError, "`r0` is below float32's smallest normal"),
+    (lambda: S.exponential_decay(0.1, 1e-40), ValueError, "`k` is below float32"),
+    (lambda: S.seq4(0.1, period=2 ** 31), ValueError, "`period` must fit in int32"),
+    (lambda: S.cosine_annealing(0.1, 2.5), ValueError, "`total_steps` must be a positive int"),
+    (lambda: S.cosine_annealing(0.1, True), TypeError, "`total_steps`"),
+    # float32 comparison: 0.1000000001 and 0.1 are the same float32, so min_lr <= max_lr
+    (lambda: S.cosine_annealing(0.1, 10, 0.1000001), ValueError, "`min_lr`"),
+    (lambda: S.one_cycle_torch(0.1, 10, three_phase=1), TypeError, "`three_phase`"),
+    (lambda: S.one_cycle_torch(1e10, 10, div_factor=1e-30), ValueError,
+     "`max_lr` / `div_factor`"),
+    (lambda: S.cyclical(0.0, 1.0, 2, mode=None), TypeError, "`mode`"),
+    (lambda: S.switch(_BANK, 2), ValueError, "`index`"),
+    (lambda: S.switch(_BANK, -1), ValueError, "`index`"),
+    (lambda: S.switch(_BANK, 0.5), ValueError, "`index`"),
+    (lambda: S.switch([S.seq1(0.1), None], 0), TypeError, "`schedules`"),
+    (lambda: T.with_strategy("adam", T.fixed(0.1)), TypeError, "`inner`"),
+    (lambda: T.scale_by_strategy(S.seq1(0.1), "epoch", patience=2 ** 31), ValueError,
+     "`patience` must fit in int32"),
+    (lambda: A.newton_lr(0.1, eps="1e-2"), TypeError, "`eps`"),
+])
+def test_examples_of_rejections(call, error, pattern):
+  with pytest.raises(error, match=pattern) as info:
+    call()
+  assert isinstance(info.value, ValueError)  # ArgumentTypeError is both
+
+
+def test_legal_edge_values_work():
+  """Values of the pools documented as legal, used for real."""
+  assert float(S.exponential_decay(0.1, 0.0)(10 ** 9)) == pytest.approx(0.1)
+  assert float(S.cosine_annealing(0.1, 10, min_lr=0.0)(10)) == 0.0
+  assert float(S.cosine_annealing(0.1, 10.0)(5)) == pytest.approx(0.05)  # integral float
+  assert float(S.cosine_annealing(0.1, 10, 0.1000000001)(5)) == pytest.approx(0.1)
+  assert float(S.cyclical(0.0, 1.0, 2, step_size_down=None)(2)) == 1.0
+  # pct_start = 0: PyTorch's first phase ends at -1, step 0 is at pct 0.1 of the second
+  want = 0.1 * 1e-5 + (0.1 - 0.1 * 1e-5) / 2 * (1 + math.cos(math.pi * 0.1))
+  assert float(S.one_cycle_torch(0.1, 10, pct_start=0.0)(0)) == pytest.approx(want, rel=1e-6)
+  # a traced index cannot be checked: out of range, it is clamped (as lax.switch does)
+  clamped = jax.jit(lambda i: S.switch(_BANK, i)(1))(jnp.asarray(7, jnp.int32))
+  assert float(clamped) == pytest.approx(0.09)
+
+
+if __name__ == "__main__":
+  print(dict(sorted(fuzz(verbose=True).items())))

@@ -106,11 +106,12 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
 
   checkpointer = None
   if checkpoint_dir is not None:
+    # Refuses at once an unwritable folder, another sweep's, or one with no usable step.
     checkpointer = SweepCheckpointer(checkpoint_dir, config.to_dict())
-    latest = checkpointer.latest_epoch()
-    if latest is not None:
-      restored = checkpointer.restore(
-          latest, {"states": states, "history": history, "step_history": step_history})
+    found = checkpointer.restore_latest(
+        {"states": states, "history": history, "step_history": step_history})
+    if found is not None:
+      latest, restored = found
       states = list(restored["states"])
       history = {k: np.asarray(v) for k, v in restored["history"].items()}
       step_history = {k: np.asarray(v) for k, v in restored["step_history"].items()}

@@ -120,7 +120,16 @@ def _plot(args) -> int:
 def main(argv=None) -> int:
   args = _parser().parse_args(argv)
   if args.command == "sweep":
-    return _sweep(args)
+    from lrjax.train.checkpoint import CheckpointError
+    try:
+      return _sweep(args)
+    except CheckpointError as err:
+      # A damaged, foreign or unwritable checkpoint folder is the user's to fix: one line
+      # saying what happened and what to do (and where the completed epochs went), no
+      # traceback.
+      notes = "".join(f"; {note}" for note in getattr(err, "__notes__", ()))
+      print(f"lrjax sweep: {err}{notes}", file=sys.stderr)
+      return 1
   return _plot(args)
 
 

@@ -127,8 +127,8 @@ def main(argv=None) -> int:
       # A damaged, foreign or unwritable checkpoint folder is the user's to fix: one line
       # saying what happened and what to do (and where the completed epochs went), no
       # traceback.
-      notes = "".join(f"; {note}" for note in getattr(err, "__notes__", ()))
-      print(f"lrjax sweep: {err}{notes}", file=sys.stderr)
+      text = "; ".join([str(err).rstrip(".")] + list(getattr(err, "__notes__", ())))
+      print(f"lrjax sweep: {text}.", file=sys.stderr)
       return 1
   return _plot(args)
 

@@ -164,6 +164,16 @@ def test_restored_state_must_be_finite_where_the_saved_one_was():
   assert "checksum mismatch in ['diverged']" in ckpt._mismatch(leaves, other)  # pylint: disable=protected-access
 
 
+def test_cut_step_metadata_alone_does_not_matter(pristine, damaged, small, capfd):
+  """orbax's own ``_CHECKPOINT_METADATA`` (times, not arrays) cut: the arrays verify."""
+  _cut(_step(damaged, 3) / "_CHECKPOINT_METADATA")
+  capfd.readouterr()
+  resumed = run_sweep(CONFIG, small, checkpoint_dir=damaged, progress=False)
+  assert "lrjax:" not in capfd.readouterr().err
+  assert np.isnan(resumed.epoch_seconds).all()  # restored from step 3, nothing retrained
+  _assert_same_results(resumed, pristine[0])
+
+
 def test_no_usable_step_is_a_one_line_refusal_naming_what_to_delete(damaged, small, capsys):
   for step in (2, 3):
     _cut(_step(damaged, step) / "default" / "_METADATA")
@@ -371,3 +381,32 @@ def test_read_only_folder_for_root_without_override_is_one_cli_line(tmp_path):
   assert len(lines) == 1, proc.stderr
   assert "not writable" in lines[0] and str(folder) in lines[0]
   assert proc.stdout == ""
+
+
+def test_cli_save_failure_is_one_line_and_keeps_completed_epochs(tmp_path, capsys,
+                                                                 monkeypatch):
+  """A disk that fills up at the second save (as root, where permissions never fail)."""
+  import orbax.checkpoint as ocp
+  real_save = ocp.CheckpointManager.save
+
+  def disk_full_at_step_2(self, step, *args, **kwargs):
+    if step >= 2:
+      raise OSError(28, "No space left on device")
+    return real_save(self, step, *args, **kwargs)
+
+  monkeypatch.setattr(ocp.CheckpointManager, "save", disk_full_at_step_2)
+  out = tmp_path / "out"
+  t0 = time.perf_counter()
+  code = cli.main(["sweep", "--model", "logistic", "--train-size", "256", "--epochs", "3",
+                   "--no-progress", "--checkpoint-dir", str(tmp_path / "ckpt"),
+                   "--out", str(out)])
+  assert time.perf_counter() - t0 < HANG_LIMIT_S
+  assert code == 1
+  captured = capsys.readouterr()
+  lines = captured.err.strip().splitlines()
+  assert len(lines) == 1, captured.err
+  assert "saving checkpoint step 2" in lines[0] and "No space left" in lines[0]
+  assert f"the results of the 2 completed epochs are in {out}" in lines[0]
+  saved = results.load(out)
+  assert saved["completed_epochs"] == 2 and saved["history"]["valid_acc"].shape == (2, 14)
+  assert np.isfinite(saved["history"]["valid_acc"]).all()

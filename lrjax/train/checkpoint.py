@@ -262,8 +262,10 @@ class SweepCheckpointer:
       if reason is None:
         if failures:
           bad = "; ".join(f"step {s}: {r}" for s, r in failures)
+          gone = ", ".join(str(s) for s, _ in failures)
           self._report(f"lrjax: checkpoint {self.directory} has unusable newer steps ({bad}); "
-                       f"resuming from step {step}, the later epochs are recomputed.")
+                       f"deleted step {gone} and resuming from step {step} (the later epochs "
+                       "are recomputed).")
           for s, _ in failures:
             self._discard(s)
         return step, restored

@@ -78,6 +78,12 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
 
   Returns:
     A `SweepResult`.
+
+  Raises:
+    lrjax.train.checkpoint.CheckpointError: the checkpoint folder is not writable, holds
+      another sweep, or has no step that verifies (a damaged newest step alone falls back
+      to an older one); or a save failed (`CheckpointSaveError`; the completed epochs are
+      written to ``out_dir`` first).  The message is one line saying what to do.
   """
   if dataset.train_x.shape[0] < config.batch_size:
     raise ValueError(f"`batch_size` ({config.batch_size}) exceeds the training set size "

@@ -10,6 +10,7 @@ root write anywhere.
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -410,3 +411,29 @@ def test_cli_save_failure_is_one_line_and_keeps_completed_epochs(tmp_path, capsy
   saved = results.load(out)
   assert saved["completed_epochs"] == 2 and saved["history"]["valid_acc"].shape == (2, 14)
   assert np.isfinite(saved["history"]["valid_acc"]).all()
+
+
+def test_read_only_filesystem_is_one_cli_line(tmp_path):
+  """A real read-only mount (EROFS, which stops root too), made in a private mount
+  namespace with ``unshare``; skipped where namespaces are not allowed."""
+  folder = tmp_path / "ckpt"
+  folder.mkdir()
+  q = shlex.quote(str(folder))
+  mount = f"mount --bind {q} {q} && mount -o remount,ro,bind {q} {q}"
+  probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"{mount} && ! touch {q}/x"],
+                         capture_output=True, text=True) if shutil.which("unshare") else None
+  if probe is None or probe.returncode != 0:
+    pytest.skip("cannot make a read-only mount here (no unprivileged mount namespaces)")
+  command = shlex.join([sys.executable, "-m", "lrjax", "sweep", "--model", "logistic",
+                      "--train-size", "256", "--epochs", "2", "--no-progress",
+                      "--checkpoint-dir", str(folder), "--out", str(tmp_path / "out")])
+  env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
+  t0 = time.perf_counter()
+  proc = subprocess.run(["unshare", "-rm", "sh", "-c", f"{mount} && exec {command}"],
+                        env=env, capture_output=True, text=True, timeout=600)
+  assert time.perf_counter() - t0 < HANG_LIMIT_S
+  assert proc.returncode == 1, proc.stderr[-2000:]
+  lines = [line for line in proc.stderr.splitlines() if line.strip()]
+  assert len(lines) == 1, proc.stderr
+  assert "not writable (Read-only file system)" in lines[0] and str(folder) in lines[0]
+  assert proc.stdout == ""

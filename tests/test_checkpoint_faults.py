@@ -97,8 +97,9 @@ def _largest_data_file(folder: Path) -> Path:
 # fault -> (damage, what the notice must say about step 3)
 FAULTS = {
     # The cases: the newest step's largest file with 64 bytes flipped (size
-    # unchanged), the largest array data file flipped (orbax reads it back silently wrong),
-    # a data file cut, the array metadata cut.
+    # unchanged; for this small model that is orbax's array metadata), the largest array
+    # data file flipped (orbax reads it back silently wrong: the case on a larger
+    # model), a data file cut, the array metadata cut.
     "flipped bytes, largest file": (
         lambda d: _flip_middle(_largest(_files(_step(d, 3)))), ""),
     "flipped bytes, largest data file": (

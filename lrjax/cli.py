@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
   sweep.add_argument("--checkpoint-every", type=int, default=1)
   sweep.add_argument("--tolerance", type=float, default=0.005,
                      help="convergence tolerance on validation accuracy")
+  sweep.add_argument("--observe-untrained-loss", action=argparse.BooleanOptionalAction,
+                     default=True,
+                     help="loss_0 of by-cutoff/by-oscillate is the untrained model's "
+                          "validation loss (the report's reading, default); "
+                          "--no-observe-untrained-loss: the loss after epoch 1")
   sweep.add_argument("--no-progress", action="store_true")
 
   plot = sub.add_parser("plot", help="plot a sweep's results.json")
@@ -96,7 +101,7 @@ def _sweep(args) -> int:
       variants=report_variants(args.r0, args.benchmark_lr, tuple(range(args.seeds))),
       epochs=args.epochs, batch_size=args.batch_size, task=task,
       convergence_tolerance=args.tolerance, checkpoint_every=args.checkpoint_every,
-      model_kwargs=_model_kwargs(args))
+      model_kwargs=_model_kwargs(args), observe_untrained_loss=args.observe_untrained_loss)
   result = run_sweep(config, dataset, checkpoint_dir=args.checkpoint_dir, out_dir=args.out,
                      progress=not args.no_progress)
   plotting.plot_report_figures(result.history, result.names, args.out)
@@ -119,6 +124,12 @@ def _plot(args) -> int:
 
 def main(argv=None) -> int:
   args = _parser().parse_args(argv)
+  from lrjax import _extras
+  try:
+    _extras.require_train("the lrjax command")
+  except ImportError as error:  # a missing extra is the user's install, not a bug
+    print(f"lrjax: error: {error}", file=sys.stderr)
+    return 2
   if args.command == "sweep":
     from lrjax.train.checkpoint import CheckpointError
     try:

@@ -6,6 +6,8 @@ eq. 16 are exact on it up to rounding.  Hypergradient steps are checked against
 eq. 6-8 (and Baydin et al.'s Adam-HD) written out in numpy.
 """
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -343,6 +345,7 @@ FACTORIES = {
     "newton": lambda lr: adaptive.newton_lr(lr, eps=1e-2),
     "hd_sgd": lambda lr: adaptive.hypergradient_sgd(lr, 1e-3),
     "hd_adam": lambda lr: adaptive.hypergradient_adam(lr, 1e-4),
+    "hd_rms": lambda lr: adaptive.hypergradient(optax.scale_by_rms(), lr, 1e-4),
 }
 
 
@@ -436,3 +439,353 @@ def test_dtype_follows_params():
 def test_bad_arguments_raise_naming_the_argument(factory, kwargs, name):
   with pytest.raises(ValueError, match=f"`{name}`"):
     factory(**kwargs)
+
+
+# ----------------------------------------------------------------- Newton: eq. 18 exactly
+
+# f(eta) = A (eta - 0) + B (eta - ETA0)^2 along the direction, evaluated at
+# eta = ETA0 + j EPS: numerator f(+1) - f(-1) = 2 A EPS = -2.025e-3, denominator
+# f(+2) + f(-2) - 2 f(0) = 8 B EPS^2 = -5e-7 (small and negative).  By hand:
+#   paper  (eq. 18, den + delta):        0.1 - 2e-3 (-2.025e-3) / (5e-7)  = 8.2
+#   robust (max(den, 0) + delta):        0.1 - 2e-3 (-2.025e-3) / (1e-6)  = 4.15
+#   not smoothed (eq. 16, den itself):   0.1 - 2e-3 (-2.025e-3) / (-5e-7) = -8.0
+ETA0, EPS, DELTA, A_COEF, B_COEF = 0.1, 1e-3, 1e-6, -1.0125, -0.0625
+PAPER_LR, ROBUST_LR, NEWTON_LR = 8.2, 4.15, -8.0
+
+
+def _small_negative_denominator_step(**kwargs):
+  """One update where params = 0 and direction = -1, so moved params = eta."""
+  value_fn = lambda w: jnp.sum(A_COEF * w + B_COEF * (w - ETA0) ** 2)
+  w, g = jnp.zeros(1), -jnp.ones(1)
+  tx = adaptive.newton_lr(ETA0, eps=EPS, delta=DELTA, **kwargs)
+  update = jax.jit(lambda g, s, p: tx.update(g, s, p, value_fn=value_fn))
+  return update(g, tx.init(w), w)[1]
+
+
+def test_newton_smoothing_paper_and_robust_by_hand():
+  with jax.enable_x64(True):
+    for smoothing, want in [("paper", PAPER_LR), ("robust", ROBUST_LR),
+                            (adaptive.paper_smoothing, PAPER_LR),
+                            (lambda den, delta: den + delta, PAPER_LR)]:
+      state = _small_negative_denominator_step(smoothing=smoothing, denominator_tol=1e-6)
+      np.testing.assert_allclose(float(state.lr), want, rtol=1e-6)
+      assert bool(state.smoothed) and int(state.num_smoothed) == 1
+      assert int(state.num_clipped) == 0
+    # the default is the robust rule
+    state = _small_negative_denominator_step(denominator_tol=1e-6)
+    np.testing.assert_allclose(float(state.lr), ROBUST_LR, rtol=1e-6)
+    assert adaptive.SMOOTHING_RULES["paper"] is adaptive.paper_smoothing
+    # on a positive ~0 denominator the two rules agree (max(den, 0) = den)
+    den, delta = jnp.float64(3e-7), jnp.float64(1e-6)
+    assert float(adaptive.paper_smoothing(den, delta)) == float(
+        adaptive.robust_smoothing(den, delta))
+
+
+def test_newton_smoothing_rule_vmaps_over_initial_rates():
+  value_fn = lambda w: jnp.sum(A_COEF * w + B_COEF * (w - ETA0) ** 2)
+
+  def one(lr):
+    tx = adaptive.newton_lr(lr, eps=EPS, delta=DELTA, smoothing="paper",
+                            denominator_tol=1e-6)
+    w = jnp.zeros(1)
+    return tx.update(-jnp.ones(1), tx.init(w), w, value_fn=value_fn)[1].lr
+
+  with jax.enable_x64(True):
+    got = jax.jit(jax.vmap(one))(jnp.asarray([ETA0, ETA0]))
+    np.testing.assert_allclose(np.asarray(got), [PAPER_LR] * 2, rtol=1e-6)
+
+
+@pytest.mark.parametrize("smoothing,error", [
+    ("papers", ValueError), ("", ValueError), (1.0, TypeError), (None, TypeError)])
+def test_newton_bad_smoothing_is_rejected_naming_it(smoothing, error):
+  with pytest.raises(error, match="`smoothing`"):
+    adaptive.newton_lr(0.1, smoothing=smoothing)
+
+
+# ----------------------------------------------------------------- Newton: which branch
+
+def _newton_branches(eps, num_steps=50):
+  """Gradient descent with `newton_lr` on a float32 5-d quadratic, jitted and scanned:
+  the branch (state.smoothed) of every step, and the final state."""
+  a = jnp.asarray(spd(5, 10.0, dtype=np.float32))
+  w0 = jnp.asarray(np.random.default_rng(1).normal(size=5), jnp.float32)
+  value_fn = quadratic(a)
+  tx = adaptive.newton_lr(0.01, eps=eps)
+
+  def step(carry, _):
+    w, state = carry
+    updates, state = tx.update(jax.grad(value_fn)(w), state, w, value_fn=value_fn)
+    return (optax.apply_updates(w, updates), state), state.smoothed
+
+  (_, state), smoothed = jax.jit(
+      lambda w: jax.lax.scan(step, (w, tx.init(w)), None, length=num_steps))(w0)
+  return np.asarray(smoothed), state
+
+
+def test_newton_float32_paper_eps_takes_the_smoothed_branch_every_step():
+  smoothed, state = _newton_branches(1e-5)
+  assert smoothed.dtype == np.bool_ and smoothed.shape == (50,)
+  assert smoothed.all()  # documented: eps = 1e-5 in float32 never takes eq. 16
+  assert int(state.num_smoothed) == 50 == int(state.count)
+  smoothed, state = _newton_branches(1e-2)
+  assert not smoothed.any()  # a larger eps: the Newton step (eq. 16) every time
+  assert int(state.num_smoothed) == 0
+
+
+def test_engine_newton_preset_takes_the_newton_branch():
+  """The engine's Newton (no eps given) takes eq. 16 on most steps, in float32."""
+  pytest.importorskip("flax")  # the engine's extra
+  from lrjax import models
+  from lrjax.train import optimizers, step as step_lib
+
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(512, 13)).astype(np.float32)
+  y = x[:, :3].argmax(-1).astype(np.int32)
+  model = models.LogisticRegression(num_classes=3)
+
+  def branch_counts(optimizer_kwargs):
+    spec = optimizers.GroupSpec("newton", tuple(sorted(optimizer_kwargs.items())), False,
+                                (("constant", ()),))
+    hyper = optimizers.GroupHyper(jnp.float32(0.01), jnp.int32(0), jnp.int32(0),
+                                  jnp.int32(0))
+    tx = optimizers.make_transform(spec, hyper)
+    params = model.init(jax.random.PRNGKey(0), x[:2])["params"]
+    state = step_lib.TrainState(params, {}, tx.init(params), jnp.float32(jnp.nan),
+                                jnp.int32(0))
+    one = jax.jit(lambda s, bx, by: step_lib.train_step(
+        model, tx, "classification", s, bx, by, None, jnp.bool_(False))[0])
+    for i in range(50):
+      j = 32 * i % (512 - 32)
+      state = one(state, x[j:j + 32], y[j:j + 32])
+    newton = adaptive.adaptive_state(state.opt_state)
+    assert not bool(newton.nonfinite)
+    return int(newton.num_smoothed), int(newton.count)
+
+  smoothed, count = branch_counts({})
+  assert count == 50 and smoothed <= count // 4
+  assert optimizers.NEWTON_PRESET["eps"] > 1e-5
+  smoothed, count = branch_counts({"eps": 1e-5})  # the paper's eps, given explicitly
+  assert smoothed == count == 50
+
+
+# ----------------------------------------------------------------- no clip: the paper's rate
+
+def test_newton_min_lr_none_follows_eq16_to_a_negative_rate():
+  with jax.enable_x64(True):
+    # no smoothing (float64 rounding tolerance): eq. 16 gives -8.0 (by hand, above)
+    state = _small_negative_denominator_step(min_lr=None)
+    np.testing.assert_allclose(float(state.lr), NEWTON_LR, rtol=1e-6)
+    assert not bool(state.smoothed) and int(state.num_clipped) == 0
+    # the guarded default clips the same proposal to min_lr
+    state = _small_negative_denominator_step()
+    assert float(state.lr) == pytest.approx(_common.DEFAULT_MIN_LR)
+    assert int(state.num_clipped) == 1
+  # the aliasing cosine of test_newton_huge_eps_negative_proposal_clipped_to_min_lr
+  value_fn = lambda w: jnp.sum(1.0 - jnp.cos(w))
+  w = jnp.array([0.5])
+  g = jax.grad(value_fn)(w)
+  x = 0.5 - 0.1 * float(g[0])
+  proposal = 0.1 + 10.0 * np.tan(x) / np.sin(10.0 * float(g[0]))
+  tx = adaptive.newton_lr(0.1, eps=10.0, min_lr=None)
+  updates, state = tx.update(g, tx.init(w), w, value_fn=value_fn)
+  np.testing.assert_allclose(float(state.lr), proposal, rtol=1e-4)
+  assert float(state.lr) < 0
+  # and the next update applies that negative rate (w + |eta| g: an ascent step)
+  updates, state = tx.update(g, state, w, value_fn=value_fn)
+  np.testing.assert_allclose(np.asarray(updates), -proposal * np.asarray(g), rtol=1e-4)
+
+
+def test_max_lr_none_and_hypergradient_min_lr_none():
+  w = jnp.array([1.0, 2.0])
+  sphere = lambda p: jnp.sum(p ** 2)
+  # along a tiny direction the line minimum is eta* = 500 (clipped at 2 in the guard test)
+  with jax.enable_x64(True):  # float64: the differences are exact enough for 1e-6
+    w64 = jnp.asarray(w, jnp.float64)
+    tx = adaptive.newton_lr(0.1, eps=1.0, max_lr=None)
+    _, state = tx.update(2e-3 * w64, tx.init(w64), w64, value_fn=sphere)
+    assert float(state.lr) == pytest.approx(500.0, rel=1e-6)
+    assert int(state.num_clipped) == 0
+  # a learning_rate above the default max_lr is accepted without an upper bound
+  assert float(adaptive.newton_lr(20.0, max_lr=None).init(w).lr) == 20.0
+  # hypergradient: eta_1 = 0.1 - 1.0 * h, h = -g_1 . g_0 = 200: -199.9, kept
+  tx = adaptive.hypergradient_sgd(0.1, hyper_lr=1.0, min_lr=None)
+  _, state = tx.update(w / w, tx.init(w))
+  _, state = tx.update(-100.0 * w / w, state)
+  assert float(state.lr) == pytest.approx(0.1 - 200.0)
+  assert int(state.num_clipped) == 0
+  # NaN is still guarded without bounds
+  _, state = tx.update(jnp.array([jnp.nan, 1.0]), state)
+  assert float(state.lr) == pytest.approx(0.1 - 200.0) and bool(state.nonfinite)
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    (dict(min_lr=None, max_lr=0.01), "max_lr"),  # learning_rate 0.1 > max_lr
+    (dict(min_lr=1.0, max_lr=None), "min_lr"),  # min_lr > learning_rate
+    (dict(min_lr=None, max_lr=-1.0), "max_lr"),
+])
+def test_one_sided_bounds_are_still_checked(kwargs, name):
+  for factory in (adaptive.newton_lr, adaptive.hypergradient_sgd):
+    with pytest.raises(ValueError, match=f"`{name}`"):
+      factory(0.1, **kwargs)
+
+
+# ----------------------------------------------------------------- one hypergradient wrapper
+
+def test_hypergradient_wrapper_around_scale_by_rms_matches_reference():
+  """RMSprop-HD by hand: nu = d nu + (1-d) g^2, dir = g / sqrt(nu + eps) (optax's
+  scale_by_rms: eps inside the root, nu_0 = 0), h_t = -g_t . dir_{t-1}."""
+  rng = np.random.default_rng(4)
+  base = rng.normal(size=(2, 3))
+  grads = [base + 0.5 * rng.normal(size=(2, 3)) for _ in range(4)]  # mostly aligned
+  lr0, beta, decay, eps = 0.02, 1e-3, 0.9, 1e-8
+  nu, prev, lr, want_lr, want_updates = np.zeros((2, 3)), np.zeros((2, 3)), lr0, [], []
+  for g in grads:
+    lr = lr - beta * -(g * prev).sum()
+    nu = decay * nu + (1 - decay) * g ** 2
+    prev = g / np.sqrt(nu + eps)
+    want_lr.append(lr)
+    want_updates.append(-lr * prev)
+  assert min(want_lr) > 0 and want_lr[-1] > 1.2 * lr0  # inside the guard, and moving
+
+  tx = adaptive.hypergradient(optax.scale_by_rms(decay=decay, eps=eps), lr0, beta)
+  params = {"w": jnp.zeros((2, 3))}
+  state = tx.init(params)
+  update = jax.jit(tx.update)
+  for g, lr_ref, u_ref in zip(grads, want_lr, want_updates):
+    updates, state = update({"w": jnp.asarray(g, jnp.float32)}, state, params)
+    assert float(state.lr) == pytest.approx(lr_ref, rel=1e-5)
+    np.testing.assert_allclose(np.asarray(updates["w"]), u_ref, rtol=1e-5, atol=1e-7)
+  assert isinstance(state.inner_state, optax.ScaleByRmsState)
+  assert int(state.count) == 4 and adaptive.learned_lr(state) is state.lr
+
+
+def test_named_hypergradient_methods_are_the_wrapper():
+  rng = np.random.default_rng(5)
+  grads = [jnp.asarray(rng.normal(size=4), jnp.float32) for _ in range(5)]
+  pairs = [(adaptive.hypergradient_sgd(0.05, 1e-2),
+            adaptive.hypergradient(optax.identity(), 0.05, 1e-2)),
+           (adaptive.hypergradient_adam(0.05, 1e-2, 0.8, 0.99, 1e-6),
+            adaptive.hypergradient(optax.scale_by_adam(0.8, 0.99, 1e-6), 0.05, 1e-2))]
+  for named, wrapped in pairs:
+    s1, s2 = named.init(jnp.zeros(4)), wrapped.init(jnp.zeros(4))
+    assert type(s1) is type(s2) is adaptive.HypergradientState
+    for g in grads:
+      u1, s1 = named.update(g, s1)
+      u2, s2 = wrapped.update(g, s2)
+      np.testing.assert_array_equal(np.asarray(u1), np.asarray(u2))
+    jax.tree.map(np.testing.assert_array_equal, s1, s2)
+  # the Adam form keeps optax's Adam state inside
+  assert isinstance(pairs[1][0].init(jnp.zeros(4)).inner_state, optax.ScaleByAdamState)
+
+
+def test_hypergradient_passes_extra_args_to_an_inner_that_takes_them():
+  seen = []
+
+  def init(params):
+    return optax.EmptyState()
+
+  def update(updates, state, params=None, *, scale=1.0, **extra):
+    seen.append(scale)
+    return jax.tree.map(lambda g: scale * g, updates), state
+
+  inner = optax.GradientTransformationExtraArgs(init, update)
+  tx = adaptive.hypergradient(inner, 0.1, 1e-3)
+  w = jnp.ones(2)
+  updates, _ = tx.update(w, tx.init(w), w, scale=3.0, valid_loss=jnp.float32(1.0))
+  assert seen == [3.0]
+  np.testing.assert_allclose(np.asarray(updates), -0.3 * np.ones(2), rtol=1e-6)
+  # a plain GradientTransformation inner ignores the engine's extra args
+  tx = adaptive.hypergradient(optax.scale_by_rms(), 0.1, 1e-3)
+  tx.update(w, tx.init(w), w, valid_loss=jnp.float32(1.0), epoch_boundary=True)
+
+
+@pytest.mark.parametrize("inner", [None, 0.1, optax.sgd])
+def test_hypergradient_bad_inner_is_rejected_naming_it(inner):
+  with pytest.raises(TypeError, match="`inner`"):
+    adaptive.hypergradient(inner, 0.1, 1e-3)
+
+
+# ----------------------------------------------------------------- states: donation, dtypes
+
+def _value_fn(w):
+  return sum(jnp.sum(x.astype(jnp.float32) ** 2) for x in jax.tree.leaves(w))
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_every_state_is_donatable(name):
+  tx = FACTORIES[name](0.05)
+  params = {"a": jnp.ones(3), "b": jnp.ones(3)}  # equal leaves: zeros_like must not merge
+  update = jax.jit(lambda g, s, p: tx.update(g, s, p, value_fn=_value_fn),
+                   donate_argnums=1)
+  for state in (tx.init(params), jax.jit(tx.init)(params)):
+    leaves = jax.tree.leaves(state)
+    assert len({x.unsafe_buffer_pointer() for x in leaves}) == len(leaves)
+    grads = jax.tree.map(lambda p: 2 * p, params)
+    for _ in range(3):  # fresh state, then states made by donated updates
+      _, state = update(grads, state, params)
+    assert np.isfinite(float(adaptive.learned_lr(state)))
+    # an eager update's state does not alias the caller's gradient or params either
+    g = jax.tree.map(lambda p: 2 * p, params)
+    _, state = tx.update(g, state, params, value_fn=_value_fn)
+    update(grads, state, params)
+    assert not any(x.is_deleted() for x in jax.tree.leaves((g, params)))
+  # nor the caller's learning_rate array
+  lr = jnp.asarray(0.05, jnp.float32)
+  state = FACTORIES[name](lr).init(params)
+  update(jax.tree.map(lambda p: 2 * p, params), state, params)
+  assert not lr.is_deleted()
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_state_keeps_half_precision_params_dtype(name, dtype):
+  tx = FACTORIES[name](0.05)
+  params = jnp.ones(4, dtype)
+  state = tx.init(params)
+  dtypes = jax.tree.map(lambda x: x.dtype, state)
+  for x in jax.tree.leaves(state):
+    if x.ndim:  # per-parameter leaves (directions, moments) in the params' dtype
+      assert x.dtype == dtype
+  assert state.lr.dtype == jnp.float32  # the scalar rate: at least float32
+
+  def step(carry, _):
+    w, s = carry
+    updates, s = tx.update(jax.grad(_value_fn)(w), s, w, value_fn=_value_fn)
+    return (optax.apply_updates(w, updates), s), None
+
+  (w, state), _ = jax.jit(lambda w, s: jax.lax.scan(step, (w, s), None, length=3))(
+      params, state)  # a scan carry: dtypes must not change across updates
+  assert jax.tree.map(lambda x: x.dtype, state) == dtypes and w.dtype == dtype
+  assert np.isfinite(float(state.lr)) and not bool(state.nonfinite)
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_numpy_float64_params_without_x64_give_float32_state(name):
+  assert not jax.config.jax_enable_x64
+  params = np.ones(3)  # float64 numpy: JAX computes it in float32
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # no "float64 requested but not available"
+    state = FACTORIES[name](0.05).init(params)
+    _, state = FACTORIES[name](0.05).update(2 * params, state, params, value_fn=_value_fn)
+  for x in jax.tree.leaves(state):
+    assert x.dtype in (jnp.float32, jnp.int32, jnp.bool_)
+
+
+def test_learned_lr_of_every_method_in_any_chain():
+  w = {"a": jnp.ones(2)}
+  value_fn = lambda p: jnp.sum(p["a"] ** 2)
+  for name, factory in sorted(FACTORIES.items()):
+    chains = [
+        factory(0.07),
+        optax.chain(optax.clip_by_global_norm(1.0), factory(0.07)),
+        optax.apply_if_finite(optax.with_extra_args_support(
+            optax.chain(optax.identity(), factory(0.07))), 5),
+        optax.chain(optax.add_decayed_weights(0.0),
+                    optax.chain(optax.identity(), factory(0.07))),
+    ]
+    for tx in chains:
+      tx = optax.with_extra_args_support(tx)
+      state = tx.init(w)
+      assert float(adaptive.learned_lr(state)) == pytest.approx(0.07), name
+      _, state = tx.update(w, state, w, value_fn=value_fn)
+      assert float(adaptive.learned_lr(state)) == float(adaptive.adaptive_state(state).lr)

@@ -612,10 +612,15 @@ def _expected(factory, static, kwargs):
   return np.asarray(factory(**kwargs, **static)(STEPS))
 
 
+# the porting / today's-practice modules are covered by tests/test_schedules_porting.py
+PORTING_MODULES = ("torch_compat", "keras_compat", "warmups", "momentum", "compose", "porting")
+
+
 def test_every_public_schedule_is_covered():
   factories = {v[0] for v in VARIANTS.values()}
   public = {getattr(S, name) for name in S.__all__
-            if callable(getattr(S, name)) and name not in ("Schedule", "switch")}
+            if callable(getattr(S, name)) and name not in ("Schedule", "switch")
+            and getattr(S, name).__module__.rsplit(".", 1)[-1] not in PORTING_MODULES}
   assert public <= factories
 
 

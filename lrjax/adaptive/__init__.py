@@ -1,15 +1,18 @@
 """Adaptive learning rates: transformations that learn the rate eta itself.
 
-* `hypergradient_sgd`, `hypergradient_adam`: first order (Baydin et al. 2018; Gorti &
-  Ravaut eq. 5-8), from the dot product of consecutive gradients / directions.
+* `hypergradient(inner, ...)`: first order (Baydin et al. 2018; Gorti & Ravaut eq.
+  5-8), from the dot product of a gradient and the previous direction of any optax
+  transformation ``inner``; `hypergradient_sgd` and `hypergradient_adam` are it around
+  ``optax.identity()`` and ``optax.scale_by_adam()``.
 * `newton_lr`: second order (Gorti & Ravaut eq. 9-18), Newton's method on eta with
   five loss values by finite differences; needs ``value_fn`` in the extra args.
 
 Each is an ``optax.GradientTransformationExtraArgs`` whose updates are ``-eta * direction``
 and whose state (a NamedTuple of arrays) holds the learned rate as ``state.lr``;
 `learned_lr` reads it from any optax state tree (chains, ``apply_if_finite``...).
-Every learned rate is guarded: finite and inside ``[min_lr, max_lr]`` (see
-`lrjax.adaptive._common`).
+Every learned rate is guarded: finite and inside ``[min_lr, max_lr]``; ``min_lr=None``
+/ ``max_lr=None`` drop that bound to follow the papers exactly (see
+`lrjax.adaptive._common`).  Every state owns its buffers (donatable under ``jax.jit``).
 """
 
 from __future__ import annotations
@@ -20,11 +23,14 @@ import jax
 import optax
 
 from lrjax.adaptive.hypergradient import (
-    HypergradientAdamState, HypergradientSGDState, hypergradient_adam, hypergradient_sgd)
-from lrjax.adaptive.newton import NewtonLRState, five_losses, newton_lr
+    HypergradientAdamState, HypergradientSGDState, HypergradientState, hypergradient,
+    hypergradient_adam, hypergradient_sgd)
+from lrjax.adaptive.newton import (
+    SMOOTHING_RULES, NewtonLRState, SmoothingRule, five_losses, newton_lr, paper_smoothing,
+    robust_smoothing)
 
-AdaptiveState = Union[HypergradientSGDState, HypergradientAdamState, NewtonLRState]
-_STATE_TYPES = (HypergradientSGDState, HypergradientAdamState, NewtonLRState)
+AdaptiveState = Union[HypergradientState, NewtonLRState]
+_STATE_TYPES = (HypergradientState, NewtonLRState)
 
 
 def adaptive_state(opt_state: Any) -> AdaptiveState:
@@ -60,7 +66,8 @@ def learned_lr(opt_state: Any) -> jax.Array:
 
 
 __all__ = [
-    "hypergradient_sgd", "hypergradient_adam", "newton_lr",
-    "HypergradientSGDState", "HypergradientAdamState", "NewtonLRState", "AdaptiveState",
-    "adaptive_state", "learned_lr", "five_losses",
+    "hypergradient", "hypergradient_sgd", "hypergradient_adam", "newton_lr",
+    "HypergradientState", "HypergradientSGDState", "HypergradientAdamState",
+    "NewtonLRState", "AdaptiveState", "adaptive_state", "learned_lr", "five_losses",
+    "SmoothingRule", "robust_smoothing", "paper_smoothing", "SMOOTHING_RULES",
 ]

@@ -10,13 +10,21 @@ The guard (documented once here, applied by every transformation of
 * clipped into ``[min_lr, max_lr]`` otherwise (a negative or zero rate goes to
   ``min_lr > 0``, a huge one to ``max_lr``); ``state.num_clipped`` counts it.
 
-So the learned rate is always finite and ``>= min_lr > 0``.
+So with the default bounds the learned rate is always finite and ``>= min_lr > 0``.
+The clip is a guard, not part of the papers' methods: ``min_lr=None`` (and/or
+``max_lr=None``) removes that side of it, and the rate then follows the paper's
+formula exactly, negative values included (Gorti & Ravaut section 6.1: "reaching
+either too high values or even negative values").  Only the non-finite guard stays.
+
+The states own their buffers: no two leaves of a state, and no leaf of a state and an
+array the caller passed in (params, gradients, ``learning_rate``), share memory, so
+``jax.jit(update, donate_argnums=...)`` may donate any state.
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -29,41 +37,74 @@ DEFAULT_MAX_LR = 10.0
 
 
 def check_bounds(learning_rate: Any, min_lr: Any, max_lr: Any) -> None:
-  """Construction-time checks of ``learning_rate``, ``min_lr`` and ``max_lr``."""
+  """Construction-time checks of ``learning_rate``, ``min_lr`` and ``max_lr``.
+
+  ``min_lr`` / ``max_lr`` may be None: no bound on that side (see the module docstring).
+  """
   _validation.check_positive("learning_rate", learning_rate)
-  _validation.check_positive("min_lr", min_lr)
-  _validation.check_positive("max_lr", max_lr)
-  _validation.check_less_equal("min_lr", min_lr, "max_lr", max_lr)
-  _validation.check_less_equal("min_lr", min_lr, "learning_rate", learning_rate)
-  _validation.check_less_equal("learning_rate", learning_rate, "max_lr", max_lr)
+  if min_lr is not None:
+    _validation.check_positive("min_lr", min_lr)
+    _validation.check_less_equal("min_lr", min_lr, "learning_rate", learning_rate)
+  if max_lr is not None:
+    _validation.check_positive("max_lr", max_lr)
+    _validation.check_less_equal("learning_rate", learning_rate, "max_lr", max_lr)
+  if min_lr is not None and max_lr is not None:
+    _validation.check_less_equal("min_lr", min_lr, "max_lr", max_lr)
+
+
+def clip_lr(lr: jax.Array, min_lr: Optional[Any], max_lr: Optional[Any]) -> jax.Array:
+  """``lr`` clipped into ``[min_lr, max_lr]``; a None bound is no bound."""
+  if min_lr is not None:
+    lr = jnp.maximum(lr, jnp.asarray(min_lr, lr.dtype))
+  if max_lr is not None:
+    lr = jnp.minimum(lr, jnp.asarray(max_lr, lr.dtype))
+  return lr
 
 
 def compute_dtype(params: Any) -> jnp.dtype:
   """The dtype of the rate and of the scalar arithmetic: the params' dtype, >= float32.
 
-  float32 params -> float32; float64 params (``jax_enable_x64``) -> float64;
+  float32 params -> float32; float64 params (``jax_enable_x64``) -> float64, numpy
+  float64 params without ``jax_enable_x64`` -> float32 (what JAX computes them in);
   bfloat16/float16 params -> float32 (the scalar rate is never kept in half precision).
   """
   if not jax.tree.leaves(params):
     return jnp.dtype(jnp.float32)
   dtype = optax.tree.dtype(params, "promote")
-  return jnp.dtype(jnp.promote_types(dtype, jnp.float32))
+  # canonicalized: numpy float64 params without jax_enable_x64 compute in float32
+  return jnp.dtype(jax.dtypes.canonicalize_dtype(jnp.promote_types(dtype, jnp.float32)))
 
 
 def tree_vdot(a: Any, b: Any, dtype: Any) -> jax.Array:
-  """``sum_i a_i . b_i`` over the leaves of two trees, accumulated in ``dtype``."""
-  parts = [jnp.vdot(x.astype(dtype), y.astype(dtype))
-           for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))]
-  return sum(parts, jnp.zeros((), dtype))
+  """``sum_i a_i . b_i`` over the leaves of two trees, accumulated in ``dtype``.
+
+  (optax's ``tree_vdot`` on both trees cast to ``dtype`` first: half-precision
+  gradients are not dotted in half precision.)
+  """
+  return jnp.asarray(optax.tree.vdot(optax.tree.cast(a, dtype), optax.tree.cast(b, dtype)),
+                     dtype)
 
 
 def scale_updates(lr: jax.Array, direction: Any) -> Any:
-  """``-lr * direction`` leaf by leaf, each leaf keeping its dtype (optax's sign)."""
-  return jax.tree.map(lambda d: (-lr * d).astype(d.dtype), direction)
+  """``-lr * direction`` leaf by leaf, each leaf keeping its dtype (optax's sign).
+
+  (numpy leaves become JAX arrays first: their dtype is then the one JAX computes in.)
+  """
+  direction = jax.tree.map(jnp.asarray, direction)
+  return optax.tree.cast_like(optax.tree.scale(-lr, direction), direction)
 
 
-def guard_lr(old_lr: jax.Array, new_lr: jax.Array, min_lr: Any, max_lr: Any,
-             ) -> tuple[jax.Array, jax.Array, jax.Array]:
+def owned_like(tree: Any, like: Any) -> Any:
+  """``tree`` cast to the dtypes of ``like``, in fresh buffers.
+
+  ``astype`` to an equal dtype returns the same array, so a state storing the caller's
+  gradient that way would alias it (and donating the state would delete it).
+  """
+  return jax.tree.map(lambda t, o: jnp.array(t, dtype=o.dtype, copy=True), tree, like)
+
+
+def guard_lr(old_lr: jax.Array, new_lr: jax.Array, min_lr: Optional[Any],
+             max_lr: Optional[Any]) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Applies the guard of this module to a proposed rate.
 
   Returns:
@@ -74,17 +115,19 @@ def guard_lr(old_lr: jax.Array, new_lr: jax.Array, min_lr: Any, max_lr: Any,
   new_lr = jnp.asarray(new_lr, dtype)
   finite = jnp.isfinite(new_lr)
   candidate = jnp.where(finite, new_lr, old_lr)
-  lr = jnp.clip(candidate, jnp.asarray(min_lr, dtype), jnp.asarray(max_lr, dtype))
+  lr = clip_lr(candidate, min_lr, max_lr)
   return lr, jnp.logical_not(finite), lr != candidate
 
 
-def init_lr(learning_rate: Any, min_lr: Any, max_lr: Any, dtype: Any) -> jax.Array:
-  """The initial rate as a scalar of ``dtype``, clipped into the bounds.
+def init_lr(learning_rate: Any, min_lr: Optional[Any], max_lr: Optional[Any],
+            dtype: Any) -> jax.Array:
+  """The initial rate as a fresh scalar of ``dtype``, clipped into the bounds.
 
-  (Concrete values were already checked; the clip only matters for traced ones.)
+  (Concrete values were already checked; the clip only matters for traced ones.  The
+  copy keeps a state from aliasing a ``learning_rate`` array of the caller.)
   """
-  lr = jnp.asarray(learning_rate, dtype)
-  return jnp.clip(lr, jnp.asarray(min_lr, dtype), jnp.asarray(max_lr, dtype))
+  lr = jnp.array(learning_rate, dtype=dtype, copy=True)
+  return clip_lr(lr, min_lr, max_lr)
 
 
 def split_fn_kwargs(fn: Callable[..., Any], extra: dict[str, Any]) -> dict[str, Any]:

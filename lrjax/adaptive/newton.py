@@ -13,9 +13,21 @@ central differences of step :math:`\epsilon` for :math:`f'` (eq. 15) and step
          {f(\eta + 2\epsilon) + f(\eta - 2\epsilon) - 2 f(\eta)}
 
 and, only when the denominator is ~0, the smoothed form (eq. 17-18) whose denominator
-is ``denominator + delta``.  A ~0 denominator's sign is rounding noise, so a negative
-one counts as 0 there: the smoothed denominator is ``max(denominator, 0) + delta``
-(>= delta), never a sum that cancels to ~0 again.
+is ``denominator + delta``.  Two smoothing rules (argument ``smoothing``):
+
+* ``"robust"`` (default, `robust_smoothing`): ``max(denominator, 0) + delta``.  A ~0
+  denominator's sign is rounding noise, so a negative one counts as 0: the smoothed
+  denominator is >= delta, never a sum that cancels to ~0 again.  For training in
+  float32, where a denominator inside the tolerance is noise.
+* ``"paper"`` (`paper_smoothing`): ``denominator + delta``, eq. 18 exactly.  To
+  reproduce the paper, or in float64 where a small negative denominator is real
+  (concave ``f``).  It differs from the default only on a negative ~0 denominator,
+  where the step is larger, of either sign (unbounded as ``denominator -> -delta``):
+  e.g. ``eta = 0.1, eps = 1e-3, f(eta+eps) - f(eta-eps) = -2.025e-3``, denominator
+  ``-5e-7``: paper 8.2, robust 4.15.
+
+Any other rule is a function ``(denominator, delta) -> smoothed denominator`` passed
+as ``smoothing``; it is applied only where ``|denominator| <= denominator_tol``.
 
 Order of operations (section 4.1), at the step that receives ``g = g(t)`` with the
 current rate ``eta^(k)``:
@@ -38,24 +50,32 @@ others are ignored.  Each step costs five forward passes (no backward pass).
 
 Precision (paper section 6.1)
 -----------------------------
-The paper's ``eps = 1e-5`` is fine in float64 but *not* in float32.  The second
-difference is :math:`4\epsilon^2 f''(\eta) \approx 4\cdot10^{-10}\, g^\top H g`, while
-each float32 loss value carries a rounding error of about :math:`6\cdot10^{-8}|L|`
-(plus the rounding of ``w - eta g`` itself): for ordinary losses the float32
-denominator is rounding noise of random sign.  This module therefore treats a
-denominator as "~0" (eq. 17) when ``|denominator| <= denominator_tol``, whose default
-is the rounding level ``8 * finfo(dtype).eps * max_j |f_j|``; then it is smoothed
-(eq. 18, ``max(denominator, 0) + delta``) and the rate moves by a small,
-first-order-like step, at most ``4 eps^2 (g . g) / delta`` (about ``4e-4 g . g`` with
-the defaults), instead of jumping by noise.  For a real second-order step in float32 use a larger ``eps`` (1e-3 .. 1e-2 for
-losses of order 1), or float64 params under ``jax_enable_x64``.  The internal
-computation (the rate, the five step sizes, the differences) uses the params' dtype
-(at least float32): float64 params give a float64 rate.
+The paper's ``eps = 1e-5`` is fine in float64 but *not* in float32: **in float32 with
+eps = 1e-5 practically every step takes the smoothed branch (eq. 18), not the Newton
+step (eq. 16)** (all 50 steps of gradient descent on a 5-d quadratic, in the tests);
+the rate then moves by a first-order step on the look-ahead loss.  ``state.smoothed``
+says which branch the last update took, ``state.num_smoothed`` counts the smoothed
+ones.  The engine (`lrjax.train`) therefore uses ``eps = 1e-2`` for its Newton
+optimizer unless a variant sets ``eps`` (there most steps take eq. 16, in the tests).
+
+Why: the second difference is :math:`4\epsilon^2 f''(\eta) \approx 4\cdot10^{-10}\,
+g^\top H g`, while each float32 loss value carries a rounding error of about
+:math:`6\cdot10^{-8}|L|` (plus the rounding of ``w - eta g`` itself): for ordinary
+losses the float32 denominator is rounding noise of random sign.  This module therefore
+treats a denominator as "~0" (eq. 17) when ``|denominator| <= denominator_tol``, whose
+default is the rounding level ``8 * finfo(dtype).eps * max_j |f_j|``; then it is
+smoothed (eq. 18; with the default rule ``max(denominator, 0) + delta``) and the rate
+moves by a small, first-order-like step, at most ``4 eps^2 (g . g) / delta`` (about
+``4e-4 g . g`` with the defaults), instead of jumping by noise.  For a real
+second-order step in float32 use a larger ``eps`` (1e-3 .. 1e-2 for losses of order
+1), or float64 params under ``jax_enable_x64``.  The internal computation (the rate,
+the five step sizes, the differences) uses the params' dtype (at least float32):
+float64 params give a float64 rate.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -67,6 +87,40 @@ from lrjax.adaptive import _common
 # Step sizes of the five evaluations, in units of eps: f(eta + j eps), j = -2..2.
 _OFFSETS = (-2.0, -1.0, 0.0, 1.0, 2.0)
 
+# A smoothing rule: (denominator, delta) -> the denominator eq. 18 divides by, applied
+# only where the denominator is ~0.
+SmoothingRule = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def robust_smoothing(denominator: jax.Array, delta: jax.Array) -> jax.Array:
+  """``max(denominator, 0) + delta`` (>= delta): a ~0 denominator's sign is noise."""
+  return jnp.maximum(denominator, 0.0) + delta
+
+
+def paper_smoothing(denominator: jax.Array, delta: jax.Array) -> jax.Array:
+  """``denominator + delta``: the paper's eq. 18 exactly."""
+  return denominator + delta
+
+
+# The named rules of ``newton_lr(smoothing=...)``; any other is passed as a function.
+SMOOTHING_RULES: dict[str, SmoothingRule] = {
+    "robust": robust_smoothing,
+    "paper": paper_smoothing,
+}
+
+
+def _smoothing_rule(smoothing: Any) -> SmoothingRule:
+  if isinstance(smoothing, str):
+    if smoothing not in SMOOTHING_RULES:
+      raise ValueError(f"`smoothing` must be one of {sorted(SMOOTHING_RULES)} or a "
+                       f"function (denominator, delta) -> denominator, got {smoothing!r}.")
+    return SMOOTHING_RULES[smoothing]
+  if not callable(smoothing):
+    raise TypeError("`smoothing` must be one of "
+                    f"{sorted(SMOOTHING_RULES)} or a function (denominator, delta) -> "
+                    f"denominator, got {type(smoothing).__name__}.")
+  return smoothing
+
 
 class NewtonLRState(NamedTuple):
   """State of `newton_lr` (arrays only).
@@ -77,6 +131,8 @@ class NewtonLRState(NamedTuple):
     loss: ``L^(k) = f(eta^(k-1))``, the loss after the last update (NaN before any).
     nonfinite: bool, sticky: a proposed rate was NaN/inf (a NaN/inf loss, or a zero
       denominator with ``delta = 0``) and was discarded.
+    smoothed: bool, the branch of the last update: True when its denominator was ~0
+      and was smoothed (eq. 18), False when it took the Newton step (eq. 16).
     num_smoothed: int32, updates whose denominator was ~0 and was smoothed (eq. 18).
     num_clipped: int32, proposed rates clipped into ``[min_lr, max_lr]``.
   """
@@ -85,6 +141,7 @@ class NewtonLRState(NamedTuple):
   lr: jax.Array
   loss: jax.Array
   nonfinite: jax.Array
+  smoothed: jax.Array
   num_smoothed: jax.Array
   num_clipped: jax.Array
 
@@ -96,6 +153,9 @@ def five_losses(value_fn: Callable[..., Any], params: Any, direction: Any,
   ``params`` and ``direction`` (and ``fn_kwargs``) are shared by every evaluation; only
   the step size is batched, so ``value_fn`` is traced once.
   """
+
+  # as JAX arrays: numpy float64 params without jax_enable_x64 compute in float32
+  params, direction = jax.tree.map(jnp.asarray, (params, direction))
 
   def f(eta):
     moved = jax.tree.map(
@@ -115,9 +175,10 @@ def newton_lr(
     *,
     eps: float = 1e-5,
     delta: float = 1e-6,
-    min_lr: float = _common.DEFAULT_MIN_LR,
-    max_lr: float = _common.DEFAULT_MAX_LR,
+    min_lr: Optional[float] = _common.DEFAULT_MIN_LR,
+    max_lr: Optional[float] = _common.DEFAULT_MAX_LR,
     denominator_tol: Optional[float] = None,
+    smoothing: Union[str, SmoothingRule] = "robust",
 ) -> optax.GradientTransformationExtraArgs:
   r"""Gradient descent whose rate follows Newton's method by finite differences.
 
@@ -126,22 +187,32 @@ def newton_lr(
                  {f(\eta+2\epsilon) + f(\eta-2\epsilon) - 2f(\eta)\;[+\,\delta]}
 
   with :math:`f(\eta) = ` ``value_fn(params - eta * updates)``; only when
-  ``|denominator| <= denominator_tol`` (eq. 17-18) the denominator becomes
-  ``max(denominator, 0) + delta``.  The output updates are
+  ``|denominator| <= denominator_tol`` (eq. 17-18) the denominator is smoothed:
+  ``max(denominator, 0) + delta`` by default, ``denominator + delta`` (the paper's
+  eq. 18 exactly) with ``smoothing="paper"``.  The output updates are
   ``-eta^(k) * updates`` (plain SGD with the current rate; chain an inner
   transformation before it for a preconditioned direction: ``f`` then moves along that
   direction).
 
   Args:
     learning_rate: initial rate eta^(0) (> 0, inside ``[min_lr, max_lr]``).
-    eps: finite-difference step (> 0).  1e-5 (the paper's) needs float64; see the
-      module docstring for float32.
+    eps: finite-difference step (> 0).  1e-5 (the paper's) needs float64: in float32
+      with eps = 1e-5 practically every step takes the smoothed branch (eq. 18), a
+      first-order-like step, not Newton's (``state.smoothed`` tells).  Use 1e-3 ..
+      1e-2 in float32 for losses of order 1 (the engine uses 1e-2); see the module
+      docstring.
     delta: smoothing added to a ~0 denominator (>= 0, paper: 1e-6).
-    min_lr: lower bound of the learned rate (> 0).
-    max_lr: upper bound of the learned rate (>= ``min_lr``).
+    min_lr: lower bound of the learned rate (> 0), or None: no lower bound, so the
+      rate follows eq. 16 exactly, negative values included (the paper's method;
+      with a bound the clip is a guard, see `lrjax.adaptive._common`).
+    max_lr: upper bound of the learned rate (>= ``min_lr``), or None: none.
     denominator_tol: a denominator with ``|den| <= denominator_tol`` is "~0".  None
       (default): the rounding level of the five losses,
       ``8 * finfo(dtype).eps * max_j |f_j|``.  0.0: only an exact zero.
+    smoothing: how a ~0 denominator is smoothed: ``"robust"`` (default,
+      ``max(den, 0) + delta``: float32 training, where the sign of a ~0 denominator is
+      noise), ``"paper"`` (``den + delta``, eq. 18 exactly: reproducing the paper, or
+      float64), or a function ``(denominator, delta) -> denominator``.
 
   Returns:
     A ``GradientTransformationExtraArgs`` with
@@ -165,6 +236,7 @@ def newton_lr(
   _validation.check_non_negative("delta", delta)
   if denominator_tol is not None:
     _validation.check_non_negative("denominator_tol", denominator_tol)
+  smooth = _smoothing_rule(smoothing)
 
   def init_fn(params):
     dtype = _common.compute_dtype(params)
@@ -173,6 +245,7 @@ def newton_lr(
         lr=_common.init_lr(learning_rate, min_lr, max_lr, dtype),
         loss=jnp.full((), jnp.nan, dtype),
         nonfinite=jnp.zeros((), jnp.bool_),
+        smoothed=jnp.zeros((), jnp.bool_),
         num_smoothed=jnp.zeros((), jnp.int32),
         num_clipped=jnp.zeros((), jnp.int32))
 
@@ -204,9 +277,8 @@ def newton_lr(
     else:
       tol = jnp.asarray(denominator_tol, dtype)
     near_zero = jnp.abs(denominator) <= tol
-    # eq. 18; a ~0 denominator's sign is noise: a negative one counts as 0, so the
-    # smoothed denominator is >= delta instead of (den + delta) ~ 0.
-    smoothed = jnp.maximum(denominator, 0.0) + jnp.asarray(delta, dtype)
+    # eq. 18 (the rule chosen by `smoothing`), only where the denominator is ~0.
+    smoothed = jnp.asarray(smooth(denominator, jnp.asarray(delta, dtype)), dtype)
     denominator = jnp.where(near_zero, smoothed, denominator)
     proposed = lr - 2.0 * eps_ * numerator / denominator
     new_lr, nonfinite, clipped = _common.guard_lr(lr, proposed, min_lr, max_lr)
@@ -216,6 +288,7 @@ def newton_lr(
         lr=new_lr,
         loss=f_0,  # 2. L^(k+1) = f(eta^(k))
         nonfinite=state.nonfinite | nonfinite,
+        smoothed=near_zero,
         num_smoothed=state.num_smoothed + near_zero.astype(jnp.int32),
         num_clipped=state.num_clipped + clipped.astype(jnp.int32))
     # 3. this step's update uses eta^(k).
@@ -224,4 +297,7 @@ def newton_lr(
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-__all__ = ["NewtonLRState", "newton_lr", "five_losses"]
+__all__ = [
+    "NewtonLRState", "newton_lr", "five_losses", "SmoothingRule", "robust_smoothing",
+    "paper_smoothing", "SMOOTHING_RULES",
+]

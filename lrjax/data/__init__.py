@@ -5,6 +5,10 @@
 ``synthetic(...)`` gives a small learnable dataset in the same `Dataset` format.
 """
 
+from lrjax import _extras
+
+_extras.require_train("lrjax.data")
+
 from lrjax.data.catalog import SPECS as DATASETS
 from lrjax.data.dataset import Dataset
 from lrjax.data.discovery import Source

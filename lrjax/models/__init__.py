@@ -6,6 +6,10 @@ only with ``train=True`` (using the 'dropout' rng) and BatchNorm statistics live
 by the engine.
 """
 
+from lrjax import _extras
+
+_extras.require_train("lrjax.models")
+
 from lrjax.models.conv import CONV_IMPLS
 from lrjax.models.cost import count_params, flops_per_example
 from lrjax.models.im2col import Im2ColConv

@@ -10,6 +10,15 @@ from lrjax.schedules.cyclical import (
     cyclical, exp_range, hann, triangular, triangular2, welch)
 from lrjax.schedules.one_cycle import one_cycle, one_cycle_torch
 from lrjax.schedules.range_test import lr_range_test
+from lrjax.schedules.compose import chained, join
+from lrjax.schedules.torch_compat import (
+    constant_lr, exponential_lr, lambda_lr, linear_lr, multi_step_lr, multiplicative_lr)
+from lrjax.schedules.keras_compat import (
+    keras_cosine_decay, keras_cosine_decay_restarts, keras_exponential_decay,
+    keras_inverse_time_decay, keras_polynomial_decay, piecewise_constant_decay)
+from lrjax.schedules.warmups import inverse_sqrt, warmup, warmup_stable_decay
+from lrjax.schedules.momentum import cyclical_momentum, one_cycle_momentum
+from lrjax.schedules.porting import from_keras, from_torch, per_epoch
 
 __all__ = [
     "Schedule", "constant", "switch",
@@ -20,4 +29,12 @@ __all__ = [
     "cyclical", "triangular", "triangular2", "exp_range", "welch", "hann",
     "one_cycle", "one_cycle_torch",
     "lr_range_test",
+    "join", "chained",
+    "multi_step_lr", "linear_lr", "constant_lr", "lambda_lr", "multiplicative_lr",
+    "exponential_lr",
+    "piecewise_constant_decay", "keras_cosine_decay", "keras_cosine_decay_restarts",
+    "keras_exponential_decay", "keras_inverse_time_decay", "keras_polynomial_decay",
+    "warmup", "warmup_stable_decay", "inverse_sqrt",
+    "one_cycle_momentum", "cyclical_momentum",
+    "from_torch", "from_keras", "per_epoch",
 ]

@@ -22,7 +22,8 @@ def _cosine(min_lr, max_lr, elapsed, length):
   return max_lr * w_max + min_lr * w_min
 
 
-def cosine_annealing(max_lr: float, total_steps: int, min_lr: float = 0.0) -> Schedule:
+def cosine_annealing(max_lr: float, total_steps: int, min_lr: float = 0.0, *,
+                     periodic: bool = False) -> Schedule:
   r"""Cosine annealing from ``max_lr`` to ``min_lr`` (survey eq 2.7):
 
   .. math:: \eta_t = \eta_{\min} + \tfrac12(\eta_{\max} - \eta_{\min})
@@ -31,13 +32,16 @@ def cosine_annealing(max_lr: float, total_steps: int, min_lr: float = 0.0) -> Sc
   For ``0 <= t <= T`` this is the closed form of PyTorch's
   ``CosineAnnealingLR(T_max=T, eta_min=min_lr)`` with base rate ``max_lr``, and
   ``optax.cosine_decay_schedule(max_lr, T, alpha=min_lr / max_lr)``.  After ``T``
-  steps the rate stays at ``min_lr`` (PyTorch would continue the cosine back up;
-  use :func:`cosine_warm_restarts` for restarts).
+  steps the rate stays at ``min_lr``; ``periodic=True`` continues the cosine past
+  ``T`` as PyTorch's ``CosineAnnealingLR`` does (back up to ``max_lr`` at ``2T``, down
+  again at ``3T``: period ``2T``).  Use :func:`cosine_warm_restarts` for restarts.
 
   Args:
     max_lr: initial (maximum) rate, > 0.
     total_steps: ``T``, the step at which ``min_lr`` is reached (positive int).
     min_lr: final (minimum) rate, in [0, max_lr].
+    periodic: False (default): hold ``min_lr`` after ``T``; True: PyTorch's cosine of
+      period ``2T`` for every step.
 
   Example:
     >>> import lrjax.schedules as s
@@ -52,7 +56,13 @@ def cosine_annealing(max_lr: float, total_steps: int, min_lr: float = 0.0) -> Sc
 
   def schedule(count):
     total = _f32(total_steps)
-    elapsed = jnp.minimum(_step(count), total)
+    if periodic:  # t mod 2T, folded onto [0, T]; integer arithmetic, exact for int32
+      t = jnp.maximum(jnp.asarray(count, jnp.int32), 0)
+      length = jnp.asarray(total_steps, jnp.int32)
+      into, half = jnp.mod(t, length), jnp.mod(jnp.floor_divide(t, length), 2)
+      elapsed = jnp.where(half == 0, into, length - into).astype(jnp.float32)
+    else:
+      elapsed = jnp.minimum(_step(count), total)
     return _cosine(_f32(min_lr), _f32(max_lr), elapsed, total).astype(jnp.float32)
 
   return schedule

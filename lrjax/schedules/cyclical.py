@@ -21,8 +21,10 @@ window is ``1 - (2x - 1)^2`` and the Hann window ``sin^2(pi x)``.
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 from lrjax import _validation
+from lrjax.schedules import _growth
 from lrjax.schedules._numerics import pow_f32
 from lrjax.schedules.base import Schedule
 
@@ -36,7 +38,8 @@ def _f32(value):
 
 def cyclical(min_lr: float, max_lr: float, step_size: float, *,
              step_size_down: float | None = None, mode: str = "triangular",
-             gamma: float = 1.0, window: str = "triangular") -> Schedule:
+             gamma: float = 1.0, window: str = "triangular",
+             lr_cap: float | None = None) -> Schedule:
   r"""Cyclical learning rate between ``min_lr`` and ``max_lr``.
 
   With the triangular window this is PyTorch's
@@ -55,8 +58,11 @@ def cyclical(min_lr: float, max_lr: float, step_size: float, *,
     step_size: steps from ``min_lr`` up to ``max_lr`` (half a cycle), > 0.
     step_size_down: steps back down, > 0; defaults to ``step_size``.
     mode: ``"triangular"``, ``"triangular2"`` or ``"exp_range"``.
-    gamma: exp_range's per-step amplitude factor, in (0, 1].
+    gamma: exp_range's per-step amplitude factor, in (0, 1]; any ``gamma > 0`` when
+      ``lr_cap`` is given (``gamma > 1``: PyTorch's growing amplitude).
     window: ``"triangular"``, ``"welch"`` or ``"hann"``.
+    lr_cap: optional cap on the rate, >= ``max_lr`` (at most 1e15); required for
+      ``gamma > 1``: the rate is ``min(lr, lr_cap)``, finite at every step.
 
   Example:
     >>> import lrjax.schedules as s
@@ -75,7 +81,14 @@ def cyclical(min_lr: float, max_lr: float, step_size: float, *,
   if step_size_down is None:
     step_size_down = step_size
   _validation.check_positive("step_size_down", step_size_down)
-  _validation.check_in_range("gamma", gamma, 0.0, 1.0, low_open=True)
+  if lr_cap is None:
+    if mode == "exp_range":
+      _growth.refuse_growth("gamma", gamma, lambda g: g > 1)
+    _validation.check_in_range("gamma", gamma, 0.0, 1.0, low_open=True)
+  else:  # growth allowed (gamma > 1), see lrjax.schedules._growth
+    _validation.check_positive("gamma", gamma)
+    _growth.check_cap("lr_cap", lr_cap, "max_lr", max_lr)
+    _validation.check_in_range("lr_cap", lr_cap, 0.0, 1e15)
 
   def schedule(count):
     t = jnp.maximum(jnp.asarray(count, jnp.float32), 0.0)
@@ -93,6 +106,8 @@ def cyclical(min_lr: float, max_lr: float, step_size: float, *,
     if mode == "triangular2":
       cycle = jnp.round((t - pos) / total) + 1.0
       scale = jnp.exp2(1.0 - cycle)
+    elif mode == "exp_range" and lr_cap is not None:
+      return _capped_exp_range(_f32(min_lr), _f32(max_lr), w, gamma, t, lr_cap)
     elif mode == "exp_range":
       scale = pow_f32(gamma, t)
     else:
@@ -101,6 +116,23 @@ def cyclical(min_lr: float, max_lr: float, step_size: float, *,
     return (lo + (_f32(max_lr) - lo) * w * scale).astype(jnp.float32)
 
   return schedule
+
+
+def _capped_exp_range(lo, hi, w, gamma, t, lr_cap):
+  """``min(lo + (hi - lo) w gamma^t, lr_cap)`` without overflow.
+
+  Past the step where ``gamma^t`` exceeds ``2**64 (lr_cap - lo) / (hi - lo)`` every
+  window value ``w > 0`` of an integer step (``w >= 2**-62``) puts the rate above the cap,
+  so the cap is the exact result there and ``gamma^t`` is never evaluated beyond it.
+  """
+  amplitude = hi - lo
+  cap = jnp.asarray(lr_cap, jnp.float32)
+  has_amplitude = amplitude > 0
+  log_room = (jnp.log(jnp.maximum(cap - lo, jnp.finfo(jnp.float32).tiny))
+              - jnp.log(jnp.where(has_amplitude, amplitude, 1.0)) + 64.0 * np.log(2.0))
+  scale, passed = _growth.exp_until(_growth.log_of(gamma), t, log_room)
+  rate = jnp.minimum(lo + amplitude * w * scale, cap)
+  return jnp.where(passed & (w > 0) & has_amplitude, cap, rate).astype(jnp.float32)
 
 
 def triangular(min_lr: float, max_lr: float, step_size: float,
@@ -136,11 +168,13 @@ def triangular2(min_lr: float, max_lr: float, step_size: float,
 
 
 def exp_range(min_lr: float, max_lr: float, step_size: float, gamma: float,
-              step_size_down: float | None = None) -> Schedule:
+              step_size_down: float | None = None, *,
+              lr_cap: float | None = None) -> Schedule:
   r"""Smith's ``exp_range`` policy: amplitude scaled by :math:`\gamma^t`.
 
   ``cyclical(min_lr, max_lr, step_size, mode="exp_range", gamma=gamma)``; PyTorch
-  ``CyclicLR(mode="exp_range", gamma=gamma)``.
+  ``CyclicLR(mode="exp_range", gamma=gamma)``.  ``gamma > 1`` (a growing amplitude)
+  needs ``lr_cap``, the largest rate allowed (see :func:`cyclical`).
 
   Example:
     >>> import lrjax.schedules as s
@@ -148,7 +182,7 @@ def exp_range(min_lr: float, max_lr: float, step_size: float, gamma: float,
     0.0625
   """
   return cyclical(min_lr, max_lr, step_size, step_size_down=step_size_down,
-                  mode="exp_range", gamma=gamma)
+                  mode="exp_range", gamma=gamma, lr_cap=lr_cap)
 
 
 def welch(min_lr: float, max_lr: float, step_size: float,

@@ -8,8 +8,10 @@ schedule is advanced once per epoch).  Steps before 0 are treated as 0.
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 from lrjax import _validation
+from lrjax.schedules import _growth
 from lrjax.schedules._numerics import exp_times, pow_f32
 from lrjax.schedules.base import Schedule
 
@@ -80,21 +82,34 @@ def keras_step_decay(r0: float, drop: float = 0.5,
   return schedule
 
 
-def exponential_decay(r0: float, k: float) -> Schedule:
+def exponential_decay(r0: float, k: float, *, lr_cap: float | None = None) -> Schedule:
   r"""Exponential decay (survey eqs 2.3 / 2.6): :math:`r_t = r_0 e^{-k t}`.
 
   Equal to PyTorch's ``ExponentialLR(gamma=exp(-k))`` and to
   ``optax.exponential_decay(r0, 1, exp(-k))``.
 
+  Growth (PyTorch's ``ExponentialLR`` with ``gamma > 1``, i.e. ``k < 0``) is refused
+  unless ``lr_cap`` is given: then :math:`r_t = \min(r_0 e^{-k t}, \mathrm{lr\_cap})`,
+  finite at every step (float32 ``gamma ** t`` would overflow to inf).
+
   Args:
     r0: initial rate, > 0.
-    k: decay rate, >= 0 (``k = 0`` is the constant rate).
+    k: decay rate, >= 0 (``k = 0`` is the constant rate); any finite ``k`` (``k < 0``:
+      growth) when ``lr_cap`` is given.
+    lr_cap: optional cap on the rate, in [r0, 1e30 r0]; required for growth.
 
   Example:
     >>> import lrjax.schedules as s
     >>> round(float(s.exponential_decay(1.0, 0.05)(20)), 6)  # exp(-1)
     0.367879
   """
+  if lr_cap is not None:  # growth allowed: see lrjax.schedules._growth
+    _validation.check_positive("r0", r0)
+    _validation.check_finite("k", k)
+    _growth.check_cap("lr_cap", lr_cap, "r0", r0)
+    return _growth.capped_exponential(r0, -np.asarray(k, np.float64)
+                                      if _validation.is_concrete(k) else -_f32(k), lr_cap)
+  _growth.refuse_growth("k", k, lambda value: value < 0)
   _validation.check_positive("r0", r0)
   _validation.check_non_negative("k", k)
 

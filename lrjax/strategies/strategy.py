@@ -24,9 +24,20 @@ momentum ``v = mu v - lr g``, weight decay coupled as ``lr * wd``, line searches
 Prodigy/DoG/Mechanic, anything reading the rate inside its own update) are not linear in
 it: use ``optax.inject_hyperparams`` with the rate as a hyperparameter for those.
 
+Pitfall: the sign
+-----------------
+The strategy applies the minus.  ``optax.chain(optax.sgd(1.0), by_epoch(seq))`` applies
+it twice and silently *ascends*; give the rate-free direction (``optax.identity()``,
+``optax.trace``, ``optax.scale_by_adam``), or use the complete optimizers
+``lrjax.strategies.sgd/adam/adamw/rmsprop/adagrad``, or `with_strategy`, which refuses
+an inner that already descends (`lrjax.strategies.compose` says what it can detect).
+Put it outside ``optax.apply_if_finite`` and use `lrjax.strategies.multi_steps` for
+gradient accumulation (`lrjax.strategies.compose`).
+
 Extra-args contract (the epoch-level signal)
 --------------------------------------------
-``update(updates, state, params=None, *, valid_loss=None, epoch_boundary=None, **extra)``
+``update(updates, state, params=None, *, valid_loss=None, epoch_boundary=None,
+initial_observation=None, **extra)``
 
 * Between epoch boundaries the engine passes ``epoch_boundary=False`` (or nothing):
   index, rate and every statistic are kept.
@@ -35,20 +46,48 @@ Extra-args contract (the epoch-level signal)
   ``valid_loss`` is given and ``epoch_boundary`` is None).  The strategy first observes
   the loss, maybe advances (``index += 1``, ``lr = sequence(index)``), then scales *this
   step's* updates by the resulting rate.
-* Both are (possibly traced) arrays; the decision is ``jnp.where`` arithmetic, so the
+* ``initial_observation=True`` (a bool array, default None = False) records
+  ``valid_loss`` as ``loss_0``, the baseline: ``prev_loss = best_loss = loss_0``,
+  ``c_0 = cutoff_fraction * |loss_0|``, plateau counters reset, ``num_observations``
+  counted; no rule is evaluated, the index does not move, it is *not* a boundary
+  (``epoch_boundary`` is ignored on that step) and the step's updates are scaled by the
+  current rate as usual.  A NaN/inf initial loss sets no baseline (and sets the flag).
+* All are (possibly traced) arrays; the decision is ``jnp.where`` arithmetic, so the
   same traced function serves every step of a ``lax.scan`` and every variant of a
   ``jax.vmap``.  ``epoch_boundary=True`` without ``valid_loss`` is a boundary with no
-  loss: only the ``epoch`` rule advances.
-* The first (finite) observed loss is the report's ``loss_0``: it sets the baseline and
-  the cutoff ``c_0 = cutoff_fraction * |loss_0|``; ``cutoff`` and ``oscillate`` can
-  first advance at the second boundary; ``epoch`` advances at every boundary.
-* A NaN or inf validation loss never advances the sequence (whatever the rule, ``epoch``
-  included), leaves ``prev_loss``, ``best_loss``, ``cutoff`` and the plateau/cooldown
-  counters untouched (it is not counted in ``num_observations``), and sets the sticky
-  ``state.nonfinite`` flag.  Later finite losses continue from the last finite one.
+  loss: only rules that ignore the loss (``epoch``) advance.
 
-Rules (``Rule`` codes; ``rule`` may be a string, a code or a traced int32)
---------------------------------------------------------------------------
+Which loss is ``loss_0``
+------------------------
+The report's Algorithm 2 compares ``|valid loss_t - valid loss_{t-1}| < cutoff`` "for
+t <- 1, 2, ..., n", right after "Run the model and update parameters with lr" once, and
+"Cutoff is defined to be c_0 = loss_0 * 0.01, c_{t+1} = c_t * 0.2" (section 3.2).  At
+t = 1 the comparison needs ``valid loss_0``, the loss *before* that first run: the
+validation loss of the untrained model.  Both readings are supported:
+
+* **before training** (the report's, the engine's default,
+  ``SweepConfig.observe_untrained_loss=True``): pass the untrained model's validation
+  loss with ``initial_observation=True`` on the first step; the first decision of
+  ``cutoff``/``oscillate``/``plateau`` is at the first boundary (after epoch 1) and
+  ``c_0`` is 1% of the untrained loss.
+* **after the first epoch** (earlier lrjax versions, ``observe_untrained_loss=False``):
+  no initial observation; the first finite boundary loss becomes ``loss_0`` and the
+  first decision is at the second boundary.
+
+NaN / inf
+---------
+* A NaN or inf validation loss sets the sticky ``state.nonfinite`` flag and leaves
+  ``prev_loss``, ``best_loss``, ``cutoff`` and the plateau/cooldown counters untouched
+  (it is not counted in ``num_observations``).  The loss rules do not advance on it;
+  ``epoch`` does (Algorithm 1 advances at every epoch and never looks at the loss).
+  Later finite losses continue from the last finite one.
+* A sequence that gives a NaN/inf or negative rate (possible with traced
+  hyperparameters, or extreme positions) is never applied: the index moves on, the
+  strategy keeps its last good rate and sets ``nonfinite``.  A bad ``sequence(0)`` at
+  ``init`` gives rate 0 and the flag.
+
+Rules (``Rule`` codes; ``rule`` may be a string, a code, a traced int32 or a function)
+--------------------------------------------------------------------------------------
 * ``fixed`` (0): never advances (the benchmarks' constant rate).
 * ``epoch`` (1, Algorithm 1): advances at every boundary.
 * ``cutoff`` (2, Algorithm 2): advances when ``|loss_t - loss_{t-1}| < cutoff``, then
@@ -59,12 +98,16 @@ Rules (``Rule`` codes; ``rule`` may be a string, a code or a traced int32)
   ``patience`` observations without improvement the sequence advances (optax's
   "reduce") and ``cooldown`` observations are ignored.  ``on_plateau`` uses the
   sequence ``max(r_0 factor^n, min_lr)``, so ``lr = r_0 * scale`` of optax.
+* any function ``Statistics -> bool`` (`lrjax.strategies.rules`): a user's rule, no
+  lrjax edit needed; `lrjax.strategies.switch_rule` selects among several (built-in
+  or not) by a traced index.
 
-Every rule's decision is computed at every boundary (a handful of scalar ops) and the
-rule code selects one, so variants with different rules *and* different sequences
-(``lrjax.schedules.switch(bank, seq_id)``) run as one vmapped program.  The bookkeeping
-of every rule is kept whatever the selected rule (``cutoff`` only decays under the
-``cutoff`` rule); only the selected rule moves ``index``.
+The bookkeeping of every statistic is kept whatever the rule; the rule only decides
+whether ``index`` moves.  The cutoff decays when the sequence advances at a boundary
+where the cutoff test held (under the ``cutoff`` rule: at each of its advances).  A
+traced code selects the built-in rule with ``lax.switch``, so variants with different
+rules *and* different sequences (``lrjax.schedules.switch(bank, seq_id)``) run as one
+vmapped program.
 """
 
 from __future__ import annotations
@@ -79,6 +122,7 @@ import numpy as np
 import optax
 
 from lrjax import _validation
+from lrjax.strategies import rules
 
 Sequence = Callable[[chex.Numeric], chex.Numeric]
 
@@ -107,8 +151,17 @@ class StrategyState(NamedTuple):
     best_loss: float32, best finite observed loss in the plateau sense (inf before any).
     plateau_count: int32, observations without improvement (plateau rule).
     cooldown_count: int32, observations still ignored after a plateau advance.
-    num_observations: int32, finite validation losses observed.
-    nonfinite: bool, sticky: a NaN/inf validation loss was observed.
+    num_observations: int32, finite validation losses observed (``loss_0`` included).
+    num_boundaries: int32, epoch boundaries seen (the initial observation is none).
+    nonfinite: bool, sticky: a NaN/inf validation loss was observed, or the sequence
+      gave a NaN/inf/negative rate (that rate was not applied).
+
+  Dtypes follow the params, as ``optax.contrib.reduce_on_plateau``'s state does:
+  ``lr`` has the highest float dtype of the params (float32 when they have none;
+  each leaf's update casts it to the leaf's dtype, so every leaf gets the rate
+  ``optax.sgd`` would use); the loss statistics have that dtype promoted to at least
+  float32 (the cutoff compares loss differences of ~1e-4 of the loss, which bfloat16
+  cannot hold); counters are int32.
   """
 
   index: jax.Array
@@ -119,7 +172,27 @@ class StrategyState(NamedTuple):
   plateau_count: jax.Array
   cooldown_count: jax.Array
   num_observations: jax.Array
+  num_boundaries: jax.Array
   nonfinite: jax.Array
+
+
+# The built-in rules, indexed by their `Rule` code.
+BUILTIN_RULES = (rules.fixed, rules.epoch, rules.cutoff, rules.oscillate, rules.plateau)
+
+
+def _rule_fn(rule: Any, code: Any) -> rules.RuleFn:
+  """A user function as it is; a (traced) built-in code -> its rule."""
+  if callable(rule):
+    return rule
+  return rules.switch_rule(BUILTIN_RULES, code)
+
+
+def _state_dtypes(params: Any) -> tuple[Any, Any]:
+  """(rate dtype, loss-statistics dtype) from the params' float leaves."""
+  floats = [jnp.result_type(x) for x in jax.tree.leaves(params)
+            if jnp.issubdtype(jnp.result_type(x), jnp.floating)]
+  lr_dtype = jnp.result_type(*floats) if floats else jnp.dtype(jnp.float32)
+  return lr_dtype, jnp.promote_types(lr_dtype, jnp.float32)
 
 
 def _rule_code(rule: Any) -> Any:
@@ -184,11 +257,16 @@ def scale_by_strategy(
   and the step's updates are multiplied by :math:`-r_n`.  See the module docstring for
   the extra-args contract and the handling of NaN/inf losses.
 
+  Sign: this multiplies by ``-lr``; chain it after a rate-free direction, never after
+  ``optax.sgd(lr)``/``optax.adam(lr)`` (the minus twice: ascent).  The complete
+  optimizers ``lrjax.strategies.sgd(sequence, rule)``/``adam(...)`` avoid it.
+
   Args:
     sequence: any ``n -> lr`` callable (an lrjax schedule, ``schedules.switch(...)`` or a
       lambda); ``n`` is an int32 array.  ``sequence(0)`` must be > 0.
-    rule: one of ``"fixed", "epoch", "cutoff", "oscillate", "plateau"`` or a `Rule`
-      code (a Python int or a traced int32, e.g. vmapped over variants).
+    rule: one of ``"fixed", "epoch", "cutoff", "oscillate", "plateau"``, a `Rule`
+      code (a Python int or a traced int32, e.g. vmapped over variants), or a function
+      ``Statistics -> bool`` (`lrjax.strategies.rules`, `switch_rule`).
     cutoff_fraction: ``c_0 = cutoff_fraction * |loss_0|`` (report: 0.01), > 0.
     cutoff_decay: cutoff factor after each by-cutoff advance, in (0, 1] (report: 0.2).
     patience: plateau rule: non-improving observations before advancing, >= 0.
@@ -211,7 +289,7 @@ def scale_by_strategy(
     (1, 0.009)
   """
   _check_sequence(sequence)
-  code = _rule_code(rule)
+  code = None if callable(rule) else _rule_code(rule)
   _validation.check_positive("cutoff_fraction", cutoff_fraction)
   _validation.check_in_range("cutoff_decay", cutoff_decay, 0.0, 1.0, low_open=True)
   _validation.check_non_negative_int("patience", patience)
@@ -222,39 +300,55 @@ def scale_by_strategy(
       and np.all(np.asarray(rtol) == 0) and np.all(np.asarray(atol) == 0)):
     raise ValueError("At least one of `rtol` or `atol` must be > 0, got both 0.")
 
-  def rate(index):
-    return jnp.asarray(sequence(index), jnp.float32).reshape(())
+  rule_fn = _rule_fn(rule, code)
+
+  def rate(index, dtype):
+    return jnp.asarray(sequence(index)).astype(dtype).reshape(())
+
+  def good_rate(lr):
+    # A sequence may give NaN/inf or a negative rate for some (traced) hyperparameters
+    # or at extreme positions: such a rate is never applied (see `StrategyState.lr`).
+    return jnp.isfinite(lr) & (lr >= 0)
 
   def init_fn(params) -> StrategyState:
-    del params
-    index = jnp.asarray(0, jnp.int32)
-    inf = jnp.asarray(jnp.inf, jnp.float32)
-    zero = jnp.asarray(0, jnp.int32)
+    lr_dtype, loss_dtype = _state_dtypes(params)
+    index = jnp.zeros((), jnp.int32)
+    lr0 = rate(index, lr_dtype)
+    ok = good_rate(lr0)
+    # Every leaf is its own buffer (jnp.full/jnp.zeros/jnp.array(copy=True) per field),
+    # so the state can be donated (`jax.jit(..., donate_argnums=...)`).
     return StrategyState(
-        index=index, lr=rate(index), cutoff=inf, prev_loss=inf, best_loss=inf,
-        plateau_count=zero, cooldown_count=zero, num_observations=zero,
-        nonfinite=jnp.asarray(False))
+        index=index,
+        lr=jnp.array(jnp.where(ok, lr0, jnp.zeros((), lr_dtype)), lr_dtype, copy=True),
+        cutoff=jnp.full((), jnp.inf, loss_dtype),
+        prev_loss=jnp.full((), jnp.inf, loss_dtype),
+        best_loss=jnp.full((), jnp.inf, loss_dtype),
+        plateau_count=jnp.zeros((), jnp.int32),
+        cooldown_count=jnp.zeros((), jnp.int32),
+        num_observations=jnp.zeros((), jnp.int32),
+        num_boundaries=jnp.zeros((), jnp.int32),
+        nonfinite=jnp.array(~ok, bool, copy=True))
 
-  def observe(state: StrategyState, valid_loss, boundary) -> StrategyState:
+  def observe(state: StrategyState, valid_loss, boundary, initial) -> StrategyState:
+    loss_dtype = state.prev_loss.dtype
     if valid_loss is None:
-      has_loss = False
-      loss = jnp.asarray(jnp.inf, jnp.float32)
+      given = False
+      loss = jnp.full((), jnp.inf, loss_dtype)
     else:
-      has_loss = True
-      loss = jnp.asarray(valid_loss, jnp.float32).reshape(())
+      given = True
+      loss = jnp.asarray(valid_loss).astype(loss_dtype).reshape(())
     finite = jnp.isfinite(loss)
-    obs = boundary & finite & has_loss  # a finite loss is observed now
-    bad = boundary & ~finite & has_loss  # a NaN/inf loss arrived at a boundary
+    has_loss = finite & given
+    boundary = boundary & ~initial  # the initial observation is never a boundary
+    baseline = initial & has_loss  # loss_0 observed before training (not a decision)
+    obs = boundary & has_loss  # a finite loss observed at a boundary
+    bad = (boundary | initial) & ~finite & given  # a NaN/inf loss arrived
     first = state.num_observations == 0
-    f32 = jnp.float32
-
-    # by-cutoff (Algorithm 2) and by-oscillate (Algorithm 3).
-    delta = loss - state.prev_loss
-    adv_cutoff = obs & ~first & (jnp.abs(delta) < state.cutoff)
-    adv_oscillate = obs & ~first & (delta > 0)
+    counted = baseline | obs
 
     # reduce_on_plateau (accumulation_size = 1) with "reduce" = advance.
-    improved = loss < (1 - jnp.asarray(rtol, f32)) * state.best_loss - jnp.asarray(atol, f32)
+    improved = loss < ((1 - jnp.asarray(rtol, loss_dtype)) * state.best_loss
+                       - jnp.asarray(atol, loss_dtype))
     best = jnp.where(improved, loss, state.best_loss)
     count = jnp.where(improved, 0, state.plateau_count + 1).astype(jnp.int32)
     in_cooldown = state.cooldown_count > 0
@@ -263,41 +357,56 @@ def scale_by_strategy(
     cooldown_count = jnp.where(
         in_cooldown, state.cooldown_count - 1,
         jnp.where(hit, jnp.asarray(cooldown, jnp.int32), 0)).astype(jnp.int32)
-    adv_plateau = obs & hit
 
-    adv_epoch = boundary & (finite | (not has_loss))
-    decisions = jnp.stack([jnp.asarray(False), adv_epoch, adv_cutoff, adv_oscillate,
-                           adv_plateau])
-    advance = decisions[code]
-    is_cutoff_rule = jnp.asarray(code) == Rule.CUTOFF
+    stats = rules.Statistics(
+        loss=loss, has_loss=has_loss, prev_loss=state.prev_loss,
+        best_loss=state.best_loss, cutoff=state.cutoff,
+        num_observations=state.num_observations, num_boundaries=state.num_boundaries,
+        index=state.index, plateau_reached=has_loss & hit)
+    advance = boundary & rules.decide(rule_fn, stats)
+    cutoff_met = rules.cutoff(stats)
 
     index = jnp.where(advance, state.index + 1, state.index).astype(jnp.int32)
-    lr = jnp.where(advance, rate(index), state.lr)
+    candidate = rate(index, state.lr.dtype)
+    ok = good_rate(candidate)
+    lr = jnp.where(advance & ok, candidate, state.lr)
+    c_0 = jnp.asarray(cutoff_fraction, loss_dtype) * jnp.abs(loss)
     cutoff = jnp.where(
-        obs & first, jnp.asarray(cutoff_fraction, f32) * jnp.abs(loss),
-        jnp.where(adv_cutoff & is_cutoff_rule,
-                  state.cutoff * jnp.asarray(cutoff_decay, f32), state.cutoff))
+        baseline | (obs & first), c_0,
+        jnp.where(advance & cutoff_met,
+                  state.cutoff * jnp.asarray(cutoff_decay, loss_dtype), state.cutoff))
+    # The baseline resets the plateau bookkeeping to loss_0 (best = loss_0, no count).
+    zero = jnp.zeros((), jnp.int32)
     return StrategyState(
         index=index,
-        lr=lr.astype(jnp.float32),
-        cutoff=cutoff.astype(jnp.float32),
-        prev_loss=jnp.where(obs, loss, state.prev_loss),
-        best_loss=jnp.where(obs, best, state.best_loss).astype(jnp.float32),
-        plateau_count=jnp.where(obs, plateau_count, state.plateau_count),
-        cooldown_count=jnp.where(obs, cooldown_count, state.cooldown_count),
-        num_observations=jnp.where(obs, state.num_observations + 1,
+        lr=lr.astype(state.lr.dtype),
+        cutoff=cutoff.astype(loss_dtype),
+        prev_loss=jnp.where(counted, loss, state.prev_loss),
+        best_loss=jnp.where(baseline, loss,
+                            jnp.where(obs, best, state.best_loss)).astype(loss_dtype),
+        plateau_count=jnp.where(baseline, zero,
+                                jnp.where(obs, plateau_count, state.plateau_count)),
+        cooldown_count=jnp.where(baseline, zero,
+                                 jnp.where(obs, cooldown_count, state.cooldown_count)),
+        num_observations=jnp.where(counted, state.num_observations + 1,
                                    state.num_observations).astype(jnp.int32),
-        nonfinite=state.nonfinite | bad,
+        num_boundaries=jnp.where(boundary, state.num_boundaries + 1,
+                                 state.num_boundaries).astype(jnp.int32),
+        nonfinite=state.nonfinite | bad | (advance & ~ok),
     )
 
   def update_fn(updates, state: StrategyState, params=None, *, valid_loss=None,
-                epoch_boundary=None, **extra_args):
+                epoch_boundary=None, initial_observation=None, **extra_args):
     del params, extra_args
     if epoch_boundary is None:
       epoch_boundary = valid_loss is not None
-    if epoch_boundary is not False:  # a Python False needs no traced bookkeeping
+    if initial_observation is None:
+      initial_observation = False
+    # Python False for both needs no traced bookkeeping.
+    if epoch_boundary is not False or initial_observation is not False:
       boundary = jnp.asarray(epoch_boundary).astype(bool).reshape(())
-      state = observe(state, valid_loss, boundary)
+      initial = jnp.asarray(initial_observation).astype(bool).reshape(())
+      state = observe(state, valid_loss, boundary, initial)
     step = -state.lr
     updates = jax.tree.map(lambda g: jnp.asarray(step, g.dtype) * g, updates)
     return updates, state
@@ -307,6 +416,10 @@ def scale_by_strategy(
 
 def by_epoch(sequence: Sequence) -> optax.GradientTransformationExtraArgs:
   """Algorithm 1: ``lr = r_0`` for the first epoch, then ``r_1, r_2, ...``.
+
+  Sign: this multiplies by ``-lr``; chain it after a rate-free direction, never after
+  ``optax.sgd(lr)``/``optax.adam(lr)`` (the minus twice: ascent).  The complete
+  optimizers ``lrjax.strategies.sgd(sequence, rule)``/``adam(...)`` avoid it.
 
   Example:
     >>> from lrjax.schedules import seq3
@@ -321,6 +434,10 @@ def by_cutoff(sequence: Sequence, cutoff_fraction: chex.Numeric = 0.01,
 
   :math:`c_0 = \mathrm{cutoff\_fraction} \cdot L_0` (report: 0.01).
 
+  Sign: this multiplies by ``-lr``; chain it after a rate-free direction, never after
+  ``optax.sgd(lr)``/``optax.adam(lr)`` (the minus twice: ascent).  The complete
+  optimizers ``lrjax.strategies.sgd(sequence, rule)``/``adam(...)`` avoid it.
+
   Example:
     >>> from lrjax.schedules import seq4
     >>> tx = by_cutoff(seq4(0.01))
@@ -331,6 +448,10 @@ def by_cutoff(sequence: Sequence, cutoff_fraction: chex.Numeric = 0.01,
 
 def by_oscillate(sequence: Sequence) -> optax.GradientTransformationExtraArgs:
   r"""Algorithm 3: advance when the validation loss rose, :math:`L_t - L_{t-1} > 0`.
+
+  Sign: this multiplies by ``-lr``; chain it after a rate-free direction, never after
+  ``optax.sgd(lr)``/``optax.adam(lr)`` (the minus twice: ascent).  The complete
+  optimizers ``lrjax.strategies.sgd(sequence, rule)``/``adam(...)`` avoid it.
 
   Example:
     >>> from lrjax.schedules import seq1
@@ -349,6 +470,10 @@ def on_plateau(learning_rate: chex.Numeric, factor: chex.Numeric = 0.1,
   patience, rtol, atol, cooldown, accumulation_size=1))`` fed one validation loss per
   epoch, with ``lr = learning_rate * scale``; the validation loss arrives through the
   ``valid_loss`` extra arg instead of ``value``.
+
+  Sign: this multiplies by ``-lr``; chain it after a rate-free direction, never after
+  ``optax.sgd(lr)``/``optax.adam(lr)`` (the minus twice: ascent).  The complete
+  optimizers ``lrjax.strategies.sgd(sequence, rule)``/``adam(...)`` avoid it.
 
   Example:
     >>> tx = on_plateau(0.1, factor=0.5, patience=3)
@@ -369,6 +494,10 @@ def on_plateau(learning_rate: chex.Numeric, factor: chex.Numeric = 0.1,
 def fixed(learning_rate: chex.Numeric) -> optax.GradientTransformationExtraArgs:
   """A constant rate (the report's benchmarks): never advances.
 
+  Sign: this multiplies by ``-lr``; chain it after a rate-free direction, never after
+  ``optax.sgd(lr)``/``optax.adam(lr)`` (the minus twice: ascent).  The complete
+  optimizers ``lrjax.strategies.sgd(sequence, rule)``/``adam(...)`` avoid it.
+
   Example:
     >>> tx = fixed(0.001)
   """
@@ -378,19 +507,6 @@ def fixed(learning_rate: chex.Numeric) -> optax.GradientTransformationExtraArgs:
     return jnp.full(jnp.shape(n), learning_rate, jnp.float32)
 
   return scale_by_strategy(sequence, Rule.FIXED)
-
-
-def with_strategy(inner: optax.GradientTransformation,
-                  strategy: optax.GradientTransformationExtraArgs
-                  ) -> optax.GradientTransformationExtraArgs:
-  """``optax.chain(inner, strategy)``: the strategy scales the inner updates.
-
-  Example:
-    >>> import optax
-    >>> from lrjax.schedules import seq1
-    >>> tx = with_strategy(optax.scale_by_adam(), by_epoch(seq1(0.01)))
-  """
-  return optax.chain(inner, strategy)
 
 
 def strategy_state(opt_state: Any) -> StrategyState:

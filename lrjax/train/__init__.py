@@ -9,6 +9,10 @@
 * `metrics`, `results`, `plotting`, `checkpoint`: what comes out of a sweep.
 """
 
+from lrjax import _extras
+
+_extras.require_train("lrjax.train")
+
 from lrjax.train.config import SweepConfig, Variant, report_variants
 from lrjax.train.metrics import convergence_epoch, summarize
 from lrjax.train.step import TrainState, evaluate, task_loss, train_step

@@ -87,6 +87,11 @@ class SweepConfig:
     convergence_tolerance: see `lrjax.train.metrics.convergence_epoch`.
     checkpoint_every: save an orbax checkpoint every this many epochs (0: never).
     model_kwargs: keyword arguments of the model constructor.
+    observe_untrained_loss: the report's ``loss_0`` is the validation loss of the
+      untrained model (True, the report's reading of Algorithm 2: evaluated before
+      epoch 1 and passed to the strategies as their initial observation, so by-cutoff
+      and by-oscillate can first advance after epoch 1), or the loss after the first
+      epoch (False: first decision after epoch 2).  See `lrjax.strategies.strategy`.
   """
 
   model: str
@@ -98,8 +103,12 @@ class SweepConfig:
   convergence_tolerance: float = 0.005
   checkpoint_every: int = 1
   model_kwargs: tuple[tuple[str, Any], ...] = ()
+  observe_untrained_loss: bool = True
 
   def __post_init__(self):
+    if not isinstance(self.observe_untrained_loss, bool):
+      raise ValueError(f"`observe_untrained_loss` must be a bool, "
+                       f"got {self.observe_untrained_loss!r}.")
     if not self.variants:
       raise ValueError("`variants` must not be empty.")
     names = [v.name for v in self.variants]

@@ -75,8 +75,12 @@ class GroupTrainer:
 
   def __init__(self, model: nn.Module, spec: optimizers.GroupSpec,
                hyper: optimizers.GroupHyper, *, task: str, batch_size: int,
-               eval_batch_size: int, mesh: Mesh | None = None):
+               eval_batch_size: int, mesh: Mesh | None = None,
+               observe_untrained_loss: bool = False):
     self.model = model
+    # The report's loss_0: evaluate the untrained model in `init` and pass its
+    # validation loss to the strategy as the initial observation (lrjax.strategies).
+    self.observe_untrained_loss = bool(observe_untrained_loss)
     self.spec = spec
     self.num_variants = int(hyper.learning_rate.shape[0])
     self.mesh = mesh
@@ -119,8 +123,14 @@ class GroupTrainer:
     return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec()))
 
   # -- initialisation ---------------------------------------------------------
-  def init(self, sample_x) -> TrainState:
-    """Variant-stacked initial states (parameters drawn from each variant's seed)."""
+  def init(self, sample_x, data: DeviceData | None = None) -> TrainState:
+    """Variant-stacked initial states (parameters drawn from each variant's seed).
+
+    With ``observe_untrained_loss`` the untrained model's validation loss (``data``
+    is then required) becomes ``valid_loss``: `observe_untrained`.
+    """
+    if self.observe_untrained_loss and data is None:
+      raise ValueError("`data` is required by `init` when `observe_untrained_loss` is set.")
 
     def one(hyper):
       variables = self.model.init(variant_key(hyper.seed, _INIT_SALT), sample_x, train=False)
@@ -132,12 +142,29 @@ class GroupTrainer:
                         epoch=jnp.asarray(0, jnp.int32))
 
     init = jax.jit(jax.vmap(one), out_shardings=self._variant_sharding())
-    return init(self.device_hyper)
+    state = init(self.device_hyper)
+    return self.observe_untrained(state, data) if self.observe_untrained_loss else state
+
+  def observe_untrained(self, state: TrainState, data: DeviceData) -> TrainState:
+    """``state`` with ``valid_loss`` = each variant's validation loss before training.
+
+    The first step of epoch 0 passes it to the strategy as ``initial_observation``
+    (the report's ``loss_0``, see `lrjax.strategies.strategy`).
+    """
+    model, task, eval_batch_size = self.model, self.task, self.eval_batch_size
+
+    def one(st: TrainState) -> TrainState:
+      loss, _ = evaluate(model, task, st.params, st.model_state, data.valid_x,
+                         data.valid_y, eval_batch_size)
+      return st._replace(valid_loss=jnp.asarray(loss, jnp.float32))
+
+    return jax.jit(jax.vmap(one), out_shardings=self._variant_sharding())(state)
 
   # -- one epoch ---------------------------------------------------------------
   def _build_epoch_fn(self):
     model, spec, task = self.model, self.spec, self.task
     batch_size, eval_batch_size = self.batch_size, self.eval_batch_size
+    observe_untrained = self.observe_untrained_loss
 
     def one_variant(state: TrainState, hyper, order_key, data: DeviceData):
       tx = optimizers.make_transform(spec, hyper)
@@ -150,8 +177,10 @@ class GroupTrainer:
       def body(st, inputs):
         idx, i = inputs
         boundary = (i == 0) & (st.epoch > 0)
+        initial = ((i == 0) & (st.epoch == 0)) if observe_untrained else False
         st, m = train_step(model, tx, task, st, data.train_x[idx], data.train_y[idx],
-                           jax.random.fold_in(dropout_key, i), boundary)
+                           jax.random.fold_in(dropout_key, i), boundary,
+                           initial_observation=initial)
         return st, (m, optimizers.current_lr(spec, hyper, st.opt_state))
 
       state, (step_metrics, step_lr) = jax.lax.scan(body, state, (order, jnp.arange(steps)))

@@ -117,13 +117,20 @@ def _inner(name: str, kw: dict[str, Any]) -> optax.GradientTransformation:
   raise ValueError(f"unknown inner optimizer {name!r}")
 
 
+# The engine's Newton preset: the engine trains in float32, where the paper's eps = 1e-5
+# makes eq. 16's denominator rounding noise, so every step would take the smoothed
+# branch (eq. 18), not Newton's; with eps = 1e-2 most steps take the Newton step
+# (tests/test_adaptive.py).  A variant's own `eps` (optimizer_kwargs) wins.
+NEWTON_PRESET = {"eps": 1e-2}
+
+
 def _self_tuning(name: str, lr, kw: dict[str, Any]) -> optax.GradientTransformation:
   if name == "hypergradient_sgd":
     return adaptive.hypergradient_sgd(lr, **kw)
   if name == "hypergradient_adam":
     return adaptive.hypergradient_adam(lr, **kw)
   if name == "newton":
-    return adaptive.newton_lr(lr, **kw)
+    return adaptive.newton_lr(lr, **{**NEWTON_PRESET, **kw})
   if name == "dog":
     return optax.contrib.dog(learning_rate=lr, **kw)
   if name == "prodigy":

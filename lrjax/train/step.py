@@ -55,12 +55,14 @@ def apply_model(model: nn.Module, params, model_state, x, *, train: bool, key=No
 
 
 def train_step(model: nn.Module, tx: optax.GradientTransformationExtraArgs, task: str,
-               state: TrainState, x, y, key, epoch_boundary) -> tuple[TrainState, StepMetrics]:
+               state: TrainState, x, y, key, epoch_boundary,
+               initial_observation=False) -> tuple[TrainState, StepMetrics]:
   """One optimizer step on the batch ``(x, y)``.
 
   The strategy receives ``valid_loss`` (last epoch's validation loss) and
   ``epoch_boundary`` (True on the first step of every epoch after the first) as extra
-  args; the Newton learning rate receives ``value_fn``, the loss of this batch as a
+  args, and ``initial_observation`` (True on the very first step when ``valid_loss``
+  holds the untrained model's validation loss, the report's ``loss_0``); the Newton learning rate receives ``value_fn``, the loss of this batch as a
   function of the parameters (same dropout mask, BatchNorm statistics not updated).
   """
 
@@ -77,7 +79,8 @@ def train_step(model: nn.Module, tx: optax.GradientTransformationExtraArgs, task
 
   updates, opt_state = tx.update(grads, state.opt_state, state.params,
                                  valid_loss=state.valid_loss,
-                                 epoch_boundary=epoch_boundary, value_fn=value_fn)
+                                 epoch_boundary=epoch_boundary,
+                                 initial_observation=initial_observation, value_fn=value_fn)
   params = optax.apply_updates(state.params, updates)
   new_state = state._replace(params=params, model_state=new_model_state, opt_state=opt_state)
   return new_state, StepMetrics(loss, _correct(outputs, y, task),

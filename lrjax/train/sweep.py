@@ -99,9 +99,10 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
   trainers = [
       epoch_lib.GroupTrainer(model, spec, hyper, task=config.task,
                              batch_size=config.batch_size,
-                             eval_batch_size=config.eval_batch_size, mesh=mesh)
+                             eval_batch_size=config.eval_batch_size, mesh=mesh,
+                             observe_untrained_loss=config.observe_untrained_loss)
       for spec, hyper, _ in groups]
-  states = [t.init(data.train_x[:1]) for t in trainers]
+  states = [t.init(data.train_x[:1], data) for t in trainers]
   num_variants = len(config.variants)
   history = _empty_history(config.epochs, num_variants)
   steps = dataset.train_x.shape[0] // config.batch_size

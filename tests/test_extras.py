@@ -1,0 +1,58 @@
+"""`pip install lrjax` (no extras) gives the library; the engine names its extra."""
+
+import subprocess
+import sys
+import textwrap
+
+# Makes the train extra's packages unimportable, as in an install without the extra.
+_BLOCK_TRAIN = textwrap.dedent("""
+    import sys
+    class _Block:
+      BLOCKED = ("flax", "orbax", "tensorflow_datasets", "array_record", "matplotlib",
+                 "tqdm", "PIL")
+      def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in self.BLOCKED:
+          raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
+        return None
+    sys.meta_path.insert(0, _Block())
+""")
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+  return subprocess.run([sys.executable, "-c", _BLOCK_TRAIN + textwrap.dedent(code)],
+                        capture_output=True, text=True, timeout=120)
+
+
+def test_library_works_without_the_train_extra():
+  proc = _run("""
+      import optax, jax.numpy as jnp, lrjax
+      rate = lrjax.schedules.seq1(0.1)(jnp.asarray(3))
+      tx = optax.chain(optax.identity(), lrjax.strategies.by_epoch(lrjax.schedules.seq1(0.1)))
+      state = tx.init(jnp.zeros(2))
+      updates, state = tx.update(jnp.ones(2), state, valid_loss=jnp.asarray(1.0))
+      assert float(updates[0]) < 0.0
+      heavy = [m for m in ("flax", "orbax", "tensorflow_datasets", "matplotlib", "tqdm")
+               if m in sys.modules]
+      assert not heavy, heavy
+      print("rate", float(rate))
+  """)
+  assert proc.returncode == 0, proc.stderr
+  assert "rate" in proc.stdout
+
+
+def test_engine_without_the_extra_names_it():
+  for module in ("lrjax.train", "lrjax.models", "lrjax.data"):
+    proc = _run(f"import {module}")
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "ImportError" in last and "lrjax[train]" in last and "flax" in last, last
+
+
+def test_cli_without_the_extra_is_one_line():
+  proc = _run("""
+      from lrjax import cli
+      sys.exit(cli.main(["sweep"]))
+  """)
+  assert proc.returncode == 2
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and "pip install 'lrjax[train]'" in lines[0], proc.stderr

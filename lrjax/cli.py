@@ -139,7 +139,7 @@ def main(argv=None) -> int:
       # saying what happened and what to do (and where the completed epochs went), no
       # traceback.
       text = "; ".join([str(err).rstrip(".")] + list(getattr(err, "__notes__", ())))
-      print(f"lrjax sweep: {text}.", file=sys.stderr)
+      print(f"lrjax: error: {text}.", file=sys.stderr)
       return 1
   return _plot(args)
 

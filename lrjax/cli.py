@@ -131,7 +131,16 @@ def main(argv=None) -> int:
     print(f"lrjax: error: {error}", file=sys.stderr)
     return 2
   if args.command == "sweep":
-    return _sweep(args)
+    from lrjax.train.checkpoint import CheckpointError
+    try:
+      return _sweep(args)
+    except CheckpointError as err:
+      # A damaged, foreign or unwritable checkpoint folder is the user's to fix: one line
+      # saying what happened and what to do (and where the completed epochs went), no
+      # traceback.
+      text = "; ".join([str(err).rstrip(".")] + list(getattr(err, "__notes__", ())))
+      print(f"lrjax: error: {text}.", file=sys.stderr)
+      return 1
   return _plot(args)
 
 

@@ -31,13 +31,15 @@ def test_sweep_then_plot_writes_results_and_figures(tmp_path, capsys):
   assert (out / "all_settings.png").exists()
 
 
-def test_sweep_checkpoints_and_resumes_from_the_command_line(tmp_path):
+def test_sweep_checkpoints_and_resumes_from_the_command_line(tmp_path, capsys):
   args = ["sweep", "--model", "logistic", "--train-size", "256", "--no-progress",
           "--checkpoint-dir", str(tmp_path / "ckpt")]
-  cli.main(args + ["--epochs", "1", "--out", str(tmp_path / "a")])
-  # Same sweep, more epochs: a different config, so the checkpoint is refused.
-  with pytest.raises(ValueError, match="different sweep"):
-    cli.main(args + ["--epochs", "2", "--out", str(tmp_path / "b")])
+  assert cli.main(args + ["--epochs", "1", "--out", str(tmp_path / "a")]) == 0
+  capsys.readouterr()
+  # Same sweep, more epochs: a different config, so the checkpoint is refused, in one line.
+  assert cli.main(args + ["--epochs", "2", "--out", str(tmp_path / "b")]) == 1
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and "different sweep" in err[0] and str(tmp_path / "ckpt") in err[0]
 
 
 def test_missing_dataset_is_one_clear_error(tmp_path, monkeypatch):

@@ -8,6 +8,10 @@ no TensorFlow (``Image``/``ClassLabel`` features and ``as_dataset`` would).  Exa
 carry their position in the source (``index``), so the arrays come back in source order
 whatever order tfds stores them in.
 
+Preparing runs under `lrjax.data.preparing`'s lock: one process at a time, partial copies
+of killed preparations removed, a stale copy set aside (not deleted) until its replacement
+is in place, tfds' prints kept off stdout.
+
 Next to the prepared files, ``lrjax_source.json`` records the fingerprint of the source
 it was prepared from; a different source (other files, or files changed since) prepares
 again, the same one is only read back.
@@ -24,6 +28,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
+from lrjax import _atomic
+from lrjax.data import preparing
 from lrjax.data.discovery import Source
 
 SOURCE_RECORD = "lrjax_source.json"
@@ -179,13 +185,22 @@ def prepare(source: Source, data_dir) -> "tfds.core.DatasetBuilder":
   fingerprint = source.fingerprint()
   if is_prepared(b) and _recorded_fingerprint(b) == fingerprint:
     return b
-  mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if is_prepared(b)
-          else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
-  _log.info("Preparing %s/%s from %s into %s", b.name, source.layout, source.path, data_dir)
-  with _quiet_progress():
-    b.download_and_prepare(download_config=tfds.download.DownloadConfig(download_mode=mode))
-  record = {"fingerprint": fingerprint, "layout": source.layout, "path": str(source.path)}
-  (Path(b.data_dir) / SOURCE_RECORD).write_text(json.dumps(record, indent=1))
+  version_dir = Path(b.data_dir)
+  # One preparation at a time; what a killed one left is undone first; and the source may
+  # have been prepared by another process meanwhile.
+  with preparing.exclusive(version_dir.parent):
+    preparing.recover(version_dir)
+    b = builder(source.dataset, source.layout, data_dir, source)
+    if is_prepared(b) and _recorded_fingerprint(b) == fingerprint:
+      return b
+    _log.info("Preparing %s/%s from %s into %s", b.name, source.layout, source.path, data_dir)
+    # A stale copy is set aside, not deleted by tfds, until the new one is in place.
+    with preparing.replacing(version_dir), _quiet_progress():
+      b = builder(source.dataset, source.layout, data_dir, source)
+      mode = tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
+      b.download_and_prepare(download_config=tfds.download.DownloadConfig(download_mode=mode))
+      record = {"fingerprint": fingerprint, "layout": source.layout, "path": str(source.path)}
+      _atomic.write_text(version_dir / SOURCE_RECORD, json.dumps(record, indent=1))
   return b
 
 
@@ -193,6 +208,11 @@ def prepared(dataset: str, layouts, data_dir):
   """The first already-prepared builder of ``dataset`` among ``layouts``, or None."""
   for layout in layouts:
     b = builder(dataset, layout, data_dir)
+    version_dir = Path(b.data_dir)
+    if preparing.needs_recovery(version_dir):  # a preparation was killed: its copy back
+      with preparing.exclusive(version_dir.parent):
+        preparing.recover(version_dir)
+      b = builder(dataset, layout, data_dir)
     if is_prepared(b):
       return b
   return None

@@ -9,14 +9,20 @@ reports it together with the local places it looked in.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import tensorflow_datasets as tfds
+
+from lrjax.data import preparing
 
 
 def read(official_name: str, data_dir) -> dict[str, tuple[np.ndarray, np.ndarray]]:
   """``{"train": (x, y), "test": (x, y)}`` of an official tfds dataset (downloads once)."""
-  sources = tfds.data_source(official_name, data_dir=str(data_dir), download=True,
-                             try_gcs=False)
+  # Locked, partial downloads of killed runs removed, tfds' prints on stderr.
+  with preparing.preparation(Path(data_dir) / official_name):
+    sources = tfds.data_source(official_name, data_dir=str(data_dir), download=True,
+                               try_gcs=False)
   out = {}
   for split in ("train", "test"):
     source = sources[split]

@@ -1,47 +1,290 @@
-"""Orbax checkpoints of a sweep: every group's state, the history so far, the epoch."""
+"""Orbax checkpoints of a sweep that survive damage: verified on restore, never trusted blindly.
+
+A sweep measures divergence, so a checkpoint read back wrong is worse than none: a flipped
+byte in a weight looks like a variant that blew up.  Hence:
+
+* Integrity.  After orbax has finished writing a step, an integrity record
+  (``lrjax_integrity.json``, inside the step folder) is written atomically: the sweep's
+  config and, for every array, its SHA-256, shape, dtype and whether it was all finite.
+  A step without a record is a save that did not finish.  A restore recomputes every
+  digest and checks finiteness where the saved array was finite.
+* Fallback.  If the newest step fails that check or cannot be read at all, one line on
+  stderr names it and the reason, the step is discarded and the next older kept step is
+  restored (the sweep recomputes the lost epochs, deterministically); only when no step
+  is usable does the restore refuse, saying what to delete.
+* Fail fast.  The folder is checked writable before anything trains; saves are
+  synchronous (no orbax background thread whose failure leaves the main thread waiting on
+  a barrier for minutes), and a failed save raises `CheckpointSaveError` at once.
+* Identity.  ``sweep_config.json`` is written atomically beside the steps, and each step's
+  record carries the config too: a different sweep is refused even when that file is
+  deleted; a damaged one is refused by name.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import sys
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
-_CONFIG_FILE = "sweep_config.json"
+from lrjax import _atomic
+
+CONFIG_FILE = "sweep_config.json"
+RECORD_FILE = "lrjax_integrity.json"
+RECORD_FORMAT = 1
+
+
+class CheckpointError(Exception):
+  """A checkpoint folder cannot be used as it is; the message is one line saying why."""
+
+
+class DifferentSweepError(CheckpointError, ValueError):
+  """The folder holds the checkpoints of another sweep (another config)."""
+
+
+class UnusableCheckpointError(CheckpointError):
+  """No kept step (or the folder's config file) can be trusted; the message says what to
+  delete."""
+
+
+class CheckpointSaveError(CheckpointError):
+  """The folder is not writable, or writing a step failed (disk full, permissions, ...)."""
+
+
+def _stderr(line: str) -> None:
+  print(line, file=sys.stderr, flush=True)
+
+
+def one_line(err: BaseException, limit: int = 240) -> str:
+  """``Type: first line of the message``, cut to ``limit`` characters."""
+  lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+  text = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+  return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _canonical(config_dict: dict[str, Any]) -> Any:
+  """The config as it reads back from JSON (tuples become lists, ...)."""
+  return json.loads(json.dumps(config_dict))
+
+
+def _host_leaves(tree) -> dict[str, np.ndarray]:
+  """``{path: numpy array}`` of ``tree``'s leaves, fetched from the devices in one go."""
+  def raw(leaf):
+    if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+      return jax.random.key_data(leaf)
+    return leaf
+
+  host = jax.device_get(jax.tree_util.tree_map(raw, tree))
+  flat, _ = jax.tree_util.tree_flatten_with_path(host)
+  return {jax.tree_util.keystr(path): np.ascontiguousarray(leaf) for path, leaf in flat}
+
+
+def _all_finite(a: np.ndarray) -> bool:
+  return bool(np.isfinite(a).all()) if np.issubdtype(a.dtype, np.inexact) else True
+
+
+def _sha256(a: np.ndarray) -> str:
+  return hashlib.sha256(a.tobytes()).hexdigest()
+
+
+def _describe(tree) -> dict[str, dict]:
+  return {name: {"sha256": _sha256(a), "shape": list(a.shape), "dtype": str(a.dtype),
+                 "finite": _all_finite(a)}
+          for name, a in _host_leaves(tree).items()}
+
+
+def _seal(body: dict) -> dict:
+  """``body`` plus the digest of its own JSON, so a damaged record is caught too."""
+  text = json.dumps(body, sort_keys=True)
+  return dict(body, record_sha256=hashlib.sha256(text.encode()).hexdigest())
+
+
+def _mismatch(leaves: dict[str, dict], restored) -> str | None:
+  """Why the restored tree is not the one recorded, or None when it is."""
+  now = _host_leaves(restored)
+  if set(now) != set(leaves):
+    return "its arrays do not match the structure of this sweep's state"
+  for name, saved in leaves.items():
+    a = now[name]
+    if list(a.shape) != saved["shape"] or str(a.dtype) != saved["dtype"]:
+      return f"{name} reads back as {a.dtype}{list(a.shape)}, saved {saved['dtype']}{saved['shape']}"
+    if saved["finite"] and not _all_finite(a):
+      return f"{name} reads back with non-finite values where the saved array was finite"
+    if _sha256(a) != saved["sha256"]:
+      return f"checksum mismatch in {name}"
+  return None
+
+
+def _ensure_writable(directory: Path) -> None:
+  """Creates ``directory`` and checks a file can be written there, before anything trains."""
+  try:
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(dir=directory, prefix=".lrjax-write-probe-")
+    os.close(fd)
+    os.unlink(probe)
+  except OSError as err:
+    reason = err.strerror or one_line(err)
+    raise CheckpointSaveError(
+        f"checkpoint folder {directory} is not writable ({reason}); fix its permissions or "
+        "use another checkpoint folder (--checkpoint-dir).") from err
 
 
 class SweepCheckpointer:
-  """Saves and restores ``{"states": [...], "history": {...}}`` keyed by epoch.
+  """Saves and restores ``{"states": [...], "history": {...}, ...}`` keyed by epoch.
 
-  The sweep's config is written beside the checkpoints; resuming with a different config
-  raises instead of mixing two sweeps.
+  Args:
+    directory: the checkpoint folder (created if absent; must be writable).
+    config_dict: the sweep's config; a folder holding another sweep is refused.
+    max_to_keep: steps kept (older ones are the fallback of a damaged newest one).
+    report: where the one-line notice of a fallback goes (default: stderr).
+
+  Raises:
+    CheckpointSaveError: the folder cannot be written.
+    DifferentSweepError: the folder's config, or a step's record, is another sweep's.
+    UnusableCheckpointError: ``sweep_config.json`` is damaged.
   """
 
-  def __init__(self, directory: str | Path, config_dict: dict[str, Any], max_to_keep: int = 2):
+  def __init__(self, directory: str | Path, config_dict: dict[str, Any], max_to_keep: int = 2,
+               report: Callable[[str], None] | None = None):
     self.directory = Path(directory).absolute()
-    self.directory.mkdir(parents=True, exist_ok=True)
-    config_path = self.directory / _CONFIG_FILE
-    if config_path.exists():
-      saved = json.loads(config_path.read_text())
-      if saved != json.loads(json.dumps(config_dict)):
-        raise ValueError(
-            f"checkpoint directory {self.directory} holds a different sweep; "
-            "use another `checkpoint_dir` or delete it.")
-    else:
-      config_path.write_text(json.dumps(config_dict, indent=1))
+    self.config = _canonical(config_dict)
+    self._report = report or _stderr
+    _ensure_writable(self.directory)
+    self._name_format = ocp.step.standard_name_format()
     self.manager = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep))
+        self.directory, options=ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep,
+            step_name_format=self._name_format,
+            # Synchronous saves: a failed write raises here and now.  Asynchronous ones
+            # leave the error in a background thread and the main thread on a 300 s barrier.
+            enable_async_checkpointing=False,
+            # Half-written steps of a killed run (`N.orbax-checkpoint-tmp*`) are removed.
+            cleanup_tmp_directories=True,
+            # A damaged step's metadata must not stop the manager from listing the others.
+            lightweight_initialize=True))
+    self._check_identity()
+
+  # -- identity ---------------------------------------------------------------------------
+
+  def _check_identity(self) -> None:
+    config_path = self.directory / CONFIG_FILE
+    other = ("holds a different sweep; use another checkpoint folder (--checkpoint-dir) or "
+             "delete it")
+    for step in self.manager.all_steps():
+      record = self._read_record(step)
+      if isinstance(record, dict) and record.get("config") != self.config:
+        raise DifferentSweepError(
+            f"checkpoint directory {self.directory} {other} (step {step} was saved by "
+            "another config).")
+    if config_path.exists():
+      try:
+        saved = json.loads(config_path.read_text())
+      except (OSError, ValueError) as err:
+        raise UnusableCheckpointError(
+            f"{config_path} is damaged ({one_line(err)}); delete that file to resume (each "
+            f"checkpoint step carries its sweep's config) or delete {self.directory} to start "
+            "over.") from err
+      if saved != self.config:
+        raise DifferentSweepError(f"checkpoint directory {self.directory} {other}.")
+    else:
+      _atomic.write_text(config_path, json.dumps(self.config, indent=1))
+
+  # -- integrity records ------------------------------------------------------------------
+
+  def step_path(self, step: int) -> Path:
+    return Path(ocp.step.build_step_path(self.directory, self._name_format, step))
+
+  def _read_record(self, step: int) -> dict | str:
+    """The step's integrity record, or why there is none to trust."""
+    path = self.step_path(step) / RECORD_FILE
+    if not path.exists():
+      return "it has no integrity record (its save did not finish)"
+    try:
+      record = json.loads(path.read_text())
+      body = {k: v for k, v in record.items() if k != "record_sha256"}
+      if _seal(body) != record:
+        return "its integrity record is damaged"
+    except (OSError, ValueError, AttributeError) as err:
+      return f"its integrity record cannot be read ({one_line(err)})"
+    if record.get("format") != RECORD_FORMAT or record.get("step") != step:
+      return "its integrity record is not this step's"
+    return record
+
+  # -- save / restore ---------------------------------------------------------------------
 
   def latest_epoch(self) -> int | None:
     return self.manager.latest_step()
 
   def save(self, epoch: int, tree) -> None:
-    self.manager.save(epoch, args=ocp.args.StandardSave(tree))
-    self.manager.wait_until_finished()
+    """Writes step ``epoch``, then its integrity record; any failure raises at once."""
+    try:
+      if not self.manager.save(epoch, args=ocp.args.StandardSave(tree)):
+        raise RuntimeError(f"orbax skipped step {epoch} (a step >= {epoch} exists)")
+      self.manager.wait_until_finished()
+      record = _seal({"format": RECORD_FORMAT, "step": epoch, "config": self.config,
+                      "leaves": _describe(tree)})
+      _atomic.write_text(self.step_path(epoch) / RECORD_FILE, json.dumps(record))
+    except Exception as err:  # pylint: disable=broad-except  (one line, the cause chained)
+      raise CheckpointSaveError(
+          f"saving checkpoint step {epoch} in {self.directory} failed "
+          f"({one_line(err)}).") from err
 
-  def restore(self, epoch: int, target):
-    return self.manager.restore(epoch, args=ocp.args.StandardRestore(target))
+  def _try_restore(self, step: int, target) -> tuple[Any, str | None]:
+    record = self._read_record(step)
+    if isinstance(record, str):
+      return None, record
+    if record["config"] != self.config:
+      raise DifferentSweepError(
+          f"checkpoint directory {self.directory} holds a different sweep (step {step}).")
+    try:
+      restored = self.manager.restore(step, args=ocp.args.StandardRestore(target))
+    except Exception as err:  # pylint: disable=broad-except  (a damaged step: fall back)
+      return None, f"it cannot be read: {one_line(err, 160)}"
+    reason = _mismatch(record["leaves"], restored)
+    return (restored, None) if reason is None else (None, reason)
+
+  def restore_latest(self, target) -> tuple[int, Any] | None:
+    """``(epoch, tree)`` of the newest step that verifies, or None when there is no step.
+
+    Unusable newer steps are reported in one line and deleted (their epochs are
+    recomputed).  Raises `UnusableCheckpointError` when steps exist but none verifies.
+    """
+    failures = []
+    for step in sorted(self.manager.all_steps(), reverse=True):
+      restored, reason = self._try_restore(step, target)
+      if reason is None:
+        if failures:
+          bad = "; ".join(f"step {s}: {r}" for s, r in failures)
+          gone = ", ".join(str(s) for s, _ in failures)
+          self._report(f"lrjax: checkpoint {self.directory} has unusable newer steps ({bad}); "
+                       f"deleted step {gone} and resuming from step {step} (the later epochs "
+                       "are recomputed).")
+          for s, _ in failures:
+            self._discard(s)
+        return step, restored
+      failures.append((step, reason))
+    if not failures:
+      return None
+    bad = "; ".join(f"step {s}: {r}" for s, r in failures)
+    paths = " ".join(str(self.step_path(s)) for s, _ in failures)
+    raise UnusableCheckpointError(
+        f"no usable checkpoint in {self.directory} ({bad}); delete {paths} (or the whole "
+        "folder) to start the sweep over.")
+
+  def _discard(self, step: int) -> None:
+    try:
+      self.manager.delete(step)
+    except Exception as err:  # pylint: disable=broad-except
+      raise UnusableCheckpointError(
+          f"checkpoint step {step} is unusable and could not be deleted ({one_line(err)}); "
+          f"delete {self.step_path(step)} and run again.") from err
 
   def close(self):
     self.manager.close()

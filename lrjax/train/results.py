@@ -1,14 +1,20 @@
-"""Results files of a sweep: JSON (everything), CSV (per epoch and variant), markdown."""
+"""Results files of a sweep: JSON (everything), CSV (per epoch and variant), markdown.
+
+Each file is written atomically (a temporary file, then a rename): a run killed while
+writing leaves the previous file or the new one, never half of one.
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
 
 import numpy as np
 
+from lrjax import _atomic
 from lrjax.train.config import SweepConfig
 
 
@@ -33,6 +39,8 @@ def to_dict(result) -> dict:
   history = {k: _json_array(v) for k, v in result.history.items()}
   return {
       "config": result.config.to_dict(),
+      # Fewer than config.epochs when the run stopped early (a checkpoint save failed).
+      "completed_epochs": int(next(iter(result.history.values())).shape[0]),
       "device": result.device,
       "compile_seconds": result.compile_seconds,
       "epoch_seconds": [_clean(float(x)) for x in result.epoch_seconds],
@@ -62,18 +70,19 @@ def save(result, out_dir: str | Path) -> dict[str, Path]:
   out.mkdir(parents=True, exist_ok=True)
   paths = {"json": out / "results.json", "csv": out / "history.csv",
            "markdown": out / "summary.md"}
-  paths["json"].write_text(json.dumps(to_dict(result), indent=1))
+  _atomic.write_text(paths["json"], json.dumps(to_dict(result), indent=1))
   names = result.names
   fields = list(result.history)
-  with paths["csv"].open("w", newline="") as f:
-    writer = csv.writer(f)
-    writer.writerow(["epoch", "variant"] + fields)
-    epochs = next(iter(result.history.values())).shape[0]
-    for e in range(epochs):
-      for k, name in enumerate(names):
-        writer.writerow([e + 1, name] + [repr(float(result.history[field][e, k]))
-                                         for field in fields])
-  paths["markdown"].write_text(markdown_table(result.summary))
+  text = io.StringIO(newline="")
+  writer = csv.writer(text)
+  writer.writerow(["epoch", "variant"] + fields)
+  epochs = next(iter(result.history.values())).shape[0]
+  for e in range(epochs):
+    for k, name in enumerate(names):
+      writer.writerow([e + 1, name] + [repr(float(result.history[field][e, k]))
+                                       for field in fields])
+  _atomic.write_text(paths["csv"], text.getvalue())
+  _atomic.write_text(paths["markdown"], markdown_table(result.summary))
   return paths
 
 
@@ -81,7 +90,8 @@ def load(path: str | Path) -> dict:
   """Reads a ``results.json`` (or the folder holding one) back.
 
   Returns a dict with ``config`` (a `SweepConfig`), ``history`` (arrays
-  [epochs, variants], NaN where null), ``summary``, ``names`` and timing fields.
+  [epochs, variants], NaN where null), ``summary``, ``names``, ``completed_epochs``
+  (fewer than the config's epochs for a run that stopped early) and timing fields.
   """
   path = Path(path)
   if path.is_dir():
@@ -93,7 +103,9 @@ def load(path: str | Path) -> dict:
   history = {k: np.array([[np.nan if x is None else x for x in row] for row in v], np.float64)
              for k, v in raw["history"].items()}
   step_history = {k: np.array(v, dtype=float) for k, v in raw.get("step_history", {}).items()}
+  completed = next(iter(history.values())).shape[0] if history else 0
   return {"config": config, "history": history, "step_history": step_history,
+          "completed_epochs": raw.get("completed_epochs", completed),
           "summary": raw["summary"],
           "names": [v.name for v in config.variants], "device": raw["device"],
           "compile_seconds": raw["compile_seconds"], "epoch_seconds": raw["epoch_seconds"]}

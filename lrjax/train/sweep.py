@@ -19,7 +19,7 @@ from lrjax import models
 from lrjax.train import epoch as epoch_lib
 from lrjax.train import metrics as metrics_lib
 from lrjax.train import optimizers
-from lrjax.train.checkpoint import SweepCheckpointer
+from lrjax.train.checkpoint import CheckpointSaveError, SweepCheckpointer
 from lrjax.train.config import SweepConfig
 
 HISTORY_FIELDS = epoch_lib.EPOCH_FIELDS
@@ -78,6 +78,12 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
 
   Returns:
     A `SweepResult`.
+
+  Raises:
+    lrjax.train.checkpoint.CheckpointError: the checkpoint folder is not writable, holds
+      another sweep, or has no step that verifies (a damaged newest step alone falls back
+      to an older one); or a save failed (`CheckpointSaveError`; the completed epochs are
+      written to ``out_dir`` first).  The message is one line saying what to do.
   """
   if dataset.train_x.shape[0] < config.batch_size:
     raise ValueError(f"`batch_size` ({config.batch_size}) exceeds the training set size "
@@ -107,11 +113,12 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
 
   checkpointer = None
   if checkpoint_dir is not None:
+    # Refuses at once an unwritable folder, another sweep's, or one with no usable step.
     checkpointer = SweepCheckpointer(checkpoint_dir, config.to_dict())
-    latest = checkpointer.latest_epoch()
-    if latest is not None:
-      restored = checkpointer.restore(
-          latest, {"states": states, "history": history, "step_history": step_history})
+    found = checkpointer.restore_latest(
+        {"states": states, "history": history, "step_history": step_history})
+    if found is not None:
+      latest, restored = found
       states = list(restored["states"])
       history = {k: np.asarray(v) for k, v in restored["history"].items()}
       step_history = {k: np.asarray(v) for k, v in restored["step_history"].items()}
@@ -146,6 +153,11 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
                                  "step_history": step_history})
       if on_epoch_end is not None:
         on_epoch_end(epoch, history)
+  except CheckpointSaveError as err:
+    if out_dir is not None:  # the epochs trained so far are not lost with the checkpoint
+      err.add_note(_save_completed(config, history, step_history, compile_seconds,
+                                   epoch_seconds, done, out_dir))
+    raise
   finally:
     bar.close()
     if checkpointer is not None:
@@ -161,3 +173,23 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
     from lrjax.train import results  # local: results pulls in matplotlib lazily too
     results.save(result, out_dir)
   return result
+
+
+def _save_completed(config, history, step_history, compile_seconds, epoch_seconds, done: int,
+                    out_dir) -> str:
+  """Writes the results of the first ``done`` epochs (a checkpoint save failed after them);
+  returns a note saying where, or why not."""
+  from lrjax.train import results
+  history = {k: v[:done] for k, v in history.items()}
+  result = SweepResult(
+      config=config, history=history,
+      step_history={k: v[:done] for k, v in step_history.items()},
+      summary=metrics_lib.summarize(history, [v.name for v in config.variants],
+                                    tolerance=config.convergence_tolerance),
+      compile_seconds=compile_seconds, epoch_seconds=epoch_seconds[:done],
+      device=f"{jax.default_backend()} x{jax.device_count()}")
+  try:
+    results.save(result, out_dir)
+  except OSError as err:
+    return f"the results of the {done} completed epochs could not be written either ({err})"
+  return f"the results of the {done} completed epochs are in {Path(out_dir).absolute()}"

@@ -1,0 +1,440 @@
+"""Damaged or unwritable checkpoint folders: never wrong results, never a hang.
+
+Each test injects one fault into a copy of a real checkpoint folder (a 3-epoch sweep that
+kept steps 2 and 3) and asserts either results identical to the uninterrupted run, after
+a one-line notice naming the step that was given up, or a one-line refusal naming what to
+delete.  The unwritable-folder cases run in a subprocess without the privileges that let
+root write anywhere.
+"""
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lrjax import cli
+from lrjax.train import SweepConfig, Variant, run_sweep
+from lrjax.train import checkpoint as ckpt
+from lrjax.train import results
+
+REPO = Path(__file__).resolve().parents[1]
+FIELDS = ("train_loss", "valid_loss", "valid_acc", "test_acc", "lr", "index", "nonfinite")
+# Two variants of one optimizer group: one compiled program, seconds per sweep.
+VARIANTS = (Variant("seq1 epoch", "seq1", "epoch", 0.5),
+            Variant("seq3 oscillate", "seq3", "oscillate", 0.5))
+CONFIG = SweepConfig(model="logistic", variants=VARIANTS, epochs=3, batch_size=32)
+HANG_LIMIT_S = 60  # a hang detector (orbax's barrier waited 300 s), not a speed claim
+
+
+@pytest.fixture(scope="module")
+def small():
+  from lrjax import data
+  return data.synthetic("tiny", num_train=320, num_test=100, seed=0)
+
+
+@pytest.fixture(scope="module")
+def pristine(small, tmp_path_factory):
+  """An uninterrupted run and the checkpoint folder it left (steps 2 and 3)."""
+  folder = tmp_path_factory.mktemp("pristine") / "ckpt"
+  result = run_sweep(CONFIG, small, checkpoint_dir=folder, progress=False)
+  assert sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) == [2, 3]
+  return result, folder
+
+
+@pytest.fixture
+def damaged(pristine, tmp_path):
+  """A fresh copy of the pristine checkpoint folder, to damage."""
+  folder = tmp_path / "ckpt"
+  shutil.copytree(pristine[1], folder)
+  return folder
+
+
+def _assert_same_results(resumed, reference):
+  for field in FIELDS:
+    np.testing.assert_array_equal(resumed.history[field], reference.history[field],
+                                  err_msg=field)
+
+
+def _files(step_dir: Path):
+  return [p for p in step_dir.rglob("*") if p.is_file() and p.name != ckpt.RECORD_FILE]
+
+
+def _flip_middle(path: Path, count: int = 64):
+  raw = bytearray(path.read_bytes())
+  size = len(raw)
+  mid = max(0, size // 2 - count // 2)
+  raw[mid:mid + count] = bytes(b ^ 0xFF for b in raw[mid:mid + count])
+  path.write_bytes(bytes(raw))
+  assert path.stat().st_size == size
+
+
+def _cut(path: Path):
+  path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+
+
+def _largest(files):
+  return max(files, key=lambda p: p.stat().st_size)
+
+
+def _step(folder: Path, step: int) -> Path:
+  return folder / str(step)
+
+
+def _largest_data_file(folder: Path) -> Path:
+  return _largest([p for p in _files(_step(folder, 3)) if p.parent.name == "d"])
+
+
+# fault -> (damage, what the notice must say about step 3)
+FAULTS = {
+    # The issue's cases: the newest step's largest file with 64 bytes flipped (size
+    # unchanged; for this small model that is orbax's array metadata), the largest array
+    # data file flipped (orbax reads it back silently wrong: the issue's case on a larger
+    # model), a data file cut, the array metadata cut.
+    "flipped bytes, largest file": (
+        lambda d: _flip_middle(_largest(_files(_step(d, 3)))), ""),
+    "flipped bytes, largest data file": (
+        lambda d: _flip_middle(_largest_data_file(d)), "checksum mismatch|non-finite"),
+    "truncated data file": (lambda d: _cut(_largest_data_file(d)), "cannot be read"),
+    "truncated _METADATA": (
+        lambda d: _cut(_step(d, 3) / "default" / "_METADATA"), "cannot be read"),
+    # Killed after orbax committed the step but before its integrity record was written.
+    "no integrity record": (
+        lambda d: (_step(d, 3) / ckpt.RECORD_FILE).unlink(), "no integrity record"),
+    "damaged integrity record": (
+        lambda d: _flip_middle(_step(d, 3) / ckpt.RECORD_FILE, 8), "integrity record"),
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_damaged_newest_step_falls_back_to_identical_results(fault, pristine, damaged, small,
+                                                             capfd):
+  reference, _ = pristine
+  damage, reason = FAULTS[fault]
+  damage(damaged)
+  capfd.readouterr()
+  resumed = run_sweep(CONFIG, small, checkpoint_dir=damaged, progress=False)
+  err = capfd.readouterr().err
+  notices = [line for line in err.splitlines() if line.startswith("lrjax:")]
+  assert len(notices) == 1, err
+  assert "step 3:" in notices[0] and "resuming from step 2" in notices[0], notices[0]
+  assert re.search(reason, notices[0]), notices[0]
+  _assert_same_results(resumed, reference)
+  # Epochs 1-2 came from step 2, epoch 3 was trained again.
+  assert np.isnan(resumed.epoch_seconds[:2]).all() and np.isfinite(resumed.epoch_seconds[2])
+  if fault != "truncated data file":
+    return
+  # The bad step was replaced by a good one: the next resume needs no fallback.
+  capfd.readouterr()
+  again = run_sweep(CONFIG, small, checkpoint_dir=damaged, progress=False)
+  assert "lrjax:" not in capfd.readouterr().err
+  assert np.isnan(again.epoch_seconds).all()
+  _assert_same_results(again, reference)
+
+
+def test_orbax_alone_reads_the_flipped_data_file_without_error(damaged):
+  """Why the digest is needed: the silent case of the issue."""
+  FAULTS["flipped bytes, largest data file"][0](damaged)
+  checkpointer = ckpt.SweepCheckpointer(damaged, CONFIG.to_dict())
+  try:
+    restored = checkpointer.manager.restore(3)
+  finally:
+    checkpointer.close()
+  assert "states" in restored
+
+
+def test_restored_state_must_be_finite_where_the_saved_one_was():
+  tree = {"w": np.ones((3, 2), np.float32), "step": np.int32(4),
+          "diverged": np.array([np.nan, 1.0])}
+  leaves = ckpt._describe(tree)  # pylint: disable=protected-access
+  assert ckpt._mismatch(leaves, tree) is None  # pylint: disable=protected-access
+  broken = dict(tree, w=np.array([[1, 1], [np.inf, 1], [1, 1]], np.float32))
+  reason = ckpt._mismatch(leaves, broken)  # pylint: disable=protected-access
+  assert "['w']" in reason and "non-finite" in reason
+  # NaN where the saved array already had NaN is not a finiteness failure, only a checksum
+  # one when the values differ.
+  other = dict(tree, diverged=np.array([np.nan, 2.0]))
+  assert "checksum mismatch in ['diverged']" in ckpt._mismatch(leaves, other)  # pylint: disable=protected-access
+
+
+def test_cut_step_metadata_alone_does_not_matter(pristine, damaged, small, capfd):
+  """orbax's own ``_CHECKPOINT_METADATA`` (times, not arrays) cut: the arrays verify."""
+  _cut(_step(damaged, 3) / "_CHECKPOINT_METADATA")
+  capfd.readouterr()
+  resumed = run_sweep(CONFIG, small, checkpoint_dir=damaged, progress=False)
+  assert "lrjax:" not in capfd.readouterr().err
+  assert np.isnan(resumed.epoch_seconds).all()  # restored from step 3, nothing retrained
+  _assert_same_results(resumed, pristine[0])
+
+
+def test_no_usable_step_is_a_one_line_refusal_naming_what_to_delete(damaged, small, capsys):
+  for step in (2, 3):
+    _cut(_step(damaged, step) / "default" / "_METADATA")
+  with pytest.raises(ckpt.UnusableCheckpointError) as info:
+    run_sweep(CONFIG, small, checkpoint_dir=damaged, progress=False)
+  message = str(info.value)
+  assert "\n" not in message
+  assert str(_step(damaged, 3)) in message and str(_step(damaged, 2)) in message
+  assert "delete" in message
+  # Nothing was deleted by the refusal: the user decides.
+  assert _step(damaged, 2).is_dir() and _step(damaged, 3).is_dir()
+
+
+def test_cut_config_file_is_a_one_line_refusal_naming_the_file(damaged, small):
+  config_file = damaged / ckpt.CONFIG_FILE
+  _cut(config_file)
+  with pytest.raises(ckpt.UnusableCheckpointError) as info:
+    run_sweep(CONFIG, small, checkpoint_dir=damaged, progress=False)
+  assert "\n" not in str(info.value) and str(config_file) in str(info.value)
+  # As the message says, deleting the damaged file resumes (the steps carry the config).
+  config_file.unlink()
+  assert run_sweep(CONFIG, small, checkpoint_dir=damaged, progress=False).epoch_seconds.size
+
+
+def test_deleted_config_file_keeps_the_different_sweep_guard(damaged, small):
+  (damaged / ckpt.CONFIG_FILE).unlink()
+  other = SweepConfig(model="logistic", variants=VARIANTS[:1], epochs=3, batch_size=32)
+  with pytest.raises(ckpt.DifferentSweepError, match="different sweep"):
+    run_sweep(other, small, checkpoint_dir=damaged, progress=False)
+  assert not (damaged / ckpt.CONFIG_FILE).exists()  # not rewritten by the refused sweep
+
+
+def test_deleted_config_file_resumes_the_same_sweep_and_is_rewritten(pristine, damaged, small):
+  (damaged / ckpt.CONFIG_FILE).unlink()
+  resumed = run_sweep(CONFIG, small, checkpoint_dir=damaged, progress=False)
+  _assert_same_results(resumed, pristine[0])
+  assert json.loads((damaged / ckpt.CONFIG_FILE).read_text()) == json.loads(
+      json.dumps(CONFIG.to_dict()))
+
+
+def test_cli_refuses_a_damaged_folder_in_one_line(tmp_path, capsys):
+  folder = tmp_path / "ckpt"
+  args = ["sweep", "--model", "logistic", "--train-size", "256", "--epochs", "1",
+          "--no-progress", "--checkpoint-dir", str(folder), "--out", str(tmp_path / "out")]
+  assert cli.main(args) == 0
+  _cut(folder / ckpt.CONFIG_FILE)
+  capsys.readouterr()
+  assert cli.main(args) == 1
+  captured = capsys.readouterr()
+  assert captured.err.count("\n") == 1 and str(folder / ckpt.CONFIG_FILE) in captured.err
+  assert "Traceback" not in captured.err
+
+
+def test_small_files_are_written_atomically(tmp_path, monkeypatch):
+  from lrjax import _atomic
+  target = tmp_path / "sweep_config.json"
+  _atomic.write_text(target, '{"old": 1}')
+
+  def disk_full(fd, *args):
+    raise OSError(28, "No space left on device")
+
+  monkeypatch.setattr(os, "fsync", disk_full)
+  with pytest.raises(OSError, match="No space"):
+    _atomic.write_text(target, '{"new": 2}')
+  assert json.loads(target.read_text()) == {"old": 1}  # the old file, whole
+  assert [p.name for p in tmp_path.iterdir()] == ["sweep_config.json"]  # no temporary left
+
+
+# ---------------------------------------------------------------------------------------
+# Unwritable folders, for a user who is not root.
+
+_DROP_AND_RUN = textwrap.dedent(r"""
+  import json, os, sys, time
+  mode, folder, out = sys.argv[1], sys.argv[2], sys.argv[3]
+  import numpy as np
+  from lrjax import cli, data
+  from lrjax.train import SweepConfig, Variant, run_sweep, checkpoint
+  import traceback, tempfile, shutil, csv, io, linecache  # used after the drop
+  small = data.synthetic("tiny", num_train=320, num_test=100, seed=0)
+  variants = (Variant("seq1 epoch", "seq1", "epoch", 0.5),
+              Variant("seq3 oscillate", "seq3", "oscillate", 0.5))
+  config = SweepConfig(model="logistic", variants=variants, epochs=3, batch_size=32)
+  if os.geteuid() == 0:
+    # Warm every lazy import while the interpreter's files are still readable, then become
+    # nobody: from here on the kernel checks permissions as for any user.
+    warm = tempfile.mkdtemp()
+    run_sweep(config, small, checkpoint_dir=warm + "/c", out_dir=warm + "/o", progress=False)
+    shutil.rmtree(warm)
+    try:
+      os.setgroups([])
+      os.setresgid(65534, 65534, 65534)
+      os.setresuid(65534, 65534, 65534)
+    except OSError as err:
+      print(json.dumps({"skip": f"cannot drop root's privileges here: {err}"}))
+      sys.exit(0)
+  if mode == "start" and os.access(folder, os.W_OK):
+    print(json.dumps({"skip": f"{folder} is writable even after dropping privileges"}))
+    sys.exit(0)
+  t0 = time.perf_counter()
+  if mode == "start":
+    try:
+      run_sweep(config, small, checkpoint_dir=folder, out_dir=out, progress=False)
+      outcome = "ran"
+    except checkpoint.CheckpointSaveError as err:
+      outcome = str(err)
+  else:  # "midway": writable at the start, made read-only after epoch 1
+    def lock(epoch, history):
+      if epoch == 0:
+        os.chmod(folder, 0o555)
+    try:
+      run_sweep(config, small, checkpoint_dir=folder, out_dir=out, progress=False,
+                on_epoch_end=lock)
+      outcome = "ran"
+    except checkpoint.CheckpointSaveError as err:
+      outcome = str(err) + "".join("; " + n for n in getattr(err, "__notes__", ()))
+  print(json.dumps({"outcome": outcome,
+                    "seconds": time.perf_counter() - t0, "uid": os.geteuid()}))
+""")
+
+
+def _shared_tmp() -> Path:
+  """A folder that a dropped-privilege process can reach (pytest's tmp is root-only)."""
+  folder = Path(tempfile.mkdtemp(prefix="lrjax-unwritable-"))
+  folder.chmod(0o777)
+  return folder
+
+
+def _run_unprivileged(mode: str, folder: Path, out: Path) -> dict:
+  env = dict(os.environ, PYTHONPATH=str(REPO), HOME=str(folder.parent),
+             MPLCONFIGDIR=str(folder.parent / "mpl"), JAX_PLATFORMS="cpu")
+  t0 = time.perf_counter()
+  proc = subprocess.run([sys.executable, "-c", _DROP_AND_RUN, mode, str(folder), str(out)],
+                        env=env, capture_output=True, text=True, timeout=600)
+  wall = time.perf_counter() - t0
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  report = json.loads(proc.stdout.strip().splitlines()[-1])
+  if "skip" in report:
+    pytest.skip(report["skip"])
+  report["wall"], report["stderr"] = wall, proc.stderr
+  return report
+
+
+def test_unwritable_folder_is_refused_at_start_within_seconds():
+  base = _shared_tmp()
+  try:
+    folder, out = base / "ckpt", base / "out"
+    folder.mkdir(mode=0o555)
+    folder.chmod(0o555)  # owned by root (or this user), writable by nobody else
+    report = _run_unprivileged("start", folder, out)
+    assert report["uid"] != 0
+    assert "not writable" in report["outcome"] and str(folder) in report["outcome"]
+    assert "\n" not in report["outcome"]
+    assert report["seconds"] < HANG_LIMIT_S
+    assert not out.exists()  # refused before anything was trained
+  finally:
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_save_failure_midway_ends_within_seconds_and_keeps_completed_epochs(pristine):
+  base = _shared_tmp()
+  try:
+    folder, out = base / "ckpt", base / "out"  # created by the unprivileged process
+    report = _run_unprivileged("midway", folder, out)
+    assert report["uid"] != 0
+    assert "saving checkpoint step 2" in report["outcome"], report
+    assert "Permission denied" in report["outcome"] and "\n" not in report["outcome"]
+    assert report["seconds"] < HANG_LIMIT_S, report  # no 300 s orbax barrier
+    assert f"the results of the 2 completed epochs are in {out}" in report["outcome"]
+    saved = results.load(out)
+    assert saved["completed_epochs"] == 2  # epoch 2 trained; only its checkpoint failed
+    for field in ("train_loss", "valid_loss", "valid_acc", "lr"):
+      np.testing.assert_array_equal(saved["history"][field], pristine[0].history[field][:2],
+                                    err_msg=field)
+  finally:
+    if folder.exists():
+      folder.chmod(0o777)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+_NO_DAC = ["setpriv", "--inh-caps=-dac_override,-dac_read_search",
+           "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def test_read_only_folder_for_root_without_override_is_one_cli_line(tmp_path):
+  """Root that keeps uid 0 but loses CAP_DAC_OVERRIDE obeys permission bits, like a
+  read-only mount: the CLI prints one line and exits non-zero, without a traceback."""
+  if os.geteuid() != 0:
+    pytest.skip("for root only (the other tests cover unprivileged users)")
+  if shutil.which("setpriv") is None or subprocess.run(
+      _NO_DAC + ["true"], capture_output=True).returncode != 0:
+    pytest.skip("setpriv cannot drop capabilities here")
+  folder = tmp_path / "ckpt"
+  folder.mkdir()
+  folder.chmod(0o555)
+  env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
+  t0 = time.perf_counter()
+  proc = subprocess.run(
+      _NO_DAC + [sys.executable, "-m", "lrjax", "sweep", "--model", "logistic",
+                 "--train-size", "256", "--epochs", "2", "--no-progress",
+                 "--checkpoint-dir", str(folder), "--out", str(tmp_path / "out")],
+      env=env, capture_output=True, text=True, timeout=600)
+  assert time.perf_counter() - t0 < HANG_LIMIT_S
+  assert proc.returncode == 1
+  lines = [line for line in proc.stderr.splitlines() if line.strip()]
+  assert len(lines) == 1, proc.stderr
+  assert "not writable" in lines[0] and str(folder) in lines[0]
+  assert proc.stdout == ""
+
+
+def test_cli_save_failure_is_one_line_and_keeps_completed_epochs(tmp_path, capsys,
+                                                                 monkeypatch):
+  """A disk that fills up at the second save (as root, where permissions never fail)."""
+  import orbax.checkpoint as ocp
+  real_save = ocp.CheckpointManager.save
+
+  def disk_full_at_step_2(self, step, *args, **kwargs):
+    if step >= 2:
+      raise OSError(28, "No space left on device")
+    return real_save(self, step, *args, **kwargs)
+
+  monkeypatch.setattr(ocp.CheckpointManager, "save", disk_full_at_step_2)
+  out = tmp_path / "out"
+  t0 = time.perf_counter()
+  code = cli.main(["sweep", "--model", "logistic", "--train-size", "256", "--epochs", "3",
+                   "--no-progress", "--checkpoint-dir", str(tmp_path / "ckpt"),
+                   "--out", str(out)])
+  assert time.perf_counter() - t0 < HANG_LIMIT_S
+  assert code == 1
+  captured = capsys.readouterr()
+  lines = captured.err.strip().splitlines()
+  assert len(lines) == 1, captured.err
+  assert "saving checkpoint step 2" in lines[0] and "No space left" in lines[0]
+  assert f"the results of the 2 completed epochs are in {out}" in lines[0]
+  saved = results.load(out)
+  assert saved["completed_epochs"] == 2 and saved["history"]["valid_acc"].shape == (2, 14)
+  assert np.isfinite(saved["history"]["valid_acc"]).all()
+
+
+def test_read_only_filesystem_is_one_cli_line(tmp_path):
+  """A real read-only mount (EROFS, which stops root too), made in a private mount
+  namespace with ``unshare``; skipped where namespaces are not allowed."""
+  folder = tmp_path / "ckpt"
+  folder.mkdir()
+  q = shlex.quote(str(folder))
+  mount = f"mount --bind {q} {q} && mount -o remount,ro,bind {q} {q}"
+  probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"{mount} && ! touch {q}/x"],
+                         capture_output=True, text=True) if shutil.which("unshare") else None
+  if probe is None or probe.returncode != 0:
+    pytest.skip("cannot make a read-only mount here (no unprivileged mount namespaces)")
+  command = shlex.join([sys.executable, "-m", "lrjax", "sweep", "--model", "logistic",
+                      "--train-size", "256", "--epochs", "2", "--no-progress",
+                      "--checkpoint-dir", str(folder), "--out", str(tmp_path / "out")])
+  env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
+  t0 = time.perf_counter()
+  proc = subprocess.run(["unshare", "-rm", "sh", "-c", f"{mount} && exec {command}"],
+                        env=env, capture_output=True, text=True, timeout=600)
+  assert time.perf_counter() - t0 < HANG_LIMIT_S
+  assert proc.returncode == 1, proc.stderr[-2000:]
+  lines = [line for line in proc.stderr.splitlines() if line.strip()]
+  assert len(lines) == 1, proc.stderr
+  assert "not writable (Read-only file system)" in lines[0] and str(folder) in lines[0]
+  assert proc.stdout == ""

@@ -3,15 +3,19 @@ r"""Strategy rules: pure functions ``Statistics -> bool`` that say whether to ad
 A rule is called by `lrjax.strategies.scale_by_strategy` at every epoch boundary (and
 only there) with the strategy's `Statistics` and returns a boolean scalar: True moves
 the sequence to its next element.  Rules are plain functions of arrays, so a user adds
-one without editing lrjax::
+one without editing lrjax:
 
-  def every_other_epoch(stats):             # advance at boundaries 2, 4, 6, ...
-    return stats.num_boundaries % 2 == 1
-
-  def drop_below_half_of_best(stats):       # advance on a large improvement
-    return stats.has_loss & (stats.loss < 0.5 * stats.best_loss)
-
-  scale_by_strategy(seq1(0.01), every_other_epoch)
+  >>> import jax.numpy as jnp
+  >>> from lrjax.schedules import seq1
+  >>> from lrjax.strategies import scale_by_strategy, strategy_state
+  >>> def every_other_epoch(stats):   # advance at boundaries 2, 4, 6, ...
+  ...   return stats.num_boundaries % 2 == 1
+  >>> tx = scale_by_strategy(seq1(0.01), every_other_epoch)
+  >>> state = tx.init(jnp.zeros(3))
+  >>> for epoch in range(4):
+  ...   _, state = tx.update(jnp.ones(3), state, valid_loss=jnp.asarray(1.0))
+  >>> [int(strategy_state(state).index)]
+  [2]
 
 and `switch_rule((epoch, cutoff, every_other_epoch), rule_id)` selects one of several
 rules by a (traced) integer with `jax.lax.switch`, so variants with different rules,

@@ -138,25 +138,44 @@ def batch_norm(x, p, stats, *, train, eps=1e-5):
   return (x - mean) / np.sqrt(var + eps) * p["scale"] + p["bias"]
 
 
-def basic_block(p, s, x, *, strides, train):
-  y = relu(batch_norm(conv(x, p["conv1"]["kernel"], stride=strides, pad=1), p["norm1"],
-                      s["norm1"], train=train))
-  y = batch_norm(conv(y, p["conv2"]["kernel"], pad=1), p["norm2"], s["norm2"], train=train)
+def group_norm(x, p, stats=None, *, train=False, eps=1e-5):
+  """gcd(32, C) groups; statistics over H, W and the group's channels."""
+  del stats, train
+  n, h, w, c = x.shape
+  g = np.gcd(32, c)
+  xg = x.reshape(n, h, w, g, c // g)
+  mean = xg.mean(axis=(1, 2, 4), keepdims=True)
+  var = xg.var(axis=(1, 2, 4), keepdims=True)
+  return ((xg - mean) / np.sqrt(var + eps)).reshape(x.shape) * p["scale"] + p["bias"]
+
+
+def no_norm(x, p=None, stats=None, *, train=False):
+  return x
+
+
+def _conv(p, x, **kw):
+  return conv(x, p["kernel"], p.get("bias"), **kw)
+
+
+def basic_block(p, s, x, *, strides, train, norm=batch_norm):
+  y = relu(norm(_conv(p["conv1"], x, stride=strides, pad=1), p.get("norm1"), s.get("norm1"),
+                train=train))
+  y = norm(_conv(p["conv2"], y, pad=1), p.get("norm2"), s.get("norm2"), train=train)
   if "shortcut_conv" in p:
-    x = batch_norm(conv(x, p["shortcut_conv"]["kernel"], stride=strides), p["shortcut_norm"],
-                   s["shortcut_norm"], train=train)
+    x = norm(_conv(p["shortcut_conv"], x, stride=strides), p.get("shortcut_norm"),
+             s.get("shortcut_norm"), train=train)
   return relu(x + y)
 
 
-def resnet(p, s, x, stage_sizes, *, train=False):
+def resnet(p, s, x, stage_sizes, *, train=False, norm=batch_norm):
   """CIFAR ResNet: 3x3 stem, stages of BasicBlocks (stride 2 from stage 2), mean, dense."""
-  x = relu(batch_norm(conv(x, p["stem_conv"]["kernel"], pad=1), p["stem_norm"],
-                      s["stem_norm"], train=train))
+  x = relu(norm(_conv(p["stem_conv"], x, pad=1), p.get("stem_norm"), s.get("stem_norm"),
+                train=train))
   for i, blocks in enumerate(stage_sizes):
     for j in range(blocks):
       name = f"stage{i + 1}_block{j + 1}"
-      x = basic_block(p[name], s[name], x, strides=2 if i > 0 and j == 0 else 1,
-                      train=train)
+      x = basic_block(p[name], s.get(name, {}), x, strides=2 if i > 0 and j == 0 else 1,
+                      train=train, norm=norm)
   return dense(x.mean(axis=(1, 2)), p["fc"])
 
 
@@ -189,6 +208,16 @@ def test_full_size_resnet18_matches_numpy_in_eval_mode():
                 x.astype(np.float64), (2, 2, 2, 2))
   np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4)
   assert np.std(want) > 1e-2
+
+
+@pytest.mark.parametrize("norm, forward", [("group", group_norm), ("none", no_norm)])
+def test_resnet_without_batch_norm_matches_numpy(norm, forward):
+  model = models.ResNet18(norm=norm, num_filters=8, stage_sizes=(1, 2))
+  variables = _random_variables(model, (8, 8, 3), seed=3)
+  x = _input((8, 8, 3))
+  out = jax.jit(functools.partial(model.apply, train=True))(variables, x)
+  want = resnet(as64(variables["params"]), {}, x.astype(np.float64), (1, 2), norm=forward)
+  np.testing.assert_allclose(out, want, rtol=RTOL, atol=ATOL)
 
 
 TINY = dict(num_filters=4, stage_sizes=(1, 1, 1))

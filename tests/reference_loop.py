@@ -126,6 +126,7 @@ class Run:
   step_lr: list = dataclasses.field(default_factory=list)  # rate used at each step
   fed: list = dataclasses.field(default_factory=list)  # (epoch, step, loss) to strategy
   train_loss: list = dataclasses.field(default_factory=list)
+  train_acc: list = dataclasses.field(default_factory=list)  # over the examples seen
   valid_loss: list = dataclasses.field(default_factory=list)
   valid_acc: list = dataclasses.field(default_factory=list)
   test_loss: list = dataclasses.field(default_factory=list)
@@ -180,16 +181,17 @@ def train(model, variant, data, *, epochs: int, batch_size: int, task: str) -> R
                                      mutable=list(model_state))
       else:
         out, new_state = model.apply(v, x, train=True, rngs={"dropout": dropout_key}), {}
-      return _loss(out, y, task), dict(new_state)
+      return _loss(out, y, task), (dict(new_state), out)
 
-    (loss, new_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    (loss, (new_state, out)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     if self_tuning:
       updates, opt_state = tx.update(grads, opt_state, params,
                                      value_fn=lambda p: loss_fn(p)[0])
     else:
       opt_state.hyperparams["learning_rate"] = jnp.asarray(lr, jnp.float32)
       updates, opt_state = tx.update(grads, opt_state, params)
-    return loss, optax.apply_updates(params, updates), new_state, opt_state
+    correct = jnp.sum(jnp.argmax(out, -1) == y) if task == "classification" else 0
+    return loss, correct, optax.apply_updates(params, updates), new_state, opt_state
 
   run = Run()
   n = data.train_x.shape[0]
@@ -200,7 +202,7 @@ def train(model, variant, data, *, epochs: int, batch_size: int, task: str) -> R
     order = np.asarray(jax.random.permutation(key(variant.seed, ORDER_SALT, epoch), n))
     run.orders.append(order)
     dropout_key = key(variant.seed, DROPOUT_SALT, epoch)
-    losses, rates = [], []
+    losses, rates, correct = [], [], 0
     for s in range(steps):
       signal = strategy_signal(epoch, s, last_valid)
       if signal is not None:
@@ -210,7 +212,7 @@ def train(model, variant, data, *, epochs: int, batch_size: int, task: str) -> R
       idx = order[s * batch_size:(s + 1) * batch_size]
       lr = strategy.lr if strategy is not None else (
           math.nan if self_tuning else float(sequence(global_step)))
-      loss, params, model_state, opt_state = step(
+      loss, hits, params, model_state, opt_state = step(
           params, model_state, opt_state, jnp.asarray(data.train_x[idx]),
           jnp.asarray(data.train_y[idx]), jax.random.fold_in(dropout_key, s), lr)
       if variant.optimizer in ("hypergradient_sgd", "hypergradient_adam", "newton"):
@@ -218,11 +220,13 @@ def train(model, variant, data, *, epochs: int, batch_size: int, task: str) -> R
       elif self_tuning:
         lr = math.nan
       losses.append(float(loss))
+      correct += int(hits)
       rates.append(lr)
       global_step += 1
     run.step_loss.append(losses)
     run.step_lr.append(rates)
     run.train_loss.append(float(np.mean(losses)))
+    run.train_acc.append(correct / (steps * batch_size) if task == "classification" else math.nan)
     variables = {"params": params, **model_state}
     for split in ("valid", "test"):
       loss, acc = evaluate(model, variables, getattr(data, f"{split}_x"),

@@ -67,6 +67,9 @@ def engine(model, variants, dataset, *, epochs, task="classification"):
   for spec, hyper, members in optimizers.group_variants(variants):
     trainer = epoch_lib.GroupTrainer(model, spec, hyper, task=task, batch_size=BATCH,
                                      eval_batch_size=EVAL_BATCH)
+    # One device: no padded copies; one shared data order exactly when the seeds agree.
+    assert trainer.hyper.seed.shape == (len(members),)
+    assert trainer.shared_order == (len({variants[i].seed for i in members}) == 1)
     state = trainer.init(data.train_x[:1])
     metrics, strategy_states = [], []
     for e in range(epochs):
@@ -96,7 +99,8 @@ def assert_same_run(eng, run, *, name, params=True, rtol=RTOL, atol=ATOL):
                                err_msg=f"{where}: step losses")
     np.testing.assert_allclose(m.step_lr, run.step_lr[e], rtol=rtol, atol=1e-9,
                                err_msg=f"{where}: step rates")
-    for field in ("train_loss", "valid_loss", "test_loss", "valid_acc", "test_acc"):
+    for field in ("train_loss", "train_acc", "valid_loss", "test_loss", "valid_acc",
+                  "test_acc"):
       np.testing.assert_allclose(getattr(m, field), getattr(run, field)[e], rtol=rtol,
                                  atol=atol, err_msg=f"{where}: {field}")
     assert int(m.index) == run.index[e], where
@@ -189,7 +193,8 @@ def test_run_sweep_histories_equal_the_reference_loop(rule_runs, dataset):
     np.testing.assert_allclose(result.step_history["step_loss"][:, k], run.step_loss,
                                rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(result.step_history["step_lr"][:, k], run.step_lr, rtol=RTOL)
-    for field in ("train_loss", "valid_loss", "valid_acc", "test_loss", "test_acc"):
+    for field in ("train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss",
+                  "test_acc"):
       np.testing.assert_allclose(result.history[field][:, k], getattr(run, field),
                                  rtol=RTOL, atol=ATOL, err_msg=field)
     np.testing.assert_array_equal(result.history["index"][:, k], run.index)

@@ -30,7 +30,7 @@ FILE[5]="lrjax/train/epoch.py"; SED[5]='s/state._replace(valid_loss=valid_loss,/
 TESTS[5]=$ENGINE_TESTS
 WHAT[6]="a ResNet block losing its output ReLU"
 FILE[6]="lrjax/models/resnet.py"; SED[6]='s/return nn.relu(x + y)/return x + y/'
-TESTS[6]="tests/test_models.py"
+TESTS[6]="tests/test_model_reference.py tests/test_models.py"
 
 status=0
 for bug in ${@:-1 2 3 4 5 6}; do

@@ -8,16 +8,26 @@ arithmetic and boolean operators, `not`, True/False, loops), then at most
 occurrence) with ``--seed``.  Same source + same seed = same mutants, so a "before"
 and an "after" score compare the same population.
 
+Mutants inside annotations are equivalent by construction (every module has
+``from __future__ import annotations``: annotations are never evaluated); the score
+names them apart.
+
 Usage: python tools/cr_sample.py SESSION.sqlite [--per-module N] [--seed S]
        python tools/cr_sample.py SESSION.sqlite --score   (cr-rate counts skipped as killed)
+       python tools/cr_sample.py SESSION.sqlite --rerun-survivors   (survivors -> pending,
+           annotation mutants excepted: a later ``cosmic-ray exec`` runs them again)
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import functools
 import hashlib
 import re
+import sqlite3
 from collections import defaultdict
+from pathlib import Path
 
 from cosmic_ray.work_db import use_db
 from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
@@ -28,6 +38,25 @@ PLAUSIBLE = re.compile(
     r"|ReplaceAndWithOr|ReplaceOrWithAnd|ZeroIterationForLoop|ReplaceUnaryOperator_\w+"
     r"|ReplaceComparisonOperator_(Eq|NotEq|Lt|LtE|Gt|GtE)_(Eq|NotEq|Lt|LtE|Gt|GtE)"
     rf"|ReplaceBinaryOperator_{_ARITH}_{_ARITH})$")
+
+
+@functools.lru_cache(maxsize=None)
+def _annotation_spans(path: str) -> tuple:
+  spans = []
+  for node in ast.walk(ast.parse(Path(path).read_text())):
+    for ann in ([node.annotation] if isinstance(node, (ast.arg, ast.AnnAssign)) else []) + (
+        [node.returns] if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else []):
+      if ann is not None:
+        spans.append(((ann.lineno, ann.col_offset), (ann.end_lineno, ann.end_col_offset)))
+  return tuple(spans)
+
+
+def in_annotation(spec) -> bool:
+  """True when the mutated code is (inside) a type annotation."""
+  if not Path(spec.module_path).exists():
+    return False
+  start = tuple(spec.start_pos)
+  return any(lo <= start < hi for lo, hi in _annotation_spans(str(spec.module_path)))
 
 
 def _rank(seed: int, spec) -> str:
@@ -41,9 +70,12 @@ def main(argv=None) -> None:
   parser.add_argument("--per-module", type=int, default=8, help="0 keeps every mutant")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--score", action="store_true", help="print the score and survivors")
+  parser.add_argument("--rerun-survivors", action="store_true")
   args = parser.parse_args(argv)
   if args.score:
     return score(args.session)
+  if args.rerun_survivors:
+    return rerun_survivors(args.session)
   with use_db(args.session) as db:
     by_module = defaultdict(list)
     skip = []
@@ -78,13 +110,32 @@ def score(session: str) -> None:
         killed += 1
       else:
         other += 1
+    pending = db.num_work_items - db.num_results
     run = killed + len(survivors)
+    annotations = [j for j in survivors if in_annotation(specs[j])]
     print(f"mutation score: {killed}/{run} killed"
-          + (f" = {100 * killed / run:.1f}%" if run else "") + f" ({other} not run)")
+          + (f" = {100 * killed / run:.1f}%" if run else "")
+          + f"; {len(annotations)} survivors in annotations (equivalent)"
+          + (f" -> {killed}/{run - len(annotations)} = "
+             f"{100 * killed / max(run - len(annotations), 1):.1f}% of the non-equivalent"
+             if annotations else "") + f" ({other} errored, {pending} pending)")
     for job_id in survivors:
       spec = specs[job_id]
+      note = " (annotation)" if job_id in annotations else ""
       print(f"  SURVIVED {spec.module_path}:{spec.start_pos[0]} {spec.operator_name}"
-            f" #{spec.occurrence} [{job_id}]")
+            f" #{spec.occurrence} [{job_id}]{note}")
+
+
+def rerun_survivors(session: str) -> None:
+  """Marks the survivors of an earlier session pending again (annotations excepted)."""
+  with use_db(session) as db:
+    specs = {item.job_id: item.mutations[0] for item in db.work_items}
+    again = [job_id for job_id, result in db.results
+             if result.test_outcome == TestOutcome.SURVIVED
+             and not in_annotation(specs[job_id])]
+  with sqlite3.connect(session) as con:
+    con.executemany("DELETE FROM work_results WHERE job_id = ?", [(j,) for j in again])
+  print(f"{len(again)} survivors to run again")
 
 
 if __name__ == "__main__":

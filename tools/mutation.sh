@@ -3,6 +3,8 @@
 #
 #   tools/mutation.sh                 # sample of 8 mutants per file, the engine tests
 #   MUTATION_SAMPLE=0 tools/mutation.sh   # every plausible mutant (hours on 2 CPU cores)
+#   MUTATION_RERUN=/tmp/old/session.sqlite tools/mutation.sh   # only the survivors of an
+#       earlier session, against today's tests (the killed ones keep their result)
 #
 # Runs in a scratch copy of the tree (cosmic-ray edits the source in place), so the
 # work tree is never touched.  Prints the per-mutant report and the survival rate, and
@@ -37,8 +39,13 @@ TOML
 export PYTHONPATH="$OUT/tree" JAX_PLATFORMS=cpu
 # Unmutated programs compile once: later mutants hit XLA's persistent cache.
 export JAX_COMPILATION_CACHE_DIR="$OUT/jax_cache" JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
-"$BIN/cosmic-ray" init cosmic-ray.toml "$OUT/session.sqlite"
-"$PY" tools/cr_sample.py "$OUT/session.sqlite" --per-module "$SAMPLE" --seed "$SEED"
+if [ -n "${MUTATION_RERUN:-}" ]; then
+  cp "$MUTATION_RERUN" "$OUT/session.sqlite"
+  "$PY" tools/cr_sample.py "$OUT/session.sqlite" --rerun-survivors
+else
+  "$BIN/cosmic-ray" init cosmic-ray.toml "$OUT/session.sqlite"
+  "$PY" tools/cr_sample.py "$OUT/session.sqlite" --per-module "$SAMPLE" --seed "$SEED"
+fi
 "$BIN/cosmic-ray" baseline cosmic-ray.toml   # the unmutated tree must pass
 "$BIN/cosmic-ray" exec cosmic-ray.toml "$OUT/session.sqlite"
 "$BIN/cr-report" "$OUT/session.sqlite" > "$OUT/report.txt" || true

@@ -305,10 +305,14 @@ BN_VARIANTS = (Variant("bn epoch seq1", "seq1", "epoch", 0.3, seed=0),
                Variant("bn oscillate seq2", "seq2", "oscillate", 0.3, seed=1))
 
 
-def test_batch_norm_running_statistics_follow_the_reference(dataset):
-  model = TinyBN()
-  engines = engine(model, BN_VARIANTS, dataset, epochs=3)
-  runs = reference(model, BN_VARIANTS, dataset, epochs=3)
+@pytest.fixture(scope="module")
+def bn_runs(dataset):
+  return reference(TinyBN(), BN_VARIANTS, dataset, epochs=3)
+
+
+def test_batch_norm_running_statistics_follow_the_reference(dataset, bn_runs):
+  engines = engine(TinyBN(), BN_VARIANTS, dataset, epochs=3)
+  runs = bn_runs
   for variant, eng, run in zip(BN_VARIANTS, engines, runs):
     assert_same_run(eng, run, name=variant.name, rtol=1e-4, atol=1e-5)
     stats = eng["state"].model_state["batch_stats"]
@@ -317,12 +321,13 @@ def test_batch_norm_running_statistics_follow_the_reference(dataset):
     assert not np.allclose(stats["BatchNorm_0"]["var"], 1.0)  # they did move
 
 
-def test_batch_norm_statistics_are_checkpointed_and_resumed(dataset, tmp_path, monkeypatch):
+def test_batch_norm_statistics_are_checkpointed_and_resumed(dataset, bn_runs, tmp_path,
+                                                           monkeypatch):
   import orbax.checkpoint as ocp
   monkeypatch.setitem(models.MODELS, "tiny_bn", TinyBN)
   config = SweepConfig(model="tiny_bn", variants=BN_VARIANTS, epochs=3, batch_size=BATCH,
                        eval_batch_size=EVAL_BATCH, checkpoint_every=1)
-  runs = reference(TinyBN(), BN_VARIANTS, dataset, epochs=3)
+  runs = bn_runs
 
   def interrupt(epoch, history):
     if epoch == 1:

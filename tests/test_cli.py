@@ -12,32 +12,88 @@ from lrjax import cli
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_sweep_then_plot_writes_results_and_figures(tmp_path, capsys):
+ARGS = ["sweep", "--model", "logistic", "--epochs", "2", "--train-size", "256", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def direct_run():
+  """The CLI's default sweep, run through the library directly."""
+  from lrjax.train import SweepConfig, report_variants, run_sweep
+  dataset = cli.load_dataset("synthetic", train_size=256)
+  config = SweepConfig(model="logistic", variants=report_variants(0.01, 0.001, (0,)),
+                       epochs=2, batch_size=64)
+  return run_sweep(config, dataset, progress=False)
+
+
+def _assert_same_history(payload, direct):
+  assert [v["name"] for v in payload["config"]["variants"]] == direct.names
+  for field in ("train_loss", "valid_loss", "valid_acc", "test_acc", "lr", "index"):
+    np.testing.assert_allclose(np.asarray(payload["history"][field], float),
+                               direct.history[field], rtol=1e-5, atol=1e-6, err_msg=field)
+  np.testing.assert_allclose(np.asarray(payload["step_history"]["step_loss"], float),
+                             direct.step_history["step_loss"], rtol=1e-5, atol=1e-6)
+
+
+def test_sweep_then_plot_writes_the_library_results_and_plots_them(tmp_path, capsys,
+                                                                    direct_run):
+  from figures import capture_figures, lines
   out = tmp_path / "sweep"
-  assert cli.main(["sweep", "--model", "logistic", "--epochs", "2", "--train-size", "256",
-                   "--out", str(out), "--no-progress"]) == 0
+  with capture_figures() as figures:
+    assert cli.main(ARGS + ["--out", str(out)]) == 0
   printed = capsys.readouterr().out
   assert "| By Cutoff seq4 |" in printed and "compile" in printed
   payload = json.loads((out / "results.json").read_text())
-  assert len(payload["summary"]) == 14
-  accs = [row["final_valid_acc"] for row in payload["summary"]]
-  assert all(a is not None and 0.0 <= a <= 1.0 for a in accs)
-  for name in ("by_epoch.png", "by_cutoff.png", "by_oscillate.png", "all_settings.png"):
-    assert (out / name).stat().st_size > 5000, name
+  _assert_same_history(payload, direct_run)
+  assert [row["final_valid_acc"] for row in payload["summary"]] == pytest.approx(
+      [row["final_valid_acc"] for row in direct_run.summary])
   assert (out / "history.csv").read_text().count("\n") == 1 + 2 * 14
+  assert sorted(figures) == ["all_settings.png", "by_cutoff.png", "by_epoch.png",
+                             "by_oscillate.png"]
+  names = direct_run.names
+  for name, prefix in (("by_epoch.png", "By Epoch"), ("all_settings.png", "")):
+    drawn = lines(figures[name], "valid acc")
+    assert sorted(drawn) == sorted(n for n in names if n.startswith(prefix))
+    for label, line in drawn.items():
+      np.testing.assert_array_equal(line.x, [1, 2])
+      np.testing.assert_allclose(line.y, direct_run.history["valid_acc"][:, names.index(label)])
+  rates = lines(figures["by_epoch.png"], "lr")
+  np.testing.assert_allclose(rates["By Epoch seq3"].y, [0.01, 0.009], rtol=1e-6)
+  # `lrjax plot` redraws the same data from results.json.
   for png in out.glob("*.png"):
     png.unlink()
-  assert cli.main(["plot", str(out)]) == 0
-  assert (out / "all_settings.png").exists()
+  with capture_figures() as replotted:
+    assert cli.main(["plot", str(out)]) == 0
+  for name in figures:
+    assert (out / name).exists()
+    for a, b in zip(figures[name], replotted[name]):
+      assert a.label == b.label and a.axes == b.axes
+      np.testing.assert_allclose(a.y, b.y, rtol=1e-6)
 
 
-def test_sweep_checkpoints_and_resumes_from_the_command_line(tmp_path, capsys):
-  args = ["sweep", "--model", "logistic", "--train-size", "256", "--no-progress",
-          "--checkpoint-dir", str(tmp_path / "ckpt")]
-  assert cli.main(args + ["--epochs", "1", "--out", str(tmp_path / "a")]) == 0
-  capsys.readouterr()
+def test_sweep_interrupted_from_the_command_line_resumes_to_the_same_results(
+    tmp_path, monkeypatch, capsys, direct_run):
+  from lrjax.train import checkpoint
+  args = ARGS + ["--checkpoint-dir", str(tmp_path / "ckpt"), "--out", str(tmp_path / "a")]
+  save = checkpoint.SweepCheckpointer.save
+
+  def save_then_stop(self, epoch, tree):
+    save(self, epoch, tree)
+    if epoch == 1:
+      raise KeyboardInterrupt  # the process is stopped after epoch 1's checkpoint
+
+  monkeypatch.setattr(checkpoint.SweepCheckpointer, "save", save_then_stop)
+  with pytest.raises(KeyboardInterrupt):
+    cli.main(args)
+  assert not (tmp_path / "a" / "results.json").exists()
+  monkeypatch.setattr(checkpoint.SweepCheckpointer, "save", save)
+  assert cli.main(args) == 0
+  payload = json.loads((tmp_path / "a" / "results.json").read_text())
+  assert payload["epoch_seconds"][0] is None and payload["epoch_seconds"][1] > 0  # resumed
+  _assert_same_history(payload, direct_run)
   # Same sweep, more epochs: a different config, so the checkpoint is refused, in one line.
-  assert cli.main(args + ["--epochs", "2", "--out", str(tmp_path / "b")]) == 1
+  capsys.readouterr()
+  assert cli.main(ARGS[:4] + ["3"] + ARGS[5:] + ["--checkpoint-dir", str(tmp_path / "ckpt"),
+                                                 "--out", str(tmp_path / "b")]) == 1
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and "different sweep" in err[0] and str(tmp_path / "ckpt") in err[0]
 

@@ -34,12 +34,6 @@ def four_variant_sweep(blobs):
   return run_sweep(_config(FOUR), blobs, progress=False)
 
 
-def test_sweep_learns_well_above_chance(four_variant_sweep):
-  final = four_variant_sweep.history["valid_acc"][-1]
-  assert final.shape == (4,)
-  assert np.all(final > 0.5), final  # 10 classes: chance is 0.1
-
-
 def test_sweep_matches_sequential_runs(blobs, four_variant_sweep):
   for k, variant in enumerate(FOUR):
     alone = run_sweep(_config([variant]), blobs, progress=False)

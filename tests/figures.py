@@ -1,0 +1,49 @@
+"""Records what every saved matplotlib figure plots, so tests check data, not PNG sizes.
+
+    with capture_figures() as figures:
+      ...code that calls fig.savefig(path)...
+    figures["fig2_by_epoch.png"]  # [Line(axes_title, label, x, y), ...]
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Line(NamedTuple):
+  axes: str  # the title of the axes the line is in
+  label: str
+  x: np.ndarray
+  y: np.ndarray
+
+
+@contextlib.contextmanager
+def capture_figures():
+  import matplotlib
+  matplotlib.use("Agg")
+  from matplotlib.figure import Figure
+  import pytest
+
+  figures: dict[str, list[Line]] = {}
+  original = Figure.savefig
+
+  def savefig(fig, fname, *args, **kwargs):
+    figures[Path(fname).name] = [
+        Line(ax.get_title(), str(line.get_label()), np.asarray(line.get_xdata(), float),
+             np.asarray(line.get_ydata(), float))
+        for ax in fig.axes for line in ax.get_lines()]
+    return original(fig, fname, *args, **kwargs)
+
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setattr(Figure, "savefig", savefig)
+    yield figures
+
+
+def lines(figure: list[Line], axes: str | None = None) -> dict[str, Line]:
+  """The labelled lines of a figure (of one axes when ``axes`` is a title prefix)."""
+  return {l.label: l for l in figure if not l.label.startswith("_")
+          and (axes is None or l.axes.startswith(axes))}

@@ -14,6 +14,10 @@ The contract it spells out (BUILD.md, "How data flows through a sweep"):
   batches (the last partial batch is dropped);
 * every step: gradient of the mean minibatch loss (train mode: dropout on, BatchNorm
   batch statistics, running averages updated); the rate in use is the strategy's;
+* before epoch 0 the untrained model is evaluated on the validation set; on the first
+  step of epoch 0 the strategy records that loss as ``loss_0`` (an *initial
+  observation*: baseline and cutoff, no decision), the report's reading; with
+  ``observe_untrained_loss=False`` the first boundary's loss is ``loss_0`` instead;
 * the strategy sees the validation loss of the previous epoch on the first step of
   every epoch after the first (`strategy_signal`, the one place to change when the
   engine's contract changes);
@@ -62,9 +66,11 @@ def key(seed: int, salt: int, epoch: int = 0) -> jax.Array:
 class Strategy:
   """The report's strategies (Algorithms 1-3) as plain Python on floats.
 
-  ``observe(loss)`` is one epoch boundary: ``epoch`` advances always, ``cutoff`` when
-  ``|L_t - L_{t-1}| < c_t`` (``c_0 = fraction |L_0|``, ``c *= decay`` after an advance),
-  ``oscillate`` when ``L_t > L_{t-1}``, ``fixed`` never.  NaN/inf: nothing moves.
+  ``observe(loss)`` is one epoch boundary: ``epoch`` advances always (Algorithm 1 never
+  looks at the loss, NaN included), ``cutoff`` when ``|L_t - L_{t-1}| < c_t``
+  (``c_0 = fraction |L_0|``, ``c *= decay`` after an advance), ``oscillate`` when
+  ``L_t > L_{t-1}``, ``fixed`` never; a NaN/inf loss moves no loss-based rule.
+  ``initial(loss)`` records ``L_0`` (the untrained model's loss) without deciding.
   """
 
   def __init__(self, sequence, rule: str, cutoff_fraction=0.01, cutoff_decay=0.2):
@@ -76,9 +82,18 @@ class Strategy:
     self.cutoff = None
     self.observed: list[float] = []
 
+  def initial(self, loss: float) -> None:
+    self.observed.append(loss)
+    if math.isfinite(loss):
+      self.cutoff = self.fraction * abs(loss)
+      self.prev = loss
+
   def observe(self, loss: float) -> None:
     self.observed.append(loss)
     if not math.isfinite(loss):
+      if self.rule == "epoch":
+        self.index += 1
+        self.lr = float(self.sequence(self.index))
       return
     if self.prev is None:
       self.cutoff = self.fraction * abs(loss)
@@ -96,17 +111,19 @@ class Strategy:
 
 
 def strategy_signal(epoch: int, step: int, last_valid_loss: float | None,
-                    initial_valid_loss: float | None = None) -> float | None:
+                    initial_valid_loss: float | None = None
+                    ) -> tuple[str, float] | None:
   """>>> THE place where the epoch-level signal reaches the strategy. <<<
 
-  Returns the loss the strategy observes before step ``step`` of epoch ``epoch``, or
-  None.  Today's contract: the previous epoch's validation loss on the first step of
-  every epoch after the first.  (When the engine adds an initial observation of the
-  untrained model, return ``initial_valid_loss`` at epoch 0, step 0 here.)
+  Returns ``(kind, loss)``, what the strategy observes before step ``step`` of epoch
+  ``epoch``, or None: ``("initial", untrained validation loss)`` on the first step of
+  epoch 0 when the untrained model was evaluated, ``("boundary", previous epoch's
+  validation loss)`` on the first step of every later epoch.
   """
-  del initial_valid_loss
+  if step == 0 and epoch == 0 and initial_valid_loss is not None:
+    return "initial", initial_valid_loss
   if step == 0 and epoch > 0:
-    return last_valid_loss
+    return "boundary", last_valid_loss
   return None
 
 
@@ -145,7 +162,8 @@ def evaluate(model, variables, x, y, task):
   return loss, acc
 
 
-def train(model, variant, data, *, epochs: int, batch_size: int, task: str) -> Run:
+def train(model, variant, data, *, epochs: int, batch_size: int, task: str,
+          observe_untrained_loss: bool = True) -> Run:
   """Trains ``variant`` (a `lrjax.train.Variant`) on ``data`` with for-loops."""
   from lrjax import adaptive, schedules  # the rates and sequences themselves
 
@@ -194,6 +212,10 @@ def train(model, variant, data, *, epochs: int, batch_size: int, task: str) -> R
     return loss, correct, optax.apply_updates(params, updates), new_state, opt_state
 
   run = Run()
+  untrained_valid = None
+  if observe_untrained_loss:
+    untrained_valid, _ = evaluate(model, {"params": params, **model_state}, data.valid_x,
+                                  data.valid_y, task)
   n = data.train_x.shape[0]
   steps = n // batch_size
   last_valid = None
@@ -204,11 +226,12 @@ def train(model, variant, data, *, epochs: int, batch_size: int, task: str) -> R
     dropout_key = key(variant.seed, DROPOUT_SALT, epoch)
     losses, rates, correct = [], [], 0
     for s in range(steps):
-      signal = strategy_signal(epoch, s, last_valid)
+      signal = strategy_signal(epoch, s, last_valid, untrained_valid)
       if signal is not None:
-        run.fed.append((epoch, s, signal))
+        kind, loss_seen = signal
+        run.fed.append((epoch, s, kind, loss_seen))
         if strategy is not None:
-          strategy.observe(signal)
+          (strategy.initial if kind == "initial" else strategy.observe)(loss_seen)
       idx = order[s * batch_size:(s + 1) * batch_size]
       lr = strategy.lr if strategy is not None else (
           math.nan if self_tuning else float(sequence(global_step)))

@@ -59,18 +59,20 @@ def _find(tree, cls):
           if isinstance(x, cls)]
 
 
-def engine(model, variants, dataset, *, epochs, task="classification"):
+def engine(model, variants, dataset, *, epochs, task="classification",
+           observe_untrained_loss=True):
   """Every variant through `GroupTrainer`: per-epoch metrics and strategy states, final
   train state (one entry per variant, in ``variants`` order)."""
   data = epoch_lib.put_data(dataset)
   out = [None] * len(variants)
   for spec, hyper, members in optimizers.group_variants(variants):
     trainer = epoch_lib.GroupTrainer(model, spec, hyper, task=task, batch_size=BATCH,
-                                     eval_batch_size=EVAL_BATCH)
+                                     eval_batch_size=EVAL_BATCH,
+                                     observe_untrained_loss=observe_untrained_loss)
     # One device: no padded copies; one shared data order exactly when the seeds agree.
     assert trainer.hyper.seed.shape == (len(members),)
     assert trainer.shared_order == (len({variants[i].seed for i in members}) == 1)
-    state = trainer.init(data.train_x[:1])
+    state = trainer.init(data.train_x[:1], data)
     metrics, strategy_states = [], []
     for e in range(epochs):
       state, m = trainer.run_epoch(state, data, e)
@@ -85,8 +87,10 @@ def engine(model, variants, dataset, *, epochs, task="classification"):
   return out
 
 
-def reference(model, variants, dataset, *, epochs, task="classification"):
-  return [ref.train(model, v, dataset, epochs=epochs, batch_size=BATCH, task=task)
+def reference(model, variants, dataset, *, epochs, task="classification",
+              observe_untrained_loss=True):
+  return [ref.train(model, v, dataset, epochs=epochs, batch_size=BATCH, task=task,
+                    observe_untrained_loss=observe_untrained_loss)
           for v in variants]
 
 
@@ -166,12 +170,18 @@ def test_engine_matches_the_reference_loop_step_by_step(rule_runs):
 def test_the_strategy_sees_the_previous_validation_loss_on_the_first_step(rule_runs):
   engines, runs = rule_runs
   for variant, eng, run in zip(RULE_VARIANTS, engines, runs):
-    # The reference fed epoch e-1's validation loss before step 0 of epoch e.
-    assert run.fed == [(e, 0, run.valid_loss[e - 1]) for e in range(1, EPOCHS)]
+    # The reference fed the untrained model's validation loss before step 0 of epoch 0
+    # (an initial observation: loss_0), then epoch e-1's validation loss before step 0
+    # of epoch e (a boundary).
+    (first, *later) = run.fed
+    assert first[:3] == (0, 0, "initial")
+    assert later == [(e, 0, "boundary", run.valid_loss[e - 1]) for e in range(1, EPOCHS)]
     for e, (state,) in enumerate(eng["strategy"]):
-      assert int(state.num_observations) == e, (variant.name, e)
-      if e:  # the engine's strategy holds exactly that loss (not the train/test loss)
-        np.testing.assert_allclose(state.prev_loss, run.valid_loss[e - 1], rtol=RTOL)
+      assert int(state.num_observations) == e + 1, (variant.name, e)
+      assert int(state.num_boundaries) == e, (variant.name, e)
+      # The engine's strategy holds exactly that loss (not the train/test loss).
+      seen = first[3] if e == 0 else run.valid_loss[e - 1]
+      np.testing.assert_allclose(state.prev_loss, seen, rtol=RTOL)
     # The rate changes at the first step of an epoch, never inside one.
     for e in range(EPOCHS):
       assert len(set(eng["metrics"][e].step_lr.tolist())) == 1, (variant.name, e)
@@ -181,11 +191,21 @@ def test_the_strategy_sees_the_previous_validation_loss_on_the_first_step(rule_r
   assert runs[0].test_loss[-1] < runs[0].test_loss[0]
 
 
-def test_run_sweep_histories_equal_the_reference_loop(rule_runs, dataset):
-  _, runs = rule_runs
+@pytest.mark.parametrize("observe_untrained_loss", [True, False])
+def test_run_sweep_histories_equal_the_reference_loop(rule_runs, logistic, dataset,
+                                                     observe_untrained_loss):
+  if observe_untrained_loss:
+    _, runs = rule_runs
+  else:  # the other reading of loss_0: the first boundary's loss
+    runs = reference(logistic, RULE_VARIANTS, dataset, epochs=EPOCHS,
+                     observe_untrained_loss=False)
+    assert [r.fed[0][2] for r in runs] == ["boundary"] * len(runs)
+    # The readings differ for the loss-based rules (cutoff decides one boundary later).
+    assert [r.index for r in runs] != [r.index for r in rule_runs[1]]
   config = SweepConfig(model="logistic", variants=RULE_VARIANTS, epochs=EPOCHS,
                        batch_size=BATCH, eval_batch_size=EVAL_BATCH,
-                       model_kwargs={"num_classes": 3}, checkpoint_every=0)
+                       model_kwargs={"num_classes": 3}, checkpoint_every=0,
+                       observe_untrained_loss=observe_untrained_loss)
   result = run_sweep(config, dataset, progress=False)
   steps = dataset.train_x.shape[0] // BATCH
   assert result.step_history["step_loss"].shape == (EPOCHS, len(RULE_VARIANTS), steps)

@@ -189,19 +189,24 @@ def _elements(name: str, value: Any, what: str, allow_empty: bool) -> list | Non
   return items
 
 
-def check_non_negative_int_list(name: str, value: Any, *, allow_empty: bool = False) -> None:
-  """A list (or 1-d array) of integers in [0, 2**31 - 1]; element ``i`` is named
-  ``name[i]``.  A traced array (or traced element) is accepted as it is."""
-  items = _elements(name, value, "integers >= 0", allow_empty)
+def _each(name: str, items: list | None, check) -> None:
+  """``check(name, item)`` for each item; the error also says which element."""
   for i, item in enumerate(items or ()):
-    check_non_negative_int(f"{name}[{i}]", item)
+    try:
+      check(name, item)
+    except ValueError as err:  # ArgumentTypeError too
+      raise type(err)(f"{str(err).rstrip('.')}, at `{name}[{i}]`.") from None
+
+
+def check_non_negative_int_list(name: str, value: Any, *, allow_empty: bool = False) -> None:
+  """A list (or 1-d array) of integers in [0, 2**31 - 1]; the error names ``name``
+  and the element (``name[i]``).  A traced array (or element) is accepted as it is."""
+  _each(name, _elements(name, value, "integers >= 0", allow_empty), check_non_negative_int)
 
 
 def check_non_negative_list(name: str, value: Any, *, allow_empty: bool = False) -> None:
-  """A list (or 1-d array) of finite float32 numbers >= 0, element ``i`` named ``name[i]``."""
-  items = _elements(name, value, "numbers >= 0", allow_empty)
-  for i, item in enumerate(items or ()):
-    check_non_negative(f"{name}[{i}]", item)
+  """A list (or 1-d array) of finite float32 numbers >= 0 (errors as above)."""
+  _each(name, _elements(name, value, "numbers >= 0", allow_empty), check_non_negative)
 
 
 def check_float_dtype(name: str, value: Any) -> None:

@@ -142,11 +142,12 @@ def _tabulate(name: str, fn: Callable, num_steps, first: int) -> np.ndarray:
 
 def _probe(name: str, fn: Callable, lr) -> None:
   """Checks a jax.numpy factor function at construction: one real scalar per step
-  (checked on shapes only, ``jax.eval_shape``) and a finite factor >= 0 at step 0 with
-  ``lr * factor`` finite in float32.  Later steps are the user's function."""
+  (checked on shapes only, ``jax.eval_shape``) and, unless it depends on a traced
+  value, a finite factor >= 0 at step 0 with ``lr * factor`` finite in float32.  Later
+  steps are the user's function."""
   try:
     out = jax.eval_shape(fn, jax.ShapeDtypeStruct((), jnp.int32))
-    factor = np.asarray(fn(jnp.zeros((), jnp.int32)), np.float64)
+    factor = fn(jnp.zeros((), jnp.int32))
   except Exception as err:  # the user's function: say which argument failed
     raise ValueError(f"`{name}` must be a jax.numpy function of the int32 step (or pass "
                      f"`num_steps` to evaluate it in Python): {type(err).__name__}: "
@@ -156,6 +157,9 @@ def _probe(name: str, fn: Callable, lr) -> None:
               or jnp.issubdtype(out.dtype, jnp.integer))):
     raise ValueError(f"`{name}` must return one real number per step, got "
                      f"{getattr(out, 'shape', out)!r} for a scalar step.")
+  if not _validation.is_concrete(factor):  # closes over a traced (vmapped) value
+    return
+  factor = np.asarray(factor, np.float64)
   top = (factor * np.asarray(lr, np.float64) if _validation.is_concrete(lr) else factor)
   if not (np.isfinite(factor) and 0 <= factor < _validation.F32_MAX
           and abs(top) < _validation.F32_MAX):

@@ -115,6 +115,14 @@ def switch_rule(rules: Sequence[RuleFn], index: chex.Numeric) -> RuleFn:
   Raises:
     ValueError: if ``rules`` is empty or holds a non-callable, or a concrete ``index``
       is not an integer in ``[0, len(rules))``.
+
+  Example:
+    >>> switch_rule((epoch, plateau), 1) is plateau   # a concrete index: that rule
+    True
+    >>> switch_rule((epoch, plateau), 2)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: `index` must be an integer in [0, 2), got 2.
   """
   if isinstance(rules, (str, bytes)) or not isinstance(rules, Iterable):
     raise _validation.ArgumentTypeError(

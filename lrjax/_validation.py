@@ -23,6 +23,7 @@ import numbers
 from typing import Any
 
 import jax
+import jax.numpy  # noqa: F401 (jax.numpy.dtype)
 import numpy as np
 
 F32 = np.finfo(np.float32)
@@ -169,6 +170,58 @@ def check_callable(name: str, value: Any, what: str = "a callable") -> None:
     raise ArgumentTypeError(f"`{name}` must be {what}, got {value!r}.")
 
 
+def _elements(name: str, value: Any, what: str, allow_empty: bool) -> list | None:
+  """The elements of a concrete list/tuple/1-d array ``value``; None when traced."""
+  if not is_concrete(value):
+    return None
+  if isinstance(value, (list, tuple)):
+    items = list(value)
+  elif isinstance(value, np.ndarray) or hasattr(value, "__array__") and not isinstance(
+      value, (str, bytes, numbers.Number)):
+    arr = np.asarray(value)
+    if arr.ndim != 1:
+      raise ArgumentTypeError(f"`{name}` must be a list of {what}, got shape {arr.shape}.")
+    items = list(arr)
+  else:
+    raise ArgumentTypeError(f"`{name}` must be a list of {what}, got {value!r}.")
+  if not items and not allow_empty:
+    raise ValueError(f"`{name}` must be a non-empty list of {what}, got {value!r}.")
+  return items
+
+
+def _each(name: str, items: list | None, check) -> None:
+  """``check(name, item)`` for each item; the error also says which element."""
+  for i, item in enumerate(items or ()):
+    try:
+      check(name, item)
+    except ValueError as err:  # ArgumentTypeError too
+      raise type(err)(f"{str(err).rstrip('.')}, at `{name}[{i}]`.") from None
+
+
+def check_non_negative_int_list(name: str, value: Any, *, allow_empty: bool = False) -> None:
+  """A list (or 1-d array) of integers in [0, 2**31 - 1]; the error names ``name``
+  and the element (``name[i]``).  A traced array (or element) is accepted as it is."""
+  _each(name, _elements(name, value, "integers >= 0", allow_empty), check_non_negative_int)
+
+
+def check_non_negative_list(name: str, value: Any, *, allow_empty: bool = False) -> None:
+  """A list (or 1-d array) of finite float32 numbers >= 0 (errors as above)."""
+  _each(name, _elements(name, value, "numbers >= 0", allow_empty), check_non_negative)
+
+
+def check_float_dtype(name: str, value: Any) -> None:
+  """None or a floating dtype (``jnp.float32``, ``"bfloat16"``...)."""
+  if value is None:
+    return
+  try:
+    dtype = jax.numpy.dtype(value) if not isinstance(value, (bool, list, tuple, dict)) else None
+  except TypeError:
+    dtype = None
+  if dtype is None or not jax.numpy.issubdtype(dtype, jax.numpy.floating):
+    raise ArgumentTypeError(f"`{name}` must be None or a floating dtype (jnp.float32, "
+                            f"jnp.bfloat16...), got {value!r}.")
+
+
 def check_finite_result(name: str, description: str, value: Any) -> None:
   """A quantity derived from several arguments (``description``) is a finite float32
   number > 0; ``name`` lists the arguments involved."""
@@ -184,5 +237,6 @@ __all__ = [
     "ArgumentTypeError", "is_concrete", "check_number", "check_finite",
     "check_positive", "check_non_negative", "check_in_range", "check_positive_int",
     "check_non_negative_int", "check_less_equal", "check_bool", "check_choice",
-    "check_callable", "check_finite_result",
+    "check_callable", "check_finite_result", "check_non_negative_int_list",
+    "check_non_negative_list", "check_float_dtype",
 ]

@@ -41,6 +41,7 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
     [0.0, 0.08, 0.1, 0.05, 0.0]
   """
   _check_schedules(schedules)
+  _validation.check_non_negative_int_list("boundaries", boundaries, allow_empty=True)
   if len(boundaries) != len(schedules) - 1:
     raise ValueError(f"`boundaries` must have len(schedules) - 1 = {len(schedules) - 1} "
                      f"entries, got {len(boundaries)}.")

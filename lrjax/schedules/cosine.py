@@ -54,6 +54,7 @@ def cosine_annealing(max_lr: float, total_steps: int, min_lr: float = 0.0, *,
   _validation.check_positive_int("total_steps", total_steps)
   _validation.check_non_negative("min_lr", min_lr)
   _validation.check_less_equal("min_lr", min_lr, "max_lr", max_lr)
+  _validation.check_bool("periodic", periodic)
 
   def schedule(count):
     total = _f32(total_steps)

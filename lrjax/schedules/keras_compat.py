@@ -45,13 +45,11 @@ def piecewise_constant_decay(boundaries, values) -> Schedule:
     [1.0, 0.5, 0.5, 0.1]
   """
   if _validation.is_concrete(boundaries):
+    _validation.check_non_negative_int_list("boundaries", boundaries)
     marks = np.asarray(boundaries)
-    if marks.ndim != 1 or marks.size == 0:
-      raise ValueError(f"`boundaries` must be a non-empty list of steps, got {boundaries!r}.")
-    _validation.check_non_negative_int("boundaries", marks)
     if not np.all(np.diff(marks) > 0):
       raise ValueError(f"`boundaries` must be increasing, got {boundaries!r}.")
-  _validation.check_non_negative("values", values)
+  _validation.check_non_negative_list("values", values)
   if _validation.is_concrete(values) and _validation.is_concrete(boundaries):
     if np.shape(values)[-1:] != (np.shape(boundaries)[-1] + 1,):
       raise ValueError(f"`values` must have len(boundaries) + 1 = {len(boundaries) + 1} "
@@ -203,6 +201,7 @@ def keras_exponential_decay(initial_learning_rate: float, decay_steps: float,
   _validation.check_positive("initial_learning_rate", initial_learning_rate)
   _validation.check_positive("decay_steps", decay_steps)
   _validation.check_positive("decay_rate", decay_rate)
+  _validation.check_bool("staircase", staircase)
   grows = _validation.is_concrete(decay_rate) and np.any(np.asarray(decay_rate) > 1)
   if grows and lr_cap is None:
     raise ValueError(f"`decay_rate` = {decay_rate!r} > 1 makes the rate grow without "
@@ -238,6 +237,7 @@ def keras_inverse_time_decay(initial_learning_rate: float, decay_steps: float,
   _validation.check_positive("initial_learning_rate", initial_learning_rate)
   _validation.check_positive("decay_steps", decay_steps)
   _validation.check_non_negative("decay_rate", decay_rate)
+  _validation.check_bool("staircase", staircase)
 
   def schedule(count):
     p = _step(count) / _f32(decay_steps)
@@ -267,6 +267,7 @@ def keras_polynomial_decay(initial_learning_rate: float, decay_steps: float,
   _validation.check_positive("decay_steps", decay_steps)
   _validation.check_non_negative("end_learning_rate", end_learning_rate)
   _validation.check_positive("power", power)
+  _validation.check_bool("cycle", cycle)
 
   def schedule(count):
     t = _step(count)

@@ -56,6 +56,7 @@ def one_cycle_momentum(total_steps: int, *, pct_start: float = 0.3,
   _validation.check_positive_int("total_steps", total_steps)
   _validation.check_in_range("pct_start", pct_start, 0.0, 1.0)
   _check_momenta(base_momentum, max_momentum)
+  _validation.check_bool("three_phase", three_phase)
   weights = cosine_weights if anneal_strategy == "cos" else linear_weights
 
   def schedule(count):

@@ -69,15 +69,30 @@ def _exponential(lr, gamma, lr_cap=None):
   return exponential_lr(lr, gamma, lr_cap=lr_cap)
 
 
+def _check_eta_min(lr, eta_min):
+  _validation.check_non_negative("eta_min", eta_min)
+  _validation.check_less_equal("eta_min", eta_min, "lr", lr)
+
+
+# The adapters check their arguments under PyTorch's names before handing them to the
+# lrjax function, whose own messages would name its arguments (`total_steps`, `min_lr`).
+
 def _cosine(lr, T_max, eta_min=0.0):  # noqa: N803 (PyTorch's names)
+  _validation.check_positive_int("T_max", T_max)
+  _check_eta_min(lr, eta_min)
   return cosine_annealing(lr, T_max, eta_min, periodic=True)
 
 
 def _warm_restarts(lr, T_0, T_mult=1, eta_min=0.0):  # noqa: N803
+  _validation.check_positive_int("T_0", T_0)
+  _validation.check_positive_int("T_mult", T_mult)
+  _check_eta_min(lr, eta_min)
   return cosine_warm_restarts(lr, T_0, T_mult, eta_min)
 
 
 def _polynomial(lr, total_iters=5, power=1.0):
+  _validation.check_positive_int("total_iters", total_iters)
+  _validation.check_positive("power", power)
   return polynomial_decay(lr, total_iters, power)
 
 
@@ -87,6 +102,10 @@ def _cyclic(lr, base_lr, max_lr, step_size_up=2000, step_size_down=None, mode="t
   """CyclicLR sets the optimizer's rate to ``base_lr``: ``lr`` is not used.  The momentum
   arguments concern the momentum only: see ``lrjax.schedules.cyclical_momentum``."""
   del lr, cycle_momentum, base_momentum, max_momentum, scale_mode
+  _validation.check_non_negative("base_lr", base_lr)
+  _validation.check_positive("max_lr", max_lr)
+  _validation.check_less_equal("base_lr", base_lr, "max_lr", max_lr)
+  _validation.check_positive("step_size_up", step_size_up)
   if scale_fn is not None:
     raise ValueError("CyclicLR: a custom `scale_fn` is not supported (Python callables "
                      "of the cycle are not traced); use mode='triangular', "
@@ -151,6 +170,7 @@ def _sequential(lr, schedulers, milestones):
                          "previous part's rate).")
   if not isinstance(milestones, (list, tuple)):
     raise ValueError(f"SequentialLR: `milestones` must be a list, got {milestones!r}.")
+  _validation.check_non_negative_int_list("milestones", milestones, allow_empty=True)
   if len(milestones) != len(schedulers) - 1:
     raise ValueError(f"SequentialLR: `milestones` must have len(schedulers) - 1 = "
                      f"{len(schedulers) - 1} entries, got {len(milestones)}.")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -50,10 +51,8 @@ def multi_step_lr(lr: float, milestones, gamma: float = 0.1) -> Schedule:
   _validation.check_positive("lr", lr)
   _validation.check_positive("gamma", gamma)
   if _validation.is_concrete(milestones):
+    _validation.check_non_negative_int_list("milestones", milestones, allow_empty=True)
     marks = np.asarray(milestones)
-    if marks.ndim != 1:
-      raise ValueError(f"`milestones` must be a list of steps, got {milestones!r}.")
-    _validation.check_non_negative_int("milestones", marks)
     if marks.size and _validation.is_concrete(lr) and _validation.is_concrete(gamma):
       top = float(np.max(np.asarray(lr, np.float64) * np.maximum(
           np.asarray(gamma, np.float64), 1.0) ** marks.size))
@@ -134,10 +133,38 @@ def _tabulate(name: str, fn: Callable, num_steps, first: int) -> np.ndarray:
   except Exception as err:  # the user's function: say which argument failed
     raise ValueError(f"`{name}` could not be evaluated at the steps {first}.."
                      f"{int(num_steps)}: {err}") from err
-  if not (np.all(np.isfinite(table)) and np.all(table >= 0)):
-    raise ValueError(f"`{name}` must give finite factors >= 0 at every step "
+  if not (np.all(np.isfinite(table)) and np.all(table >= 0)
+          and np.all(table <= _validation.F32_MAX)):
+    raise ValueError(f"`{name}` must give finite (float32) factors >= 0 at every step "
                      f"{first}..{int(num_steps)}.")
   return table
+
+
+def _probe(name: str, fn: Callable, lr) -> None:
+  """Checks a jax.numpy factor function at construction: one real scalar per step
+  (checked on shapes only, ``jax.eval_shape``) and, unless it depends on a traced
+  value, a finite factor >= 0 at step 0 with ``lr * factor`` finite in float32.  Later
+  steps are the user's function."""
+  try:
+    out = jax.eval_shape(fn, jax.ShapeDtypeStruct((), jnp.int32))
+    factor = fn(jnp.zeros((), jnp.int32))
+  except Exception as err:  # the user's function: say which argument failed
+    raise ValueError(f"`{name}` must be a jax.numpy function of the int32 step (or pass "
+                     f"`num_steps` to evaluate it in Python): {type(err).__name__}: "
+                     f"{err}") from err
+  if (not isinstance(out, jax.ShapeDtypeStruct) or out.shape != ()
+      or not (jnp.issubdtype(out.dtype, jnp.floating)
+              or jnp.issubdtype(out.dtype, jnp.integer))):
+    raise ValueError(f"`{name}` must return one real number per step, got "
+                     f"{getattr(out, 'shape', out)!r} for a scalar step.")
+  if not _validation.is_concrete(factor):  # closes over a traced (vmapped) value
+    return
+  factor = np.asarray(factor, np.float64)
+  top = (factor * np.asarray(lr, np.float64) if _validation.is_concrete(lr) else factor)
+  if not (np.isfinite(factor) and 0 <= factor < _validation.F32_MAX
+          and abs(top) < _validation.F32_MAX):
+    raise ValueError(f"`{name}` must give a finite factor >= 0 (with lr * factor finite "
+                     f"in float32), got {float(factor)!r} at step 0.")
 
 
 def _lookup(table: np.ndarray, count):
@@ -153,7 +180,8 @@ def lambda_lr(lr: float, lr_lambda: Callable, num_steps: int | None = None) -> S
   ``if`` on ``t`` does not).  With ``num_steps``, ``lr_lambda`` is evaluated in Python
   at ``0..num_steps`` once, at construction (any Python function), and the rate holds
   its last value after ``num_steps``.  The rate is the user's function: its factors
-  must be finite and >= 0 (checked when tabulated).
+  must be finite and >= 0 (checked at every step when tabulated; without ``num_steps``,
+  its output shape and its factor at step 0 are checked at construction).
 
   Example:
     >>> import lrjax.schedules as s
@@ -168,15 +196,20 @@ def lambda_lr(lr: float, lr_lambda: Callable, num_steps: int | None = None) -> S
     raise ValueError(f"`lr_lambda` must be a callable step -> factor, got {lr_lambda!r}.")
   if num_steps is not None:
     table = _tabulate("lr_lambda", lr_lambda, num_steps, first=0)
+    if _validation.is_concrete(lr) and not np.max(table) * float(lr) < _validation.F32_MAX:
+      raise ValueError("`lr_lambda`: lr times its largest factor overflows float32.")
 
     def schedule(count):
       return (_f32(lr) * _lookup(table, count)).astype(jnp.float32)
 
     return schedule
+  _probe("lr_lambda", lr_lambda, lr)
 
   def schedule(count):
     t = jnp.maximum(jnp.asarray(count, jnp.int32), 0)
-    return (_f32(lr) * _f32(lr_lambda(t))).astype(jnp.float32)
+    # broadcast: a factor that ignores the step (``lambda t: 0.5``) still gives one
+    # rate per step
+    return jnp.broadcast_to(_f32(lr) * _f32(lr_lambda(t)), t.shape).astype(jnp.float32)
 
   return schedule
 

@@ -110,6 +110,7 @@ def with_strategy(inner: optax.GradientTransformation,
     if not isinstance(tx, optax.GradientTransformation):
       raise _validation.ArgumentTypeError(
           f"`{name}` must be an optax.GradientTransformation, got {tx!r}.")
+  _validation.check_bool("check_sign", check_sign)
   chained = optax.chain(inner, strategy)
   if not check_sign:
     return chained
@@ -162,6 +163,11 @@ def multi_steps(opt: optax.GradientTransformation, every_k_schedule,
     >>> from lrjax.strategies import sgd
     >>> tx = multi_steps(sgd(seq1(0.1), "epoch"), every_k_schedule=4)
   """
+  if not isinstance(opt, optax.GradientTransformation):
+    raise _validation.ArgumentTypeError(
+        f"`opt` must be an optax.GradientTransformation, got {opt!r}.")
+  if not callable(every_k_schedule):  # optax: an int, or a function step -> int
+    _validation.check_positive_int("every_k_schedule", every_k_schedule)
   ms = optax.MultiSteps(opt, every_k_schedule, **multi_steps_kwargs)
 
   def init_fn(params) -> MultiStepsStrategyState:

@@ -51,6 +51,8 @@ def sgd(sequence: Sequence, rule: Any, *, momentum: chex.Numeric | None = None,
     >>> tx = sgd(seq3(0.01), "epoch", momentum=0.9)
   """
   _check_momentum(momentum)
+  _validation.check_bool("nesterov", nesterov)
+  _validation.check_float_dtype("accumulator_dtype", accumulator_dtype)
   direction = (optax.trace(decay=momentum, nesterov=nesterov,
                            accumulator_dtype=accumulator_dtype)
                if momentum is not None else optax.identity())
@@ -68,6 +70,8 @@ def adam(sequence: Sequence, rule: Any, *, b1: chex.Numeric = 0.9,
     >>> tx = adam(seq1(0.001), "oscillate")
   """
   _check_moment_decays(b1, b2, eps, eps_root)
+  _validation.check_bool("nesterov", nesterov)
+  _validation.check_float_dtype("mu_dtype", mu_dtype)
   return optax.chain(
       optax.scale_by_adam(b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype,
                           nesterov=nesterov),
@@ -86,6 +90,8 @@ def adamw(sequence: Sequence, rule: Any, *, b1: chex.Numeric = 0.9,
     >>> tx = adamw(seq2(0.001), "cutoff", weight_decay=0.01)
   """
   _check_moment_decays(b1, b2, eps, eps_root)
+  _validation.check_bool("nesterov", nesterov)
+  _validation.check_float_dtype("mu_dtype", mu_dtype)
   _validation.check_non_negative("weight_decay", weight_decay)
   return optax.chain(
       optax.scale_by_adam(b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype,
@@ -115,6 +121,9 @@ def rmsprop(sequence: Sequence, rule: Any, *, decay: chex.Numeric = 0.9,
   _validation.check_non_negative("eps", eps)
   _validation.check_non_negative("initial_scale", initial_scale)
   _check_momentum(momentum)
+  for name, flag in (("eps_in_sqrt", eps_in_sqrt), ("centered", centered),
+                     ("nesterov", nesterov), ("bias_correction", bias_correction)):
+    _validation.check_bool(name, flag)
   scale_by = optax.scale_by_stddev if centered else optax.scale_by_rms
   return optax.chain(
       scale_by(decay=decay, eps=eps, initial_scale=initial_scale, eps_in_sqrt=eps_in_sqrt,

@@ -30,12 +30,14 @@ to compare to (``stats.num_observations > 0``).
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from lrjax import _validation
 
 
 class Statistics(NamedTuple):
@@ -117,7 +119,19 @@ def switch_rule(rules: Sequence[RuleFn], index: chex.Numeric) -> RuleFn:
   Raises:
     ValueError: if ``rules`` is empty or holds a non-callable, or a concrete ``index``
       is not an integer in ``[0, len(rules))``.
+
+  Example:
+    >>> switch_rule((epoch, plateau), 1) is plateau   # a concrete index: that rule
+    True
+    >>> switch_rule((epoch, plateau), 2)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: `index` must be an integer in [0, 2), got 2.
   """
+  if isinstance(rules, (str, bytes)) or not isinstance(rules, Iterable):
+    raise _validation.ArgumentTypeError(
+        f"`rules` must be a non-empty sequence of functions Statistics -> bool, "
+        f"got {rules!r}.")
   rules = tuple(rules)
   if not rules or not all(callable(r) for r in rules):
     raise ValueError(f"`rules` must be a non-empty sequence of functions "

@@ -212,6 +212,7 @@ def from_torch(name: str, *, lr: float, **kwargs: Any) -> optax.GradientTransfor
     raise ValueError(f"PyTorch scheduler {name!r} is not an lrjax strategy; supported: "
                      f"{sorted(TORCH_STRATEGIES)} (step-function schedulers: "
                      "lrjax.schedules.from_torch).")
+  _validation.check_positive("lr", lr)
   factory = TORCH_STRATEGIES[name]
   allowed = [p for p in inspect.signature(factory).parameters if p != "learning_rate"]
   unknown = sorted(set(kwargs) - set(allowed))

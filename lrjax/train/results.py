@@ -35,6 +35,7 @@ def to_dict(result) -> dict:
       "config": result.config.to_dict(),
       "device": result.device,
       "compile_seconds": result.compile_seconds,
+      "plans": list(getattr(result, "plans", [])),
       "epoch_seconds": [_clean(float(x)) for x in result.epoch_seconds],
       "summary": [{k: _clean(v) for k, v in row.items()} for row in result.summary],
       "history": history,
@@ -73,8 +74,18 @@ def save(result, out_dir: str | Path) -> dict[str, Path]:
       for k, name in enumerate(names):
         writer.writerow([e + 1, name] + [repr(float(result.history[field][e, k]))
                                          for field in fields])
-  paths["markdown"].write_text(markdown_table(result.summary))
+  paths["markdown"].write_text(markdown_table(result.summary) + plan_lines(result))
   return paths
+
+
+def plan_lines(result) -> str:
+  """One markdown line per group: its execution plan (lrjax.train.plan)."""
+  lines = [f"\nExecution ({result.device}):\n"]
+  for plan in getattr(result, "plans", []):
+    lines.append(f"* {len(plan['variants'])} variant(s), {plan['variants_per_call']} per "
+                 f"compiled call, {plan['calls_per_epoch']} call(s) per epoch, evaluation "
+                 f"batch {plan['eval_batch_size']}: {plan['reason']}\n")
+  return "".join(lines) if len(lines) > 1 else ""
 
 
 def load(path: str | Path) -> dict:

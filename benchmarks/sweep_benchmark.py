@@ -4,8 +4,10 @@ For the report's MNIST CNN and CIFAR-10 CNN (SGD, batch 64), every row does the 
 work per model-epoch: one pass over the training images (one SGD step per batch) plus
 one evaluation of the validation and the test images.  Rows:
 
-  (1) PyTorch eager: the usual loop, data already in memory, threads set explicitly
-      (``--threads``); skipped with a message when torch does not import;
+  (1) PyTorch eager: the usual loop, data already in memory, one row per thread count
+      of ``--threads`` (set explicitly; on a loaded machine 2 threads can be ~10x
+      slower than 1), the fastest is the baseline; skipped with a message when torch
+      does not import;
   (2) a per-step `jax.jit` loop driven from Python (the Flax-examples pattern);
   (3) lrjax single model: `run_sweep` with one variant;
   (4) lrjax sweep of the report's 14 settings through `run_sweep`, automatic plan;
@@ -107,7 +109,6 @@ def torch_epoch_fn(name, ds, batch_size, eval_batch, threads):
     import torch.nn.functional as F
   except Exception:  # noqa: BLE001 - any import failure means "not available"
     return None
-  torch.set_num_threads(threads)
   device = "cuda" if torch.cuda.is_available() else "cpu"
   if name == "mnist_cnn":
     class Net(tnn.Module):
@@ -144,6 +145,7 @@ def torch_epoch_fn(name, ds, batch_size, eval_batch, threads):
   steps = len(tx) // batch_size
 
   def epoch():
+    torch.set_num_threads(threads)  # per call: rows with other counts run in between
     net.train()
     perm = torch.randperm(len(tx), device=device)
     for i in range(steps):
@@ -267,10 +269,12 @@ def scanned_steps_fn(model, ds, batch_size):
   return lambda: jax.block_until_ready(epoch(state)), steps
 
 
-def eval_fn(model, ds, batch):
+def eval_fn(model, ds, batch, n=2000):
+  """The engine's `evaluate` of ``n`` images (a whole number of batches for 200 and
+  1000, so no row pads more than another) as a callable."""
   variables = dict(model.init(jax.random.PRNGKey(0), ds.train_x[:1]))
   params = variables.pop("params")
-  x, y = jax.device_put((ds.valid_x, ds.valid_y))
+  x, y = jax.device_put(_data(ds.train_x.shape[1:], n, 3))
   fn = jax.jit(lambda p: evaluate(model, "classification", p, variables, x, y, batch))
   fn(params)
   return lambda: jax.block_until_ready(fn(params))
@@ -301,14 +305,17 @@ def run(name, args, out_rows):
         f"{eval_batch}; conv {args.conv_impl} ({models.default_conv_impl()} when auto); "
         f"device {_device_name()}; {args.repeats} interleaved rounds, medians")
   fns, per_models = {}, {}
-  torch_fn = None if args.no_torch else torch_epoch_fn(name, ds, args.batch_size, eval_batch,
-                                                       args.threads)
-  if torch_fn is None:
+  torch_rows = []
+  for threads in ([] if args.no_torch else sorted(set(args.threads))):
+    torch_fn = torch_epoch_fn(name, ds, args.batch_size, eval_batch, threads)
+    if torch_fn is None:
+      break
+    row = f"(1) PyTorch eager, {threads} thread(s)"
+    fns[row], per_models[row] = torch_fn, 1
+    torch_rows.append(row)
+  if not torch_rows:
     print("  (1) PyTorch eager: skipped (" + ("--no-torch" if args.no_torch
                                               else "torch is not importable") + ")")
-  else:
-    fns["(1) PyTorch eager"] = torch_fn
-    per_models["(1) PyTorch eager"] = 1
   fns["(2) jax.jit per-step loop"] = jit_loop_epoch_fn(model, ds, args.batch_size, eval_batch)
   per_models["(2) jax.jit per-step loop"] = 1
   single, _ = sweep_epoch_fn(name, ds, variants[:1], args.batch_size, 0, eval_batch,
@@ -336,12 +343,12 @@ def run(name, args, out_rows):
                    "load_average": os.getloadavg()[0], "device": _device_name()})
   flops, step_flops = work_flops(model, ds, args.batch_size, eval_batch)
   per_model = {r: medians[r] / per_models[r] for r in medians}
-  torch_s = per_model.get("(1) PyTorch eager")
+  torch_s = min((per_model[r] for r in torch_rows), default=None)  # the best PyTorch
   best_single = min(per_model["(2) jax.jit per-step loop"], per_model["(3) lrjax single model"])
-  print(f"  {'row':44s} {'s/model-epoch':>13s} {'vs (1)':>7s} {'vs best 1':>9s} "
+  print(f"  {'row':44s} {'s/model-epoch':>13s} {'vs best(1)':>10s} {'vs best 1':>9s} "
         f"{'GFLOP/s':>8s} {'of peak':>7s}  plan")
   for r, s in per_model.items():
-    vs_torch = f"{torch_s / s:6.2f}x" if torch_s else "    n/a"
+    vs_torch = f"{torch_s / s:9.2f}x" if torch_s else "       n/a"
     gflops = flops / s / 1e9
     plan = ""
     if r in infos and infos[r].get("plans"):
@@ -358,8 +365,11 @@ def run(name, args, out_rows):
   seq_rows = [r for r in per_model if r.endswith(", 1 per call")]
   if seq_rows:
     seq_s = per_model[seq_rows[0]]
-    verdict = "OK" if auto_s <= seq_s * 1.05 else "SLOWER"
-    print(f"  check: auto plan vs 1 per call: {seq_s / auto_s:.2f}x ({verdict}: the automatic "
+    per_call = lambda row: [p["variants_per_call"] for p in infos[row].get("plans") or []]
+    same = per_call("(4) lrjax 14-setting sweep, auto plan") == per_call(seq_rows[0])
+    verdict = ("the same plan: the difference is noise" if same
+               else "OK" if auto_s <= seq_s * 1.05 else "SLOWER")
+    print(f"  check: auto plan vs 1 per call: {seq_s / auto_s:.2f}x ({verdict}; the automatic "
           f"plan must not be slower than sequential, 5% noise allowed)")
   # Training step alone (no evaluation): percent of the GEMM peak.
   steps_fn, steps = scanned_steps_fn(model, ds, args.batch_size)
@@ -373,7 +383,7 @@ def run(name, args, out_rows):
   # Evaluation batch: the backend's default against the others asked for.
   evals = {b: eval_fn(model, ds, b) for b in sorted(set(args.eval_batch_sizes) | {eval_batch})}
   eval_med = _interleave(evals, args.repeats)[0]
-  print("  evaluation of the validation set by batch: " + ", ".join(
+  print("  evaluation of 2,000 images by batch: " + ", ".join(
       f"{b}: {s * 1e3:.1f} ms" for b, s in eval_med.items()) + f" (default here {eval_batch})")
   out_rows.append({"model": name, "row": "evaluation batch", "ms": {str(b): s * 1e3 for b, s
                                                                   in eval_med.items()}})
@@ -406,8 +416,9 @@ def parser() -> argparse.ArgumentParser:
                       help="variants per compiled call to force, one row each")
   parser.add_argument("--conv-impl", default="auto", choices=models.CONV_IMPLS)
   parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (medians)")
-  parser.add_argument("--threads", type=int, default=os.cpu_count(),
-                      help="PyTorch intra-op threads (default: every core)")
+  parser.add_argument("--threads", type=int, nargs="+", default=sorted({1, os.cpu_count()}),
+                      help="PyTorch intra-op thread counts, one row each (default: 1 and "
+                           "every core)")
   parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch row")
   parser.add_argument("--gemm-size", type=int, default=1024,
                       help="matrix size of the GEMM peak measurement")
@@ -425,16 +436,18 @@ def example_commands() -> list[list[str]]:
 def main(argv=None):
   parser_ = parser()
   args = parser_.parse_args(argv)
-  for flag in ("train_size", "batch_size", "repeats", "threads", "gemm_size"):
+  for flag in ("train_size", "batch_size", "repeats", "gemm_size"):
     if getattr(args, flag) < 1:
       parser_.error(f"--{flag.replace('_', '-')} must be at least 1")
+  if min(args.threads) < 1:
+    parser_.error("--threads must be at least 1")
   if args.train_size < args.batch_size:
     parser_.error("--train-size must be at least --batch-size")
   # run_sweep recompiles for every round; the persistent cache turns that into a load.
   cache = tempfile.mkdtemp(prefix="lrjax_bench_cache_")
   jax.config.update("jax_compilation_cache_dir", cache)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-  print(f"device {_device_name()}; PyTorch threads {args.threads}; "
+  print(f"device {_device_name()}; PyTorch threads {sorted(set(args.threads))}; "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
   rows = []
   for name in args.models:

@@ -28,9 +28,15 @@ def _parser() -> argparse.ArgumentParser:
                      help="folder with the dataset's standard files (offline use)")
   sweep.add_argument("--data-dir", default=None, help="where prepared datasets are cached")
   sweep.add_argument("--model", default=None, help="model name (default: per dataset)")
-  sweep.add_argument("--conv-impl", default="im2col", choices=("xla", "im2col"),
-                     help="convolutions as XLA convolutions or im2col matrix products "
-                          "(faster for vmapped sweeps; see BUILD.md)")
+  sweep.add_argument("--conv-impl", default="auto",
+                     choices=("auto", "xla", "canonical", "im2col"),
+                     help="the models' convolutions: auto (fastest on this backend), XLA's, "
+                          "canonical-layout gradients, or im2col matrix products (BUILD.md)")
+  sweep.add_argument("--variants-per-call", type=int, default=0,
+                     help="variants trained per compiled call (1: one after another; "
+                          "0: automatic per backend, see BUILD.md)")
+  sweep.add_argument("--eval-batch-size", type=int, default=0,
+                     help="batch of the validation/test passes (0: per backend)")
   sweep.add_argument("--variants", default="report", choices=("report",),
                      help="which settings: 'report' = the 14 settings of the report")
   sweep.add_argument("--r0", type=float, default=0.01, help="initial rate of the sequences")
@@ -101,11 +107,12 @@ def _sweep(args) -> int:
       variants=report_variants(args.r0, args.benchmark_lr, tuple(range(args.seeds))),
       epochs=args.epochs, batch_size=args.batch_size, task=task,
       convergence_tolerance=args.tolerance, checkpoint_every=args.checkpoint_every,
-      model_kwargs=_model_kwargs(args), observe_untrained_loss=args.observe_untrained_loss)
+      model_kwargs=_model_kwargs(args), observe_untrained_loss=args.observe_untrained_loss,
+      variants_per_call=args.variants_per_call, eval_batch_size=args.eval_batch_size)
   result = run_sweep(config, dataset, checkpoint_dir=args.checkpoint_dir, out_dir=args.out,
                      progress=not args.no_progress)
   plotting.plot_report_figures(result.history, result.names, args.out)
-  print(results.markdown_table(result.summary))
+  print(results.markdown_table(result.summary) + results.plan_lines(result))
   print(f"device: {result.device}; compile {result.compile_seconds:.1f} s; "
         f"epochs {sum(t for t in result.epoch_seconds if t == t):.1f} s; "
         f"results in {Path(args.out).absolute()}")

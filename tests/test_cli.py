@@ -1,6 +1,5 @@
-"""The command line and the benchmark script, end to end on tiny data."""
+"""The command line end to end on tiny data (the benchmark: tests/test_benchmark.py)."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -105,27 +104,6 @@ def test_missing_dataset_is_one_clear_error(tmp_path, monkeypatch):
   with pytest.raises(DatasetNotFoundError, match="mnist"):
     cli.main(["sweep", "--dataset", "mnist", "--source-dir", str(tmp_path / "nothing"),
               "--data-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "o")])
-
-
-def _load_benchmark():
-  spec = importlib.util.spec_from_file_location("sweep_benchmark",
-                                                REPO / "benchmarks" / "sweep_benchmark.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-def test_benchmark_runs_on_cpu_with_small_sizes(tmp_path):
-  bench = _load_benchmark()
-  rows = bench.main(["--models", "mnist_cnn", "--train-size", "128", "--ks", "2",
-                     "--repeats", "1", "--conv-impls", "xla", "im2col",
-                     "--json", str(tmp_path / "bench.json")])
-  paths = [r["path"] for r in rows]
-  assert any(p.startswith("(2)") for p in paths)
-  assert any(p.startswith("(3)") for p in paths)
-  assert sum(p.startswith("(4)") for p in paths) == 2
-  assert all(r["seconds"] > 0 and np.isfinite(r["seconds"]) for r in rows)
-  assert json.loads((tmp_path / "bench.json").read_text()) == json.loads(json.dumps(rows))
 
 
 def test_readme_python_example_runs():

@@ -1,19 +1,46 @@
-"""Which implementation a model's stride-1 convolutions use: XLA's or im2col.
+"""Which convolution and pooling layers a model uses, injected as module fields.
 
-``conv_impl="xla"`` is `flax.linen.Conv` (a native XLA convolution);
-``conv_impl="im2col"`` is `lrjax.models.im2col.Im2ColConv` (shifted slices + one matrix
-product), which vmaps over variants as a batched matrix product instead of a grouped
-convolution.  Both create a ``kernel`` (kh, kw, cin, features) and ``bias`` under the
-same module name with the same initialisers, so a parameter tree serves either.
+The models take ``conv: ModuleDef`` and ``pool`` fields, as Flax's imagenet example
+does; ``None`` (the default) picks the layers fastest on the backend that runs them.
+A configuration file or the command line cannot hold a class, so ``conv_impl`` names
+one of `CONVS` instead; ``"auto"`` is the per-backend default of `default_conv_impl`.
+Every convolution creates a ``kernel`` (kh, kw, cin, features) and ``bias`` under the
+same module name with `flax.linen.Conv`'s initialisers, so a parameter tree serves any.
+
+* ``"xla"``: `flax.linen.Conv`, a native XLA convolution.
+* ``"canonical"``: `lrjax.models.layers.Conv`, whose gradients are canonical-layout
+  convolutions (fast inside `lax.scan` on CPU, where JAX's own gradient is not).
+* ``"im2col"``: `lrjax.models.im2col.Im2ColConv` (strided slices + one matrix
+  product): under `jax.vmap` over variants a batched matrix product instead of a
+  grouped convolution, the shape accelerators are built for.
 """
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import flax.linen as nn
+import jax
 
 from lrjax.models.im2col import Im2ColConv
+from lrjax.models.layers import Conv, max_pool_2x2
 
-CONV_IMPLS = ("xla", "im2col")
+ModuleDef = Any
+
+CONVS: dict[str, ModuleDef] = {"xla": nn.Conv, "canonical": Conv, "im2col": Im2ColConv}
+CONV_IMPLS = ("auto",) + tuple(CONVS)
+
+# Per backend: CPU runs one variant per compiled call (see lrjax.train.plan), where the
+# canonical-gradient convolution is the fastest (benchmarks/sweep_benchmark.py);
+# accelerators vmap the whole group, where im2col's batched GEMMs win.
+_DEFAULT_CONV = {"cpu": "canonical"}
+_DEFAULT_CONV_ELSEWHERE = "im2col"
+
+
+def default_conv_impl(backend: str | None = None) -> str:
+  """The `CONVS` name used by ``conv_impl="auto"`` on ``backend`` (default: JAX's)."""
+  backend = backend or jax.default_backend()
+  return _DEFAULT_CONV.get(backend, _DEFAULT_CONV_ELSEWHERE)
 
 
 def check_conv_impl(conv_impl: str) -> None:
@@ -22,10 +49,18 @@ def check_conv_impl(conv_impl: str) -> None:
     raise ValueError(f"`conv_impl` must be one of {CONV_IMPLS}, got {conv_impl!r}.")
 
 
-def conv(conv_impl: str, features: int, kernel_size: tuple[int, int], padding: str,
-         *, name: str) -> nn.Module:
-  """A stride-1 convolution layer with bias, ``padding`` "SAME" or "VALID"."""
+def resolve_conv(conv: ModuleDef | None, conv_impl: str = "auto") -> ModuleDef:
+  """The convolution class a model uses: ``conv`` if given, else `CONVS[conv_impl]`."""
+  if conv is not None:
+    return conv
   check_conv_impl(conv_impl)
-  if conv_impl == "im2col":
-    return Im2ColConv(features, kernel_size=kernel_size, padding=padding, name=name)
-  return nn.Conv(features, kernel_size=kernel_size, strides=1, padding=padding, name=name)
+  return CONVS[default_conv_impl() if conv_impl == "auto" else conv_impl]
+
+
+def resolve_pool(pool: Callable | None) -> Callable:
+  """The 2x2 / stride-2 max pool a model uses: ``pool`` if given, else `max_pool_2x2`.
+
+  `max_pool_2x2` is bit-identical to `nn.max_pool` (gradient included) and its gradient
+  is elementwise, fast on every backend, so it is the default everywhere.
+  """
+  return max_pool_2x2 if pool is None else pool

@@ -6,7 +6,7 @@ floating-point operation of the compiled forward pass (multiply-adds as 2, plus 
 adds, activations, pooling, normalisation; XLA on CPU leaves out the multiplications
 by the zero padding of a "SAME" convolution).  Where the backend gives no count, it
 falls back to an analytic count of the matrix products alone: 2 x (multiply-adds) of every
-`Dense`, `Conv` and `Im2ColConv` layer.
+`Dense` layer and of every convolution of `lrjax.models.conv.CONVS`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lrjax.models.im2col import Im2ColConv
+from lrjax.models.conv import CONVS
 
 FLOPS_METHODS = ("xla", "analytic")
 
@@ -63,8 +63,7 @@ def _analytic_flops(model: nn.Module, x: jax.ShapeDtypeStruct) -> float:
   def count(next_fun, args, kwargs, context):
     out = next_fun(*args, **kwargs)
     module = context.module
-    if context.method_name == "__call__" and isinstance(module, (nn.Dense, nn.Conv,
-                                                                 Im2ColConv)):
+    if context.method_name == "__call__" and isinstance(module, (nn.Dense,) + tuple(CONVS.values())):
       kernel = module.variables["params"]["kernel"]
       # every output element is a dot product over the kernel's input extent
       total[0] += 2 * math.prod(out.shape) * math.prod(kernel.shape[:-1])

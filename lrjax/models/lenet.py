@@ -11,10 +11,12 @@ parameters on 32x32x3 inputs.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import flax.linen as nn
 
 from lrjax import _validation
-from lrjax.models.conv import check_conv_impl, conv
+from lrjax.models.conv import ModuleDef, check_conv_impl, resolve_conv, resolve_pool
 
 
 class LeNet5(nn.Module):
@@ -22,11 +24,15 @@ class LeNet5(nn.Module):
 
   Attributes:
     num_classes: size of the output layer.
-    conv_impl: "xla" (`nn.Conv`) or "im2col" (`Im2ColConv`), see `lrjax.models.conv`.
+    conv: the convolution class (`nn.Conv`'s signature); None: ``conv_impl``.
+    conv_impl: a name in `lrjax.models.conv.CONVS`, or "auto" (fastest on the backend).
+    pool: the 2x2 / stride-2 max pool; None: `lrjax.models.layers.max_pool_2x2`.
   """
 
   num_classes: int = 10
-  conv_impl: str = "xla"
+  conv: ModuleDef | None = None
+  conv_impl: str = "auto"
+  pool: Callable | None = None
 
   def __post_init__(self):
     check_conv_impl(self.conv_impl)
@@ -36,9 +42,10 @@ class LeNet5(nn.Module):
   @nn.compact
   def __call__(self, x, *, train: bool = False):
     del train  # no dropout, no batch statistics
+    conv, pool = resolve_conv(self.conv, self.conv_impl), resolve_pool(self.pool)
     for i, k in enumerate((6, 16), start=1):
-      x = conv(self.conv_impl, k, (5, 5), "VALID", name=f"conv{i}")(x)
-      x = nn.max_pool(nn.relu(x), (2, 2), strides=(2, 2))
+      x = conv(features=k, kernel_size=(5, 5), padding="VALID", name=f"conv{i}")(x)
+      x = pool(nn.relu(x))
     x = x.reshape((x.shape[0], -1))
     x = nn.relu(nn.Dense(120, name="fc1")(x))
     x = nn.relu(nn.Dense(84, name="fc2")(x))

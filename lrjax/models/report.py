@@ -7,10 +7,12 @@ initialisers (the report does not state any).
 
 from __future__ import annotations
 
+from typing import Callable
+
 import flax.linen as nn
 
 from lrjax import _validation
-from lrjax.models.conv import check_conv_impl, conv
+from lrjax.models.conv import ModuleDef, check_conv_impl, resolve_conv, resolve_pool
 
 
 class MnistCNN(nn.Module):
@@ -23,11 +25,15 @@ class MnistCNN(nn.Module):
 
   Attributes:
     num_classes: size of the output layer (10 in the report).
-    conv_impl: "xla" (`nn.Conv`) or "im2col" (`Im2ColConv`), see `lrjax.models.conv`.
+    conv: the convolution class (`nn.Conv`'s signature); None: ``conv_impl``.
+    conv_impl: a name in `lrjax.models.conv.CONVS`, or "auto" (fastest on the backend).
+    pool: the 2x2 / stride-2 max pool; None: `lrjax.models.layers.max_pool_2x2`.
   """
 
   num_classes: int = 10
-  conv_impl: str = "xla"
+  conv: ModuleDef | None = None
+  conv_impl: str = "auto"
+  pool: Callable | None = None
 
   def __post_init__(self):
     check_conv_impl(self.conv_impl)
@@ -37,8 +43,9 @@ class MnistCNN(nn.Module):
   @nn.compact
   def __call__(self, x, *, train: bool = False):
     del train  # no dropout, no batch statistics
-    x = conv(self.conv_impl, 20, (3, 3), "VALID", name="conv1")(x)
-    x = nn.max_pool(x, (2, 2), strides=(2, 2))
+    conv, pool = resolve_conv(self.conv, self.conv_impl), resolve_pool(self.pool)
+    x = conv(features=20, kernel_size=(3, 3), padding="VALID", name="conv1")(x)
+    x = pool(x)
     x = nn.relu(x)
     x = x.reshape((x.shape[0], -1))
     x = nn.relu(nn.Dense(128, name="fc1")(x))
@@ -60,12 +67,16 @@ class CifarCNN(nn.Module):
     num_classes: size of the output layer (10 in the report).
     dropout_rate: rate of both dropouts (active only with ``train=True``, using the
       'dropout' rng).
-    conv_impl: "xla" (`nn.Conv`) or "im2col" (`Im2ColConv`), see `lrjax.models.conv`.
+    conv: the convolution class (`nn.Conv`'s signature); None: ``conv_impl``.
+    conv_impl: a name in `lrjax.models.conv.CONVS`, or "auto" (fastest on the backend).
+    pool: the 2x2 / stride-2 max pool; None: `lrjax.models.layers.max_pool_2x2`.
   """
 
   num_classes: int = 10
   dropout_rate: float = 0.25
-  conv_impl: str = "xla"
+  conv: ModuleDef | None = None
+  conv_impl: str = "auto"
+  pool: Callable | None = None
 
   def __post_init__(self):
     check_conv_impl(self.conv_impl)
@@ -75,10 +86,10 @@ class CifarCNN(nn.Module):
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
+    conv, pool = resolve_conv(self.conv, self.conv_impl), resolve_pool(self.pool)
     for i, k in enumerate((16, 32, 64), start=1):
-      x = conv(self.conv_impl, k, (3, 3), "SAME", name=f"conv{i}")(x)
-      x = nn.elu(x)
-      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      x = conv(features=k, kernel_size=(3, 3), padding="SAME", name=f"conv{i}")(x)
+      x = pool(nn.elu(x))
     x = x.reshape((x.shape[0], -1))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     x = nn.elu(nn.Dense(500, name="fc1")(x))

@@ -23,6 +23,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from lrjax import _validation
+from lrjax.models.conv import ModuleDef, check_conv_impl, resolve_conv
 
 NORMS = ("batch", "group", "none")
 
@@ -46,24 +47,26 @@ class BasicBlock(nn.Module):
     features: output channels.
     strides: stride of the first convolution (and of the projection shortcut).
     norm: "batch", "group" or "none".
+    conv: the convolution class (`nn.Conv`'s signature, e.g. `lrjax.models.CONVS`).
   """
 
   features: int
   strides: int = 1
   norm: str = "batch"
+  conv: ModuleDef = nn.Conv
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
     use_bias = self.norm == "none"
-    y = nn.Conv(self.features, (3, 3), strides=self.strides, padding=1, use_bias=use_bias,
-                name="conv1")(x)
+    y = self.conv(features=self.features, kernel_size=(3, 3), strides=self.strides,
+                  padding=1, use_bias=use_bias, name="conv1")(x)
     y = nn.relu(_norm(self.norm, train, "norm1")(y))
-    y = nn.Conv(self.features, (3, 3), strides=1, padding=1, use_bias=use_bias,
-                name="conv2")(y)
+    y = self.conv(features=self.features, kernel_size=(3, 3), strides=1, padding=1,
+                  use_bias=use_bias, name="conv2")(y)
     y = _norm(self.norm, train, "norm2")(y)
     if self.strides != 1 or x.shape[-1] != self.features:
-      x = nn.Conv(self.features, (1, 1), strides=self.strides, padding="VALID",
-                  use_bias=use_bias, name="shortcut_conv")(x)
+      x = self.conv(features=self.features, kernel_size=(1, 1), strides=self.strides,
+                    padding="VALID", use_bias=use_bias, name="shortcut_conv")(x)
       x = _norm(self.norm, train, "shortcut_norm")(x)
     return nn.relu(x + y)
 
@@ -84,6 +87,8 @@ class ResNet18(nn.Module):
     stage_sizes: BasicBlocks per stage ((2, 2, 2, 2) for ResNet-18).
     norm: "batch" (BatchNorm, as in ResNet), "group" (GroupNorm, gcd(32, C) groups,
       no running statistics) or "none" (convolutions then get a bias).
+    conv: the convolution class (`nn.Conv`'s signature); None: ``conv_impl``.
+    conv_impl: a name in `lrjax.models.conv.CONVS`, or "auto" (fastest on the backend).
   """
 
   num_classes: int = 10
@@ -92,8 +97,11 @@ class ResNet18(nn.Module):
   num_filters: int = 64
   stage_sizes: Sequence[int] = (2, 2, 2, 2)
   norm: str = "batch"
+  conv: ModuleDef | None = None
+  conv_impl: str = "auto"
 
   def __post_init__(self):
+    check_conv_impl(self.conv_impl)
     _validation.check_positive_int("num_classes", self.num_classes)
     _validation.check_in_range("dropout_rate", self.dropout_rate, 0.0, 1.0, high_open=True)
     _validation.check_positive_int("num_filters", self.num_filters)
@@ -107,13 +115,14 @@ class ResNet18(nn.Module):
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
-    x = nn.Conv(self.num_filters, (3, 3), strides=1, padding=1,
-                use_bias=self.norm == "none", name="stem_conv")(x)
+    conv = resolve_conv(self.conv, self.conv_impl)
+    x = conv(features=self.num_filters, kernel_size=(3, 3), strides=1, padding=1,
+             use_bias=self.norm == "none", name="stem_conv")(x)
     x = nn.relu(_norm(self.norm, train, "stem_norm")(x))
     for i, num_blocks in enumerate(self.stage_sizes):
       for j in range(num_blocks):
         strides = 2 if i > 0 and j == 0 else 1
-        x = BasicBlock(self.num_filters * 2**i, strides=strides, norm=self.norm,
+        x = BasicBlock(self.num_filters * 2**i, strides=strides, norm=self.norm, conv=conv,
                        name=f"stage{i + 1}_block{j + 1}")(x, train=train)
       if self.dropout_rate > 0 and (i + 1) in tuple(self.dropout_stages):
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)

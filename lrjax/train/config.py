@@ -82,7 +82,8 @@ class SweepConfig:
     variants: the settings trained together.
     epochs: number of epochs.
     batch_size: minibatch size (the last partial batch of an epoch is dropped).
-    eval_batch_size: batch size of the validation/test passes.
+    eval_batch_size: batch size of the validation/test passes (0: the backend's
+      default, `lrjax.train.plan.eval_batch_size`).
     task: ``classification`` (cross-entropy) or ``regression`` (mean squared error).
     convergence_tolerance: see `lrjax.train.metrics.convergence_epoch`.
     checkpoint_every: save an orbax checkpoint every this many epochs (0: never).
@@ -92,18 +93,22 @@ class SweepConfig:
       epoch 1 and passed to the strategies as their initial observation, so by-cutoff
       and by-oscillate can first advance after epoch 1), or the loss after the first
       epoch (False: first decision after epoch 2).  See `lrjax.strategies.strategy`.
+    variants_per_call: variants of a group trained by one compiled call (1: one after
+      another; 0: the automatic plan of `lrjax.train.plan`, which vmaps the whole group
+      on accelerators).  Every value gives the same results.
   """
 
   model: str
   variants: tuple[Variant, ...]
   epochs: int = 1
   batch_size: int = 64
-  eval_batch_size: int = 1000
+  eval_batch_size: int = 0
   task: str = "classification"
   convergence_tolerance: float = 0.005
   checkpoint_every: int = 1
   model_kwargs: tuple[tuple[str, Any], ...] = ()
   observe_untrained_loss: bool = True
+  variants_per_call: int = 0
 
   def __post_init__(self):
     if not isinstance(self.observe_untrained_loss, bool):
@@ -116,7 +121,8 @@ class SweepConfig:
       raise ValueError(f"`variants` names must be unique, got {names}.")
     _validation.check_positive_int("epochs", self.epochs)
     _validation.check_positive_int("batch_size", self.batch_size)
-    _validation.check_positive_int("eval_batch_size", self.eval_batch_size)
+    _validation.check_non_negative_int("eval_batch_size", self.eval_batch_size)
+    _validation.check_non_negative_int("variants_per_call", self.variants_per_call)
     _validation.check_non_negative_int("checkpoint_every", self.checkpoint_every)
     _validation.check_non_negative("convergence_tolerance", self.convergence_tolerance)
     if self.task not in ("classification", "regression"):

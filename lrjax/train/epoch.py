@@ -20,6 +20,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lrjax.train import optimizers
+from lrjax.train import plan as plan_lib
 from lrjax.train.step import TrainState, evaluate, train_step
 
 # Salts of the per-variant random streams (same seed -> same stream for every group).
@@ -76,7 +77,8 @@ class GroupTrainer:
   def __init__(self, model: nn.Module, spec: optimizers.GroupSpec,
                hyper: optimizers.GroupHyper, *, task: str, batch_size: int,
                eval_batch_size: int, mesh: Mesh | None = None,
-               observe_untrained_loss: bool = False):
+               observe_untrained_loss: bool = False,
+               variants_per_call: int | None = None, sample_x=None):
     self.model = model
     # The report's loss_0: evaluate the untrained model in `init` and pass its
     # validation loss to the strategy as the initial observation (lrjax.strategies).
@@ -84,18 +86,23 @@ class GroupTrainer:
     self.spec = spec
     self.num_variants = int(hyper.learning_rate.shape[0])
     self.mesh = mesh
-    # Pad the variant axis to a multiple of the device count; padded copies of the last
-    # variant are trained and dropped from the results.
-    multiple = mesh.devices.size if mesh is not None else 1
-    padded = -(-self.num_variants // multiple) * multiple
-    self.hyper = jax.tree.map(
-        lambda a: np.concatenate([a, np.repeat(a[-1:], padded - len(a), axis=0)]), hyper)
-    self.shared_order = bool(np.all(self.hyper.seed == self.hyper.seed[0]))
-    # Placed on the device(s) once; every epoch reads the same arrays (not donated).
-    self.device_hyper = self.shard(self.hyper)
     self.task = task
     self.batch_size = batch_size
     self.eval_batch_size = eval_batch_size
+    # How many variants one compiled call trains (lrjax.train.plan); the variant axis is
+    # padded to a whole number of calls (a multiple of the device count when sharded):
+    # padded copies of the last variant are trained and dropped from the results.
+    self.plan = plan_lib.make_plan(
+        self.num_variants, variants_per_call,
+        multiple=mesh.devices.size if mesh is not None else 1,
+        variant_bytes=self._variant_bytes(hyper, sample_x))
+    padded = self.plan.padded
+    self.hyper = jax.tree.map(
+        lambda a: np.concatenate([a, np.repeat(a[-1:], padded - len(a), axis=0)]), hyper)
+    self.shared_order = bool(np.all(self.hyper.seed == self.hyper.seed[0]))
+    # Placed on the device(s) once, one tree per call; every epoch reads the same arrays.
+    self.device_hyper = [self.shard(self._chunk(self.hyper, c))
+                         for c in range(self.plan.num_calls)]
     if mesh is None:
       self._epoch_fn = jax.jit(self._build_epoch_fn(), donate_argnums=(0,))
     else:
@@ -107,6 +114,33 @@ class GroupTrainer:
                                in_shardings=(split, split, key_sharding, whole),
                                out_shardings=(split, split))
     self._compiled = None
+
+  def _chunk(self, tree, call: int):
+    """The variants of compiled call ``call`` (an index) of a variant-stacked tree."""
+    size = self.plan.chunk
+    if self.plan.num_calls == 1:
+      return tree
+    return jax.tree.map(lambda a: a[call * size:(call + 1) * size], tree)
+
+  def _variant_bytes(self, hyper, sample_x) -> int | None:
+    """One variant's training-step working set (for the CPU plan), traced, not run."""
+    if sample_x is None:
+      return None
+    batch = jax.ShapeDtypeStruct((self.batch_size,) + tuple(sample_x.shape[1:]),
+                                 sample_x.dtype)
+    one = jax.tree.map(lambda a: a[0], hyper)
+
+    def step(x):
+      variables = dict(self.model.init(jax.random.PRNGKey(0), x[:1], train=False))
+      params = variables.pop("params")
+      tx = optimizers.make_transform(self.spec, one)
+      state = TrainState(params, variables, tx.init(params),
+                         jnp.asarray(jnp.inf, jnp.float32), jnp.asarray(0, jnp.int32))
+      y = jnp.zeros((x.shape[0],), jnp.int32 if self.task == "classification" else x.dtype)
+      return train_step(self.model, tx, self.task, state, x, y, jax.random.PRNGKey(1),
+                        jnp.asarray(False))
+
+    return plan_lib.step_bytes(step, batch)
 
   # -- placement -------------------------------------------------------------
   def _variant_sharding(self):
@@ -142,14 +176,15 @@ class GroupTrainer:
                         epoch=jnp.asarray(0, jnp.int32))
 
     init = jax.jit(jax.vmap(one), out_shardings=self._variant_sharding())
-    state = init(self.device_hyper)
+    state = init(self.shard(self.hyper))
     return self.observe_untrained(state, data) if self.observe_untrained_loss else state
 
   def observe_untrained(self, state: TrainState, data: DeviceData) -> TrainState:
     """``state`` with ``valid_loss`` = each variant's validation loss before training.
 
     The first step of epoch 0 passes it to the strategy as ``initial_observation``
-    (the report's ``loss_0``, see `lrjax.strategies.strategy`).
+    (the report's ``loss_0``, see `lrjax.strategies.strategy`).  Evaluated in the
+    plan's chunks (``lax.map`` with ``batch_size``), the form the plan found fastest.
     """
     model, task, eval_batch_size = self.model, self.task, self.eval_batch_size
 
@@ -158,7 +193,11 @@ class GroupTrainer:
                          data.valid_y, eval_batch_size)
       return st._replace(valid_loss=jnp.asarray(loss, jnp.float32))
 
-    return jax.jit(jax.vmap(one), out_shardings=self._variant_sharding())(state)
+    if self.mesh is None:
+      each = lambda st: jax.lax.map(one, st, batch_size=self.plan.chunk)
+    else:  # one slice of the variants per device
+      each = jax.vmap(one)
+    return jax.jit(each, out_shardings=self._variant_sharding())(state)
 
   # -- one epoch ---------------------------------------------------------------
   def _build_epoch_fn(self):
@@ -204,24 +243,36 @@ class GroupTrainer:
       return state, metrics
 
     key_axis = None if self.shared_order else 0
-    return jax.vmap(one_variant, in_axes=(0, 0, key_axis, None))
+    if self.plan.chunk > 1:
+      return jax.vmap(one_variant, in_axes=(0, 0, key_axis, None))
 
-  def order_keys(self, epoch: int):
-    """The data-order key(s) of an epoch: one shared key when all seeds agree."""
+    def single(state, hyper, order_key, data):
+      # One variant per call: the unbatched program (no size-1 variant axis inside, so
+      # every layer keeps its plain, fastest form), with the axis added back outside.
+      first = lambda tree: jax.tree.map(lambda a: a[0], tree)
+      key = order_key if key_axis is None else order_key[0]
+      state, metrics = one_variant(first(state), first(hyper), key, data)
+      return jax.tree.map(lambda a: a[None], (state, metrics))
+
+    return single
+
+  def order_keys(self, epoch: int, call: int = 0):
+    """The data-order key(s) of an epoch (of one call): one key when all seeds agree."""
     if self.shared_order:
       return variant_key(int(self.hyper.seed[0]), _ORDER_SALT, epoch)
-    return self.shard(jax.vmap(lambda s: variant_key(s, _ORDER_SALT, epoch))(
-        jnp.asarray(self.hyper.seed)))
+    seeds = jnp.asarray(self._chunk(self.hyper, call).seed)
+    return self.shard(jax.vmap(lambda s: variant_key(s, _ORDER_SALT, epoch))(seeds))
 
   def compile(self, state: TrainState, data: DeviceData) -> float:
-    """Compiles the epoch program ahead of time; returns the seconds it took."""
+    """Compiles the epoch program (one per group, whatever the plan); returns seconds."""
     t0 = time.perf_counter()
-    self._compiled = self._epoch_fn.lower(state, self.device_hyper, self.order_keys(0),
-                                          data).compile()
+    self._compiled = self._epoch_fn.lower(self._chunk(state, 0), self.device_hyper[0],
+                                          self.order_keys(0), data).compile()
     return time.perf_counter() - t0
 
   def cost_analysis(self) -> dict:
-    """XLA's cost estimate of one epoch of the group (after `compile`)."""
+    """XLA's cost estimate of one compiled call (after `compile`); an epoch of the
+    group is ``plan.num_calls`` of them."""
     cost = self._compiled.cost_analysis()
     if isinstance(cost, (list, tuple)):
       cost = cost[0] if cost else {}
@@ -233,7 +284,16 @@ class GroupTrainer:
     ``state`` is donated: use the returned one.  Metrics are cut to the real variants.
     """
     fn = self._compiled or self._epoch_fn
-    state, metrics = fn(state, self.device_hyper, self.order_keys(epoch), data)
+    if self.plan.num_calls == 1:
+      state, metrics = fn(state, self.device_hyper[0], self.order_keys(epoch), data)
+    else:
+      # The same compiled program for every chunk; the state stays one stacked tree (as
+      # checkpoints store it), cut into chunks here and joined after.
+      outs = [fn(self.shard(self._chunk(state, c)), self.device_hyper[c],
+                 self.order_keys(epoch, c), data) for c in range(self.plan.num_calls)]
+      del state
+      state, metrics = jax.tree.map(lambda *a: jnp.concatenate(a), *outs)
+      state = self.shard(state)
     return state, jax.tree.map(lambda a: a[: self.num_variants], metrics)
 
 

@@ -43,6 +43,7 @@ def to_dict(result) -> dict:
       "completed_epochs": int(next(iter(result.history.values())).shape[0]),
       "device": result.device,
       "compile_seconds": result.compile_seconds,
+      "plans": list(getattr(result, "plans", [])),
       "epoch_seconds": [_clean(float(x)) for x in result.epoch_seconds],
       "summary": [{k: _clean(v) for k, v in row.items()} for row in result.summary],
       "history": history,
@@ -82,8 +83,18 @@ def save(result, out_dir: str | Path) -> dict[str, Path]:
       writer.writerow([e + 1, name] + [repr(float(result.history[field][e, k]))
                                        for field in fields])
   _atomic.write_text(paths["csv"], text.getvalue())
-  _atomic.write_text(paths["markdown"], markdown_table(result.summary))
+  _atomic.write_text(paths["markdown"], markdown_table(result.summary) + plan_lines(result))
   return paths
+
+
+def plan_lines(result) -> str:
+  """One markdown line per group: its execution plan (lrjax.train.plan)."""
+  lines = [f"\nExecution ({result.device}):\n"]
+  for plan in getattr(result, "plans", []):
+    lines.append(f"* {len(plan['variants'])} variant(s), {plan['variants_per_call']} per "
+                 f"compiled call, {plan['calls_per_epoch']} call(s) per epoch, evaluation "
+                 f"batch {plan['eval_batch_size']}: {plan['reason']}\n")
+  return "".join(lines) if len(lines) > 1 else ""
 
 
 def load(path: str | Path) -> dict:

@@ -19,6 +19,7 @@ from lrjax import models
 from lrjax.train import epoch as epoch_lib
 from lrjax.train import metrics as metrics_lib
 from lrjax.train import optimizers
+from lrjax.train import plan as plan_lib
 from lrjax.train.checkpoint import CheckpointSaveError, SweepCheckpointer
 from lrjax.train.config import SweepConfig
 
@@ -40,6 +41,8 @@ class SweepResult:
     epoch_seconds: wall time of each epoch of this run (all groups), NaN for epochs
       restored from a checkpoint.
     device: the platform and device count used.
+    plans: per group, its execution plan (`lrjax.train.plan.ExecutionPlan.to_dict`,
+      plus the group's variant names and the evaluation batch).
   """
 
   config: SweepConfig
@@ -49,6 +52,7 @@ class SweepResult:
   compile_seconds: float
   epoch_seconds: np.ndarray
   device: str
+  plans: list[dict] = dataclasses.field(default_factory=list)
 
   @property
   def names(self) -> list[str]:
@@ -96,12 +100,18 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
   mesh = epoch_lib.variant_mesh()
   data = epoch_lib.put_data(dataset, mesh)
   groups = optimizers.group_variants(config.variants)
+  eval_batch_size = plan_lib.eval_batch_size(config.eval_batch_size)
   trainers = [
       epoch_lib.GroupTrainer(model, spec, hyper, task=config.task,
                              batch_size=config.batch_size,
-                             eval_batch_size=config.eval_batch_size, mesh=mesh,
-                             observe_untrained_loss=config.observe_untrained_loss)
+                             eval_batch_size=eval_batch_size, mesh=mesh,
+                             observe_untrained_loss=config.observe_untrained_loss,
+                             variants_per_call=config.variants_per_call or None,
+                             sample_x=data.train_x[:1])
       for spec, hyper, _ in groups]
+  plans = [dict(t.plan.to_dict(), eval_batch_size=eval_batch_size,
+                variants=[config.variants[i].name for i in members])
+           for t, (_, _, members) in zip(trainers, groups)]
   states = [t.init(data.train_x[:1], data) for t in trainers]
   num_variants = len(config.variants)
   history = _empty_history(config.epochs, num_variants)
@@ -168,7 +178,7 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
       summary=metrics_lib.summarize(history, [v.name for v in config.variants],
                                     tolerance=config.convergence_tolerance),
       compile_seconds=compile_seconds, epoch_seconds=epoch_seconds,
-      device=f"{jax.default_backend()} x{jax.device_count()}")
+      device=f"{jax.default_backend()} x{jax.device_count()}", plans=plans)
   if out_dir is not None:
     from lrjax.train import results  # local: results pulls in matplotlib lazily too
     results.save(result, out_dir)

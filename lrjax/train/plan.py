@@ -1,0 +1,157 @@
+"""The execution plan of a group: how many of its variants one compiled call trains.
+
+A group of K variants can run as one vmapped program over all K (one call per epoch),
+as K calls of a one-variant program (sequential), or in chunks in between.  Every plan
+computes the same numbers (each variant's arithmetic does not depend on its
+neighbours; tested to 1e-5), and every plan compiles ONE program per group: a chunk's
+hyperparameters are inputs of that program, and the last chunk is padded with copies of
+the group's last variant (trained, then dropped from the results).
+
+Which plan is fastest depends on the backend:
+
+* On an accelerator one small model cannot fill the device, and the vmapped program
+  over all K is several times faster than K calls (2.6x measured by the issue on an
+  H100 with im2col convolutions): the plan is always one program per group.
+* On a CPU the step of one model of the report's size already keeps every core busy,
+  so vmapping saves no arithmetic, and XLA:CPU runs the variant-batched forms of the
+  layers (batched matrix products, grouped convolutions) and their K-fold working set
+  slower than K plain calls: MNIST CNN, 13 SGD variants, batch 64, 2-core CPU, one
+  call over all 13 took 24.0 s per epoch, chunks of 2 took 14.2 s, 13 calls of one
+  5.5 s.  For very small models the opposite holds: the loop and call overheads
+  dominate a step of a few microseconds, and logistic regression on 8x8 images ran 8x
+  faster vmapped (0.036 s vs 0.29 s); the MNIST CNN on 8x8 images (3.7 MiB per step)
+  was even.  The rule therefore vmaps as many variants as fit a budget of
+  `VMAP_BUDGET_BYTES` of one-step working set (`step_bytes`, read off the traced step:
+  no compile, no timing), at least one.  `benchmarks/sweep_benchmark.py` times the
+  automatic plan against every forced one.
+
+The user overrides the rule with ``SweepConfig.variants_per_call`` (``lrjax sweep
+--variants-per-call``); the plan used is reported in the results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+from jax.extend import core as jex_core
+
+# One-step working set (all variants of a call together) up to which vmapping wins on
+# CPU: between the measured 0.08 MiB (vmapping 8x faster) and 3.7 MiB (even).
+VMAP_BUDGET_BYTES = 2 * 2**20
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecutionPlan:
+  """How a group of ``num_variants`` variants is run.
+
+  Attributes:
+    num_variants: the group's real variants.
+    chunk: variants trained by one compiled call.
+    reason: why this chunk (printed in the results).
+  """
+
+  num_variants: int
+  chunk: int
+  reason: str
+
+  @property
+  def num_calls(self) -> int:
+    """Compiled calls per epoch."""
+    return -(-self.num_variants // self.chunk)
+
+  @property
+  def padded(self) -> int:
+    """Variants trained per epoch, padding of the last call included."""
+    return self.num_calls * self.chunk
+
+  def to_dict(self) -> dict:
+    return {"num_variants": self.num_variants, "variants_per_call": self.chunk,
+            "calls_per_epoch": self.num_calls, "reason": self.reason}
+
+
+def step_bytes(fn, *args) -> int:
+  """Bytes of every intermediate value of ``fn(*args)``, read from its jaxpr.
+
+  An upper bound of one variant's working set in a training step (XLA fuses some of
+  them away); only tracing is done, nothing is compiled or run.
+  """
+  closed = jax.make_jaxpr(fn)(*args)
+  total = 0
+
+  def visit(jaxpr):
+    nonlocal total
+    for eqn in jaxpr.eqns:
+      for var in eqn.outvars:
+        aval = getattr(var, "aval", None)
+        if hasattr(aval, "shape") and hasattr(aval, "dtype"):
+          total += math.prod(aval.shape) * aval.dtype.itemsize
+      for sub in jex_core.jaxprs_in_params(eqn.params):
+        visit(sub)
+
+  visit(closed.jaxpr)
+  return int(total)
+
+
+def choose_chunk(num_variants: int, *, backend: str,
+                 variant_bytes: int | None) -> tuple[int, str]:
+  """The automatic rule (see the module docstring): (variants per call, reason)."""
+  if backend != "cpu":
+    return num_variants, f"{backend}: one vmapped program over the whole group"
+  if num_variants == 1:
+    return 1, "cpu: a single variant"
+  if not variant_bytes:
+    return 1, "cpu: one variant per call (working set unknown)"
+  chunk = max(1, min(num_variants, VMAP_BUDGET_BYTES // variant_bytes))
+  return chunk, (f"cpu: {chunk} variant(s) per call ({variant_bytes / 2**20:.2f} MiB per "
+                 f"step each; vmapped up to {VMAP_BUDGET_BYTES / 2**20:.0f} MiB)")
+
+
+def make_plan(num_variants: int, requested: int | None = None, *,
+              backend: str | None = None, variant_bytes: int | None = None,
+              multiple: int = 1) -> ExecutionPlan:
+  """The plan of a group.
+
+  Args:
+    num_variants: the group's variants.
+    requested: variants per call forced by the user (None or 0: automatic). Values
+      above ``num_variants`` are cut to it.
+    backend: JAX's default backend if None.
+    variant_bytes: one variant's step working set (`step_bytes`), for the CPU rule.
+    multiple: the chunk is rounded up to a multiple of this (the device count, when
+      the variant axis is sharded over devices).
+  """
+  if requested is not None and (isinstance(requested, bool) or not isinstance(requested, int)
+                                or requested < 0):
+    raise ValueError(f"`variants_per_call` must be a non-negative integer (0: automatic), "
+                     f"got {requested!r}.")
+  backend = backend or jax.default_backend()
+  if multiple > 1:
+    # Sharded over devices: every device takes its slice of one program's variants.
+    chunk = -(-num_variants // multiple) * multiple
+    reason = f"{multiple} devices: one program over the group, sharded"
+    if requested:
+      chunk = min(chunk, -(-requested // multiple) * multiple)
+      reason = f"requested {requested}, rounded to a multiple of {multiple} devices"
+    return ExecutionPlan(num_variants, chunk, reason)
+  if requested:
+    return ExecutionPlan(num_variants, min(requested, num_variants), f"requested {requested}")
+  chunk, reason = choose_chunk(num_variants, backend=backend, variant_bytes=variant_bytes)
+  return ExecutionPlan(num_variants, chunk, reason)
+
+
+# Evaluation batch per backend.  On a CPU a batch of 1000 images streams its
+# activations from memory (MNIST CNN: 54 MB for the first convolution alone); 200 keeps
+# them near the cache and was about 1.5x faster (benchmarks/sweep_benchmark.py,
+# --eval-batch-sizes).  Accelerators want large batches.
+EVAL_BATCH_SIZE = {"cpu": 200}
+EVAL_BATCH_SIZE_ELSEWHERE = 1000
+
+
+def eval_batch_size(requested: int | None = None, backend: str | None = None) -> int:
+  """The evaluation batch: ``requested`` if positive, else the backend's default."""
+  if requested:
+    return int(requested)
+  backend = backend or jax.default_backend()
+  return EVAL_BATCH_SIZE.get(backend, EVAL_BATCH_SIZE_ELSEWHERE)

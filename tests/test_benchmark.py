@@ -1,0 +1,68 @@
+"""benchmarks/sweep_benchmark.py: its commands run, its rows are complete (no timing
+is asserted: speed claims live in the benchmark's output, not in tests)."""
+
+import builtins
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+  spec = importlib.util.spec_from_file_location("sweep_benchmark",
+                                                REPO / "benchmarks" / "sweep_benchmark.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_every_documented_command_parses(bench):
+  commands = bench.example_commands()
+  assert len(commands) == 3
+  for argv in commands:
+    bench.parser().parse_args(argv)  # SystemExit (a test failure) on a bad flag
+  with pytest.raises(SystemExit):
+    bench.main(["--train-size", "8", "--batch-size", "64"])
+
+
+def test_cpu_smoke_command_prints_every_row(bench, tmp_path, capsys):
+  argv = bench.example_commands()[-1] + ["--json", str(tmp_path / "bench.json")]
+  rows = bench.main(argv)
+  out = capsys.readouterr().out
+  table = [r for r in rows if "seconds_per_model_epoch" in r]
+  assert [r["row"][:3] for r in table] == ["(2)", "(3)", "(4)", "(5)", "(5)"]
+  assert "(1) PyTorch eager: skipped (--no-torch)" in out
+  for r in table:
+    assert r["seconds_per_model_epoch"] > 0 and np.isfinite(r["vs_best_single"])
+    assert r["vs_torch"] is None
+  assert max(r["vs_best_single"] for r in table[:2]) == pytest.approx(1.0)
+  forced = {r["row"]: r["plans"] for r in table if r["row"].startswith("(5)")}
+  assert [p[0]["variants_per_call"] for p in forced.values()] == [1, 13]  # SGD group
+  assert "check: auto plan vs 1 per call" in out
+  assert "estimate of the full Table 1 run" in out
+  assert any(r["row"] == "gemm peak" and r["gflops"] > 0 for r in rows)
+  assert json.loads((tmp_path / "bench.json").read_text()) == json.loads(json.dumps(rows))
+
+
+def test_pytorch_row_is_skipped_without_torch(bench, monkeypatch):
+  real_import = builtins.__import__
+
+  def no_torch(name, *args, **kwargs):
+    if name == "torch" or name.startswith("torch."):
+      raise ImportError("no torch here")
+    return real_import(name, *args, **kwargs)
+
+  monkeypatch.setattr(builtins, "__import__", no_torch)
+  ds = bench.make_dataset("mnist_cnn", 64)
+  assert bench.torch_epoch_fn("mnist_cnn", ds, 32, 200, 1) is None
+
+
+def test_dataset_keeps_table1_proportions(bench):
+  ds = bench.make_dataset("cifar_cnn", 5400)
+  assert (len(ds.train_x), len(ds.valid_x), len(ds.test_x)) == (5400, 600, 1000)
+  assert ds.train_x.shape[1:] == (32, 32, 3) and ds.task == "classification"

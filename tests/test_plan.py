@@ -1,0 +1,151 @@
+"""lrjax.train.plan: every execution plan gives the same results, one compile per group."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from lrjax.train import SweepConfig, Variant, optimizers, results, run_sweep
+from lrjax.train import epoch as epoch_lib
+from lrjax.train import plan as plan_lib
+
+# Five SGD variants on two seeds (so the data orders differ inside a chunk) + one Adam.
+VARIANTS = tuple(
+    Variant(f"v{i}", "seq" + str(1 + i % 4), ("epoch", "cutoff", "oscillate")[i % 3],
+            0.1 * (1 + i), seed=i % 2) for i in range(5)) + (
+    Variant("adam", "constant", "fixed", 0.01, "adam"),)
+FIELDS = ("train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "lr", "index")
+
+
+def _config(**kw):
+  return SweepConfig(model="mnist_cnn", variants=VARIANTS, epochs=2, batch_size=32, **kw)
+
+
+@pytest.fixture(scope="module")
+def sequential(blobs):
+  return run_sweep(_config(variants_per_call=1), blobs, progress=False)
+
+
+@pytest.mark.parametrize("per_call", [2, 5])  # 2: the last chunk padded; 5: all at once
+def test_vmapped_plans_equal_sequential(blobs, sequential, per_call):
+  result = run_sweep(_config(variants_per_call=per_call), blobs, progress=False)
+  assert result.plans[0]["variants_per_call"] == per_call
+  assert result.plans[0]["calls_per_epoch"] == -(-5 // per_call)
+  for field in FIELDS:
+    np.testing.assert_allclose(result.history[field], sequential.history[field],
+                               rtol=1e-5, atol=1e-6, err_msg=field)
+  np.testing.assert_allclose(result.step_history["step_loss"],
+                             sequential.step_history["step_loss"], rtol=1e-5, atol=1e-6)
+
+
+def test_plans_are_reported_in_the_results(sequential, tmp_path):
+  plans = sequential.plans
+  assert [p["variants"] for p in plans] == [[f"v{i}" for i in range(5)], ["adam"]]
+  assert plans[0]["calls_per_epoch"] == 5 and plans[0]["reason"] == "requested 1"
+  assert plans[0]["eval_batch_size"] == plan_lib.eval_batch_size()
+  results.save(sequential, tmp_path)
+  assert json.loads((tmp_path / "results.json").read_text())["plans"] == plans
+  assert "1 per compiled call, 5 call(s) per epoch" in (tmp_path / "summary.md").read_text()
+
+
+def test_one_compiled_program_serves_every_chunk(blobs):
+  data = epoch_lib.put_data(blobs)
+  ((spec, hyper, _),) = optimizers.group_variants(VARIANTS[:5])
+  from lrjax import models
+  trainer = epoch_lib.GroupTrainer(models.get_model("logistic"), spec, hyper,
+                                   task="classification", batch_size=32, eval_batch_size=100,
+                                   variants_per_call=2)
+  assert trainer.plan.num_calls == 3 and trainer.plan.padded == 6
+  state = trainer.init(data.train_x[:1])
+  trainer.compile(state, data)
+  for epoch in range(2):
+    state, metrics = trainer.run_epoch(state, data, epoch)
+  assert metrics.valid_loss.shape == (5,)
+  assert jax.tree_util.tree_leaves(state)[0].shape[0] == 6
+  # Every call went through the one ahead-of-time program: jit never traced again.
+  assert trainer._epoch_fn._cache_size() == 0
+
+
+def test_automatic_rule():
+  gpu = plan_lib.make_plan(14, backend="gpu", variant_bytes=10**9)
+  assert (gpu.chunk, gpu.num_calls) == (14, 1)
+  assert plan_lib.make_plan(14, backend="tpu").chunk == 14
+  big = plan_lib.make_plan(14, backend="cpu", variant_bytes=30 * 2**20)
+  assert (big.chunk, big.num_calls, big.padded) == (1, 14, 14)
+  small = plan_lib.make_plan(14, backend="cpu", variant_bytes=2**16)
+  assert small.chunk == 14  # 14 x 64 KiB fit the budget
+  middle = plan_lib.make_plan(14, backend="cpu", variant_bytes=plan_lib.VMAP_BUDGET_BYTES // 4)
+  assert (middle.chunk, middle.num_calls, middle.padded) == (4, 4, 16)
+  assert plan_lib.make_plan(14, backend="cpu").chunk == 1  # unknown working set
+  assert "cpu" in big.reason and "MiB" in big.reason
+
+
+def test_requested_plan_and_devices():
+  assert plan_lib.make_plan(14, 3, backend="gpu").chunk == 3
+  assert plan_lib.make_plan(4, 10, backend="cpu").chunk == 4
+  sharded = plan_lib.make_plan(6, backend="cpu", multiple=8)
+  assert (sharded.chunk, sharded.num_calls) == (8, 1)
+  assert plan_lib.make_plan(20, 3, backend="cpu", multiple=8).chunk == 8
+  for bad in (-1, 1.5, True):
+    with pytest.raises(ValueError, match="`variants_per_call`"):
+      plan_lib.make_plan(4, bad)
+  with pytest.raises(ValueError, match="`variants_per_call`"):
+    _config(variants_per_call=-2)
+
+
+def test_eval_batch_per_backend():
+  assert plan_lib.eval_batch_size(backend="cpu") == 200
+  assert plan_lib.eval_batch_size(backend="gpu") == 1000
+  assert plan_lib.eval_batch_size(64, backend="cpu") == 64
+  assert _config().eval_batch_size == 0  # automatic by default
+  with pytest.raises(ValueError, match="`eval_batch_size`"):
+    _config(eval_batch_size=-1)
+
+
+def test_step_bytes_reads_the_traced_step():
+  import jax.numpy as jnp
+  x = jax.ShapeDtypeStruct((64, 100), jnp.float32)
+  assert plan_lib.step_bytes(lambda a: jnp.sin(a) * 2.0, x) == 2 * 4 * 64 * 100
+  assert plan_lib.step_bytes(lambda a: jnp.sum(a, axis=1), x) == 4 * 64
+
+
+_SHARDED = r"""
+import json, sys
+import jax
+from lrjax import data
+from lrjax.train import SweepConfig, Variant, run_sweep
+assert jax.device_count() == 8
+blobs = data.synthetic("tiny", num_train=640, num_test=200, seed=0)
+variants = tuple(Variant(f"v{i}", "seq" + str(1 + i % 4), "epoch", 0.1 * (1 + i), seed=i % 2)
+                 for i in range(6))
+out = {}
+for per_call in (0, 1):
+  r = run_sweep(SweepConfig(model="logistic", variants=variants, epochs=2, batch_size=32,
+                            variants_per_call=per_call), blobs, progress=False)
+  out[per_call] = {"plan": r.plans[0], "valid_loss": r.history["valid_loss"].tolist()}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_sharded_path_keeps_one_program_over_eight_devices(blobs):
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             JAX_PLATFORMS="cpu")
+  proc = subprocess.run([sys.executable, "-c", _SHARDED], env=env, capture_output=True,
+                        text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  out = json.loads(proc.stdout.strip().splitlines()[-1])
+  variants = tuple(Variant(f"v{i}", "seq" + str(1 + i % 4), "epoch", 0.1 * (1 + i), seed=i % 2)
+                   for i in range(6))
+  alone = run_sweep(SweepConfig(model="logistic", variants=variants, epochs=2, batch_size=32,
+                                variants_per_call=1), blobs, progress=False)
+  for per_call in ("0", "1"):
+    assert out[per_call]["plan"]["variants_per_call"] == 8  # one program, 8 devices
+    np.testing.assert_allclose(out[per_call]["valid_loss"], alone.history["valid_loss"],
+                               rtol=1e-5)

@@ -60,6 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 import common  # noqa: E402
+from lrjax.models import CONV_IMPLS  # noqa: E402
 import report_lr_decaying as report  # noqa: E402  (shared data loader and helpers)
 from lrjax.train.config import SweepConfig, Variant  # noqa: E402
 from lrjax.train.sweep import run_sweep  # noqa: E402
@@ -312,7 +313,7 @@ def parse_args(argv=None):
                       "SGD default; 0.8, time-based decay's, diverges with CifarCNN)")
   p.add_argument("--cats-dogs", action="store_true",
                  help="the article's notebook task: CIFAR-10 cats vs dogs only (binary)")
-  p.add_argument("--conv-impl", choices=("xla", "im2col"), default="im2col")
+  p.add_argument("--conv-impl", choices=CONV_IMPLS, default="auto")
   p.add_argument("--no-checkpoint", action="store_true")
   return p.parse_args(argv)
 

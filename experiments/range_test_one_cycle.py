@@ -308,7 +308,7 @@ def main(argv=None) -> dict:
   seeds = tuple(range(args.seeds or 1))
   dataset, note = load_data("cifar10", args, train_size=2000 if quick else 15000,
                             test_size=args.test_size or (500 if quick else 2000))
-  model_kwargs = {"conv_impl": "im2col"}  # vmaps as batched matmuls: much faster on CPU
+  model_kwargs = {"conv_impl": "auto"}  # the fastest per backend (lrjax.models.default_conv_impl)
   batch = min(args.batch_size or (64 if quick else 128), len(dataset.train_x))
   steps = len(dataset.train_x) // batch
   progress = not args.no_progress

@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 import common  # noqa: E402
+from lrjax.models import CONV_IMPLS  # noqa: E402
 from lrjax.train.config import SweepConfig, report_variants  # noqa: E402
 from lrjax.train.sweep import run_sweep  # noqa: E402
 
@@ -432,8 +433,8 @@ def parse_args(argv=None):
   p.add_argument("--tolerance", type=float, default=0.005,
                  help="convergence band on validation accuracy (absolute)")
   p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
-  p.add_argument("--conv-impl", choices=("xla", "im2col"), default="im2col",
-                 help="convolutions (im2col: batched matmuls, faster under vmap)")
+  p.add_argument("--conv-impl", choices=CONV_IMPLS, default="auto",
+                 help="convolutions (auto: the fastest per backend, see BUILD.md \"Speed\")")
   p.add_argument("--no-checkpoint", action="store_true",
                  help="full runs checkpoint into <out>/<dataset>/checkpoints and resume "
                       "from there; this turns that off")

@@ -3,11 +3,19 @@
 With no arguments, ``lrjax sweep`` trains the report's 14 settings on a small built-in
 synthetic dataset for a few epochs (about a minute on a laptop CPU) and writes the
 results table, CSV/JSON and plots to ``results/sweep``.
+
+Runs lose nothing: checkpoints go to ``<out>/checkpoints`` by default, and running the
+same command again resumes (or, with a larger --epochs, extends) the run; checkpoints of
+another sweep or another dataset are refused.  Ctrl-C (or SIGTERM) lets the epoch in
+progress finish, checkpoints it and prints the command that resumes.  Two runs on the
+same folder are refused.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -47,9 +55,13 @@ def _parser() -> argparse.ArgumentParser:
   sweep.add_argument("--train-size", type=int, default=None,
                      help="use a random (seeded) N of the training examples")
   sweep.add_argument("--validation-fraction", type=float, default=0.1)
-  sweep.add_argument("--out", default="results/sweep")
+  sweep.add_argument("--out", default="results/sweep",
+                     help="results folder (default: %(default)s)")
   sweep.add_argument("--checkpoint-dir", default=None,
-                     help="checkpoint here every --checkpoint-every epochs and resume")
+                     help="checkpoint here every --checkpoint-every epochs and resume from it "
+                          "(default: OUT/checkpoints)")
+  sweep.add_argument("--no-checkpoint", action="store_true",
+                     help="do not checkpoint (an interrupted run then starts over)")
   sweep.add_argument("--checkpoint-every", type=int, default=1)
   sweep.add_argument("--tolerance", type=float, default=0.005,
                      help="convergence tolerance on validation accuracy")
@@ -94,6 +106,19 @@ def _model_kwargs(args) -> dict:
   return {"conv_impl": args.conv_impl} if has_convs else {}
 
 
+def checkpoint_dir(args) -> Path | None:
+  """The run's checkpoint folder: --checkpoint-dir, else OUT/checkpoints, or None."""
+  if args.no_checkpoint:
+    return None
+  return Path(args.checkpoint_dir) if args.checkpoint_dir else Path(args.out) / "checkpoints"
+
+
+def resume_command(argv) -> str:
+  """The command line that runs ``lrjax <argv>`` again (so resumes it)."""
+  prog = ["lrjax"] if Path(sys.argv[0]).name == "lrjax" else [sys.executable, "-m", "lrjax"]
+  return shlex.join(prog + list(argv))
+
+
 def _sweep(args) -> int:
   from lrjax.train import SweepConfig, report_variants, run_sweep
   from lrjax.train import plotting, results
@@ -109,8 +134,10 @@ def _sweep(args) -> int:
       convergence_tolerance=args.tolerance, checkpoint_every=args.checkpoint_every,
       model_kwargs=_model_kwargs(args), observe_untrained_loss=args.observe_untrained_loss,
       variants_per_call=args.variants_per_call, eval_batch_size=args.eval_batch_size)
-  result = run_sweep(config, dataset, checkpoint_dir=args.checkpoint_dir, out_dir=args.out,
-                     progress=not args.no_progress)
+  provenance = {"train_size": args.train_size, "subset_seed": 0 if args.train_size else None,
+                "validation_fraction": args.validation_fraction}
+  result = run_sweep(config, dataset, checkpoint_dir=checkpoint_dir(args), out_dir=args.out,
+                     progress=not args.no_progress, data_provenance=provenance)
   plotting.plot_report_figures(result.history, result.names, args.out)
   print(results.markdown_table(result.summary) + results.plan_lines(result))
   print(f"device: {result.device}; compile {result.compile_seconds:.1f} s; "
@@ -130,7 +157,11 @@ def _plot(args) -> int:
 
 
 def main(argv=None) -> int:
-  args = _parser().parse_args(argv)
+  argv = sys.argv[1:] if argv is None else list(argv)
+  parser = _parser()
+  args = parser.parse_args(argv)
+  if args.command == "sweep" and args.no_checkpoint and args.checkpoint_dir:
+    parser.error("--no-checkpoint and --checkpoint-dir exclude each other")
   from lrjax import _extras
   try:
     _extras.require_train("the lrjax command")
@@ -139,8 +170,18 @@ def main(argv=None) -> int:
     return 2
   if args.command == "sweep":
     from lrjax.train.checkpoint import CheckpointError
+    from lrjax.train.sweep import SweepInterrupted
     try:
       return _sweep(args)
+    except SweepInterrupted as stop:
+      print(f"lrjax: {stop}; resume with: {resume_command(argv)}", file=sys.stderr)
+      return 128 + stop.signum
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before checkpointing started
+      folder = checkpoint_dir(args)
+      kept = (f"resume from the last checkpoint with: {resume_command(argv)}" if folder
+              else "nothing was checkpointed (--no-checkpoint)")
+      print(f"lrjax: interrupted; {kept}", file=sys.stderr)
+      return 128 + signal.SIGINT
     except CheckpointError as err:
       # A damaged, foreign or unwritable checkpoint folder is the user's to fix: one line
       # saying what happened and what to do (and where the completed epochs went), no

@@ -16,19 +16,25 @@ byte in a weight looks like a variant that blew up.  Hence:
   synchronous (no orbax background thread whose failure leaves the main thread waiting on
   a barrier for minutes), and a failed save raises `CheckpointSaveError` at once.
 * Identity.  ``sweep_config.json`` is written atomically beside the steps, and each step's
-  record carries the config too: a different sweep is refused even when that file is
-  deleted; a damaged one is refused by name.
+  record carries the config and the data's identity (name, SHA-256 fingerprint of the
+  arrays, subset and validation split): a different sweep, or the same sweep on other
+  data, is refused in one line saying what differs, even when that file is deleted; a
+  damaged one is refused by name.  The number of epochs is not part of the identity: a
+  finished run asked for more epochs continues.
+* One run at a time.  A lock (``flock`` on ``.lrjax.lock``) is held for the run's
+  lifetime; a second run on the same folder is refused instead of interleaving steps.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import jax
 import numpy as np
@@ -38,7 +44,11 @@ from lrjax import _atomic
 
 CONFIG_FILE = "sweep_config.json"
 RECORD_FILE = "lrjax_integrity.json"
+LOCK_FILE = ".lrjax.lock"
 RECORD_FORMAT = 1
+DATA_SPLITS = ("train_x", "train_y", "valid_x", "valid_y", "test_x", "test_y")
+# Config keys a continued run may change: asking a finished run for more epochs extends it.
+EXTENSIBLE_KEYS = ("epochs",)
 
 
 class CheckpointError(Exception):
@@ -56,6 +66,79 @@ class UnusableCheckpointError(CheckpointError):
 
 class CheckpointSaveError(CheckpointError):
   """The folder is not writable, or writing a step failed (disk full, permissions, ...)."""
+
+
+class FolderInUseError(CheckpointError):
+  """Another run holds the folder's lock."""
+
+
+def data_identity(dataset, **provenance) -> dict[str, Any]:
+  """What a run's data is: name, SHA-256 of the split arrays (bytes, shapes, dtypes) and
+  ``provenance`` (subset size and seed, validation fraction, ...; None values dropped).
+
+  Hashing costs about a second per GB of arrays, once per run.
+  """
+  digest = hashlib.sha256()
+  for split in DATA_SPLITS:
+    a = np.ascontiguousarray(getattr(dataset, split))
+    digest.update(f"{split}:{a.dtype.str}:{a.shape};".encode())
+    digest.update(memoryview(a).cast("B"))
+  identity = {"dataset": str(getattr(dataset, "name", "")), "fingerprint": digest.hexdigest()}
+  identity.update({k: v for k, v in provenance.items() if v is not None})
+  return _canonical(identity)
+
+
+def _describe_data(data: Mapping[str, Any], keys) -> str:
+  extra = "".join(f", {k} {data[k]}" if k in data else f", no {k}" for k in keys)
+  return f"dataset {data.get('dataset')} (fingerprint {str(data.get('fingerprint'))[:12]}{extra})"
+
+
+def _data_difference(saved: Mapping[str, Any] | None, now: Mapping[str, Any]) -> str | None:
+  """How the data of a saved step differs from this run's, or None."""
+  if saved is None:
+    return "was written without a record of its data (an older lrjax), so it cannot be checked"
+  if saved == now:
+    return None
+  keys = [k for k in sorted(set(saved) | set(now))
+          if k not in ("dataset", "fingerprint") and saved.get(k) != now.get(k)]
+  return (f"was written for {_describe_data(saved, keys)}, this run has "
+          f"{_describe_data(now, keys)}")
+
+
+def _config_difference(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
+  """The config keys (epochs aside) whose values differ, as ``key: A here, B there``."""
+  keys = [k for k in sorted(set(saved) | set(now))
+          if k not in EXTENSIBLE_KEYS and saved.get(k) != now.get(k)]
+  if not keys:
+    return None
+  def short(v):
+    text = json.dumps(v)
+    return text if len(text) <= 40 else "another value"
+  return ", ".join(f"{k}: {short(now.get(k))} here, {short(saved.get(k))} there" for k in keys)
+
+
+class FolderLock:
+  """An exclusive ``flock`` on ``<folder>/.lrjax.lock`` for as long as it is held; the
+  kernel releases it when the process ends, however it ends."""
+
+  def __init__(self, folder: str | Path, what: str = "folder"):
+    self.path = Path(folder).absolute() / LOCK_FILE
+    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+      fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      holder = os.pread(self._fd, 64, 0).decode(errors="replace").strip() or "?"
+      os.close(self._fd)
+      raise FolderInUseError(
+          f"{what} {self.path.parent} is in use by another run (pid {holder}); wait for it "
+          "to finish or use another folder.") from None
+    os.ftruncate(self._fd, 0)
+    os.pwrite(self._fd, str(os.getpid()).encode(), 0)
+
+  def release(self) -> None:
+    if self._fd is not None:
+      os.close(self._fd)  # closing the descriptor releases the flock
+      self._fd = None
 
 
 def _stderr(line: str) -> None:
@@ -141,22 +224,36 @@ class SweepCheckpointer:
 
   Args:
     directory: the checkpoint folder (created if absent; must be writable).
-    config_dict: the sweep's config; a folder holding another sweep is refused.
+    config_dict: the sweep's config; a folder holding another sweep is refused (a
+      different ``epochs`` is not another sweep: the run is extended or continued).
+    data: the run's `data_identity`; steps written for other data are refused.
     max_to_keep: steps kept (older ones are the fallback of a damaged newest one).
     report: where the one-line notice of a fallback goes (default: stderr).
 
   Raises:
     CheckpointSaveError: the folder cannot be written.
-    DifferentSweepError: the folder's config, or a step's record, is another sweep's.
+    DifferentSweepError: the folder's config, or a step's record, is another sweep's (or
+      another dataset's, or holds more epochs than this run asks for).
     UnusableCheckpointError: ``sweep_config.json`` is damaged.
+    FolderInUseError: another run is using the folder.
   """
 
   def __init__(self, directory: str | Path, config_dict: dict[str, Any], max_to_keep: int = 2,
-               report: Callable[[str], None] | None = None):
+               report: Callable[[str], None] | None = None,
+               data: Mapping[str, Any] | None = None):
     self.directory = Path(directory).absolute()
     self.config = _canonical(config_dict)
+    self.data = None if data is None else _canonical(dict(data))
     self._report = report or _stderr
     _ensure_writable(self.directory)
+    self._lock = FolderLock(self.directory, "checkpoint folder")
+    try:
+      self._open(max_to_keep)
+    except BaseException:
+      self._lock.release()
+      raise
+
+  def _open(self, max_to_keep: int) -> None:
     self._name_format = ocp.step.standard_name_format()
     self.manager = ocp.CheckpointManager(
         self.directory, options=ocp.CheckpointManagerOptions(
@@ -173,16 +270,41 @@ class SweepCheckpointer:
 
   # -- identity ---------------------------------------------------------------------------
 
+  _ELSEWHERE = "use another checkpoint folder (--checkpoint-dir) or delete it"
+
+  def _refusal(self, record: dict) -> DifferentSweepError | None:
+    """Why this run may not continue from the step of ``record``, or None."""
+    step = record.get("step")
+    config = record.get("config")
+    if not isinstance(config, dict):
+      return DifferentSweepError(
+          f"checkpoint directory {self.directory} holds a different sweep (step {step} has "
+          f"no config); {self._ELSEWHERE}.")
+    differs = _config_difference(config, self.config)
+    if differs:
+      return DifferentSweepError(
+          f"checkpoint directory {self.directory} holds a different sweep (step {step}: "
+          f"{differs}); {self._ELSEWHERE}.")
+    if self.data is not None:
+      differs = _data_difference(record.get("data"), self.data)
+      if differs:
+        return DifferentSweepError(
+            f"checkpoint directory {self.directory} {differs}; {self._ELSEWHERE}.")
+    epochs = self.config.get("epochs")
+    if isinstance(step, int) and isinstance(epochs, int) and step > epochs:
+      return DifferentSweepError(
+          f"checkpoint directory {self.directory} holds {step} epochs of this sweep but this "
+          f"run asks for {epochs}; ask for at least {step} (--epochs) or {self._ELSEWHERE}.")
+    return None
+
   def _check_identity(self) -> None:
     config_path = self.directory / CONFIG_FILE
-    other = ("holds a different sweep; use another checkpoint folder (--checkpoint-dir) or "
-             "delete it")
     for step in self.manager.all_steps():
       record = self._read_record(step)
-      if isinstance(record, dict) and record.get("config") != self.config:
-        raise DifferentSweepError(
-            f"checkpoint directory {self.directory} {other} (step {step} was saved by "
-            "another config).")
+      if isinstance(record, dict):
+        refusal = self._refusal(record)
+        if refusal is not None:
+          raise refusal
     if config_path.exists():
       try:
         saved = json.loads(config_path.read_text())
@@ -191,8 +313,13 @@ class SweepCheckpointer:
             f"{config_path} is damaged ({one_line(err)}); delete that file to resume (each "
             f"checkpoint step carries its sweep's config) or delete {self.directory} to start "
             "over.") from err
-      if saved != self.config:
-        raise DifferentSweepError(f"checkpoint directory {self.directory} {other}.")
+      differs = _config_difference(saved, self.config) if isinstance(saved, dict) else "?"
+      if differs:
+        raise DifferentSweepError(
+            f"checkpoint directory {self.directory} holds a different sweep ({differs}); "
+            f"{self._ELSEWHERE}.")
+      if saved != self.config:  # the same sweep, extended: the file says what runs now
+        _atomic.write_text(config_path, json.dumps(self.config, indent=1))
     else:
       _atomic.write_text(config_path, json.dumps(self.config, indent=1))
 
@@ -228,8 +355,11 @@ class SweepCheckpointer:
       if not self.manager.save(epoch, args=ocp.args.StandardSave(tree)):
         raise RuntimeError(f"orbax skipped step {epoch} (a step >= {epoch} exists)")
       self.manager.wait_until_finished()
-      record = _seal({"format": RECORD_FORMAT, "step": epoch, "config": self.config,
-                      "leaves": _describe(tree)})
+      body = {"format": RECORD_FORMAT, "step": epoch, "config": self.config,
+              "leaves": _describe(tree)}
+      if self.data is not None:
+        body["data"] = self.data
+      record = _seal(body)
       _atomic.write_text(self.step_path(epoch) / RECORD_FILE, json.dumps(record))
     except Exception as err:  # pylint: disable=broad-except  (one line, the cause chained)
       raise CheckpointSaveError(
@@ -240,9 +370,11 @@ class SweepCheckpointer:
     record = self._read_record(step)
     if isinstance(record, str):
       return None, record
-    if record["config"] != self.config:
-      raise DifferentSweepError(
-          f"checkpoint directory {self.directory} holds a different sweep (step {step}).")
+    refusal = self._refusal(record)
+    if refusal is not None:
+      raise refusal
+    if callable(target):  # the tree's shape depends on the epochs the step was saved for
+      target = target(int(record["config"].get("epochs", self.config.get("epochs"))))
     try:
       restored = self.manager.restore(step, args=ocp.args.StandardRestore(target))
     except Exception as err:  # pylint: disable=broad-except  (a damaged step: fall back)
@@ -252,6 +384,9 @@ class SweepCheckpointer:
 
   def restore_latest(self, target) -> tuple[int, Any] | None:
     """``(epoch, tree)`` of the newest step that verifies, or None when there is no step.
+
+    ``target`` is the tree to restore into, or ``target(epochs)`` giving it for the
+    number of epochs the step's run was configured with (a run being extended).
 
     Unusable newer steps are reported in one line and deleted (their epochs are
     recomputed).  Raises `UnusableCheckpointError` when steps exist but none verifies.
@@ -287,4 +422,7 @@ class SweepCheckpointer:
           f"delete {self.step_path(step)} and run again.") from err
 
   def close(self):
-    self.manager.close()
+    try:
+      self.manager.close()
+    finally:
+      self._lock.release()

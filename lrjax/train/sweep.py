@@ -1,15 +1,22 @@
 """`run_sweep`: train every variant of a `SweepConfig` on a dataset, epoch by epoch.
 
 The host loop is over epochs only (progress bar, checkpoints, results); each epoch of
-each group of variants is one compiled XLA program (`lrjax.train.epoch`).
+each group of variants is one compiled XLA program (`lrjax.train.epoch`).  With a
+checkpoint folder, SIGINT / SIGTERM do not kill the run mid-step: the epoch in progress
+finishes, is checkpointed, and `SweepInterrupted` says where it stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import jax
 import numpy as np
@@ -20,7 +27,8 @@ from lrjax.train import epoch as epoch_lib
 from lrjax.train import metrics as metrics_lib
 from lrjax.train import optimizers
 from lrjax.train import plan as plan_lib
-from lrjax.train.checkpoint import CheckpointSaveError, SweepCheckpointer
+from lrjax.train.checkpoint import (CheckpointSaveError, FolderLock, SweepCheckpointer,
+                                    data_identity)
 from lrjax.train.config import SweepConfig
 
 HISTORY_FIELDS = epoch_lib.EPOCH_FIELDS
@@ -59,14 +67,68 @@ class SweepResult:
     return [v.name for v in self.config.variants]
 
 
+class SweepInterrupted(Exception):
+  """The sweep stopped on SIGINT / SIGTERM after checkpointing its completed epochs.
+
+  Attributes:
+    signum: the signal received.
+    epoch: epochs completed (and checkpointed).
+    epochs: epochs the sweep was asked for.
+    checkpoint_dir: where the checkpoint is; running the same sweep again resumes.
+  """
+
+  def __init__(self, signum: int, epoch: int, epochs: int, checkpoint_dir: Path):
+    self.signum, self.epoch, self.epochs = signum, epoch, epochs
+    self.checkpoint_dir = checkpoint_dir
+    super().__init__(f"interrupted by {signal.Signals(signum).name} after epoch {epoch} of "
+                     f"{epochs}; checkpoint in {checkpoint_dir}")
+
+
+@contextlib.contextmanager
+def _stop_requests(enabled: bool):
+  """Within: the first SIGINT / SIGTERM only asks the loop to stop (the list yielded gets
+  the signal number); a second one interrupts at once (KeyboardInterrupt)."""
+  requests: list[int] = []
+  if not enabled or threading.current_thread() is not threading.main_thread():
+    yield requests
+    return
+
+  def request(signum, frame):  # pylint: disable=unused-argument
+    if requests:
+      raise KeyboardInterrupt
+    requests.append(signum)
+    # os.write, not print: the handler may run while the main thread is writing to stderr.
+    os.write(2, f"\nlrjax: {signal.Signals(signum).name} received: stopping after the epoch "
+                "in progress is checkpointed (again to stop at once)\n".encode())
+
+  previous = {s: signal.signal(s, request) for s in (signal.SIGINT, signal.SIGTERM)}
+  try:
+    yield requests
+  finally:
+    for s, handler in previous.items():
+      signal.signal(s, handler)
+
+
 def _empty_history(epochs: int, num_variants: int) -> dict[str, np.ndarray]:
   fields = HISTORY_FIELDS + ("group_seconds",)
   return {f: np.full((epochs, num_variants), np.nan, np.float64) for f in fields}
 
 
+def _grown(arrays: dict[str, np.ndarray], epochs: int) -> dict[str, np.ndarray]:
+  """``arrays`` (epochs first) padded with NaN to ``epochs`` rows: a run being extended."""
+  out = {}
+  for k, v in arrays.items():
+    v = np.asarray(v)
+    grown = np.full((epochs,) + v.shape[1:], np.nan, v.dtype)
+    grown[:v.shape[0]] = v[:epochs]
+    out[k] = grown
+  return out
+
+
 def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None = None,
               out_dir: str | Path | None = None, progress: bool = True,
-              on_epoch_end: Callable[[int, dict], None] | None = None) -> SweepResult:
+              on_epoch_end: Callable[[int, dict], None] | None = None,
+              data_provenance: Mapping[str, object] | None = None) -> SweepResult:
   """Trains all variants of ``config`` on ``dataset`` (a `lrjax.data.Dataset`).
 
   Args:
@@ -74,8 +136,13 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
     dataset: arrays with ``train_x/y``, ``valid_x/y``, ``test_x/y``.
     checkpoint_dir: if given, an orbax checkpoint is written every
       ``config.checkpoint_every`` epochs and the sweep resumes from the latest one
-      found there, giving the same results as an uninterrupted run.
-    out_dir: if given, results are written there (`lrjax.train.results.save`).
+      found there, giving the same results as an uninterrupted run (one line on stderr
+      says so).  The checkpoint records the config and the data (`data_identity`);
+      another sweep or other data is refused.  A finished run asked for more epochs
+      continues.  SIGINT / SIGTERM stop the run after the epoch in progress is
+      checkpointed (`SweepInterrupted`).  The folder is locked for the run.
+    out_dir: if given, results are written there (`lrjax.train.results.save`); the
+      folder is locked for the run.
     progress: show a progress bar over epochs.
     on_epoch_end: called as ``on_epoch_end(epoch, history)`` after each epoch (and its
       checkpoint); an exception raised there interrupts the sweep.
@@ -88,7 +155,19 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
       another sweep, or has no step that verifies (a damaged newest step alone falls back
       to an older one); or a save failed (`CheckpointSaveError`; the completed epochs are
       written to ``out_dir`` first).  The message is one line saying what to do.
+      `FolderInUseError` when another run holds the checkpoint or output folder.
+    SweepInterrupted: SIGINT / SIGTERM arrived (with a checkpoint folder only).
   """
+  with contextlib.ExitStack() as locks:
+    if out_dir is not None:
+      Path(out_dir).mkdir(parents=True, exist_ok=True)
+      locks.callback(FolderLock(out_dir, "output folder").release)
+    return _run_sweep(config, dataset, checkpoint_dir, out_dir, progress, on_epoch_end,
+                      data_provenance)
+
+
+def _run_sweep(config, dataset, checkpoint_dir, out_dir, progress, on_epoch_end,
+               data_provenance) -> SweepResult:
   if dataset.train_x.shape[0] < config.batch_size:
     raise ValueError(f"`batch_size` ({config.batch_size}) exceeds the training set size "
                      f"({dataset.train_x.shape[0]}).")
@@ -124,23 +203,41 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
   checkpointer = None
   if checkpoint_dir is not None:
     # Refuses at once an unwritable folder, another sweep's, or one with no usable step.
-    checkpointer = SweepCheckpointer(checkpoint_dir, config.to_dict())
-    found = checkpointer.restore_latest(
-        {"states": states, "history": history, "step_history": step_history})
+    checkpointer = SweepCheckpointer(
+        checkpoint_dir, config.to_dict(),
+        data=data_identity(dataset, **dict(data_provenance or {})))
+
+    def target(epochs: int):  # the tree as saved by a run configured for `epochs`
+      return {"states": states, "history": _empty_history(epochs, num_variants),
+              "step_history": {f: np.full((epochs, num_variants, steps), np.nan, np.float32)
+                               for f in STEP_FIELDS}}
+
+    try:
+      found = checkpointer.restore_latest(target)
+    except BaseException:
+      checkpointer.close()
+      raise
     if found is not None:
       latest, restored = found
       states = list(restored["states"])
-      history = {k: np.asarray(v) for k, v in restored["history"].items()}
-      step_history = {k: np.asarray(v) for k, v in restored["step_history"].items()}
+      history = _grown(restored["history"], config.epochs)
+      step_history = _grown(restored["step_history"], config.epochs)
       start = latest
+      print(f"lrjax: resumed from epoch {latest} of {config.epochs} "
+            f"(checkpoint {checkpointer.directory})", file=sys.stderr, flush=True)
 
   # Compile each group's epoch program ahead of time, so compile time is reported apart.
   compile_seconds = sum(t.compile(s, data) for t, s in zip(trainers, states))
 
   bar = tqdm(range(start, config.epochs), initial=start, total=config.epochs,
              desc=f"{config.model} x{num_variants}", disable=not progress, unit="epoch")
+  stop = contextlib.ExitStack()
+  stop_requests = stop.enter_context(_stop_requests(checkpointer is not None))
+  done = start
   try:
     for epoch in bar:
+      if stop_requests:  # before any epoch of this run: nothing new to checkpoint
+        raise SweepInterrupted(stop_requests[0], done, config.epochs, checkpointer.directory)
       t0 = time.perf_counter()
       for g, (trainer, (_, _, members)) in enumerate(zip(trainers, groups)):
         t_group = time.perf_counter()
@@ -157,18 +254,22 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
                       if np.isfinite(history["valid_acc"][epoch]).any()
                       else f"{np.nanmin(history['valid_loss'][epoch]):.4g}")
       done = epoch + 1
-      if checkpointer is not None and config.checkpoint_every and (
-          done % config.checkpoint_every == 0 or done == config.epochs):
+      stopping = bool(stop_requests) and done < config.epochs
+      if checkpointer is not None and (stopping or config.checkpoint_every and (
+          done % config.checkpoint_every == 0 or done == config.epochs)):
         checkpointer.save(done, {"states": states, "history": history,
                                  "step_history": step_history})
       if on_epoch_end is not None:
         on_epoch_end(epoch, history)
+      if stopping:
+        raise SweepInterrupted(stop_requests[0], done, config.epochs, checkpointer.directory)
   except CheckpointSaveError as err:
     if out_dir is not None:  # the epochs trained so far are not lost with the checkpoint
       err.add_note(_save_completed(config, history, step_history, compile_seconds,
                                    epoch_seconds, done, out_dir))
     raise
   finally:
+    stop.close()
     bar.close()
     if checkpointer is not None:
       checkpointer.close()

@@ -191,3 +191,65 @@ def test_cli_refuses_a_folder_in_use_in_one_line(tmp_path, capsys):
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and err[0].startswith(
       f"lrjax: error: checkpoint folder {out / 'checkpoints'} is in use by another run")
+
+
+# -- SIGINT / SIGTERM -----------------------------------------------------------------------
+
+# The command line, with a real signal sent to the process while epoch `at` trains.
+_SIGNAL_DURING_EPOCH = textwrap.dedent(r"""
+  import os, signal, sys
+  from lrjax import cli
+  from lrjax.train import epoch as epoch_lib
+  signum, at = getattr(signal, sys.argv[1]), int(sys.argv[2])
+  real = epoch_lib.GroupTrainer.run_epoch
+  sent = []
+  def run_epoch(self, state, data, epoch):
+    if epoch == at and not sent:  # once: the first group of the epoch
+      sent.append(signum)
+      os.kill(os.getpid(), signum)  # delivered while this epoch is dispatched and runs
+    return real(self, state, data, epoch)
+  epoch_lib.GroupTrainer.run_epoch = run_epoch
+  sys.exit(cli.main(sys.argv[3:]))
+""")
+
+
+def _env():
+  return dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
+
+
+def _history(out: Path):
+  return json.loads((out / "results.json").read_text())["history"]
+
+
+@pytest.mark.parametrize("name, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_signal_mid_run_checkpoints_the_epoch_and_the_printed_command_resumes(
+    tmp_path, name, code):
+  out = tmp_path / "out"
+  args = CLI_ARGS + ["--epochs", "4", "--out", str(out)]
+  proc = subprocess.run([sys.executable, "-c", _SIGNAL_DURING_EPOCH, name, "2"] + args,
+                        env=_env(), capture_output=True, text=True, timeout=600, cwd=tmp_path)
+  assert proc.returncode == code, proc.stderr[-3000:]
+  lines = [line for line in proc.stderr.splitlines() if line.strip()]
+  assert lines[0] == (f"lrjax: {name} received: stopping after the epoch in progress is "
+                      "checkpointed (again to stop at once)")
+  assert len(lines) == 2, proc.stderr
+  prefix = (f"lrjax: interrupted by {name} after epoch 3 of 4; checkpoint in "
+            f"{out / 'checkpoints'}; resume with: ")
+  assert lines[1].startswith(prefix), lines[1]
+  assert not (out / "results.json").exists()
+  steps = sorted(int(p.name) for p in (out / "checkpoints").iterdir() if p.name.isdigit())
+  assert steps[-1] == 3  # the epoch in progress finished and was checkpointed
+  if name == "SIGTERM":
+    return
+  command = shlex.split(lines[1][len(prefix):])
+  assert command == [sys.executable, "-m", "lrjax"] + args
+  resumed = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=600,
+                           cwd=tmp_path)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert f"lrjax: resumed from epoch 3 of 4 (checkpoint {out / 'checkpoints'})" in resumed.stderr
+  reference = tmp_path / "reference"
+  assert cli.main(CLI_ARGS + ["--epochs", "4", "--out", str(reference), "--no-checkpoint"]) == 0
+  got, want = _history(out), _history(reference)
+  for field in FIELDS:
+    np.testing.assert_allclose(np.asarray(got[field], float), np.asarray(want[field], float),
+                               rtol=1e-6, atol=1e-6, err_msg=field)

@@ -81,20 +81,34 @@ def test_sweep_interrupted_from_the_command_line_resumes_to_the_same_results(
       raise KeyboardInterrupt  # the process is stopped after epoch 1's checkpoint
 
   monkeypatch.setattr(checkpoint.SweepCheckpointer, "save", save_then_stop)
-  with pytest.raises(KeyboardInterrupt):
-    cli.main(args)
+  capsys.readouterr()
+  assert cli.main(args) == 130  # one line naming the command that resumes, no traceback
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and err[0].startswith("lrjax: interrupted; resume from the last "
+                                             "checkpoint with: ")
+  assert err[0].endswith(" -m lrjax " + " ".join(args)) or err[0].endswith("lrjax " + " ".join(args))
   assert not (tmp_path / "a" / "results.json").exists()
   monkeypatch.setattr(checkpoint.SweepCheckpointer, "save", save)
   assert cli.main(args) == 0
   payload = json.loads((tmp_path / "a" / "results.json").read_text())
   assert payload["epoch_seconds"][0] is None and payload["epoch_seconds"][1] > 0  # resumed
   _assert_same_history(payload, direct_run)
-  # Same sweep, more epochs: a different config, so the checkpoint is refused, in one line.
+  # Same sweep, more epochs: the finished run is extended from its checkpoint.
   capsys.readouterr()
   assert cli.main(ARGS[:4] + ["3"] + ARGS[5:] + ["--checkpoint-dir", str(tmp_path / "ckpt"),
-                                                 "--out", str(tmp_path / "b")]) == 1
+                                                 "--out", str(tmp_path / "b")]) == 0
+  assert (f"lrjax: resumed from epoch 2 of 3 (checkpoint {tmp_path / 'ckpt'})"
+          in capsys.readouterr().err)
+  extended = json.loads((tmp_path / "b" / "results.json").read_text())
+  assert len(extended["history"]["valid_acc"]) == 3
+  np.testing.assert_allclose(np.asarray(extended["history"]["valid_acc"][:2], float),
+                             direct_run.history["valid_acc"], rtol=1e-5, atol=1e-6)
+  # Another batch size is another sweep: refused in one line saying what differs.
+  assert cli.main(ARGS + ["--batch-size", "32", "--checkpoint-dir", str(tmp_path / "ckpt"),
+                          "--out", str(tmp_path / "c")]) == 1
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and "different sweep" in err[0] and str(tmp_path / "ckpt") in err[0]
+  assert "batch_size: 32 here, 64 there" in err[0]
 
 
 def test_missing_dataset_is_one_clear_error(tmp_path, monkeypatch):

@@ -82,7 +82,7 @@ def data_identity(dataset, **provenance) -> dict[str, Any]:
   for split in DATA_SPLITS:
     a = np.ascontiguousarray(getattr(dataset, split))
     digest.update(f"{split}:{a.dtype.str}:{a.shape};".encode())
-    digest.update(memoryview(a).cast("B"))
+    digest.update(a.reshape(-1).view(np.uint8))  # no copy; empty splits work too
   identity = {"dataset": str(getattr(dataset, "name", "")), "fingerprint": digest.hexdigest()}
   identity.update({k: v for k, v in provenance.items() if v is not None})
   return _canonical(identity)
@@ -123,7 +123,12 @@ class FolderLock:
 
   def __init__(self, folder: str | Path, what: str = "folder"):
     self.path = Path(folder).absolute() / LOCK_FILE
-    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+      self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as err:
+      raise CheckpointSaveError(
+          f"{what} {self.path.parent} is not writable ({err.strerror or one_line(err)}); fix "
+          "its permissions or use another folder.") from err
     try:
       fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

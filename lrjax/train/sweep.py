@@ -159,15 +159,17 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
     SweepInterrupted: SIGINT / SIGTERM arrived (with a checkpoint folder only).
   """
   with contextlib.ExitStack() as locks:
-    if out_dir is not None:
-      Path(out_dir).mkdir(parents=True, exist_ok=True)
-      locks.callback(FolderLock(out_dir, "output folder").release)
+    def lock_out():  # after the checkpoint folder is checked: a refused run creates nothing
+      if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        locks.callback(FolderLock(out_dir, "output folder").release)
+
     return _run_sweep(config, dataset, checkpoint_dir, out_dir, progress, on_epoch_end,
-                      data_provenance)
+                      data_provenance, lock_out)
 
 
 def _run_sweep(config, dataset, checkpoint_dir, out_dir, progress, on_epoch_end,
-               data_provenance) -> SweepResult:
+               data_provenance, lock_out) -> SweepResult:
   if dataset.train_x.shape[0] < config.batch_size:
     raise ValueError(f"`batch_size` ({config.batch_size}) exceeds the training set size "
                      f"({dataset.train_x.shape[0]}).")
@@ -214,6 +216,7 @@ def _run_sweep(config, dataset, checkpoint_dir, out_dir, progress, on_epoch_end,
 
     try:
       found = checkpointer.restore_latest(target)
+      lock_out()
     except BaseException:
       checkpointer.close()
       raise
@@ -225,6 +228,8 @@ def _run_sweep(config, dataset, checkpoint_dir, out_dir, progress, on_epoch_end,
       start = latest
       print(f"lrjax: resumed from epoch {latest} of {config.epochs} "
             f"(checkpoint {checkpointer.directory})", file=sys.stderr, flush=True)
+  else:
+    lock_out()
 
   # Compile each group's epoch program ahead of time, so compile time is reported apart.
   compile_seconds = sum(t.compile(s, data) for t, s in zip(trainers, states))

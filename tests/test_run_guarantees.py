@@ -5,6 +5,7 @@ Each test trains a tiny logistic sweep (two variants, one compiled group) so it 
 seconds; the signal tests run the command line in a subprocess and send real signals.
 """
 
+import dataclasses
 import json
 import os
 import shlex
@@ -129,6 +130,11 @@ def test_four_epochs_then_six_equals_six_straight(small, straight6, tmp_path, ca
   _assert_close(six, straight6)
   assert np.isnan(six.epoch_seconds[:4]).all() and (six.epoch_seconds[4:] > 0).all()
   assert json.loads((folder / ckpt.CONFIG_FILE).read_text())["epochs"] == 6
+  # How often to checkpoint is not the run's identity either: the finished run is reused.
+  again = run_sweep(dataclasses.replace(_config(6), checkpoint_every=2), small,
+                    checkpoint_dir=folder, progress=False)
+  assert capfd.readouterr().err.strip() == f"lrjax: resumed from epoch 6 of 6 (checkpoint {folder})"
+  _assert_close(again, straight6)
   # Fewer epochs than the checkpoint holds is refused, saying how many it has.
   with pytest.raises(ckpt.DifferentSweepError, match="holds 6 epochs of this sweep but this "
                      "run asks for 5; ask for at least 6"):
@@ -173,7 +179,8 @@ def test_a_second_run_on_the_same_folder_is_refused_until_the_first_ends(small, 
   first.close()
   run_sweep(_config(2), small, checkpoint_dir=folder, progress=False)  # released
   out = tmp_path / "out"
-  held = ckpt.FolderLock(out.mkdir() or out)
+  out.mkdir()
+  held = ckpt.FolderLock(out)
   with pytest.raises(ckpt.FolderInUseError, match=f"output folder {out} is in use"):
     run_sweep(_config(1), small, out_dir=out, progress=False)
   held.release()

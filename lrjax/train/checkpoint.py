@@ -47,8 +47,9 @@ RECORD_FILE = "lrjax_integrity.json"
 LOCK_FILE = ".lrjax.lock"
 RECORD_FORMAT = 1
 DATA_SPLITS = ("train_x", "train_y", "valid_x", "valid_y", "test_x", "test_y")
-# Config keys a continued run may change: asking a finished run for more epochs extends it.
-EXTENSIBLE_KEYS = ("epochs",)
+# Config keys a continued run may change, as they change no trained value: more epochs
+# extend a finished run; how often to checkpoint and the summary's tolerance are host-side.
+EXTENSIBLE_KEYS = ("epochs", "checkpoint_every", "convergence_tolerance")
 
 
 class CheckpointError(Exception):

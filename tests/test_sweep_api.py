@@ -244,3 +244,46 @@ def test_readme_example_runs_in_at_most_15_lines(capsys):
   assert len(result.groups) == 2  # one per schedule (a static, non-numeric hparam)
   assert np.isfinite(result.history["lr"]).all()
   assert len(capsys.readouterr().out.strip().splitlines()) == 12
+
+
+def test_lazy_entry_point():
+  assert lrjax.sweep is api.sweep
+  assert lrjax.train.grid is api.grid and lrjax.train.REGRESSION is api.REGRESSION
+
+
+def test_readouts_by_field_match_lrjax_readers_under_jit_and_vmap():
+  params = {"w": jnp.ones(3)}
+  grads = {"w": jnp.asarray([0.5, -1.0, 2.0])}
+
+  def states(tx, extra):
+    state = tx.init(params)
+    for boundary in (False, True, False):
+      _, state = tx.update(grads, state, params, epoch_boundary=boundary, **extra)
+    return state
+
+  def strategy_state(r0):
+    tx = optax.with_extra_args_support(strategies.sgd(schedules.seq3(r0), "epoch"))
+    return states(tx, {"valid_loss": jnp.asarray(1.0)})
+
+  r0s = jnp.asarray([0.1, 0.02])
+  stacked = jax.vmap(strategy_state)(r0s)
+  lr = jax.jit(jax.vmap(api.read_lr))(stacked)
+  index = jax.jit(jax.vmap(api.read_index))(stacked)
+  for k in range(2):
+    one = jax.tree.map(lambda a: a[k], stacked)
+    assert float(lr[k]) == pytest.approx(float(strategies.current_lr(one)))
+    assert int(index[k]) == int(strategies.current_index(one)) == 1
+  assert float(lr[1]) == pytest.approx(float(schedules.seq3(0.02)(1)))
+
+  newton = adaptive.newton_lr(0.1, eps=1e-2)
+  value_fn = lambda p: jnp.sum(jnp.square(p["w"]))
+  state = states(optax.with_extra_args_support(newton), {"value_fn": value_fn})
+  assert float(jax.jit(api.read_lr)(state)) == pytest.approx(
+      float(adaptive.learned_lr(state)))
+  assert int(api.read_index(state)) == -1
+
+  plain = optax.sgd(0.1).init(params)
+  assert np.isnan(float(api.read_lr(plain))) and not bool(api.read_nonfinite(plain))
+  guarded = optax.apply_if_finite(optax.sgd(0.1), 5)
+  _, bad = guarded.update({"w": jnp.full(3, jnp.nan)}, guarded.init(params), params)
+  assert bool(jax.jit(api.read_nonfinite)(bad))

@@ -223,6 +223,16 @@ def test_bad_arguments_rejected(data):
     run(NormNet(), data, lambda h: optax.sgd(0.1), ok, seeds=())
   with pytest.raises(ValueError, match="`task` must be"):
     run(NormNet(), data, lambda h: optax.sgd(0.1), ok, task="ranking")
+  with pytest.raises(ValueError, match="`optimizer_fn` rejected hparams .*momentum"):
+    run(NormNet(), data, lambda h: strategies.sgd(schedules.seq3(0.1), "epoch",
+                                                  momentum=h["momentum"]),
+        {"momentum": [0.9, 1.5]})
+
+  def python_if(h):
+    return optax.sgd(0.1, momentum=0.9 if h["momentum"] > 0 else None)
+
+  with pytest.raises(TypeError, match="used a numeric hyperparameter as a Python value"):
+    run(NormNet(), data, python_if, {"momentum": [0.9]})
   with pytest.raises(ValueError, match="`grid` axis 'momentum'"):
     lrjax.train.grid(learning_rate=[0.1], momentum=[])
 

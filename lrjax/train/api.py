@@ -169,15 +169,29 @@ def normalize_hparams(hparams) -> list[dict[str, Any]]:
 
 def _number_dtypes(variants) -> dict[str, Any]:
   """Per numeric name, float32 if any variant gives a float there, else int32."""
-  dtypes: dict[str, Any] = {}
+  floating: dict[str, bool] = {}
   for h in variants:
     for name, value in h.items():
       if _is_number(value):
-        floating = not jnp.issubdtype(np.asarray(value).dtype, jnp.integer)
-        if floating or dtypes.get(name) is None:
-          dtypes[name] = jnp.float32 if floating or dtypes.get(name) == jnp.float32 \
-              else jnp.int32
-  return dtypes
+        is_float = not jnp.issubdtype(np.asarray(value).dtype, jnp.integer)
+        floating[name] = floating.get(name, False) or is_float
+  return {name: jnp.float32 if f else jnp.int32 for name, f in floating.items()}
+
+
+def _same_static(a: dict, b: dict) -> bool:
+  """Equal static hyperparameters (values compared by identity, else by ``==``)."""
+  if a.keys() != b.keys():
+    return False
+  for name, x in a.items():
+    y = b[name]
+    if x is y:
+      continue
+    try:
+      if type(x) is not type(y) or not bool(x == y):
+        return False
+    except Exception:  # e.g. arrays: ambiguous truth value; treat as different
+      return False
+  return True
 
 
 def _split(h: dict, dtypes: dict) -> tuple[dict, dict]:
@@ -360,8 +374,20 @@ def _validate(model, dataset, optimizer_fn, epochs, batch_size, seeds, eval_batc
       raise ValueError(f"`seeds` must hold integers, got {s!r}.")
 
 
+_TRACED_AS_PYTHON = (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError,
+                     jax.errors.TracerIntegerConversionError)
+
+
 def _make_tx(optimizer_fn, h) -> optax.GradientTransformationExtraArgs:
-  tx = optimizer_fn(h)
+  try:
+    tx = optimizer_fn(h)
+  except _TRACED_AS_PYTHON as err:
+    raise TypeError(
+        f"`optimizer_fn` used a numeric hyperparameter as a Python value (in an `if`, "
+        f"`int()`, a shape ...), but numbers in `hparams` reach it as traced arrays so "
+        f"that one program serves many values; pass that one as a non-numeric value "
+        f"(e.g. a string) to make it static, or use jnp.where. Hyperparameters: "
+        f"{sorted(h)}.") from err
   if not isinstance(tx, optax.GradientTransformation):
     raise TypeError(f"`optimizer_fn` must return an optax.GradientTransformation, got "
                     f"{type(tx).__name__} for hparams {h!r}.")
@@ -549,12 +575,13 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
     numeric, static = _split(h, dtypes)
     try:
       state_shape = jax.eval_shape(_make_tx(optimizer_fn, h).init, params_shape)
-    except (TypeError, ValueError) as err:
-      raise type(err)(f"`optimizer_fn` failed for hparams {h!r}: {err}") from err
+    except ValueError as err:  # e.g. an lrjax factory's check of a Python number
+      raise ValueError(f"`optimizer_fn` rejected hparams {h!r}: {err}") from err
     structure = jax.tree.structure(state_shape)
     leaves = tuple((x.shape, x.dtype) for x in jax.tree.leaves(state_shape))
     key = (tuple(sorted(numeric)), structure, leaves)
-    group = next((g for g in groups if g._key == key and g.static == static), None)
+    group = next((g for g in groups if g._key == key and _same_static(g.static, static)),
+                 None)
     if group is None:
       group = Group(len(groups), static, tuple(sorted(numeric)), [], str(structure))
       group._key = key

@@ -111,7 +111,8 @@ def _sweep(args) -> int:
       variants_per_call=args.variants_per_call, eval_batch_size=args.eval_batch_size)
   result = run_sweep(config, dataset, checkpoint_dir=args.checkpoint_dir, out_dir=args.out,
                      progress=not args.no_progress)
-  plotting.plot_report_figures(result.history, result.names, args.out)
+  plotting.plot_report_figures(result.history, result.names, args.out,
+                               variants=config.variants)
   print(results.markdown_table(result.summary) + results.plan_lines(result))
   print(f"device: {result.device}; compile {result.compile_seconds:.1f} s; "
         f"epochs {sum(t for t in result.epoch_seconds if t == t):.1f} s; "
@@ -124,7 +125,8 @@ def _plot(args) -> int:
   loaded = results.load(args.results)
   out = Path(args.out) if args.out else Path(args.results if Path(args.results).is_dir()
                                              else Path(args.results).parent)
-  for path in plotting.plot_report_figures(loaded["history"], loaded["names"], out):
+  for path in plotting.plot_report_figures(loaded["history"], loaded["names"], out,
+                                           variants=loaded["config"].variants):
     print(path)
   return 0
 

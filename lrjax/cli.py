@@ -13,6 +13,7 @@ from pathlib import Path
 
 DATASETS = ("synthetic", "mnist", "fashion_mnist", "cifar10", "boston_housing")
 SYNTHETIC_NOISE = 0.6
+SYNTHETIC_TRAIN, SYNTHETIC_TEST = 1200, 500
 DEFAULT_MODEL = {"synthetic": "mnist_cnn", "mnist": "mnist_cnn", "fashion_mnist": "logistic",
                  "cifar10": "cifar_cnn", "boston_housing": "linear"}
 
@@ -172,7 +173,8 @@ def load_dataset(name: str, *, source_dir=None, data_dir=None, validation_fracti
   from lrjax import data
   if name == "synthetic":
     # Noisy enough that the settings do not all reach 100% at once.
-    dataset = data.synthetic("mnist", num_train=1200, num_test=500, seed=seed, noise=SYNTHETIC_NOISE,
+    dataset = data.synthetic("mnist", num_train=SYNTHETIC_TRAIN, num_test=SYNTHETIC_TEST, seed=seed,
+                             noise=SYNTHETIC_NOISE,
                              validation_fraction=validation_fraction)
   else:
     dataset = data.load(name, source_dir=source_dir, data_dir=data_dir,

@@ -109,7 +109,9 @@ def porting(epochs: int = 100):
   ]
 
 
-def plot_panels(path: pathlib.Path, entries, epochs: int, dpi: int, title: str) -> None:
+def plot_panels(path: pathlib.Path, entries, epochs: int, dpi: int, title: str,
+                xlabel: str = "step") -> None:
+  """One panel per entry ``(name, [(label, schedule), ...], log_scale)``."""
   cols = 4
   rows = -(-len(entries) // cols)
   fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.9 * rows))
@@ -129,7 +131,7 @@ def plot_panels(path: pathlib.Path, entries, epochs: int, dpi: int, title: str) 
   for ax in axes.flat[len(entries):]:
     ax.axis("off")
   for ax in axes.flat[len(entries) - cols:len(entries)]:
-    ax.set_xlabel("step", fontsize=8)
+    ax.set_xlabel(xlabel, fontsize=8)
   fig.suptitle(title, fontsize=12)
   fig.tight_layout()
   fig.savefig(path, dpi=dpi)
@@ -151,26 +153,9 @@ def plot_report_sequences(path: pathlib.Path, dpi: int) -> None:
 
 
 def plot_grid(path: pathlib.Path, epochs: int, dpi: int) -> None:
-  entries = comparison(epochs)
-  cols = 4
-  rows = -(-len(entries) // cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.9 * rows))
-  t = jnp.arange(epochs)
-  for ax, (title, sched, log) in zip(axes.flat, entries):
-    ax.plot(np.asarray(t), np.asarray(sched(t)), linewidth=1.5)
-    ax.set_title(title, fontsize=9)
-    if log:
-      ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    ax.tick_params(labelsize=8)
-  for ax in axes.flat[len(entries):]:
-    ax.axis("off")
-  for ax in axes.flat[len(entries) - cols:len(entries)]:
-    ax.set_xlabel("epoch (step)", fontsize=8)
-  fig.suptitle(f"Learning-rate schedules over {epochs} epochs", fontsize=12)
-  fig.tight_layout()
-  fig.savefig(path, dpi=dpi)
-  plt.close(fig)
+  entries = [(title, [("", sched)], log) for title, sched, log in comparison(epochs)]
+  plot_panels(path, entries, epochs, dpi, f"Learning-rate schedules over {epochs} epochs",
+              xlabel="epoch (step)")
 
 
 def main(argv=None) -> list[pathlib.Path]:

@@ -2,7 +2,7 @@
 
 ``lrjax.schedules``, ``lrjax.strategies`` and ``lrjax.adaptive`` are imported with the
 package; ``lrjax.models``, ``lrjax.data`` and ``lrjax.train`` on first use (they pull in
-Flax, tensorflow-datasets and orbax).
+Flax, tensorflow-datasets and orbax), as is ``lrjax.sweep`` (`lrjax.train.api.sweep`).
 """
 
 import importlib
@@ -15,9 +15,11 @@ _LAZY = ("models", "data", "train")
 
 
 def __getattr__(name):
+  if name == "sweep":  # the library entry point, lrjax.train.api.sweep
+    return importlib.import_module("lrjax.train.api").sweep
   if name in _LAZY:
     return importlib.import_module(f"lrjax.{name}")
   raise AttributeError(f"module 'lrjax' has no attribute {name!r}")
 
 
-__all__ = ["adaptive", "schedules", "strategies", *_LAZY]
+__all__ = ["adaptive", "schedules", "strategies", "sweep", *_LAZY]

@@ -20,22 +20,64 @@ import sys
 from pathlib import Path
 
 DATASETS = ("synthetic", "mnist", "fashion_mnist", "cifar10", "boston_housing")
-SYNTHETIC_NOISE = 0.6
+# The default demo's data: enough examples (steps per epoch) and little enough noise that
+# within the default 10 epochs the validation loss flattens and by-cutoff advances twice,
+# so its four sequences and by-epoch's all end apart (4 of the 14 rows end identical,
+# by-oscillate's: its loss never rises; at 1200 examples, 0.6 noise, 4 epochs: 8), in
+# about a minute on a CPU.
+SYNTHETIC_NOISE = 0.4
+SYNTHETIC_TRAIN, SYNTHETIC_TEST = 2400, 500
 DEFAULT_MODEL = {"synthetic": "mnist_cnn", "mnist": "mnist_cnn", "fashion_mnist": "logistic",
                  "cifar10": "cifar_cnn", "boston_housing": "linear"}
 
 
-def _parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog="lrjax", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  sub = parser.add_subparsers(dest="command", required=True)
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
+                     argparse.RawDescriptionHelpFormatter):
+  """``--help`` with every option's default (and its choices, from argparse) and the
+  description's line breaks kept."""
 
-  sweep = sub.add_parser("sweep", help="train many learning-rate variants in one program")
-  sweep.add_argument("--dataset", choices=DATASETS, default="synthetic")
+
+class _Parser(argparse.ArgumentParser):
+  """An argparse parser whose errors are one line (no usage block): the flag, what is
+  wrong and where to look; exit status 2 as argparse's."""
+
+  def error(self, message):
+    self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _model_choices() -> list[str] | None:
+  """The built-in models' names, for --help and the check of --model (None without the
+  training extras: the missing extra is then the error reported)."""
+  try:
+    from lrjax.models.registry import MODELS
+  except ImportError:
+    return None
+  return sorted(MODELS)
+
+
+def _model_name(text: str) -> str:
+  return text.lower().replace("-", "_")  # as `lrjax.models.get_model` reads names
+
+
+def _parser() -> argparse.ArgumentParser:
+  from lrjax import __version__
+  parser = _Parser(prog="lrjax", description=__doc__, formatter_class=_HelpFormatter)
+  parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+  sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+  sweep = sub.add_parser("sweep", help="train many learning-rate variants in one program",
+                         description="Train many learning-rate variants in one compiled "
+                                     "program and write their results and plots.",
+                         formatter_class=_HelpFormatter)
+  sweep.add_argument("--dataset", choices=DATASETS, default="synthetic",
+                     help="the data: synthetic is built in, the others are prepared from "
+                          "--source-dir or downloaded")
   sweep.add_argument("--source-dir", default=None,
                      help="folder with the dataset's standard files (offline use)")
   sweep.add_argument("--data-dir", default=None, help="where prepared datasets are cached")
-  sweep.add_argument("--model", default=None, help="model name (default: per dataset)")
+  sweep.add_argument("--model", default=None, type=_model_name, choices=_model_choices(),
+                     help="model name (None: per dataset, "
+                          + ", ".join(f"{k}: {v}" for k, v in DEFAULT_MODEL.items()) + ")")
   sweep.add_argument("--conv-impl", default="auto",
                      choices=("auto", "xla", "canonical", "im2col"),
                      help="the models' convolutions: auto (fastest on this backend), XLA's, "
@@ -48,21 +90,25 @@ def _parser() -> argparse.ArgumentParser:
   sweep.add_argument("--variants", default="report", choices=("report",),
                      help="which settings: 'report' = the 14 settings of the report")
   sweep.add_argument("--r0", type=float, default=0.01, help="initial rate of the sequences")
-  sweep.add_argument("--benchmark-lr", type=float, default=0.001)
+  sweep.add_argument("--benchmark-lr", type=float, default=0.001,
+                     help="fixed rate of the SGD and Adam benchmarks")
   sweep.add_argument("--seeds", type=int, default=1, help="number of seeds per setting")
-  sweep.add_argument("--epochs", type=int, default=4)
-  sweep.add_argument("--batch-size", type=int, default=64)
+  sweep.add_argument("--epochs", type=int, default=10, help="epochs of training")
+  sweep.add_argument("--batch-size", type=int, default=64,
+                     help="minibatch size (at most the number of training examples)")
   sweep.add_argument("--train-size", type=int, default=None,
                      help="use a random (seeded) N of the training examples")
-  sweep.add_argument("--validation-fraction", type=float, default=0.1)
+  sweep.add_argument("--validation-fraction", type=float, default=0.1,
+                     help="fraction of the training examples held out for validation, "
+                          "in (0, 1)")
   sweep.add_argument("--out", default="results/sweep",
-                     help="results folder (default: %(default)s)")
+                     help="folder for results.json, history.csv, summary.md and the plots")
   sweep.add_argument("--checkpoint-dir", default=None,
                      help="checkpoint here every --checkpoint-every epochs and resume from it "
-                          "(default: OUT/checkpoints)")
+                          "(None: OUT/checkpoints)")
   sweep.add_argument("--no-checkpoint", action="store_true",
                      help="do not checkpoint (an interrupted run then starts over)")
-  sweep.add_argument("--checkpoint-every", type=int, default=1)
+  sweep.add_argument("--checkpoint-every", type=int, default=1, help="epochs between checkpoints")
   sweep.add_argument("--tolerance", type=float, default=0.005,
                      help="convergence tolerance on validation accuracy")
   sweep.add_argument("--observe-untrained-loss", action=argparse.BooleanOptionalAction,
@@ -70,12 +116,70 @@ def _parser() -> argparse.ArgumentParser:
                      help="loss_0 of by-cutoff/by-oscillate is the untrained model's "
                           "validation loss (the report's reading, default); "
                           "--no-observe-untrained-loss: the loss after epoch 1")
-  sweep.add_argument("--no-progress", action="store_true")
+  sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-  plot = sub.add_parser("plot", help="plot a sweep's results.json")
+  plot = sub.add_parser("plot", help="plot a sweep's results.json",
+                        description="Redraw a sweep's plots from its results.json.",
+                        formatter_class=_HelpFormatter)
   plot.add_argument("results", help="results.json or the folder holding it")
   plot.add_argument("--out", default=None, help="folder for the PNGs (default: beside)")
   return parser
+
+
+class UsageError(ValueError):
+  """A flag value the user must change: printed as one line, exit status 2."""
+
+
+# Config/dataset argument -> the flag that sets it, to name the flag the user typed in
+# the errors raised by the library's own checks.
+_FLAG_OF = {"epochs": "--epochs", "batch_size": "--batch-size",
+            "eval_batch_size": "--eval-batch-size", "variants_per_call": "--variants-per-call",
+            "checkpoint_every": "--checkpoint-every", "convergence_tolerance": "--tolerance",
+            "validation_fraction": "--validation-fraction", "learning_rate": "--r0",
+            "name": "--model", "conv_impl": "--conv-impl"}
+
+
+def _as_flags(error: ValueError) -> str:
+  """The library's message with its backquoted argument names read as the flags."""
+  text = str(error)
+  for name, flag in _FLAG_OF.items():
+    text = text.replace(f"`{name}`", flag)
+  return text
+
+
+def _check_flags(args) -> None:
+  """The checks a flag's value needs before anything is built (UsageError otherwise)."""
+  def require(ok: bool, flag: str, what: str, value):
+    if not ok:
+      raise UsageError(f"{flag} must be {what}, got {value!r}")
+
+  require(args.epochs >= 1, "--epochs", "at least 1", args.epochs)
+  require(args.batch_size >= 1, "--batch-size", "at least 1", args.batch_size)
+  require(args.seeds >= 1, "--seeds", "at least 1", args.seeds)
+  require(args.train_size is None or args.train_size >= 1, "--train-size", "at least 1",
+          args.train_size)
+  require(0.0 < args.validation_fraction < 1.0, "--validation-fraction",
+          "between 0 and 1 (exclusive)", args.validation_fraction)
+  for flag, value in (("--r0", args.r0), ("--benchmark-lr", args.benchmark_lr)):
+    require(value > 0 and value < float("inf"), flag, "a positive number", value)
+  require(args.tolerance >= 0, "--tolerance", "at least 0", args.tolerance)
+  for flag, value in (("--variants-per-call", args.variants_per_call),
+                      ("--eval-batch-size", args.eval_batch_size),
+                      ("--checkpoint-every", args.checkpoint_every)):
+    require(value >= 0, flag, "at least 0", value)
+  if args.source_dir is not None and not Path(args.source_dir).is_dir():
+    raise UsageError(f"--source-dir {args.source_dir!r} is not a folder")
+
+
+def _check_data(args, dataset) -> None:
+  """The checks that need the data: a minibatch fits, a validation set exists."""
+  n = len(dataset.train_x)
+  if args.batch_size > n:
+    raise UsageError(f"--batch-size {args.batch_size} is larger than the {n} training "
+                     f"examples{' left by --train-size' if args.train_size else ''}")
+  if len(dataset.valid_x) == 0:
+    raise UsageError(f"--validation-fraction {args.validation_fraction} leaves no "
+                     "validation examples")
 
 
 def load_dataset(name: str, *, source_dir=None, data_dir=None, validation_fraction=0.1,
@@ -84,8 +188,8 @@ def load_dataset(name: str, *, source_dir=None, data_dir=None, validation_fracti
   ``train_size`` examples."""
   from lrjax import data
   if name == "synthetic":
-    # Noisy enough that the settings do not all reach 100% at once.
-    dataset = data.synthetic("mnist", num_train=1200, num_test=500, seed=seed, noise=SYNTHETIC_NOISE,
+    dataset = data.synthetic("mnist", num_train=SYNTHETIC_TRAIN, num_test=SYNTHETIC_TEST,
+                             seed=seed, noise=SYNTHETIC_NOISE,
                              validation_fraction=validation_fraction)
   else:
     dataset = data.load(name, source_dir=source_dir, data_dir=data_dir,
@@ -123,22 +227,30 @@ def _sweep(args) -> int:
   from lrjax.train import SweepConfig, report_variants, run_sweep
   from lrjax.train import plotting, results
 
-  dataset = load_dataset(args.dataset, source_dir=args.source_dir, data_dir=args.data_dir,
-                         validation_fraction=args.validation_fraction,
-                         train_size=args.train_size)
-  task = "regression" if args.dataset == "boston_housing" else "classification"
-  config = SweepConfig(
-      model=args.model or DEFAULT_MODEL[args.dataset],
-      variants=report_variants(args.r0, args.benchmark_lr, tuple(range(args.seeds))),
-      epochs=args.epochs, batch_size=args.batch_size, task=task,
-      convergence_tolerance=args.tolerance, checkpoint_every=args.checkpoint_every,
-      model_kwargs=_model_kwargs(args), observe_untrained_loss=args.observe_untrained_loss,
-      variants_per_call=args.variants_per_call, eval_batch_size=args.eval_batch_size)
+  _check_flags(args)
+  try:
+    dataset = load_dataset(args.dataset, source_dir=args.source_dir, data_dir=args.data_dir,
+                           validation_fraction=args.validation_fraction,
+                           train_size=args.train_size)
+    _check_data(args, dataset)
+    task = "regression" if args.dataset == "boston_housing" else "classification"
+    config = SweepConfig(
+        model=args.model or DEFAULT_MODEL[args.dataset],
+        variants=report_variants(args.r0, args.benchmark_lr, tuple(range(args.seeds))),
+        epochs=args.epochs, batch_size=args.batch_size, task=task,
+        convergence_tolerance=args.tolerance, checkpoint_every=args.checkpoint_every,
+        model_kwargs=_model_kwargs(args), observe_untrained_loss=args.observe_untrained_loss,
+        variants_per_call=args.variants_per_call, eval_batch_size=args.eval_batch_size)
+  except UsageError:
+    raise
+  except ValueError as err:  # the library's own checks of what the flags built
+    raise UsageError(_as_flags(err)) from err
   provenance = {"train_size": args.train_size, "subset_seed": 0 if args.train_size else None,
                 "validation_fraction": args.validation_fraction}
   result = run_sweep(config, dataset, checkpoint_dir=checkpoint_dir(args), out_dir=args.out,
                      progress=not args.no_progress, data_provenance=provenance)
-  plotting.plot_report_figures(result.history, result.names, args.out)
+  plotting.plot_report_figures(result.history, result.names, args.out,
+                               variants=config.variants)
   print(results.markdown_table(result.summary) + results.plan_lines(result))
   print(f"device: {result.device}; compile {result.compile_seconds:.1f} s; "
         f"epochs {sum(t for t in result.epoch_seconds if t == t):.1f} s; "
@@ -151,7 +263,8 @@ def _plot(args) -> int:
   loaded = results.load(args.results)
   out = Path(args.out) if args.out else Path(args.results if Path(args.results).is_dir()
                                              else Path(args.results).parent)
-  for path in plotting.plot_report_figures(loaded["history"], loaded["names"], out):
+  for path in plotting.plot_report_figures(loaded["history"], loaded["names"], out,
+                                           variants=loaded["config"].variants):
     print(path)
   return 0
 
@@ -182,6 +295,10 @@ def main(argv=None) -> int:
               else "nothing was checkpointed (--no-checkpoint)")
       print(f"lrjax: interrupted; {kept}", file=sys.stderr)
       return 128 + signal.SIGINT
+    except UsageError as err:  # the user's flag: one line naming it, like argparse's
+      print(f"lrjax sweep: error: {str(err).rstrip('.')} (see lrjax sweep --help)",
+            file=sys.stderr)
+      return 2
     except CheckpointError as err:
       # A damaged, foreign or unwritable checkpoint folder is the user's to fix: one line
       # saying what happened and what to do (and where the completed epochs went), no

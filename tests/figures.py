@@ -2,7 +2,8 @@
 
     with capture_figures() as figures:
       ...code that calls fig.savefig(path)...
-    figures["fig2_by_epoch.png"]  # [Line(axes_title, label, x, y), ...]
+    figures["fig2_by_epoch.png"]  # [Line(axes_title, label, x, y, color, linestyle), ...]
+    figures.saved["fig2_by_epoch.png"]  # the Figure itself (legend, axes, ticks)
 """
 
 from __future__ import annotations
@@ -19,6 +20,16 @@ class Line(NamedTuple):
   label: str
   x: np.ndarray
   y: np.ndarray
+  color: tuple = ()  # RGBA
+  linestyle: str = "-"  # "-", "--", ":", "-." (a custom dash pattern reads "--")
+
+
+class Figures(dict):
+  """Saved file name -> its lines; ``saved`` keeps the figures themselves."""
+
+  def __init__(self):
+    super().__init__()
+    self.saved = {}
 
 
 @contextlib.contextmanager
@@ -28,14 +39,16 @@ def capture_figures():
   from matplotlib.figure import Figure
   import pytest
 
-  figures: dict[str, list[Line]] = {}
+  figures = Figures()
   original = Figure.savefig
 
   def savefig(fig, fname, *args, **kwargs):
     figures[Path(fname).name] = [
         Line(ax.get_title(), str(line.get_label()), np.asarray(line.get_xdata(), float),
-             np.asarray(line.get_ydata(), float))
+             np.asarray(line.get_ydata(), float),
+             tuple(matplotlib.colors.to_rgba(line.get_color())), line.get_linestyle())
         for ax in fig.axes for line in ax.get_lines()]
+    figures.saved[Path(fname).name] = fig
     return original(fig, fname, *args, **kwargs)
 
   with pytest.MonkeyPatch.context() as mp:

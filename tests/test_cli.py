@@ -1,6 +1,7 @@
 """The command line end to end on tiny data (the benchmark: tests/test_benchmark.py)."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -113,11 +114,104 @@ def test_sweep_interrupted_from_the_command_line_resumes_to_the_same_results(
 
 def test_missing_dataset_is_one_clear_error(tmp_path, monkeypatch):
   from lrjax.data import DatasetNotFoundError
-  monkeypatch.setenv("LRJAX_SOURCE_DIR", str(tmp_path / "nothing"))
+  (tmp_path / "empty").mkdir()
+  monkeypatch.setenv("LRJAX_SOURCE_DIR", str(tmp_path / "empty"))
   monkeypatch.setenv("LRJAX_DATA_DIR", str(tmp_path / "cache"))
   with pytest.raises(DatasetNotFoundError, match="mnist"):
-    cli.main(["sweep", "--dataset", "mnist", "--source-dir", str(tmp_path / "nothing"),
+    cli.main(["sweep", "--dataset", "mnist", "--source-dir", str(tmp_path / "empty"),
               "--data-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "o")])
+
+
+def _one_line_error(capsys, flag: str) -> str:
+  captured = capsys.readouterr()
+  err = captured.err.strip().splitlines()
+  assert len(err) == 1, captured.err
+  assert re.match(r"lrjax( sweep)?: error: ", err[0]) and flag in err[0], err[0]
+  assert "Traceback" not in captured.err
+  return err[0]
+
+
+@pytest.mark.parametrize("flags, flag, says", [
+    (["--epochs", "0"], "--epochs", "at least 1"),
+    (["--batch-size", "0"], "--batch-size", "at least 1"),
+    (["--batch-size", "300", "--train-size", "256"], "--batch-size", "256 training"),
+    (["--batch-size", "5000"], "--batch-size", "training examples"),
+    (["--train-size", "0"], "--train-size", "at least 1"),
+    (["--validation-fraction", "1.5"], "--validation-fraction", "between 0 and 1"),
+    (["--validation-fraction", "0"], "--validation-fraction", "between 0 and 1"),
+    (["--validation-fraction", "0.0001"], "--validation-fraction", "no validation"),
+    (["--seeds", "0"], "--seeds", "at least 1"),
+    (["--r0", "-0.1"], "--r0", "positive"),
+    (["--benchmark-lr", "nan"], "--benchmark-lr", "positive"),
+    (["--tolerance", "-1"], "--tolerance", "at least 0"),
+    (["--checkpoint-every", "-1"], "--checkpoint-every", "at least 0"),
+    (["--source-dir", "/no/such/folder"], "--source-dir", "not a folder"),
+])
+def test_bad_flag_values_are_one_line_naming_the_flag_and_exit_2(tmp_path, capsys, monkeypatch,
+                                                                 flags, flag, says):
+  from lrjax.train import sweep
+  def no_training(*args, **kwargs):
+    raise AssertionError("a bad flag must be refused before training")
+  monkeypatch.setattr(sweep, "run_sweep", no_training)
+  monkeypatch.setattr("lrjax.train.run_sweep", no_training)
+  assert cli.main(["sweep", "--no-progress", "--out", str(tmp_path / "o")] + flags) == 2
+  assert says in _one_line_error(capsys, flag)
+  assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("flags, flag", [
+    (["--epochs", "two"], "--epochs"), (["--model", "gpt"], "--model"),
+    (["--dataset", "imagenet"], "--dataset"), (["--conv-impl", "fft"], "--conv-impl"),
+    (["--no-such-flag"], "--no-such-flag"),
+])
+def test_unparsable_flags_are_one_line_naming_the_flag_and_exit_2(capsys, flags, flag):
+  with pytest.raises(SystemExit) as exit_:
+    cli.main(["sweep"] + flags)
+  assert exit_.value.code == 2
+  _one_line_error(capsys, flag)
+
+
+def test_library_errors_are_reported_with_the_flag_names():
+  from lrjax.train import SweepConfig, report_variants
+  with pytest.raises(ValueError) as err:
+    SweepConfig(model="logistic", variants=report_variants(), eval_batch_size=-1)
+  text = cli._as_flags(err.value)
+  assert "--eval-batch-size" in text and "`eval_batch_size`" not in text
+
+
+def _sweep_parser():
+  import argparse
+  parser = cli._parser()
+  sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+  return sub.choices["sweep"]
+
+
+def test_help_shows_every_options_default_and_choices(capsys):
+  with pytest.raises(SystemExit) as exit_:
+    cli.main(["sweep", "--help"])
+  assert exit_.value.code == 0
+  out = capsys.readouterr().out
+  text = " ".join(out.split())  # argparse wraps lines
+  # An option's entry starts on a line indented by two spaces and a dash.
+  entries = {}
+  for entry in re.split(r"\n(?=  -)", out[out.index("options:"):])[1:]:
+    entries[entry.split()[0].rstrip(",")] = " ".join(entry.split())
+  options = [a for a in _sweep_parser()._actions if a.option_strings and a.dest != "help"]
+  assert len(options) >= 20
+  for action in options:
+    block = entries[action.option_strings[0]]
+    assert f"(default: {action.default})" in block, action.dest
+    if action.choices:
+      assert "{" + ",".join(map(str, action.choices)) + "}" in block, action.dest
+  assert "--model {" in text and "logistic" in text
+
+
+def test_version(capsys):
+  import lrjax
+  with pytest.raises(SystemExit) as exit_:
+    cli.main(["--version"])
+  assert exit_.value.code == 0
+  assert capsys.readouterr().out.strip() == f"lrjax {lrjax.__version__}"
 
 
 def test_readme_python_example_runs():

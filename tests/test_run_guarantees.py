@@ -164,7 +164,7 @@ def test_help_documents_the_default_checkpoint_folder(capsys):
   with pytest.raises(SystemExit):
     cli.main(["sweep", "--help"])
   text = " ".join(capsys.readouterr().out.split())
-  assert "(default: OUT/checkpoints)" in text and "--no-checkpoint" in text
+  assert "(None: OUT/checkpoints)" in text and "--no-checkpoint" in text
 
 
 # -- one run per folder ---------------------------------------------------------------------

@@ -1166,10 +1166,28 @@ def test_plot_command_writes_pngs(tmp_path):
       "plot_schedules", ROOT / "experiments" / "plot_schedules.py")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  paths = module.main(["--out", str(tmp_path / "schedules"), "--dpi", "40"])
+  from figures import capture_figures
+  with capture_figures() as figures:
+    paths = module.main(["--out", str(tmp_path / "schedules"), "--dpi", "40",
+                         "--epochs", "60"])
   names = {p.name for p in map(pathlib.Path, paths)}
-  assert {"report_sequences.png", "schedules_grid.png"} <= names
+  assert {"report_sequences.png", "schedules_grid.png", "porting_grid.png"} <= names
   for path in paths:
-    path = pathlib.Path(path)
-    assert path.exists() and path.stat().st_size > 1000
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert pathlib.Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  # Every panel plots its schedule's own values over the 60 steps (not a neighbour's).
+  grid = figures["schedules_grid.png"]
+  entries = module.comparison(60)
+  assert len(grid) == len(entries)
+  for line, (title, sched, _) in zip(grid, entries):
+    assert line.axes == title
+    np.testing.assert_array_equal(line.x, np.arange(60))
+    np.testing.assert_allclose(line.y, np.asarray(sched(jnp.arange(60))), rtol=1e-6)
+  porting = figures["porting_grid.png"]
+  assert len(porting) == sum(len(curves) for _, curves, _ in module.porting(60))
+  # Figure 1: seq1..seq4 (r0 = 0.01) against n = 1..50, each its own sequence.
+  report = {l.label: l for l in figures["report_sequences.png"]}
+  assert sorted(report) == ["seq1", "seq2", "seq3", "seq4"]
+  for name, line in report.items():
+    np.testing.assert_array_equal(line.x, np.arange(1, 51))
+    expected = np.asarray(getattr(S, name)(0.01)(jnp.arange(1, 51)))
+    np.testing.assert_allclose(line.y, expected, rtol=1e-6)

@@ -102,12 +102,9 @@ def _conv2d_bwd(strides, padding, residuals, g):
 conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
 
 
-class Conv(nn.Module):
-  """2-D convolution (NHWC), a drop-in for `flax.linen.Conv` with fast gradients in scans.
-
-  Parameters ``kernel`` (kh, kw, Cin, features) and ``bias`` (features,) have
-  `flax.linen.Conv`'s shapes and default initialisers, so a parameter tree serves both;
-  values and gradients agree with `nn.Conv`'s (tested).  No dilation, no groups.
+class ConvBase(nn.Module):
+  """What every lrjax convolution shares with `flax.linen.Conv` (NHWC, no dilation, no
+  groups): the fields, the parameter shapes and initialisers, padding and bias.
 
   Attributes:
     features: output channels.
@@ -127,8 +124,8 @@ class Conv(nn.Module):
   kernel_init: Any = nn.linear.default_kernel_init
   bias_init: Any = nn.initializers.zeros_init()
 
-  @nn.compact
-  def __call__(self, x):
+  def geometry(self, x):
+    """``(kernel, (kh, kw), (sh, sw), ((top, bottom), (left, right)), dtype)`` for ``x``."""
     kh, kw = _pairs(tuple(self.kernel_size), "kernel_size")
     strides = _pairs(self.strides, "strides")
     kernel = self.param("kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features))
@@ -136,17 +133,33 @@ class Conv(nn.Module):
       if self.padding not in ("SAME", "VALID"):
         raise ValueError(f"`padding` must be 'SAME', 'VALID', an int or pairs, "
                          f"got {self.padding!r}.")
-      padding = tuple(lax.padtype_to_pads(x.shape[1:3], (kh, kw), strides, self.padding))
+      padding = lax.padtype_to_pads(x.shape[1:3], (kh, kw), strides, self.padding)
     elif isinstance(self.padding, int):
       padding = ((self.padding, self.padding),) * 2
     else:
-      padding = tuple(_pairs(p, "padding") for p in self.padding)
-    dtype = self.dtype or x.dtype
-    y = conv2d(x.astype(dtype), kernel.astype(dtype), strides,
-               tuple((int(lo), int(hi)) for lo, hi in padding))
+      padding = [_pairs(p, "padding") for p in self.padding]
+    padding = tuple((int(lo), int(hi)) for lo, hi in padding)
+    return kernel, (kh, kw), strides, padding, self.dtype or x.dtype
+
+  def add_bias(self, y, dtype):
     if self.use_bias:
       y = y + self.param("bias", self.bias_init, (self.features,)).astype(dtype)
     return y
+
+
+class Conv(ConvBase):
+  """2-D convolution (NHWC), a drop-in for `flax.linen.Conv` with fast gradients in scans.
+
+  Parameters ``kernel`` (kh, kw, Cin, features) and ``bias`` (features,) have
+  `flax.linen.Conv`'s shapes and default initialisers, so a parameter tree serves both;
+  values and gradients agree with `nn.Conv`'s (tested).  Fields: `ConvBase`.
+  """
+
+  @nn.compact
+  def __call__(self, x):
+    kernel, _, strides, padding, dtype = self.geometry(x)
+    y = conv2d(x.astype(dtype), kernel.astype(dtype), strides, padding)
+    return self.add_bias(y, dtype)
 
 
 # -- 2x2 / stride-2 max pool -------------------------------------------------------------

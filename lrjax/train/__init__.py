@@ -6,6 +6,8 @@
 * `epoch`: one epoch as a `lax.scan`, vmapped over a group's variants, sharded over
   devices.
 * `sweep`: `run_sweep`, the host loop over epochs (progress, checkpoints, results).
+* `api`: `sweep(model, dataset, optimizer_fn, hparams, ...)` (`lrjax.sweep`), the entry point:
+  any Flax model, any optax optimizer, any grid (`grid`).
 * `metrics`, `results`, `plotting`, `checkpoint`: what comes out of a sweep.
 """
 
@@ -17,3 +19,5 @@ from lrjax.train.config import SweepConfig, Variant, report_variants
 from lrjax.train.metrics import convergence_epoch, summarize
 from lrjax.train.step import TrainState, evaluate, task_loss, train_step
 from lrjax.train.sweep import SweepResult, run_sweep
+# `sweep` itself is `lrjax.sweep` (here `lrjax.train.sweep` is the run_sweep module).
+from lrjax.train.api import CLASSIFICATION, REGRESSION, Task, grid

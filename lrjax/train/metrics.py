@@ -40,22 +40,42 @@ def convergence_epoch(curve, tolerance: float = 0.005, final_window: int = 1) ->
 
 def summarize(history: dict[str, np.ndarray], names, *, tolerance: float = 0.005,
               final_window: int = 1) -> list[dict]:
-  """One row per variant: final/best accuracies, convergence epoch, final rate."""
+  """One row per variant: final/best accuracies and losses, convergence epoch, final rate.
+
+  A regression run (no finite validation accuracy: the loss is the mean squared error)
+  also gets RMSE columns, the square root of the MSE, in the data's units.
+  """
   rows = []
   for k, name in enumerate(names):
     valid_acc = history["valid_acc"][:, k]
+    valid_loss = history["valid_loss"][:, k]
+    test_loss = history["test_loss"][:, k] if "test_loss" in history else np.full_like(
+        valid_loss, np.nan)
     classification = np.isfinite(valid_acc).any()
-    curve = valid_acc if classification else -history["valid_loss"][:, k]
-    rows.append({
+    curve = valid_acc if classification else -valid_loss
+    best_valid_loss = float(np.nanmin(valid_loss)) if np.isfinite(valid_loss).any() else float("nan")
+    row = {
         "name": name,
         "final_valid_acc": float(valid_acc[-1]),
         "best_valid_acc": float(np.nanmax(valid_acc)) if classification else float("nan"),
         "final_test_acc": float(history["test_acc"][-1, k]),
-        "final_valid_loss": float(history["valid_loss"][-1, k]),
+        "final_valid_loss": float(valid_loss[-1]),
+        "best_valid_loss": best_valid_loss,
+        "final_test_loss": float(test_loss[-1]),
         "final_train_loss": float(history["train_loss"][-1, k]),
         "convergence_epoch": convergence_epoch(curve, tolerance, final_window),
         "final_lr": float(history["lr"][-1, k]),
         "sequence_advances": int(history["index"][-1, k]),
         "nonfinite": bool(history["nonfinite"][-1, k]),
-    })
+    }
+    if not classification:
+      row.update(final_valid_rmse=_sqrt(row["final_valid_loss"]),
+                 best_valid_rmse=_sqrt(best_valid_loss),
+                 final_test_rmse=_sqrt(row["final_test_loss"]))
+    rows.append(row)
   return rows
+
+
+def _sqrt(mse: float) -> float:
+  """RMSE from an MSE (NaN stays NaN; a negative MSE cannot occur)."""
+  return float(np.sqrt(mse)) if np.isfinite(mse) else float("nan")

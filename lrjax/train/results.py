@@ -51,18 +51,73 @@ def to_dict(result) -> dict:
   }
 
 
+def _cell(value, digits: int) -> str:
+  """A table cell: empty for a missing or non-finite number."""
+  if value is None or not math.isfinite(value):
+    return ""
+  return f"{value:.{digits}f}"
+
+
+def _is_regression(summary: list[dict]) -> bool:
+  return bool(summary) and all("final_valid_rmse" in row for row in summary)
+
+
 def markdown_table(summary: list[dict], *, digits: int = 4) -> str:
-  """The report's table layout: method, final accuracy, convergence epoch."""
-  lines = ["| Method | Final valid acc | Final test acc | Convergence epoch | Final lr | Non-finite |",
-           "|---|---|---|---|---|---|"]
+  """The report's table layout (method, final accuracy, convergence epoch) with the
+  validation/test losses; a regression sweep shows RMSE where accuracy would be."""
+  metric = ("rmse", "RMSE") if _is_regression(summary) else ("acc", "acc")
+  columns = [(f"Final valid {metric[1]}", f"final_valid_{metric[0]}"),
+             (f"Best valid {metric[1]}", f"best_valid_{metric[0]}"),
+             (f"Final test {metric[1]}", f"final_test_{metric[0]}"),
+             ("Final valid loss", "final_valid_loss"), ("Best valid loss", "best_valid_loss"),
+             ("Final test loss", "final_test_loss")]
+  header = ["Method"] + [c[0] for c in columns] + ["Convergence epoch", "Final lr", "Non-finite"]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for row in summary:
-    acc = row["final_valid_acc"]
-    test = row["final_test_acc"]
-    lines.append(
-        f"| {row['name']} | {'' if acc is None or not math.isfinite(acc) else f'{acc:.{digits}f}'}"
-        f" | {'' if test is None or not math.isfinite(test) else f'{test:.{digits}f}'}"
-        f" | {row['convergence_epoch']} | {row['final_lr']:.3g} | {row['nonfinite']} |")
+    cells = [row["name"]] + [_cell(row.get(key), digits) for _, key in columns]
+    cells += [str(row["convergence_epoch"]), f"{row['final_lr']:.3g}", str(row["nonfinite"])]
+    lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
+
+
+# History fields holding whole numbers (the strategy's position, a 0/1 flag).
+INTEGER_FIELDS = ("index", "nonfinite")
+# History fields measured in float64 (wall-clock seconds); the rest are float32 metrics.
+FLOAT64_FIELDS = ("group_seconds",)
+
+
+def csv_cell(field: str, value) -> str:
+  """One history value as text: integers as integers, float32 metrics by the shortest
+  decimal that reads back as the same float32 (no ``0.008999999612569809`` noise)."""
+  value = float(value)
+  if not math.isfinite(value):
+    return str(value)  # nan / inf / -inf: a diverged run shows as such
+  if field in INTEGER_FIELDS:
+    return str(int(value))
+  if field in FLOAT64_FIELDS:
+    return repr(value)
+  return str(np.float32(value))
+
+
+def history_csv(result) -> str:
+  """``history.csv``: one row per (epoch, variant), epoch from 1.
+
+  A regression sweep (its config's task) has RMSE columns (the square root of the
+  MSE losses) in place of its accuracy columns, which would be empty."""
+  regression = getattr(getattr(result, "config", None), "task", None) == "regression"
+  fields = [f for f in result.history if not (regression and f.endswith("_acc"))]
+  rmse = [f for f in fields if regression and f.endswith("_loss")]
+  text = io.StringIO(newline="")
+  writer = csv.writer(text)
+  writer.writerow(["epoch", "variant"] + fields + [f[:-len("loss")] + "rmse" for f in rmse])
+  epochs = next(iter(result.history.values())).shape[0]
+  for e in range(epochs):
+    for k, name in enumerate(result.names):
+      row = [csv_cell(f, result.history[f][e, k]) for f in fields]
+      # sqrt in float32, as the losses were computed.
+      row += [csv_cell(f, np.sqrt(np.float32(result.history[f][e, k]))) for f in rmse]
+      writer.writerow([e + 1, name] + row)
+  return text.getvalue()
 
 
 def save(result, out_dir: str | Path) -> dict[str, Path]:
@@ -72,17 +127,7 @@ def save(result, out_dir: str | Path) -> dict[str, Path]:
   paths = {"json": out / "results.json", "csv": out / "history.csv",
            "markdown": out / "summary.md"}
   _atomic.write_text(paths["json"], json.dumps(to_dict(result), indent=1))
-  names = result.names
-  fields = list(result.history)
-  text = io.StringIO(newline="")
-  writer = csv.writer(text)
-  writer.writerow(["epoch", "variant"] + fields)
-  epochs = next(iter(result.history.values())).shape[0]
-  for e in range(epochs):
-    for k, name in enumerate(names):
-      writer.writerow([e + 1, name] + [repr(float(result.history[field][e, k]))
-                                       for field in fields])
-  _atomic.write_text(paths["csv"], text.getvalue())
+  _atomic.write_text(paths["csv"], history_csv(result))
   _atomic.write_text(paths["markdown"], markdown_table(result.summary) + plan_lines(result))
   return paths
 

@@ -44,9 +44,15 @@ def _correct(outputs, targets, task):
 
 
 def apply_model(model: nn.Module, params, model_state, x, *, train: bool, key=None):
-  """Runs the model; returns (outputs, new model_state)."""
+  """Runs the model; returns (outputs, new model_state).
+
+  ``key`` is the ``dropout`` stream's key, or a dict of keys by RNG stream name.
+  """
   variables = {"params": params, **model_state}
-  rngs = {"dropout": key} if key is not None else {}
+  if isinstance(key, dict):
+    rngs = key
+  else:
+    rngs = {"dropout": key} if key is not None else {}
   if train and model_state:
     outputs, updated = model.apply(variables, x, train=True, rngs=rngs,
                                    mutable=list(model_state.keys()))

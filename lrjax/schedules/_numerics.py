@@ -16,6 +16,16 @@ import numpy as np
 from lrjax import _validation
 
 
+def f32(value):
+  """``value`` as a float32 array (a hyperparameter, concrete or traced)."""
+  return jnp.asarray(value, jnp.float32)
+
+
+def float_step(count):
+  """The step as float32, negative steps read as 0 (every schedule's time axis)."""
+  return jnp.maximum(jnp.asarray(count, jnp.float32), 0.0)
+
+
 def _split(x):
   """``x = hi + lo`` with ``hi`` keeping 9 significant bits, so ``t * hi`` is exact
   in float32 for integers ``t < 2**15``; ``x`` float64 (concrete) or float32."""

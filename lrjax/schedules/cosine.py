@@ -7,14 +7,7 @@ import jax.numpy as jnp
 from lrjax import _validation
 from lrjax.schedules._numerics import cosine_weights
 from lrjax.schedules.base import Schedule
-
-
-def _step(count):
-  return jnp.maximum(jnp.asarray(count, jnp.float32), 0.0)
-
-
-def _f32(value):
-  return jnp.asarray(value, jnp.float32)
+from lrjax.schedules._numerics import f32 as _f32, float_step as _step
 
 
 def _cosine(min_lr, max_lr, elapsed, length):

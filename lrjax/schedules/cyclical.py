@@ -27,13 +27,10 @@ from lrjax import _validation
 from lrjax.schedules import _growth
 from lrjax.schedules._numerics import pow_f32
 from lrjax.schedules.base import Schedule
+from lrjax.schedules._numerics import f32 as _f32
 
 MODES = ("triangular", "triangular2", "exp_range")
 WINDOWS = ("triangular", "welch", "hann")
-
-
-def _f32(value):
-  return jnp.asarray(value, jnp.float32)
 
 
 def cyclical(min_lr: float, max_lr: float, step_size: float, *,

@@ -14,14 +14,7 @@ from lrjax import _validation
 from lrjax.schedules import _growth
 from lrjax.schedules._numerics import exp_times, pow_f32
 from lrjax.schedules.base import Schedule
-
-
-def _step(count):
-  return jnp.maximum(jnp.asarray(count, jnp.float32), 0.0)
-
-
-def _f32(value):
-  return jnp.asarray(value, jnp.float32)
+from lrjax.schedules._numerics import f32 as _f32, float_step as _step
 
 
 def _check_drop(drop) -> None:

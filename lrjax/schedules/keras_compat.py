@@ -17,14 +17,7 @@ from lrjax import _validation
 from lrjax.schedules import _growth
 from lrjax.schedules._numerics import cosine_weights, linear_weights
 from lrjax.schedules.base import Schedule
-
-
-def _f32(value):
-  return jnp.asarray(value, jnp.float32)
-
-
-def _step(count):
-  return jnp.maximum(jnp.asarray(count, jnp.float32), 0.0)
+from lrjax.schedules._numerics import f32 as _f32, float_step as _step
 
 
 def piecewise_constant_decay(boundaries, values) -> Schedule:

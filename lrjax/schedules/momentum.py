@@ -22,10 +22,7 @@ from lrjax.schedules._numerics import cosine_weights, linear_weights
 from lrjax.schedules.base import Schedule
 from lrjax.schedules.cyclical import MODES, cyclical
 from lrjax.schedules.one_cycle import ANNEAL_STRATEGIES
-
-
-def _f32(value):
-  return jnp.asarray(value, jnp.float32)
+from lrjax.schedules._numerics import f32 as _f32
 
 
 def _check_momenta(base_momentum, max_momentum) -> None:

@@ -11,12 +11,9 @@ from lrjax import _validation
 from lrjax.schedules._numerics import (
     cosine_weights, floor_frac, linear_weights, two_product)
 from lrjax.schedules.base import Schedule
+from lrjax.schedules._numerics import f32 as _f32
 
 ANNEAL_STRATEGIES = ("cos", "linear")
-
-
-def _f32(value):
-  return jnp.asarray(value, jnp.float32)
 
 
 def one_cycle(min_lr: float, max_lr: float, step_size: int, total_steps: int,

@@ -22,14 +22,7 @@ from lrjax.schedules import _growth
 from lrjax.schedules._numerics import linear_weights, pow_f32
 from lrjax.schedules.base import Schedule
 from lrjax.schedules.decay import exponential_decay
-
-
-def _f32(value):
-  return jnp.asarray(value, jnp.float32)
-
-
-def _step(count):
-  return jnp.maximum(jnp.asarray(count, jnp.float32), 0.0)
+from lrjax.schedules._numerics import f32 as _f32, float_step as _step
 
 
 def multi_step_lr(lr: float, milestones, gamma: float = 0.1) -> Schedule:

@@ -16,13 +16,10 @@ import jax.numpy as jnp
 from lrjax import _validation
 from lrjax.schedules._numerics import cosine_weights, exp_times, linear_weights
 from lrjax.schedules.base import Schedule
+from lrjax.schedules._numerics import f32 as _f32
 
 WARMUPS = ("linear", "cosine", "exponential")
 COOLDOWNS = ("linear", "cosine", "1-sqrt")
-
-
-def _f32(value):
-  return jnp.asarray(value, jnp.float32)
 
 
 def _check_choice(name, value, choices):

@@ -590,33 +590,42 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
                      "group": group.index, "tags": variant_tags})
     numeric_of.append(numeric)
 
-  trainers, states, initial = [], [], {}
-  for group in groups:
-    hyper = VariantHyper(
-        h={n: np.asarray([numeric_of[k][n] for k in group.members], dtypes[n])
-           for n in group.numeric},
-        seed=np.asarray([variants[k]["seed"] for k in group.members], np.int32))
-    trainer = epoch_lib.GroupTrainer(
-        model, _Transform(optimizer_fn, group.static), hyper, task=task.name,
-        batch_size=batch_size, eval_batch_size=eval_batch_size, mesh=mesh,
-        observe_untrained_loss=observe_untrained_loss,
-        variants_per_call=variants_per_call or None, sample_x=sample_x, streams=streams)
-    group.plan = trainer.plan
-    state, untrained = trainer.init_and_evaluate(sample_x, data)
-    for field, values in untrained.items():
-      initial.setdefault(field, np.full(len(variants), np.nan))[group.members] = values
-    trainers.append(trainer)
-    states.append(state)
-  plans = [dict(g.plan.to_dict(), eval_batch_size=eval_batch_size,
-                variants=[variants[k]["name"] for k in g.members]) for g in groups]
   if identity is None:
     identity = run_identity(model, optimizer_fn, variants, task=task, batch_size=batch_size,
                             eval_batch_size=eval_batch_size,
                             observe_untrained_loss=observe_untrained_loss, epochs=epochs,
                             checkpoint_every=checkpoint_every)
-  data_id = None
+  checkpointer = None
   if checkpoint_dir is not None:
-    data_id = checkpoint_lib.data_identity(dataset, **dict(data_provenance or {}))
+    # Refuses at once, before anything is compiled: an unwritable folder, one in use,
+    # another run's, or other data's.
+    checkpointer = checkpoint_lib.SweepCheckpointer(
+        checkpoint_dir, dict(identity),
+        data=checkpoint_lib.data_identity(dataset, **dict(data_provenance or {})))
+  try:
+    trainers, states, initial = [], [], {}
+    for group in groups:
+      hyper = VariantHyper(
+          h={n: np.asarray([numeric_of[k][n] for k in group.members], dtypes[n])
+             for n in group.numeric},
+          seed=np.asarray([variants[k]["seed"] for k in group.members], np.int32))
+      trainer = epoch_lib.GroupTrainer(
+          model, _Transform(optimizer_fn, group.static), hyper, task=task.name,
+          batch_size=batch_size, eval_batch_size=eval_batch_size, mesh=mesh,
+          observe_untrained_loss=observe_untrained_loss,
+          variants_per_call=variants_per_call or None, sample_x=sample_x, streams=streams)
+      group.plan = trainer.plan
+      state, untrained = trainer.init_and_evaluate(sample_x, data)
+      for field, values in untrained.items():
+        initial.setdefault(field, np.full(len(variants), np.nan))[group.members] = values
+      trainers.append(trainer)
+      states.append(state)
+    plans = [dict(g.plan.to_dict(), eval_batch_size=eval_batch_size,
+                  variants=[variants[k]["name"] for k in g.members]) for g in groups]
+  except BaseException:
+    if checkpointer is not None:
+      checkpointer.close()
+    raise
   names_ = [v["name"] for v in variants]
   device = f"{jax.default_backend()} x{jax.device_count()}"
 
@@ -635,8 +644,7 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
 
   steps = dataset.train_x.shape[0] // batch_size
   return loop.run(trainers, [g.members for g in groups], states, data, epochs=epochs,
-                  steps=steps, identity=dict(identity), data_identity=data_id,
-                  checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+                  steps=steps, checkpointer=checkpointer, checkpoint_every=checkpoint_every,
                   out_dir=out_dir, progress=progress,
                   desc=f"{type(model).__name__} x{len(variants)}",
                   on_epoch_end=on_epoch_end, finish=finish, save_results=save_results)

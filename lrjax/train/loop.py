@@ -99,13 +99,15 @@ def grown(arrays: dict[str, np.ndarray], epochs: int) -> dict[str, np.ndarray]:
   return out
 
 
-def run(trainers, members, states, data, *, epochs: int, steps: int, identity: dict,
-        data_identity: dict | None, checkpoint_dir, checkpoint_every: int, out_dir,
+def run(trainers, members, states, data, *, epochs: int, steps: int,
+        checkpointer: SweepCheckpointer | None, checkpoint_every: int, out_dir,
         progress: bool, desc: str, on_epoch_end: Callable[[int, dict], None] | None,
         finish: Callable[..., object], save_results: Callable[[object, object], None]):
   """Trains ``trainers`` (one per group; ``members[g]``: its variants' positions) from
   ``states`` for ``epochs`` epochs; returns ``finish(history, step_history,
   compile_seconds, epoch_seconds)``, also written to ``out_dir`` (`save_results`).
+  ``checkpointer`` (opened by the caller, which has checked the run's identity; closed
+  here) restores the latest step and saves every ``checkpoint_every`` epochs.
 
   See the module docstring for checkpoints, resume, signals and locks.
   """
@@ -115,25 +117,20 @@ def run(trainers, members, states, data, *, epochs: int, steps: int, identity: d
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         locks.callback(FolderLock(out_dir, "output folder").release)
 
-    return _run(trainers, members, list(states), data, epochs, steps, identity, data_identity,
-                checkpoint_dir, checkpoint_every, out_dir, progress, desc, on_epoch_end,
-                finish, save_results, lock_out)
+    return _run(trainers, members, list(states), data, epochs, steps, checkpointer,
+                checkpoint_every, out_dir, progress, desc, on_epoch_end, finish,
+                save_results, lock_out)
 
 
-def _run(trainers, members, states, data, epochs, steps, identity, data_id, checkpoint_dir,
-         checkpoint_every, out_dir, progress, desc, on_epoch_end, finish, save_results,
-         lock_out):
+def _run(trainers, members, states, data, epochs, steps, checkpointer, checkpoint_every,
+         out_dir, progress, desc, on_epoch_end, finish, save_results, lock_out):
   num_variants = sum(len(m) for m in members)
   history = empty_history(epochs, num_variants)
   step_history = empty_step_history(epochs, num_variants, steps)
   epoch_seconds = np.full(epochs, np.nan)
   start = 0
 
-  checkpointer = None
-  if checkpoint_dir is not None:
-    # Refuses at once an unwritable folder, another sweep's, or one with no usable step.
-    checkpointer = SweepCheckpointer(checkpoint_dir, identity, data=data_id)
-
+  if checkpointer is not None:
     def target(saved_epochs: int):  # the tree as saved by a run configured for `epochs`
       return {"states": states, "history": empty_history(saved_epochs, num_variants),
               "step_history": empty_step_history(saved_epochs, num_variants, steps)}

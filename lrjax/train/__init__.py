@@ -9,7 +9,7 @@
 * `api`: `sweep(model, dataset, optimizer_fn, hparams, ...)` (`lrjax.sweep`), the entry point:
   any Flax model, any optax optimizer, any grid (`grid`).
 * `metrics`, `results`, `plotting`, `checkpoint`: what comes out of a sweep.
-* `range_test`: the LR range test (`range_test`) and K constant rates side by side
+* `range_finder`: the LR range test (`range_test`) and K constant rates side by side
   (`range_test_vectorized`), with fastai's suggested rates (`suggest`).
 """
 
@@ -23,5 +23,6 @@ from lrjax.train.step import TrainState, evaluate, task_loss, train_step
 from lrjax.train.sweep import SweepResult, run_sweep
 # `sweep` itself is `lrjax.sweep` (here `lrjax.train.sweep` is the run_sweep module).
 from lrjax.train.api import CLASSIFICATION, REGRESSION, Task, grid
-from lrjax.train.range_test import (RangeTestResult, Suggestions, range_test,
-                                    range_test_vectorized)
+# (module `range_finder`, so that `lrjax.train.range_test` stays the function)
+from lrjax.train.range_finder import (RangeTestResult, Suggestions, range_test,
+                                      range_test_vectorized)

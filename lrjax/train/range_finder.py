@@ -343,7 +343,12 @@ def range_test(model: nn.Module, dataset, optimizer_fn: Callable[[Any], optax.Gr
   """
   _check_common(model, dataset, optimizer_fn, num_steps, batch_size, seed, smoothing,
                 stop_factor)
-  schedule = lr_range_test(min_lr, max_lr, num_steps - 1)  # checks min_lr / max_lr
+  for name, value in (("min_lr", min_lr), ("max_lr", max_lr)):
+    if not (isinstance(value, numbers.Real) and 0.0 < value < math.inf):
+      raise ValueError(f"`{name}` must be a positive finite number, got {value!r}.")
+  if not min_lr < max_lr:
+    raise ValueError(f"`min_lr` ({min_lr!r}) must be < `max_lr` ({max_lr!r}).")
+  schedule = lr_range_test(min_lr, max_lr, num_steps - 1)
   skip_start = num_steps // 10 if skip_start is None else skip_start
   _check_int("skip_start", skip_start, 0)
   _check_int("skip_end", skip_end, 0)

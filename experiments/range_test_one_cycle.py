@@ -77,7 +77,7 @@ def cycle_steps(total_steps: int) -> int:
 # ---------------------------------------------------------------------- range tests
 def run_range_tests(name, args, batch):
   dataset, note = common.get_dataset(name, args, train_size=2000 if args.quick else None,
-                                     test_size=500 if args.quick else None)
+                                     test_size=args.test_size or (500 if args.quick else None))
   model = get_model(args.model or MODELS[name])
   batch = min(batch, len(dataset.train_x))
   grid = np.geomspace(args.init_lr, args.max_lr, args.grid)
@@ -199,6 +199,8 @@ def parse_args(argv=None):
   p.add_argument("--cycle-train-size", type=int, default=None,
                  help="CIFAR-10 training examples of the one-cycle comparison")
   p.add_argument("--weight-decay", type=float, default=1e-4)
+  p.add_argument("--test-size", type=int, default=None,
+                 help="validation/test examples kept (random subset; default all)")
   p.add_argument("--model", default=None,
                  help="one model for every dataset (default: mnist_cnn / cifar_cnn)")
   args = p.parse_args(argv)

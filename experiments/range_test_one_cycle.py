@@ -18,7 +18,7 @@ The range-test / one-cycle document (lr-range-test-one-cycle.md), with the libra
 3. **One cycle** on CIFAR-10 through `lrjax.sweep` with optax's SGD: Smith's
    ``one_cycle(max/10, max, s, T, 10)`` (`lrjax.schedules.one_cycle`, two equal linear
    steps of ``s = round(41/95 T)`` iterations, then annihilation to 1/10 of the lower
-   bound) with the momentum cycled inversely 0.95 -> 0.85 -> 0.95
+   bound, reached at the run's last step ``T``) with the momentum cycled inversely 0.95 -> 0.85 -> 0.95
    (`lrjax.schedules.one_cycle_linear_momentum`) and weight decay 1e-4
    (``optax.add_decayed_weights``, PyTorch's SGD weight_decay), ``max`` = the range
    test's suggestion; against the same cycle at fixed momentum 0.9, the cycle peaking

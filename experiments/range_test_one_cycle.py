@@ -1,160 +1,108 @@
-"""LR range test and the one-cycle policy on CIFAR-10 (lr-range-test-one-cycle.md).
+"""LR range test (both library versions) on MNIST and CIFAR-10, and one cycle on CIFAR-10.
 
     python experiments/range_test_one_cycle.py --quick --out results/range_test_one_cycle
 
-1. **Range test** (Smith 2015): one run whose rate grows exponentially after every
-   mini-batch, ``lr_i = init (max / init)^(i / n)`` (`lrjax.schedules.lr_range_test`,
-   rule ``step``), from ``--init-lr`` (1e-4) to ``--max-lr`` (10) over
-   ``--range-epochs`` epochs.  The loss is smoothed by an exponential moving average
-   (0.98, bias-corrected) and plotted against the rate on a log axis until it
-   explodes (smoothed loss > 4x its minimum, or NaN).  Suggested rate: one order of
-   magnitude below the rate of minimum loss (the document's rule).
-2. **Parallel range test**, which the vmapped engine makes cheap: K fixed rates on the
-   same log grid trained side by side for the same budget; the final training loss
-   against the rate is put on the same figure.
-3. **One cycle** (Smith 2018): ``one_cycle(max/10, max, s, T, 10)`` with max = the
-   suggested rate, two equal linear steps of ``s = round(41/95 T)`` iterations (the
-   document's 41 + 41 of 95 epochs) then annihilation to 1/10 of the lower bound,
-   against the same cycle without annihilation (it stays at the lower bound), and
-   fixed rates at the upper and at the lower bound.
+The range-test / one-cycle document (lr-range-test-one-cycle.md), with the library:
 
-Deviations from the document, said in the output too: the model is the report's
-CifarCNN (the document used ResNet-56); no weight decay (the engine has none; the
-document used 1e-4); momentum is kept at 0.9 (Smith also cycles momentum 0.95 -> 0.85
--> 0.95, which the engine's fixed-decay momentum cannot do); batch 128 on a CIFAR-10
-subset instead of 512 on the full set (CPU budget).
+1. **Range test** (`lrjax.train.range_test`, Smith 2015 / fastai's ``lr_find``): one
+   run whose rate grows exponentially after every mini-batch from ``--init-lr`` (1e-4)
+   to ``--max-lr`` (10) over ``--range-steps`` steps, the loss smoothed (EMA 0.98,
+   bias-corrected) and cut at 4x its best.  Suggested rate: the document's rule, one
+   order of magnitude below the rate of the lowest smoothed loss (fastai's
+   ``minimum``); fastai's ``steep`` and ``valley`` are printed too.
+2. **Vectorized range test** (`lrjax.train.range_test_vectorized`): ``--grid`` constant
+   rates on the same log range, trained side by side from the same initialisation on
+   the same batches for ``--grid-steps`` steps, one vmapped program; each rate's loss
+   is its mean training loss over the last 10% of the steps; the same rules give its
+   suggestions (here the best constant rate is ``at_minimum``).
+3. **One cycle** on CIFAR-10 through `lrjax.sweep` with optax's SGD: Smith's
+   ``one_cycle(max/10, max, s, T, 10)`` (`lrjax.schedules.one_cycle`, two equal linear
+   steps of ``s = round(41/95 T)`` iterations, then annihilation to 1/10 of the lower
+   bound, reached at the run's last step ``T``) with the momentum cycled inversely 0.95 -> 0.85 -> 0.95
+   (`lrjax.schedules.one_cycle_linear_momentum`) and weight decay 1e-4
+   (``optax.add_decayed_weights``, PyTorch's SGD weight_decay), ``max`` = the range
+   test's suggestion; against the same cycle at fixed momentum 0.9, the cycle peaking
+   at the vectorized test's best rate, and fixed rates at the upper and lower bound
+   (momentum 0.9, the same weight decay).
 
-Writes into ``--out``: ``range_test.png``, ``range_test.json``, ``one_cycle.png``,
-``summary.md``, ``summary.json`` and the engine's files of both sweeps
-(``range/``, ``one_cycle/``: results.json, history.csv, summary.md).
+Deviations from the document (said in the output too): the report's CNNs (the
+document used ResNet-56 on CIFAR-10), batch 128 (document: 512), the one-cycle
+comparison on a CIFAR-10 subset for a few epochs (document: the full set, 95 epochs).
+
+Writes into ``--out``: ``range_test_<dataset>.png``, ``one_cycle.png``, ``summary.md``
+and ``summary.json``.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
+import optax  # noqa: E402
 
 import common  # noqa: E402
-from lrjax.train.config import SweepConfig, Variant  # noqa: E402
-from lrjax.train.sweep import run_sweep  # noqa: E402
+import lrjax  # noqa: E402
+from lrjax import schedules  # noqa: E402
+from lrjax.models import get_model  # noqa: E402
+from lrjax.train import range_test, range_test_vectorized  # noqa: E402
 
-MOMENTUM = {"momentum": 0.9}
-DEVIATIONS = (
-    "Model: the report's CifarCNN (the document's run used ResNet-56). No weight decay "
-    "(the document: 1e-4; the engine has none). Momentum fixed at 0.9 (Smith also cycles "
-    "momentum 0.95 -> 0.85 -> 0.95; the engine's momentum has a fixed decay). Batch "
-    "{batch} on a CIFAR-10 subset (the document: 512 on the full set).")
-
-
-# ---------------------------------------------------------------------------- data
-def load_data(name: str, args, *, train_size: int | None, test_size: int | None,
-              seed: int = 0):
-  """The dataset, cut to random seeded subsets (see `common.get_dataset`)."""
-  return common.get_dataset(name, args, train_size=train_size, test_size=test_size, seed=seed)
+MODELS = {"mnist": "mnist_cnn", "cifar10": "cifar_cnn"}
+DOCUMENT_SCALE = ("the document: ResNet-56 on the full CIFAR-10, batch 512, momentum 0.9, "
+                  "weight decay 1e-4, one cycle 0.08 -> 0.8 -> 0.08 over 41 + 41 epochs "
+                  "and 13 epochs of annihilation (95 epochs), ~91.3% test accuracy")
 
 
-# ---------------------------------------------------------------------- range test
-def ema_smooth(values, beta: float = 0.98) -> np.ndarray:
-  """Bias-corrected exponential moving average (fastai's range-test smoothing).
-
-  A non-finite value stops the average: it and everything after it are NaN.
-  """
-  values = np.asarray(values, np.float64)
-  out = np.full(values.shape, np.nan)
-  avg = 0.0
-  for i, v in enumerate(values):
-    if not np.isfinite(v):
-      break
-    avg = beta * avg + (1.0 - beta) * v
-    out[i] = avg / (1.0 - beta ** (i + 1))
-  return out
+def sgd_momentum(momentum: float = 0.9):
+  """``lr -> optax.sgd(lr, momentum)``: the range tests' optimizer."""
+  return lambda lr: optax.sgd(lr, momentum=momentum)
 
 
-def analyse_range_test(lrs, losses, *, beta: float = 0.98, explode: float = 4.0,
-                       skip_start: int = 0, bounds: tuple[float, float] | None = None
-                       ) -> dict:
-  """Minimum-loss rate, suggested rate and explosion point of a range test.
-
-  Args:
-    lrs, losses: the rate and the mini-batch loss of every step.
-    beta: EMA factor of the smoothing.
-    explode: the curve stops before the first step whose smoothed loss exceeds
-      ``explode`` x the running minimum, or that is NaN.
-    skip_start: steps ignored when looking for the minimum (the EMA's first steps).
-    bounds: the tested range (default: the range of ``lrs``) the suggestion is kept in.
-
-  Returns:
-    A dict with the smoothed curve, ``stop`` (number of steps kept), ``min_lr``,
-    ``min_loss``, ``suggested_lr`` (``min_lr / 10``, clipped into the tested range)
-    and ``clipped`` (whether it was).
-  """
-  lrs = np.asarray(lrs, np.float64)
-  smooth = ema_smooth(losses, beta)
-  finite = np.isfinite(smooth)
-  stop = int(np.argmin(finite)) if not finite.all() else len(smooth)
-  stop = max(stop, 1)
-  running_min = np.minimum.accumulate(np.where(finite, smooth, np.inf)[:stop])
-  exploded = np.nonzero(smooth[:stop] > explode * running_min)[0]
-  if exploded.size:
-    stop = max(int(exploded[0]), 1)  # the curve ends before the first exploded step
-  start = min(skip_start, stop - 1)
-  best = start + int(np.nanargmin(smooth[start:stop]))
-  min_lr = float(lrs[best])
-  suggested = min_lr / 10.0
-  lo, hi = bounds or (float(np.nanmin(lrs)), float(np.nanmax(lrs)))
-  clipped = not lo <= suggested <= hi
-  suggested = float(np.clip(suggested, lo, hi))
-  return {"smoothed": smooth, "stop": stop, "min_index": best, "min_lr": min_lr,
-          "min_loss": float(smooth[best]), "suggested_lr": suggested, "clipped": clipped,
-          "exploded": bool(exploded.size) or stop < len(smooth)}
+def one_cycle_optimizer(h):
+  """Weight decay then SGD with injected rate and momentum (numbers or schedules)."""
+  return optax.chain(
+      optax.add_decayed_weights(h["weight_decay"]),
+      optax.inject_hyperparams(optax.sgd)(learning_rate=h["learning_rate"],
+                                          momentum=h["momentum"]))
 
 
-def range_variants(init_lr: float, max_lr: float, num_steps: int, grid: np.ndarray):
-  variants = [Variant("range test", "lr_range_test", "step", init_lr, "momentum",
-                      sequence_kwargs={"max_lr": max_lr, "num_steps": num_steps},
-                      optimizer_kwargs=MOMENTUM)]
-  for lr in grid:
-    variants.append(Variant(f"fixed {lr:.3g}", "constant", "fixed", float(lr), "momentum",
-                            optimizer_kwargs=MOMENTUM))
-  return tuple(variants)
-
-
-# ----------------------------------------------------------------------- one cycle
 def cycle_steps(total_steps: int) -> int:
   """The document's step length, 41 of 95 epochs: two steps slightly shorter than T."""
   return max(1, min(total_steps // 2, int(round(total_steps * 41 / 95))))
 
 
-def one_cycle_variants(max_lr: float, total_steps: int, seeds, *,
-                       lower_div: float = 10.0, annihilation: float = 10.0):
-  min_lr = max_lr / lower_div
-  step = cycle_steps(total_steps)
-  variants = []
-  for seed in seeds:
-    sfx = f"/s{seed}" if len(seeds) > 1 else ""
-    cycle = {"max_lr": max_lr, "step_size": step, "total_steps": total_steps}
-    variants += [
-        Variant(f"one-cycle{sfx}", "one_cycle", "step", min_lr, "momentum", seed,
-                sequence_kwargs={**cycle, "annihilation_factor": annihilation},
-                optimizer_kwargs=MOMENTUM),
-        Variant(f"cycle, no annihilation{sfx}", "one_cycle", "step", min_lr, "momentum",
-                seed, sequence_kwargs={**cycle, "annihilation_factor": 1.0},
-                optimizer_kwargs=MOMENTUM),
-        Variant(f"fixed {max_lr:.3g} (max){sfx}", "constant", "fixed", max_lr, "momentum",
-                seed, optimizer_kwargs=MOMENTUM),
-        Variant(f"fixed {min_lr:.3g} (min){sfx}", "constant", "fixed", min_lr, "momentum",
-                seed, optimizer_kwargs=MOMENTUM),
-    ]
-  return tuple(variants), {"min_lr": min_lr, "max_lr": max_lr, "step_size": step,
-                           "total_steps": total_steps,
-                           "final_lr": min_lr / annihilation}
+# ---------------------------------------------------------------------- range tests
+def run_range_tests(name, args, batch):
+  dataset, note = common.get_dataset(name, args, train_size=2000 if args.quick else None,
+                                     test_size=args.test_size or (500 if args.quick else None))
+  model = get_model(args.model or MODELS[name])
+  batch = min(batch, len(dataset.train_x))
+  grid = np.geomspace(args.init_lr, args.max_lr, args.grid)
+  t0 = time.perf_counter()
+  ramp = range_test(model, dataset, sgd_momentum(), min_lr=args.init_lr, max_lr=args.max_lr,
+                    num_steps=args.range_steps, batch_size=batch, seed=0)
+  t1 = time.perf_counter()
+  vec = range_test_vectorized(model, dataset, sgd_momentum(), grid,
+                              num_steps=args.grid_steps, batch_size=batch, seed=0)
+  t2 = time.perf_counter()
+  out = {"data": note, "model": args.model or MODELS[name], "batch": batch,
+         "train_examples": len(dataset.train_x),
+         "range": {"steps": args.range_steps, "seconds": t1 - t0,
+                   "kept": int(ramp.kept.sum()), "diverged": ramp.diverged,
+                   "suggestions": ramp.suggestions._asdict(),
+                   "lr": ramp.lrs, "loss": ramp.losses, "smoothed": ramp.smoothed},
+         "vectorized": {"steps": args.grid_steps, "seconds": t2 - t1, "lr": grid,
+                        "loss": vec.losses, "kept": vec.kept,
+                        "valid_loss": vec.valid_losses,
+                        "suggestions": vec.suggestions._asdict()}}
+  print(f"{name}: range test {ramp.suggestions}; vectorized {vec.suggestions}; "
+        f"{t1 - t0:.0f} s + {t2 - t1:.0f} s", flush=True)
+  return out, dataset, note
 
 
-# --------------------------------------------------------------------------- plots
 def _pyplot():
   import matplotlib
   matplotlib.use("Agg")
@@ -162,244 +110,192 @@ def _pyplot():
   return plt
 
 
-def plot_range_test(path, lrs, losses, info, grid, final_train, final_valid, budget: str,
-                    title: str):
+def plot_range_tests(path, name, r):
   plt = _pyplot()
-  fig, ax = plt.subplots(figsize=(10, 4.8))
-  stop = info["stop"]
-  smooth = info["smoothed"][:stop]
-  ax.plot(lrs[:stop], losses[:stop], color="tab:blue", alpha=0.25, lw=0.8,
-          label="range test, mini-batch loss")
-  ax.plot(lrs[:stop], smooth, color="tab:blue", lw=2,
-          label="range test, smoothed (EMA 0.98)")
-  # y range: the useful part (start of the test down to the lowest loss seen).
-  seen = np.concatenate([smooth, final_train[np.isfinite(final_train)],
-                         final_valid[np.isfinite(final_valid)]])
-  ymin = 0.9 * float(np.nanmin(seen))
-  ymax = 1.15 * float(np.nanmax(smooth))  # parallel runs above it did worse than no training
-  on = np.isfinite(final_train) & (final_train <= ymax)
-  ax.plot(grid[on], final_train[on], "o-", color="tab:orange", lw=1.5,
-          label=f"parallel test: final train loss ({budget})")
-  von = np.isfinite(final_valid) & (final_valid <= ymax)
-  ax.plot(grid[von], final_valid[von], "s--", color="tab:green", lw=1, ms=4,
-          label="parallel test: final valid loss")
-  off = ~on
-  if off.any():
-    ax.plot(grid[off], np.full(off.sum(), ymax - 0.03 * (ymax - ymin)), "^",
-            color="tab:red", ms=8, label="parallel test: diverged / off the chart")
-  if info["exploded"] and stop < len(lrs):
-    ax.axvline(lrs[stop], color="tab:red", ls="-.", lw=1,
-               label=f"range test explodes (> 4x min) at {lrs[stop]:.3g}")
-  ax.axvline(info["min_lr"], color="k", ls=":", lw=1.2,
-             label=f"min smoothed loss at {info['min_lr']:.3g}")
-  ax.axvline(info["suggested_lr"], color="tab:purple", ls="--", lw=1.5,
-             label=f"suggested (min / 10) {info['suggested_lr']:.3g}")
+  fig, ax = plt.subplots(figsize=(8, 4.2))
+  ramp, vec = r["range"], r["vectorized"]
+  ax.plot(ramp["lr"], ramp["loss"], color="tab:blue", alpha=0.25, lw=0.8,
+          label="range test: mini-batch loss")
+  ax.plot(ramp["lr"], ramp["smoothed"], color="tab:blue", lw=2,
+          label="range test: smoothed (EMA 0.98)")
+  kept = np.asarray(vec["kept"])
+  ax.plot(np.asarray(vec["lr"])[kept], np.asarray(vec["loss"])[kept], "o-",
+          color="tab:orange", label=f"{len(vec['lr'])} constant rates, {vec['steps']} steps: "
+          "mean loss of the last 10%")
+  for key, style, who in (("minimum", "--", ramp), ("at_minimum", ":", vec)):
+    value = who["suggestions"][key]
+    label = ("range test: minimum / 10 " if who is ramp else "vectorized: best rate ")
+    ax.axvline(value, ls=style, color="tab:purple" if who is ramp else "tab:orange",
+               label=f"{label}{value:.3g}")
   ax.set_xscale("log")
-  ax.set_xlim(grid[0] / 1.5, grid[-1] * 1.5)
-  ax.set_ylim(ymin, ymax)
+  finite = np.concatenate([np.asarray(ramp["smoothed"])[np.isfinite(ramp["smoothed"])],
+                           np.asarray(vec["loss"])[kept]])
+  ax.set_ylim(0.9 * finite.min(), 1.1 * finite.max())
   ax.set_xlabel("learning rate (log)")
-  ax.set_ylabel("cross-entropy loss")
-  ax.set_title(title, fontsize=9)
+  ax.set_ylabel("training loss")
+  ax.set_title(f"LR range tests, {r['model']} on {name} ({r['train_examples']} train), "
+               f"batch {r['batch']}, SGD momentum 0.9", fontsize=9)
   ax.grid(alpha=0.3, which="both")
-  ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+  ax.legend(fontsize=7)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  fig.savefig(path, dpi=80)
   plt.close(fig)
 
 
-def plot_one_cycle(path, result, title: str):
+# ----------------------------------------------------------------------- one cycle
+def one_cycle_settings(max_lr, best_constant, total, weight_decay):
+  # steps 0 .. total - 1: the cycle's end (its annihilated rate) is the last step
+  last = max(total - 1, 2)
+  step = cycle_steps(last)
+  cycle = lambda peak: schedules.one_cycle(peak / 10, peak, step, last, 10.0)
+  momentum = schedules.one_cycle_linear_momentum(step, last, base_momentum=0.85,
+                                                 max_momentum=0.95)
+  names, settings = [], []
+
+  def add(name, lr, mom):
+    names.append(name)
+    settings.append({"learning_rate": lr, "momentum": mom, "weight_decay": weight_decay})
+
+  add(f"one cycle {max_lr:.3g}, momentum 0.95-0.85-0.95", cycle(max_lr), momentum)
+  add(f"one cycle {max_lr:.3g}, momentum 0.9", cycle(max_lr), 0.9)
+  add(f"one cycle {best_constant:.3g} (vectorized best), momentum 0.95-0.85-0.95",
+      cycle(best_constant), momentum)
+  add(f"fixed {max_lr:.3g} (max)", max_lr, 0.9)
+  add(f"fixed {max_lr / 10:.3g} (min)", max_lr / 10, 0.9)
+  return names, settings, {"step_size": step, "total_steps": last}
+
+
+def plot_one_cycle(path, names, history, title):
   plt = _pyplot()
-  h, names = result.history, result.names
-  epochs = np.arange(1, h["train_loss"].shape[0] + 1)
-  fig, axes = plt.subplots(1, 4, figsize=(17, 3.9))
+  fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+  epochs = np.arange(1, history["train_loss"].shape[0] + 1)
   for k, name in enumerate(names):
-    style = {"ls": "--" if "no annihilation" in name else "-",
-             "lw": 2.2 if name.startswith("one-cycle") else 1.4}
-    axes[0].plot(epochs, h["train_loss"][:, k], label=name, **style)
-    axes[1].plot(epochs, h["valid_loss"][:, k], label=name, **style)
-    axes[2].plot(epochs, h["test_acc"][:, k], label=name, **style)
-    lr = result.step_history["step_lr"][:, k, :].reshape(-1)
-    x = np.arange(1, lr.size + 1) / result.step_history["step_lr"].shape[2]
-    axes[3].plot(x, lr, label=name, **style)
-  for ax, t in zip(axes, ("train loss", "valid loss", "test accuracy",
-                          "learning rate (per step)")):
-    ax.set_title(t)
+    for ax, key in zip(axes, ("train_loss", "valid_loss", "test_acc")):
+      ax.plot(epochs, history[key][:, k], label=name, lw=2 if k == 0 else 1.2)
+  for ax, t in zip(axes, ("train loss", "valid loss", "test accuracy")):
+    ax.set_title(t, fontsize=9)
     ax.set_xlabel("epoch")
     ax.grid(alpha=0.3)
-  axes[3].set_ylim(bottom=0)
-  axes[0].legend(fontsize=7)
-  fig.suptitle(title, fontsize=10)
+  axes[2].legend(fontsize=6)
+  fig.suptitle(title, fontsize=8)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  fig.savefig(path, dpi=80)
   plt.close(fig)
 
 
-# ---------------------------------------------------------------------------- main
 def _fmt(x, digits=4):
   return "" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
 
 
-def one_cycle_table(result, meta) -> tuple[str, list[dict]]:
-  h, names = result.history, result.names
-  rows = []
-  for k, name in enumerate(names):
-    test_acc = h["test_acc"][:, k]
-    secs = h["group_seconds"][1:, k] if h["group_seconds"].shape[0] > 1 else \
-        h["group_seconds"][:, k]
-    rows.append({
-        "name": name,
-        "final_test_acc": float(test_acc[-1]),
-        "best_test_acc": float(np.nanmax(test_acc)) if np.isfinite(test_acc).any() else None,
-        "best_epoch": int(np.nanargmax(test_acc)) + 1 if np.isfinite(test_acc).any() else None,
-        "final_valid_acc": float(h["valid_acc"][-1, k]),
-        "final_train_loss": float(h["train_loss"][-1, k]),
-        "final_valid_loss": float(h["valid_loss"][-1, k]),
-        "final_lr": float(h["lr"][-1, k]),
-        "seconds_per_epoch": float(np.nanmean(secs)),
-        "nonfinite": bool(h["nonfinite"][-1, k]),
-    })
-  lines = ["| Method | Final test acc | Best test acc (epoch) | Final valid acc | "
-           "Final train loss | Final valid loss | Final lr | s/epoch (group) |",
-           "|---|---|---|---|---|---|---|---|"]
-  for r in rows:
-    best = "" if r["best_test_acc"] is None else f"{r['best_test_acc']:.4f} ({r['best_epoch']})"
-    lines.append(f"| {r['name']} | {_fmt(r['final_test_acc'])} | {best} | "
-                 f"{_fmt(r['final_valid_acc'])} | {_fmt(r['final_train_loss'])} | "
-                 f"{_fmt(r['final_valid_loss'])} | {r['final_lr']:.3g} | "
-                 f"{r['seconds_per_epoch']:.1f} |")
-  # Seeds: mean over seeds per method.
-  if any("/s" in n for n in names):
-    base = sorted({n.rsplit("/s", 1)[0] for n in names})
-    lines += ["", "Mean +- std over seeds:", "",
-              "| Method | Final test acc | Best test acc |", "|---|---|---|"]
-    for b in base:
-      fin = np.array([r["final_test_acc"] for r in rows if r["name"].rsplit("/s", 1)[0] == b])
-      best = np.array([r["best_test_acc"] or np.nan for r in rows
-                       if r["name"].rsplit("/s", 1)[0] == b])
-      lines.append(f"| {b} | {np.nanmean(fin):.4f} +- {np.nanstd(fin):.4f} | "
-                   f"{np.nanmean(best):.4f} +- {np.nanstd(best):.4f} |")
-  return "\n".join(lines) + "\n", rows
-
-
 def parse_args(argv=None):
   p = common.base_parser(__doc__.splitlines()[0], "results/range_test_one_cycle")
-  p.add_argument("--batch-size", type=int, default=None,
-                 help="default 64 with --quick (more range-test steps), else 128")
+  p.add_argument("--batch-size", type=int, default=128)
   p.add_argument("--init-lr", type=float, default=1e-4, help="range test start")
   p.add_argument("--max-lr", type=float, default=10.0, help="range test end")
-  p.add_argument("--range-epochs", type=int, default=None,
-                 help="epochs of the range test and of the parallel test")
-  p.add_argument("--grid", type=int, default=None,
-                 help="number of fixed rates of the parallel range test")
+  p.add_argument("--range-steps", type=int, default=None, help="default 300 (quick 60)")
+  p.add_argument("--grid", type=int, default=None, help="constant rates (default 8)")
+  p.add_argument("--grid-steps", type=int, default=None, help="default 200 (quick 40)")
+  p.add_argument("--datasets", default="mnist,cifar10")
+  p.add_argument("--cycle-train-size", type=int, default=None,
+                 help="CIFAR-10 training examples of the one-cycle comparison")
+  p.add_argument("--weight-decay", type=float, default=1e-4)
   p.add_argument("--test-size", type=int, default=None,
-                 help="validation/test examples kept (random subset)")
-  p.add_argument("--model", default="cifar_cnn", help="cifar_cnn or lenet5")
-  return p.parse_args(argv)
+                 help="validation/test examples kept (random subset; default all)")
+  p.add_argument("--model", default=None,
+                 help="one model for every dataset (default: mnist_cnn / cifar_cnn)")
+  args = p.parse_args(argv)
+  args.range_steps = args.range_steps or (60 if args.quick else 300)
+  args.grid = args.grid or (5 if args.quick else 8)
+  args.grid_steps = args.grid_steps or (40 if args.quick else 200)
+  args.epochs = args.epochs or (2 if args.quick else 5)
+  args.cycle_train_size = args.cycle_train_size or (1000 if args.quick else 10000)
+  return args
 
 
 def main(argv=None) -> dict:
   args = parse_args(argv)
-  quick = args.quick
   out = Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
-  range_epochs = args.range_epochs or (3 if quick else 2)
-  cycle_epochs = args.epochs or (6 if quick else 8)
-  num_grid = args.grid or (7 if quick else 9)
-  seeds = tuple(range(args.seeds or 1))
-  dataset, note = load_data("cifar10", args, train_size=2000 if quick else 15000,
-                            test_size=args.test_size or (500 if quick else 2000))
-  model_kwargs = {"conv_impl": "auto"}  # the fastest per backend (lrjax.models.default_conv_impl)
-  batch = min(args.batch_size or (64 if quick else 128), len(dataset.train_x))
-  steps = len(dataset.train_x) // batch
-  progress = not args.no_progress
+  t_start = time.perf_counter()
+  md = ["# LR range test (library, both versions) and one cycle", "",
+        f"Scale: {DOCUMENT_SCALE}. Here: the report's CNNs, batch {args.batch_size}, SGD "
+        f"momentum 0.9; range test {args.init_lr:g} -> {args.max_lr:g} over "
+        f"{args.range_steps} steps; vectorized: {args.grid} constant rates x "
+        f"{args.grid_steps} steps.", "",
+        "| dataset | data | range test: minimum/10 (document) | steep | valley | lowest "
+        "loss at | vectorized: best rate | its /10 | steep | valley | seconds (range + "
+        "vectorized) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+  summary = {"args": vars(args), "range_tests": {}}
+  cifar = None
+  for name in args.datasets.split(","):
+    r, dataset, note = run_range_tests(name, args, args.batch_size)
+    summary["range_tests"][name] = r
+    plot_range_tests(out / f"range_test_{name}.png", name, r)
+    s, v = r["range"]["suggestions"], r["vectorized"]["suggestions"]
+    md.append(f"| {name} | {note}, {r['train_examples']} train | **{s['minimum']:.3g}** | "
+              f"{s['steep']:.3g} | {s['valley']:.3g} | {s['at_minimum']:.3g} | "
+              f"**{v['at_minimum']:.3g}** | {v['minimum']:.3g} | {v['steep']:.3g} | "
+              f"{v['valley']:.3g} | {r['range']['seconds']:.0f} + "
+              f"{r['vectorized']['seconds']:.0f} |")
+    if name == "cifar10":
+      cifar = (dataset, note, r)
+    # partial results first: a long run that is stopped keeps the range tests
+    (out / "summary.md").write_text("\n".join(md) + "\n")
+    common.write_json(out / "summary.json", summary)
+  md += [""]
+  for name, r in summary["range_tests"].items():
+    vec = r["vectorized"]
+    md += [f"{name}, constant rates ({vec['steps']} steps): " + ", ".join(
+        f"{lr:.3g}: {_fmt(l, 3) or 'diverged'}" for lr, l in zip(vec["lr"], vec["loss"]))
+        + f"; range test kept {r['range']['kept']} of {r['range']['steps']} steps"
+        + (" (stopped at 4x the best smoothed loss)" if r["range"]["diverged"] else ""), ""]
 
-  # 1 + 2. range test and parallel range test, one sweep (same data order).
-  range_steps = range_epochs * steps
-  grid = np.geomspace(args.init_lr, args.max_lr, num_grid)
-  config = SweepConfig(model=args.model, variants=range_variants(
-      args.init_lr, args.max_lr, range_steps, grid), epochs=range_epochs, batch_size=batch,
-      checkpoint_every=0, model_kwargs=model_kwargs)
-  print(f"range test: {range_steps} steps from {args.init_lr:g} to {args.max_lr:g}; "
-        f"parallel test: {num_grid} fixed rates, {range_epochs} epochs", flush=True)
-  rres = run_sweep(config, dataset, out_dir=out / "range", progress=progress)
-  lrs = rres.step_history["step_lr"][:, 0, :].reshape(-1).astype(np.float64)
-  losses = rres.step_history["step_loss"][:, 0, :].reshape(-1).astype(np.float64)
-  info = analyse_range_test(lrs, losses, skip_start=min(10, len(lrs) // 10),
-                            bounds=(args.init_lr, args.max_lr))
-  final_train = rres.history["train_loss"][-1, 1:]
-  final_valid = rres.history["valid_loss"][-1, 1:]
-  ok = np.isfinite(final_train)
-  parallel_best = float(grid[np.nanargmin(np.where(ok, final_train, np.nan))]) if ok.any() \
-      else None
-  budget = f"{range_epochs} epochs = {range_steps} steps"
-  title = (f"LR range test, {args.model} on CIFAR-10 ({len(dataset.train_x)} train), "
-           f"batch {batch}, momentum 0.9\n{note}")
-  plot_range_test(out / "range_test.png", lrs, losses, info, grid, final_train,
-                  final_valid, budget, title)
-  range_json = {
-      "init_lr": args.init_lr, "max_lr": args.max_lr, "num_steps": range_steps,
-      "lr": lrs, "loss": losses, "smoothed": info["smoothed"], "stop": info["stop"],
-      "min_lr": info["min_lr"], "min_loss": info["min_loss"],
-      "suggested_lr": info["suggested_lr"], "suggested_clipped": info["clipped"],
-      "exploded": info["exploded"],
-      "parallel": {"lr": grid, "final_train_loss": final_train,
-                   "final_valid_loss": final_valid,
-                   "final_valid_acc": rres.history["valid_acc"][-1, 1:],
-                   "best_lr": parallel_best},
-      "range_seconds": float(np.nansum(rres.history["group_seconds"][:, 0])),
-      "parallel_seconds": float(np.nansum(rres.history["group_seconds"][:, 1])),
-  }
-  common.write_json(out / "range_test.json", common.jsonable(range_json))
-  print(f"range test: min smoothed loss {info['min_loss']:.3f} at lr {info['min_lr']:.3g}; "
-        f"suggested {info['suggested_lr']:.3g}; parallel best fixed rate "
-        f"{parallel_best}", flush=True)
-
-  # 3. one cycle with max = the suggested rate.
-  total = cycle_epochs * steps
-  variants, cycle = one_cycle_variants(info["suggested_lr"], total, seeds)
-  config = SweepConfig(model=args.model, variants=variants, epochs=cycle_epochs,
-                       batch_size=batch, checkpoint_every=0, model_kwargs=model_kwargs)
-  print(f"one cycle: {cycle}", flush=True)
-  cres = run_sweep(config, dataset, out_dir=out / "one_cycle", progress=progress)
-  plot_one_cycle(out / "one_cycle.png", cres,
-                 f"one cycle {cycle['min_lr']:.3g} -> {cycle['max_lr']:.3g} -> "
-                 f"{cycle['min_lr']:.3g} (step {cycle['step_size']} of {total} iterations)"
-                 f" -> {cycle['final_lr']:.3g}; {args.model}, CIFAR-10, batch {batch}, "
-                 f"momentum 0.9\n{note}")
-  table, rows = one_cycle_table(cres, cycle)
-
-  md = [f"# LR range test and one cycle ({'quick' if quick else 'full'} run)", "",
-        f"Data: {note}; train/valid/test = {len(dataset.train_x)}/{len(dataset.valid_x)}/"
-        f"{len(dataset.test_x)}. Device: {rres.device}.", "",
-        DEVIATIONS.format(batch=batch), "",
-        "## Range test", "",
-        f"- ramp {args.init_lr:g} -> {args.max_lr:g} over {range_steps} steps "
-        f"({range_epochs} epochs), SGD momentum 0.9",
-        f"- minimum smoothed loss {info['min_loss']:.3f} at lr = **{info['min_lr']:.3g}**",
-        f"- suggested rate (one order lower) = **{info['suggested_lr']:.3g}**"
-        + (" (clipped into the tested range)" if info["clipped"] else ""),
-        "- loss explodes (smoothed > 4x min): "
-        + (f"yes, at lr {lrs[info['stop']]:.3g} (curve drawn up to {lrs[info['stop'] - 1]:.3g})"
-           if info["exploded"] and info["stop"] < len(lrs) else "no"),
-        f"- parallel range test ({num_grid} fixed rates, {budget} each, one vmapped "
-        f"program): lowest final train loss at lr = **{parallel_best if parallel_best is None else format(parallel_best, '.3g')}**",
-        f"- wall time: range test {range_json['range_seconds']:.0f} s, parallel test "
-        f"{range_json['parallel_seconds']:.0f} s ({num_grid} runs)", "",
-        "| fixed lr | final train loss | final valid loss | final valid acc |",
-        "|---|---|---|---|"]
-  for lr, tl, vl, va in zip(grid, final_train, final_valid,
-                            rres.history["valid_acc"][-1, 1:]):
-    md.append(f"| {lr:.3g} | {_fmt(tl)} | {_fmt(vl)} | {_fmt(va)} |")
-  md += ["", "## One cycle", "",
-         f"one_cycle({cycle['min_lr']:.3g}, {cycle['max_lr']:.3g}, step_size="
-         f"{cycle['step_size']}, total_steps={total}, annihilation 10 -> "
-         f"{cycle['final_lr']:.3g}); {cycle_epochs} epochs of {steps} steps.", "", table]
+  if cifar is not None:
+    dataset, note, r = cifar
+    if args.cycle_train_size < len(dataset.train_x):
+      rng = np.random.default_rng(0)
+      keep = np.sort(rng.permutation(len(dataset.train_x))[:args.cycle_train_size])
+      dataset = dataset._replace(train_x=dataset.train_x[keep], train_y=dataset.train_y[keep])
+    steps = len(dataset.train_x) // args.batch_size
+    total = args.epochs * steps
+    max_lr = r["range"]["suggestions"]["minimum"]
+    best = r["vectorized"]["suggestions"]["at_minimum"]
+    names, settings, cycle = one_cycle_settings(max_lr, best, total, args.weight_decay)
+    t0 = time.perf_counter()
+    res = lrjax.sweep(get_model(args.model or MODELS["cifar10"]), dataset, one_cycle_optimizer, settings,
+                      epochs=args.epochs, batch_size=args.batch_size,
+                      progress=not args.no_progress)
+    seconds = time.perf_counter() - t0
+    h = res.history
+    plot_one_cycle(out / "one_cycle.png", names, h,
+                   f"CIFAR-10 ({len(dataset.train_x)} train), {args.model or MODELS['cifar10']}, batch "
+                   f"{args.batch_size}, wd {args.weight_decay:g}, {args.epochs} epochs; "
+                   f"cycle step {cycle['step_size']} of {total} iterations")
+    md += ["## One cycle on CIFAR-10 (lrjax.sweep, optax SGD + add_decayed_weights)", "",
+           f"Data: {note}, random {len(dataset.train_x)} training examples; "
+           f"{args.epochs} epochs of {steps} steps; cycle step {cycle['step_size']} of "
+           f"{total} iterations, annihilation to 1/10 of the lower bound; weight decay "
+           f"{args.weight_decay:g}; {seconds:.0f} s.", "",
+           "| setting | final test acc | best test acc | final valid loss | final train "
+           "loss | final lr |", "|---|---|---|---|---|---|"]
+    rows = []
+    for k, name in enumerate(names):
+      row = {"name": name, "final_test_acc": float(h["test_acc"][-1, k]),
+             "best_test_acc": float(np.nanmax(h["test_acc"][:, k])),
+             "final_valid_loss": float(h["valid_loss"][-1, k]),
+             "final_train_loss": float(h["train_loss"][-1, k]),
+             "final_lr": float(h["lr"][-1, k])}
+      rows.append(row)
+      md.append(f"| {name} | {_fmt(row['final_test_acc'])} | {_fmt(row['best_test_acc'])} "
+                f"| {_fmt(row['final_valid_loss'])} | {_fmt(row['final_train_loss'])} | "
+                f"{row['final_lr']:.3g} |")
+    summary["one_cycle"] = {"rows": rows, "cycle": cycle, "max_lr": max_lr,
+                            "vectorized_best": best, "seconds": seconds,
+                            "history": {k: v for k, v in h.items()}}
+  summary["wall_seconds"] = time.perf_counter() - t_start
+  md += ["", f"Total wall time: {summary['wall_seconds']:.0f} s."]
   (out / "summary.md").write_text("\n".join(md) + "\n")
-  summary = {"data": note, "device": rres.device, "range_test": {
-      k: v for k, v in range_json.items() if k not in ("lr", "loss", "smoothed")},
-      "one_cycle": {"schedule": cycle, "epochs": cycle_epochs, "rows": rows},
-      "compile_seconds": rres.compile_seconds + cres.compile_seconds}
-  common.write_json(out / "summary.json", common.jsonable(summary))
+  common.write_json(out / "summary.json", summary)
   print("\n".join(md), flush=True)
   return summary
 

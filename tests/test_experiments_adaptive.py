@@ -35,50 +35,36 @@ def adaptive_module():
   return _load("adaptive_newton")
 
 
-def test_range_test_analysis_finds_minimum_and_explosion(range_module):
-  lrs = np.geomspace(1e-4, 10, 200)
-  # Loss falls until lr = 0.1, then blows up.
-  losses = 2.0 - np.clip(np.log10(lrs / 1e-4), 0, 3) * 0.5 + np.where(lrs > 0.1, (lrs / 0.1) ** 2, 0)
-  info = range_module.analyse_range_test(lrs, losses, beta=0.0)
-  assert info["min_lr"] == pytest.approx(0.1, rel=0.1)
-  assert info["suggested_lr"] == pytest.approx(info["min_lr"] / 10)
-  assert info["exploded"] and info["stop"] < len(lrs)
-  assert info["smoothed"][info["stop"]] > 4 * info["min_loss"]  # first exploded step
-  assert np.all(info["smoothed"][: info["stop"]] <= 4 * info["min_loss"] + 1e-9)
-  # Bias-corrected EMA of a constant is that constant.
-  assert np.allclose(range_module.ema_smooth(np.full(50, 3.0)), 3.0)
-  # NaN stops the curve.
-  info = range_module.analyse_range_test(lrs[:20], np.r_[np.linspace(2, 1, 10), [np.nan] * 10])
-  assert info["stop"] == 10
-  assert 1e-4 <= info["suggested_lr"] <= 10
-
-
 def test_range_test_one_cycle_quick_synthetic(range_module, tmp_path):
+  # (the range-test analysis itself is lrjax.train.range_finder: tests/test_range_test.py)
   out = tmp_path / "rt"
   summary = range_module.main([
-      "--quick", "--synthetic", "--epochs", "1", "--range-epochs", "1", "--train-size", "256",
-      "--grid", "3", "--batch-size", "32", "--model", "lenet5", "--no-progress",
-      "--out", str(out)])
-  for name in ("range_test.png", "range_test.json", "one_cycle.png", "summary.md",
-               "summary.json", "range/results.json", "one_cycle/results.json"):
+      "--quick", "--synthetic", "--datasets", "cifar10", "--model", "logistic",
+      "--range-steps", "12", "--grid", "3", "--grid-steps", "6", "--epochs", "1",
+      "--train-size", "256", "--cycle-train-size", "128", "--batch-size", "32",
+      "--no-progress", "--out", str(out)])
+  for name in ("range_test_cifar10.png", "one_cycle.png", "summary.md", "summary.json"):
     assert (out / name).exists(), name
-  rt = json.loads((out / "range_test.json").read_text())
-  assert rt["init_lr"] <= rt["suggested_lr"] <= rt["max_lr"]
-  # min_lr is a float32 rate of the ramp: within rounding of the range.
-  assert rt["init_lr"] * (1 - 1e-6) <= rt["min_lr"] <= rt["max_lr"] * (1 + 1e-6)
-  assert len(rt["lr"]) == rt["num_steps"] == len(rt["loss"])
-  assert rt["lr"][0] == pytest.approx(1e-4, rel=1e-4)
-  assert len(rt["parallel"]["lr"]) == 3
-  names = [row["name"] for row in summary["one_cycle"]["rows"]]
-  assert names[:2] == ["one-cycle", "cycle, no annihilation"] and len(names) == 4
-  cycle = summary["one_cycle"]["schedule"]
-  assert cycle["max_lr"] == pytest.approx(rt["suggested_lr"], rel=1e-6)
-  assert cycle["min_lr"] == pytest.approx(cycle["max_lr"] / 10)
-  assert 2 * cycle["step_size"] <= cycle["total_steps"]
-  for row in summary["one_cycle"]["rows"]:
+  saved = json.loads((out / "summary.json").read_text())
+  rt = saved["range_tests"]["cifar10"]
+  assert len(rt["range"]["lr"]) == 12 and rt["range"]["lr"][0] == pytest.approx(1e-4, rel=1e-6)
+  assert rt["range"]["lr"][-1] == pytest.approx(10.0, rel=1e-5)
+  assert len(rt["vectorized"]["lr"]) == 3
+  for who in ("range", "vectorized"):
+    for value in rt[who]["suggestions"].values():
+      assert 1e-5 <= value <= 10.0 * (1 + 1e-6), (who, value)
+  cycle = summary["one_cycle"]
+  assert cycle["max_lr"] == pytest.approx(rt["range"]["suggestions"]["minimum"])
+  names = [row["name"] for row in cycle["rows"]]
+  assert len(names) == 5 and "momentum 0.95-0.85-0.95" in names[0]
+  assert 2 * cycle["cycle"]["step_size"] <= cycle["cycle"]["total_steps"]
+  # the one cycle's rate is read from the optimizer state: annihilated below max / 10
+  assert cycle["rows"][0]["final_lr"] < cycle["max_lr"] / 10
+  assert cycle["rows"][3]["final_lr"] == pytest.approx(cycle["max_lr"], rel=1e-6)
+  for row in cycle["rows"]:
     assert math.isfinite(row["final_train_loss"]), row
   md = (out / "summary.md").read_text()
-  assert "ResNet-56" in md and "one-cycle" in md
+  assert "ResNet-56" in md and "vectorized" in md and "One cycle" in md
 
 
 def test_adaptive_newton_quick_synthetic(adaptive_module, tmp_path):

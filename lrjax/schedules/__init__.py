@@ -17,7 +17,8 @@ from lrjax.schedules.keras_compat import (
     keras_cosine_decay, keras_cosine_decay_restarts, keras_exponential_decay,
     keras_inverse_time_decay, keras_polynomial_decay, piecewise_constant_decay)
 from lrjax.schedules.warmups import inverse_sqrt, warmup, warmup_stable_decay
-from lrjax.schedules.momentum import cyclical_momentum, one_cycle_momentum
+from lrjax.schedules.momentum import (
+    cyclical_momentum, one_cycle_linear_momentum, one_cycle_momentum)
 from lrjax.schedules.porting import from_keras, from_torch, per_epoch
 
 __all__ = [
@@ -35,6 +36,6 @@ __all__ = [
     "piecewise_constant_decay", "keras_cosine_decay", "keras_cosine_decay_restarts",
     "keras_exponential_decay", "keras_inverse_time_decay", "keras_polynomial_decay",
     "warmup", "warmup_stable_decay", "inverse_sqrt",
-    "one_cycle_momentum", "cyclical_momentum",
+    "one_cycle_momentum", "one_cycle_linear_momentum", "cyclical_momentum",
     "from_torch", "from_keras", "per_epoch",
 ]

@@ -10,12 +10,22 @@ functions, to pass as a hyperparameter, e.g.::
       momentum=one_cycle_momentum(1000))
 
 (``inject_hyperparams`` evaluates both schedules at the update count.  ``optax.sgd``
-applies its momentum as ``optax.trace``, PyTorch's SGD buffer.)
+applies its momentum as ``optax.trace``, PyTorch's SGD buffer.)  Smith's one-cycle
+policy (the range-test document's `~lrjax.schedules.one_cycle`) with its momentum and
+weight decay, PyTorch's ``SGD(weight_decay=wd)`` (decay added to the gradient before
+the momentum)::
+
+  opt = optax.chain(
+      optax.add_decayed_weights(1e-4),
+      optax.inject_hyperparams(optax.sgd)(
+          learning_rate=one_cycle(0.08, 0.8, 41, 95),
+          momentum=one_cycle_linear_momentum(41, 95)))
 """
 
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 from lrjax import _validation
 from lrjax.schedules._numerics import cosine_weights, linear_weights
@@ -81,6 +91,59 @@ def one_cycle_momentum(total_steps: int, *, pct_start: float = 0.3,
   return schedule
 
 
+def one_cycle_linear_momentum(step_size: int, total_steps: int, *,
+                              base_momentum: float = 0.85,
+                              max_momentum: float = 0.95) -> Schedule:
+  r"""The momentum of Smith's one cycle (:func:`~lrjax.schedules.one_cycle`).
+
+  The mirror image of the rate's two linear steps of ``s = step_size`` steps:
+
+  * ``0 <= t <= s``: linear from ``max_momentum`` down to ``base_momentum`` (the rate
+    goes up);
+  * ``s <= t <= 2s``: linear back up to ``max_momentum`` (the rate goes down);
+  * ``t >= 2s``: ``max_momentum`` (the annihilation of the rate, to ``total_steps``).
+
+  Smith (2018) uses 0.95 -> 0.85 -> 0.95.  With ``T = total_steps`` it equals the
+  momentum of PyTorch's ``OneCycleLR(total_steps=T + 1, pct_start=(s + 1) / (T + 1),
+  anneal_strategy="linear", three_phase=True)``, whose rate is then
+  ``one_cycle(min_lr, max_lr, s, T)`` with ``div_factor = max_lr / min_lr`` and
+  ``final_div_factor`` the annihilation factor.
+
+  Args:
+    step_size: length of each of the two steps (positive int), as in ``one_cycle``.
+    total_steps: total length, >= ``2 * step_size``; only checked (the momentum is
+      held at ``max_momentum`` from ``2 s`` on).
+    base_momentum, max_momentum: the low (at the rate's peak) and high momentum, in
+      [0, 1].
+
+  Example:
+    >>> import lrjax.schedules as s
+    >>> m = s.one_cycle_linear_momentum(41, 95)
+    >>> [round(float(m(t)), 6) for t in (0, 41, 82, 95)]
+    [0.95, 0.85, 0.95, 0.95]
+  """
+  _validation.check_positive_int("step_size", step_size)
+  _validation.check_positive_int("total_steps", total_steps)
+  _check_momenta(base_momentum, max_momentum)
+  if _validation.is_concrete(step_size) and _validation.is_concrete(total_steps):
+    if not np.all(2 * np.asarray(step_size) <= np.asarray(total_steps)):
+      raise ValueError(f"`total_steps` ({total_steps!r}) must be >= 2 * `step_size` "
+                       f"({step_size!r}).")
+
+  def schedule(count):
+    t = jnp.maximum(jnp.asarray(count, jnp.float32), 0.0)
+    s = _f32(step_size)
+    low, high = _f32(base_momentum), _f32(max_momentum)
+    w_high, w_low = linear_weights(jnp.minimum(t, s), s)
+    down = high * w_high + low * w_low
+    w_low, w_high = linear_weights(jnp.clip(t - s, 0.0, s), s)
+    up = low * w_low + high * w_high
+    value = jnp.where(t <= s, down, jnp.where(t <= 2.0 * s, up, high))
+    return jnp.clip(value, low, high).astype(jnp.float32)
+
+  return schedule
+
+
 def cyclical_momentum(step_size: float, *, step_size_down: float | None = None,
                       mode: str = "triangular", gamma: float = 1.0,
                       base_momentum: float = 0.8, max_momentum: float = 0.9) -> Schedule:
@@ -117,4 +180,4 @@ def cyclical_momentum(step_size: float, *, step_size_down: float | None = None,
   return schedule
 
 
-__all__ = ["one_cycle_momentum", "cyclical_momentum"]
+__all__ = ["one_cycle_momentum", "one_cycle_linear_momentum", "cyclical_momentum"]

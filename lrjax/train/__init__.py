@@ -10,6 +10,8 @@
   over epochs (checkpoints, resume, signals, locks, results).
 * `presets`: `report_preset(config)`; `sweep`: `run_sweep(config)`, `lrjax.sweep` with it.
 * `metrics`, `results`, `plotting`, `checkpoint`: what comes out of a sweep.
+* `range_finder`: the LR range test (`range_test`) and K constant rates side by side
+  (`range_test_vectorized`), with fastai's suggested rates (`suggest`).
 """
 
 from lrjax import _extras
@@ -22,3 +24,6 @@ from lrjax.train.step import TrainState, evaluate, task_loss, train_step
 from lrjax.train.sweep import SweepResult, run_sweep
 # `sweep` itself is `lrjax.sweep` (here `lrjax.train.sweep` is the run_sweep module).
 from lrjax.train.api import CLASSIFICATION, REGRESSION, Task, grid
+# (module `range_finder`, so that `lrjax.train.range_test` stays the function)
+from lrjax.train.range_finder import (RangeTestResult, Suggestions, range_test,
+                                      range_test_vectorized)

@@ -1,0 +1,442 @@
+"""The learning-rate range test (Smith 2015; fastai's ``lr_find``) as library functions.
+
+Two ways to ask "which rate?" of a model, a dataset and an optimizer ``lr -> tx``:
+
+* `range_test`: one run whose rate grows exponentially after every mini-batch,
+  ``lr_i = min_lr (max_lr / min_lr)^(i / (n - 1))`` (`lrjax.schedules.lr_range_test`),
+  in one compiled `lax.scan`.  The mini-batch loss is smoothed as fastai does (EMA
+  ``beta = 0.98`` with bias correction) and the run stops (the rest masked) once the
+  smoothed loss is not finite or exceeds ``stop_factor`` (4) times its best.
+* `range_test_vectorized`: K constant rates trained side by side from the same
+  initialisation on the same batches, one vmapped program; the loss of each rate is
+  its mean training loss over the last steps.
+
+Both curves go through the same pure `suggest` (fastai's ``minimum``, ``steep`` and
+``valley``, and the rate of the lowest loss).  The range-test document's rule is
+``minimum``: one order of magnitude below the rate of the lowest loss, "the value where
+the loss is still decreasing"; it is also the document's choice of one-cycle's
+``max_lr`` (with the lower bound 1/5 or 1/10 of it).
+
+The training is the engine's: `lrjax.train.step.train_step` on a `TrainState`, and
+`evaluate` for the validation loss of the vectorized test.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Callable, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lrjax.schedules.range_test import lr_range_test
+from lrjax.train.step import TrainState, evaluate, train_step
+
+# fastai's defaults: AvgSmoothLoss(beta=0.98); LRFinder stops at 4 x the best loss
+DEFAULT_BETA = 0.98
+DEFAULT_STOP_FACTOR = 4.0
+
+
+class Suggestions(NamedTuple):
+  """Rates suggested by one loss-vs-rate curve (float32 scalars, NaN if nothing kept).
+
+  Attributes:
+    minimum: the rate of the lowest loss / 10 (fastai's ``minimum``; the range-test
+      document's rule, "one order lower than the rate where the loss is minimum").
+    steep: the rate where the loss falls fastest per unit of log-rate (fastai's
+      ``steep``: the left end of the steepest segment).
+    valley: fastai's ``valley`` (its default): about halfway along the longest
+      strictly decreasing subsequence of the curve, ``start + floor(L / 3) +
+      floor(L / 6)`` with ``end`` its last index, ``start = end - length`` and
+      ``L = end - start``.
+    at_minimum: the rate of the lowest loss itself: the largest rate before the loss
+      rises (for the constant-rate test: the best rate trained).
+  """
+
+  minimum: jax.Array
+  steep: jax.Array
+  valley: jax.Array
+  at_minimum: jax.Array
+
+
+class RangeTestResult(NamedTuple):
+  """What the range tests return (numpy arrays).
+
+  Attributes:
+    lrs: ``[n]`` the rate of every step (`range_test`) or the K constant rates.
+    losses: ``[n]`` the mini-batch loss of every step / the mean training loss of
+      every rate over the last ``window`` steps; NaN where not ``kept``.
+    smoothed: ``[n]`` the EMA-smoothed loss (for the vectorized test: ``losses``);
+      NaN where not ``kept``.
+    kept: ``[n]`` bool, the points before the divergence stop (a prefix).
+    diverged: whether the curve was stopped (non-finite or > stop_factor x best).
+    suggestions: the `Suggestions` of the kept curve.
+    suggestion: ``suggestions.minimum``, the document's rule, as a float.
+    valid_losses: ``[K]`` validation loss of every rate after training (vectorized
+      test with validation data), else None.
+    step_losses: ``[K, num_steps]`` every step's training loss (vectorized), else None.
+  """
+
+  lrs: np.ndarray
+  losses: np.ndarray
+  smoothed: np.ndarray
+  kept: np.ndarray
+  diverged: bool
+  suggestions: Suggestions
+  suggestion: float
+  valid_losses: np.ndarray | None = None
+  step_losses: np.ndarray | None = None
+
+
+# -- the pure curve pieces -----------------------------------------------------------
+
+class _Tracker(NamedTuple):
+  avg: jax.Array  # float32, the EMA before bias correction
+  count: jax.Array  # int32, losses seen
+  best: jax.Array  # float32, the lowest smoothed loss so far
+  stopped: jax.Array  # bool, diverged at or before the last loss
+
+
+def _tracker() -> _Tracker:
+  return _Tracker(jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32),
+                  jnp.asarray(jnp.inf, jnp.float32), jnp.asarray(False))
+
+
+def _track(tracker: _Tracker, loss, beta, stop_factor) -> tuple[_Tracker, jax.Array,
+                                                                 jax.Array]:
+  """One loss into the EMA and the stop rule: (tracker, smoothed, kept)."""
+  loss = jnp.asarray(loss, jnp.float32)
+  beta = jnp.asarray(beta, jnp.float32)
+  count = tracker.count + 1
+  avg = beta * tracker.avg + (1.0 - beta) * loss
+  smoothed = avg / (1.0 - beta ** count.astype(jnp.float32))
+  best = jnp.minimum(tracker.best, smoothed)
+  bad = ~jnp.isfinite(smoothed)
+  if stop_factor is not None:
+    bad = bad | (smoothed > jnp.asarray(stop_factor, jnp.float32) * best)
+  stopped = tracker.stopped | bad
+  return _Tracker(avg, count, best, stopped), smoothed, ~stopped
+
+
+def smooth(losses, *, beta: float = DEFAULT_BETA,
+           stop_factor: float | None = DEFAULT_STOP_FACTOR) -> tuple[jax.Array, jax.Array]:
+  r"""fastai's smoothing and divergence stop of a loss curve (pure, jittable).
+
+  :math:`a_i = \beta a_{i-1} + (1 - \beta) \ell_i`, :math:`a_{-1} = 0`, smoothed
+  :math:`s_i = a_i / (1 - \beta^{i+1})`.  Point ``i`` is kept while every
+  :math:`s_j, j \le i` is finite and at most ``stop_factor`` times the lowest
+  :math:`s` up to ``j`` (``None``: only the finiteness test).  ``beta = 0`` leaves the
+  losses as they are.
+
+  Returns:
+    ``(smoothed, kept)``: float32 ``[n]`` and the bool prefix mask ``[n]``.
+  """
+  def body(tracker, loss):
+    tracker, smoothed, kept = _track(tracker, loss, beta, stop_factor)
+    return tracker, (smoothed, kept)
+
+  _, (smoothed, kept) = jax.lax.scan(body, _tracker(), jnp.asarray(losses, jnp.float32))
+  return smoothed, kept
+
+
+def suggest(lrs, losses, kept=None, *, skip_start: int = 0,
+            skip_end: int = 0) -> Suggestions:
+  """The suggested rates of a loss-vs-rate curve (pure, jittable, vmappable).
+
+  Args:
+    lrs: ``[n]`` increasing positive rates.
+    losses: ``[n]`` the (smoothed) loss at each rate.
+    kept: ``[n]`` bool prefix of usable points (default: the finite losses' prefix).
+    skip_start, skip_end: points left out at the start (the EMA's warm-up; fastai
+      leaves out ``n // 10``) and before the end of the kept points (fastai: 5).  At
+      least one kept point is always used.
+
+  Returns:
+    `Suggestions` (NaN where no point is kept).
+  """
+  lrs = jnp.asarray(lrs, jnp.float32)
+  losses = jnp.asarray(losses, jnp.float32)
+  n = lrs.shape[0]
+  if kept is None:
+    kept = jnp.cumprod(jnp.isfinite(losses)).astype(bool)
+  kept = jnp.asarray(kept, bool)
+  idx = jnp.arange(n)
+  num_kept = jnp.sum(kept)
+  lo = jnp.minimum(skip_start, jnp.maximum(num_kept - 1, 0))
+  hi = jnp.maximum(num_kept - skip_end, lo + 1)
+  window = kept & (idx >= lo) & (idx < hi)
+  nothing = num_kept == 0
+  nan = jnp.asarray(jnp.nan, jnp.float32)
+
+  i_min = jnp.argmin(jnp.where(window, losses, jnp.inf))
+  at_minimum = lrs[i_min]
+
+  log_lr = jnp.log(lrs)
+  pair = window[:-1] & window[1:]
+  slope = (losses[1:] - losses[:-1]) / (log_lr[1:] - log_lr[:-1])
+  i_steep = jnp.argmin(jnp.where(pair, slope, jnp.inf))
+  # a single point has no slope: its rate
+  steep = jnp.where(jnp.any(pair), lrs[i_steep], at_minimum)
+
+  # fastai's valley: lds[i], the longest strictly decreasing subsequence ending at i
+  def longest(i, lds):
+    before = window & (idx < i) & (losses > losses[i])
+    here = jnp.where(window[i], 1 + jnp.max(jnp.where(before, lds, 0)), 0)
+    return lds.at[i].set(here)
+
+  lds = jax.lax.fori_loop(0, n, longest, jnp.zeros((n,), jnp.int32))
+  end = jnp.argmax(lds)
+  start = end - lds[end]
+  sections = (end - start) // 3  # int((end - start) / 3) of non-negative numbers
+  sixths = (end - start) // 6  # int(sections / 2) = floor((end - start) / 6)
+  i_valley = jnp.clip(start + sections + sixths, lo, hi - 1)
+  valley = lrs[i_valley]
+
+  out = Suggestions(at_minimum / 10.0, steep, valley, at_minimum)
+  return Suggestions(*(jnp.where(nothing, nan, v).astype(jnp.float32) for v in out))
+
+
+# -- training ------------------------------------------------------------------------
+
+def _batch_indices(key, num_examples: int, batch_size: int, num_steps: int) -> jax.Array:
+  """``[num_steps, batch_size]`` example indices: a fresh permutation every epoch
+  (the last incomplete batch of an epoch dropped, as the engine does)."""
+  per_epoch = num_examples // batch_size
+  epochs = -(-num_steps // per_epoch)
+  keys = jax.random.split(key, epochs)
+  orders = jax.vmap(lambda k: jax.random.permutation(k, num_examples)[
+      : per_epoch * batch_size])(keys)
+  return orders.reshape(epochs * per_epoch, batch_size)[:num_steps]
+
+
+def make_range_test(model: nn.Module, optimizer_fn: Callable[[Any], optax.GradientTransformation],
+                    *, num_steps: int, batch_size: int, beta: float = DEFAULT_BETA,
+                    stop_factor: float | None = DEFAULT_STOP_FACTOR,
+                    task: Any = "classification") -> Callable:
+  """The pure training function of a range test (PureJaxRL's ``make_train`` style).
+
+  Returns ``run(lr, train_x, train_y, key) -> (losses, smoothed, kept, state)``:
+  ``optimizer_fn(lr)`` trains ``model`` for ``num_steps`` mini-batches of
+  ``batch_size`` (``lr``: an optax schedule, or a traced scalar when ``run`` is vmapped
+  over rates); ``key`` seeds the initialisation, the batch order and dropout.  Once
+  the smoothed loss diverges (`smooth`) the remaining steps are skipped (`lax.cond`)
+  and the state is the one of the last step.
+  """
+  def run(lr, train_x, train_y, key):
+    init_key, order_key, dropout_key = jax.random.split(key, 3)
+    variables = dict(model.init(init_key, train_x[:1], train=False))
+    params = variables.pop("params")
+    tx = optax.with_extra_args_support(optimizer_fn(lr))
+    state = TrainState(params, variables, tx.init(params),
+                       jnp.asarray(jnp.inf, jnp.float32), jnp.asarray(0, jnp.int32))
+    order = _batch_indices(order_key, train_x.shape[0], batch_size, num_steps)
+
+    def step(carry, inputs):
+      state, tracker = carry
+      idx, i = inputs
+
+      def train(state):
+        new, metrics = train_step(model, tx, task, state, train_x[idx], train_y[idx],
+                                  jax.random.fold_in(dropout_key, i), jnp.asarray(False))
+        return new, jnp.asarray(metrics.loss, jnp.float32)
+
+      def skip(state):
+        return state, jnp.asarray(jnp.nan, jnp.float32)
+
+      state, loss = jax.lax.cond(tracker.stopped, skip, train, state)
+      tracker, smoothed, kept = _track(tracker, loss, beta, stop_factor)
+      return (state, tracker), (loss, smoothed, kept)
+
+    (state, _), (losses, smoothed, kept) = jax.lax.scan(
+        step, (state, _tracker()), (order, jnp.arange(num_steps)))
+    return losses, smoothed, kept, state
+
+  return run
+
+
+# -- the host functions --------------------------------------------------------------
+
+def _check_int(name, value, low):
+  if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+    raise ValueError(f"`{name}` must be an integer >= {low}, got {value!r}.")
+
+
+def _check_common(model, dataset, optimizer_fn, num_steps, batch_size, seed, beta,
+                  stop_factor):
+  if not isinstance(model, nn.Module):
+    raise TypeError(f"`model` must be a flax.linen.Module instance, got "
+                    f"{type(model).__name__}.")
+  for field in ("train_x", "train_y"):
+    if not hasattr(dataset, field):
+      raise TypeError(f"`dataset` must have train_x and train_y arrays (a "
+                      f"lrjax.data.Dataset); it has no {field!r}.")
+  if not callable(optimizer_fn):
+    raise TypeError(f"`optimizer_fn` must be a callable lr -> optax.GradientTransformation, "
+                    f"got {type(optimizer_fn).__name__}.")
+  _check_int("num_steps", num_steps, 2)
+  _check_int("batch_size", batch_size, 1)
+  _check_int("seed", seed, 0)
+  if batch_size > len(dataset.train_x):
+    raise ValueError(f"`batch_size` ({batch_size}) exceeds the training set "
+                     f"({len(dataset.train_x)} examples).")
+  if not (isinstance(beta, numbers.Real) and 0.0 <= beta < 1.0):
+    raise ValueError(f"`smoothing` must be a number in [0, 1), got {beta!r}.")
+  if stop_factor is not None and not (isinstance(stop_factor, numbers.Real)
+                                      and stop_factor > 1.0 and math.isfinite(stop_factor)):
+    raise ValueError(f"`stop_factor` must be a finite number > 1 or None, got "
+                     f"{stop_factor!r}.")
+
+
+def _no_finite_loss(what):
+  return FloatingPointError(
+      f"the training loss was not finite at {what}: nothing to suggest (check the data, "
+      f"the model and `min_lr`).")
+
+
+def _result(lrs, losses, smoothed, kept, suggestions, **extra) -> RangeTestResult:
+  kept = np.asarray(kept, bool)
+  nan_out = lambda a: np.where(kept, np.asarray(a, np.float64), np.nan)
+  suggestions = Suggestions(*(float(v) for v in jax.device_get(suggestions)))
+  return RangeTestResult(np.asarray(lrs, np.float64), nan_out(losses), nan_out(smoothed),
+                         kept, bool(not kept.all()), suggestions, suggestions.minimum,
+                         **extra)
+
+
+def range_test(model: nn.Module, dataset, optimizer_fn: Callable[[Any], optax.GradientTransformation],
+               *, min_lr: float = 1e-7, max_lr: float = 10.0, num_steps: int = 100,
+               batch_size: int = 64, seed: int = 0, smoothing: float = DEFAULT_BETA,
+               stop_factor: float | None = DEFAULT_STOP_FACTOR,
+               skip_start: int | None = None, skip_end: int = 0,
+               task: Any = "classification") -> RangeTestResult:
+  """The LR range test: one run of exponentially growing rate (fastai's ``lr_find``).
+
+  Step ``i`` of ``num_steps`` trains at ``min_lr (max_lr / min_lr)^(i / (num_steps -
+  1))`` (`lrjax.schedules.lr_range_test` over ``num_steps - 1`` steps: the last step
+  is at ``max_lr``), ``optimizer_fn(schedule)`` the optimizer, one compiled
+  `lax.scan`.  The loss is smoothed and the run stopped as `smooth` says.
+
+  Args:
+    model: a `flax.linen.Module` called ``model(x, train=...)``.
+    dataset: a `lrjax.data.Dataset` (only ``train_x`` / ``train_y`` are used).
+    optimizer_fn: ``lr -> optax.GradientTransformation``, e.g.
+      ``lambda lr: optax.sgd(lr, momentum=0.9)``; ``lr`` is an optax schedule.
+    min_lr, max_lr: the first and the last rate (fastai: 1e-7 and 10).
+    num_steps: mini-batches of the test (fastai: 100), >= 2.
+    batch_size: examples per mini-batch.
+    seed: initialisation, batch order and dropout.
+    smoothing: the EMA's ``beta`` (fastai: 0.98).
+    stop_factor: stop once the smoothed loss exceeds this times its best (fastai: 4);
+      None: only at a non-finite loss.
+    skip_start, skip_end: points `suggest` leaves out (default ``num_steps // 10`` at
+      the start, as fastai).
+    task: the engine's task (``"classification"`` or ``"regression"``).
+
+  Returns:
+    a `RangeTestResult`; ``suggestion`` is the document's rule (``minimum``).
+
+  Raises:
+    FloatingPointError: the very first loss is not finite.
+  """
+  _check_common(model, dataset, optimizer_fn, num_steps, batch_size, seed, smoothing,
+                stop_factor)
+  for name, value in (("min_lr", min_lr), ("max_lr", max_lr)):
+    if not (isinstance(value, numbers.Real) and 0.0 < value < math.inf):
+      raise ValueError(f"`{name}` must be a positive finite number, got {value!r}.")
+  if not min_lr < max_lr:
+    raise ValueError(f"`min_lr` ({min_lr!r}) must be < `max_lr` ({max_lr!r}).")
+  schedule = lr_range_test(min_lr, max_lr, num_steps - 1)
+  skip_start = num_steps // 10 if skip_start is None else skip_start
+  _check_int("skip_start", skip_start, 0)
+  _check_int("skip_end", skip_end, 0)
+  run = make_range_test(model, optimizer_fn, num_steps=num_steps, batch_size=batch_size,
+                        beta=smoothing, stop_factor=stop_factor, task=task)
+
+  @jax.jit
+  def program(x, y, key):
+    losses, smoothed, kept, _ = run(schedule, x, y, key)
+    lrs = jax.vmap(schedule)(jnp.arange(num_steps))
+    return lrs, losses, smoothed, kept, suggest(lrs, smoothed, kept,
+                                                skip_start=skip_start, skip_end=skip_end)
+
+  lrs, losses, smoothed, kept, suggestions = jax.device_get(program(
+      jnp.asarray(dataset.train_x), jnp.asarray(dataset.train_y), jax.random.PRNGKey(seed)))
+  if not kept[0]:
+    raise _no_finite_loss(f"the first step (lr {float(lrs[0]):.3g})")
+  return _result(lrs, losses, smoothed, kept, suggestions)
+
+
+def range_test_vectorized(model: nn.Module, dataset,
+                          optimizer_fn: Callable[[Any], optax.GradientTransformation], lrs,
+                          *, num_steps: int = 200, batch_size: int = 64, seed: int = 0,
+                          window: int | None = None,
+                          stop_factor: float | None = DEFAULT_STOP_FACTOR,
+                          eval_batch_size: int = 1000,
+                          task: Any = "classification") -> RangeTestResult:
+  """K constant rates trained side by side in one vmapped program.
+
+  Every rate starts from the same initialisation and sees the same batches
+  (``seed``); its loss is the mean training loss of its last ``window`` steps
+  (default ``max(1, num_steps // 10)``).  The curve over the (increasing) rates is
+  cut at the first non-finite loss or loss above ``stop_factor`` times the best so
+  far, and `suggest` gives the same rules as for `range_test` (here ``at_minimum`` is
+  the best rate trained).  With validation data in ``dataset`` every rate's final
+  validation loss is returned too (``valid_losses``, not masked).
+
+  Args:
+    lrs: the K rates, positive and strictly increasing.
+    others: as `range_test`; ``optimizer_fn(lr)`` receives a traced scalar rate.
+
+  Raises:
+    FloatingPointError: the smallest rate's loss is not finite.
+  """
+  _check_common(model, dataset, optimizer_fn, num_steps, batch_size, seed, 0.0,
+                stop_factor)
+  lrs_np = np.asarray(lrs, np.float64)
+  if (lrs_np.ndim != 1 or lrs_np.size == 0 or not np.all(np.isfinite(lrs_np))
+      or not np.all(lrs_np > 0) or not np.all(np.diff(lrs_np) > 0)):
+    raise ValueError(f"`lrs` must be a 1-D list of positive, strictly increasing rates, "
+                     f"got {lrs!r}.")
+  window = max(1, num_steps // 10) if window is None else window
+  _check_int("window", window, 1)
+  if window > num_steps:
+    raise ValueError(f"`window` ({window}) exceeds `num_steps` ({num_steps}).")
+  _check_int("eval_batch_size", eval_batch_size, 1)
+  has_valid = hasattr(dataset, "valid_x") and len(getattr(dataset, "valid_x", ())) > 0
+  # each constant-rate run goes on after a divergence (the curve is masked after)
+  run = make_range_test(model, optimizer_fn, num_steps=num_steps, batch_size=batch_size,
+                        beta=0.0, stop_factor=None, task=task)
+
+  def one_rate(lr, x, y, vx, vy, key):
+    losses, _, _, state = run(lr, x, y, key)
+    # inf where a step was not finite (jnp.mean would keep an inf - inf NaN quiet)
+    tail = losses[num_steps - window:]
+    final = jnp.where(jnp.all(jnp.isfinite(tail)), jnp.mean(tail), jnp.inf)
+    valid = (evaluate(model, task, state.params, state.model_state, vx, vy,
+                      eval_batch_size)[0] if vx is not None else jnp.nan)
+    return losses, final, valid
+
+  @jax.jit
+  def program(lrs, x, y, vx, vy, key):
+    losses, final, valid = jax.vmap(one_rate, in_axes=(0, None, None, None, None, None))(
+        lrs, x, y, vx, vy, key)
+    smoothed, kept = smooth(final, beta=0.0, stop_factor=stop_factor)
+    return losses, final, kept, valid, suggest(lrs, final, kept)
+
+  vx = jnp.asarray(dataset.valid_x) if has_valid else None
+  vy = jnp.asarray(dataset.valid_y) if has_valid else None
+  step_losses, final, kept, valid, suggestions = jax.device_get(program(
+      jnp.asarray(lrs_np, jnp.float32), jnp.asarray(dataset.train_x),
+      jnp.asarray(dataset.train_y), vx, vy, jax.random.PRNGKey(seed)))
+  if not kept[0]:
+    raise _no_finite_loss(f"the smallest rate ({lrs_np[0]:.3g})")
+  return _result(lrs_np, final, final, kept, suggestions,
+                 valid_losses=np.asarray(valid, np.float64) if has_valid else None,
+                 step_losses=np.asarray(step_losses, np.float64))
+
+
+__all__ = ["RangeTestResult", "Suggestions", "make_range_test", "range_test",
+           "range_test_vectorized", "smooth", "suggest"]

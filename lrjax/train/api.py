@@ -28,8 +28,8 @@ optimizer state by field name (``lr`` / ``learning_rate``, ``index``, ``nonfinit
 optimizer: NaN / -1 / False where the state has no such field.
 
 Not in this first version: checkpointing and resume (an interrupted `sweep` starts
-again), sharding the variant axis over several devices, custom task objects beyond
-`CLASSIFICATION` and `REGRESSION`.
+again), sharding the variant axis over several devices.  ``task`` is any
+`lrjax.train.Task` (`lrjax.train.task`).
 """
 
 from __future__ import annotations
@@ -54,48 +54,12 @@ from lrjax.train.epoch import (EPOCH_FIELDS, EpochMetrics, _DROPOUT_SALT, _INIT_
                                _ORDER_SALT, put_data, variant_key)
 from lrjax.train.metrics import summarize
 from lrjax.train.step import TrainState, evaluate, train_step
+from lrjax.train.task import CLASSIFICATION, REGRESSION, Task, as_task as _as_task
 
 # The fields read from an optimizer state (any optax / lrjax state) by name.
 LR_FIELDS = ("lr", "learning_rate")
 INDEX_FIELD = "index"
 NONFINITE_FIELD = "nonfinite"
-
-
-@dataclasses.dataclass(frozen=True)
-class Task:
-  """What is minimised and reported.
-
-  Attributes:
-    name: ``classification`` (integer labels; per-example cross-entropy and accuracy)
-      or ``regression`` (float targets; squared error, and RMSE in the history): the
-      engine's `train_step` / `evaluate` implement both.
-  """
-
-  name: str
-
-  def __post_init__(self):
-    if self.name not in ("classification", "regression"):
-      raise ValueError(f"`task` must be 'classification' or 'regression', got {self.name!r}.")
-
-  def derived(self, history: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Metrics computed from the history (RMSE for regression)."""
-    if self.name != "regression":
-      return {}
-    return {f"{split}_rmse": np.sqrt(history[f"{split}_loss"])
-            for split in ("train", "valid", "test")}
-
-
-CLASSIFICATION = Task("classification")
-REGRESSION = Task("regression")
-
-
-def _as_task(task) -> Task:
-  if isinstance(task, Task):
-    return task
-  if isinstance(task, str):
-    return Task(task)
-  raise TypeError(f"`task` must be lrjax.train.CLASSIFICATION, REGRESSION or their name, "
-                  f"got {task!r}.")
 
 
 # -- hyperparameters -----------------------------------------------------------------
@@ -257,7 +221,7 @@ class SweepResult:
 
   def summary(self, **kwargs) -> list[dict]:
     """`lrjax.train.metrics.summarize` rows, with each variant's hparams, seed, group."""
-    rows = summarize(self.history, self.names, **kwargs)
+    rows = summarize(self.history, self.names, task=self.task, **kwargs)
     for row, v in zip(rows, self.variants):
       row.update(seed=v["seed"], group=v["group"], hparams=v["hparams"])
       for name in self.task.derived({k: self.history[k] for k in
@@ -401,7 +365,7 @@ class _GroupRunner:
                seeds: np.ndarray, *, task: Task, batch_size: int, eval_batch_size: int,
                streams, variants_per_call, sample_x, observe_untrained_loss: bool):
     self.model, self.optimizer_fn, self.group = model, optimizer_fn, group
-    self.task, self.batch_size, self.eval_batch_size = task.name, batch_size, eval_batch_size
+    self.task, self.batch_size, self.eval_batch_size = task, batch_size, eval_batch_size
     self.streams, self.observe = tuple(streams), observe_untrained_loss
     self.num_variants = len(seeds)
     hyper = {"h": numeric, "seed": seeds}
@@ -436,7 +400,7 @@ class _GroupRunner:
 
     def step(x):
       state = self._init_one(x[:1], one)
-      y = jnp.zeros((x.shape[0],), jnp.int32 if self.task == "classification" else x.dtype)
+      y = jnp.zeros((x.shape[0],), self.task.target_dtype)
       return train_step(self.model, self._tx(one["h"]), self.task, state, x, y,
                         _stream_keys(self.streams, one["seed"], 0, 0), jnp.asarray(False))
 
@@ -483,7 +447,7 @@ class _GroupRunner:
 
       state, (step_metrics, step_lr) = jax.lax.scan(body, state, (order, jnp.arange(steps)))
       train_acc = jnp.sum(step_metrics.correct) / jnp.sum(step_metrics.count)
-      if task != "classification":
+      if "acc" not in task.metrics:  # a task without accuracy (lrjax.train.task)
         train_acc = jnp.asarray(jnp.nan, jnp.float32)
       valid_loss, valid_acc = evaluate(model, task, state.params, state.model_state,
                                        data.valid_x, data.valid_y, eval_batch_size)
@@ -543,7 +507,8 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
     epochs, batch_size: training length and minibatch size.
     seeds: every hyperparameter setting is trained once per seed (variants ordered
       setting-major).  The seed fixes initialisation, data order and RNG streams.
-    task: `CLASSIFICATION` or `REGRESSION` (or their name).
+    task: a `lrjax.train.Task`: `CLASSIFICATION`, `REGRESSION` (or their name) or
+      the user's own (its loss, metrics, monitored quantity, target dtype).
     eval_batch_size: evaluation batch (default: per backend, `lrjax.train.plan`).
     variants_per_call: variants per compiled call (default: the plan's rule).
     observe_untrained_loss: pass the untrained model's validation loss to the

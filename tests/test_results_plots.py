@@ -361,3 +361,16 @@ def test_regression_plots_show_rmse_with_its_epoch_0_value(tmp_path):
   np.testing.assert_array_equal(line.x, np.arange(0, EPOCHS + 1))
   want = np.concatenate([[4.0], np.sqrt(result.history["valid_loss"][:, 0])])
   np.testing.assert_allclose(line.y, want)
+
+
+def test_results_json_keeps_the_untrained_values_for_the_plots(tmp_path):
+  result = _result()
+  k = len(result.names)
+  result.initial = {"valid_loss": np.linspace(2.0, 3.0, k), "valid_acc": np.full(k, 0.1)}
+  result.initial["valid_acc"][4] = np.nan
+  loaded = results.load(results.save(result, tmp_path)["json"])
+  assert set(loaded["initial"]) == {"valid_loss", "valid_acc"}
+  np.testing.assert_array_equal(loaded["initial"]["valid_loss"], result.initial["valid_loss"])
+  np.testing.assert_array_equal(loaded["initial"]["valid_acc"], result.initial["valid_acc"])
+  without = _result()
+  assert results.load(results.save(without, tmp_path / "b")["json"])["initial"] == {}

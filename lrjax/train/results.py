@@ -39,6 +39,9 @@ def _json_array(a, digits: int | None = None):
 
 def to_dict(result) -> dict:
   history = {k: _json_array(v) for k, v in result.history.items()}
+  # The untrained model's values (epoch 0 of the plots), where the sweep measured them.
+  initial = getattr(result, "initial", None) or {}
+  extra = {"initial": {k: _json_array(v) for k, v in initial.items()}} if initial else {}
   return {
       "config": result.config.to_dict(),
       # Fewer than config.epochs when the run stopped early (a checkpoint save failed).
@@ -50,6 +53,7 @@ def to_dict(result) -> dict:
       "summary": [{k: _clean(v) for k, v in row.items()} for row in result.summary],
       "history": history,
       "step_history": {k: _json_array(v, 7) for k, v in result.step_history.items()},
+      **extra,
   }
 
 
@@ -220,8 +224,10 @@ def load(path: str | Path) -> dict:
   """Reads a ``results.json`` (or the folder holding one) back.
 
   Returns a dict with ``config`` (a `SweepConfig`), ``history`` (arrays
-  [epochs, variants], NaN where null), ``summary``, ``names``, ``completed_epochs``
-  (fewer than the config's epochs for a run that stopped early) and timing fields.
+  [epochs, variants], NaN where null), ``initial`` (the untrained model's values,
+  arrays [variants]; empty for a run that did not record them), ``summary``, ``names``,
+  ``completed_epochs`` (fewer than the config's epochs for a run that stopped early)
+  and timing fields.
   """
   path = Path(path)
   if path.is_dir():
@@ -233,8 +239,11 @@ def load(path: str | Path) -> dict:
   history = {k: np.array([[np.nan if x is None else x for x in row] for row in v], np.float64)
              for k, v in raw["history"].items()}
   step_history = {k: np.array(v, dtype=float) for k, v in raw.get("step_history", {}).items()}
+  initial = {k: np.array([np.nan if x is None else x for x in v], np.float64)
+             for k, v in raw.get("initial", {}).items()}
   completed = next(iter(history.values())).shape[0] if history else 0
   return {"config": config, "history": history, "step_history": step_history,
+          "initial": initial,
           "completed_epochs": raw.get("completed_epochs", completed),
           "summary": raw["summary"],
           "names": [v.name for v in config.variants], "device": raw["device"],

@@ -191,3 +191,186 @@ def test_variants_must_match_the_names():
   result = _result()
   with pytest.raises(ValueError, match="variants"):
     plotting.series_styles(result.names[:3], result.config.variants)
+
+
+# -- seed aggregation --------------------------------------------------------------------
+
+def _seeded_result(seeds=(0, 1, 2)) -> tuple[SweepResult, list[dict]]:
+  """A made-up classification history of the report's 14 settings x ``seeds``."""
+  variants = report_variants(0.01, 0.001, seeds)
+  k = len(variants)
+  rng = np.random.default_rng(1)
+  history = {f: rng.uniform(0.1, 1.0, (EPOCHS, k)) for f in HISTORY_FIELDS}
+  history["index"] = rng.integers(0, 5, (EPOCHS, k)).astype(np.float64)
+  history["nonfinite"] = np.zeros((EPOCHS, k))
+  history["nonfinite"][-1, 5] = 1.0
+  history["valid_acc"][-1, 5] = np.nan  # one diverged seed: left out of the statistics
+  names = [v.name for v in variants]
+  summary = metrics.summarize(history, names, tolerance=0.05)
+  # The setting identity: the variant without its label and seed (no name parsing).
+  settings = [{f: val for f, val in v.to_dict().items() if f not in ("name", "seed")}
+              for v in variants]
+  for row, v in zip(summary, variants):
+    row["seed"] = v.seed
+  config = SweepConfig(model="logistic", variants=variants, epochs=EPOCHS, batch_size=8)
+  result = SweepResult(config=config, history=history, step_history={}, summary=summary,
+                       compile_seconds=1.0, epoch_seconds=np.ones(EPOCHS), device="cpu")
+  return result, settings
+
+
+def test_aggregate_seeds_gives_mean_std_min_max_per_setting():
+  result, settings = _seeded_result()
+  rows = metrics.aggregate_seeds(result.summary, settings)
+  assert len(rows) == 14 and [r["seeds"] for r in rows] == [3] * 14
+  by_name = {row["name"]: row for row in result.summary}
+  for agg in rows:
+    assert agg["seed_values"] == [0, 1, 2]
+    members = [by_name[n] for n in agg["names"]]
+    assert len({n.split("/")[0] for n in agg["names"]}) == 1  # one setting, 3 seeds
+    for field in ("final_valid_acc", "final_test_acc", "best_valid_loss",
+                  "convergence_epoch", "final_lr", "sequence_advances"):
+      x = np.array([m[field] for m in members], float)
+      x = x[np.isfinite(x)]
+      assert agg[f"{field}_mean"] == pytest.approx(x.mean(), rel=1e-12)
+      assert agg[f"{field}_std"] == pytest.approx(np.std(x, ddof=1) if x.size > 1 else 0.0,
+                                                  rel=1e-12, abs=1e-15)
+      assert agg[f"{field}_min"] == x.min() and agg[f"{field}_max"] == x.max()
+      assert agg["per_seed"][field] == [m[field] for m in members]
+  diverged = next(r for r in rows if result.names[5] in r["names"])
+  assert diverged["nonfinite_seeds"] == 1
+  assert sum(r["nonfinite_seeds"] for r in rows) == 1
+  # The NaN seed is left out: the mean is that of the two finite seeds.
+  finite = [by_name[n]["final_valid_acc"] for n in diverged["names"] if n != result.names[5]]
+  assert diverged["final_valid_acc_mean"] == pytest.approx(np.mean(finite))
+
+
+def test_aggregate_seeds_matches_the_report_experiment_which_parses_labels():
+  import sys
+  from pathlib import Path
+  sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+  import report_lr_decaying as report
+  result, settings = _seeded_result()
+  theirs = {r["setting"]: r for r in report.aggregate(result, "mnist")}
+  ours = metrics.aggregate_seeds(result.summary, settings)
+  assert len(ours) == len(theirs) == 14
+  for agg in ours:
+    them = theirs[report.base_name(agg["names"][0])]
+    for field in ("final_valid_acc", "convergence_epoch", "final_test_acc"):
+      assert agg[f"{field}_mean"] == pytest.approx(them[f"{field}_mean"], rel=1e-12)
+      assert agg[f"{field}_std"] == pytest.approx(them[f"{field}_std"], rel=1e-12, abs=1e-15)
+    assert agg["nonfinite_seeds"] == them["nonfinite_seeds"]
+
+
+def test_aggregate_seeds_reads_setting_tags_or_hparams_and_refuses_ambiguity():
+  rows = [{"name": "x", "seed": 0, "hparams": {"learning_rate": 0.1, "opt": optimizer},
+           "final_valid_loss": 1.0, "nonfinite": False}
+          for optimizer in (min, max)]
+  rows += [dict(rows[0], seed=1, final_valid_loss=3.0)]
+  agg = metrics.aggregate_seeds(rows)
+  assert [a["setting"] for a in agg] == ["learning_rate=0.1, opt=min",
+                                         "learning_rate=0.1, opt=max"]
+  assert agg[0]["seeds"] == 2 and agg[0]["final_valid_loss_mean"] == 2.0
+  assert agg[0]["hparams"] == {"learning_rate": 0.1, "opt": min}
+  tagged = metrics.aggregate_seeds([dict(r, setting="one") for r in rows[1:]])
+  assert len(tagged) == 1 and tagged[0]["setting"] == "one" and tagged[0]["seeds"] == 2
+  with pytest.raises(ValueError, match="same seed 0"):
+    metrics.aggregate_seeds(rows, ["same", "same", "same"])
+  with pytest.raises(ValueError, match="`settings` has 2 entries for 3"):
+    metrics.aggregate_seeds(rows, ["a", "b"])
+  with pytest.raises(ValueError, match="pass `settings`"):
+    metrics.aggregate_seeds([{"name": "x", "final_valid_loss": 1.0}])
+
+
+def _table(text):
+  lines_ = text.strip().splitlines()
+  split = lambda line: [c.strip() for c in line.strip("|").split("|")]
+  return split(lines_[0]), [split(line) for line in lines_[2:]]
+
+
+def test_seed_table_shows_mean_std_per_setting():
+  result, settings = _seeded_result()
+  rows = metrics.aggregate_seeds(result.summary, settings)
+  header, body = _table(results.seed_table(rows))
+  assert header[:5] == ["Setting", "Seeds", "Final valid acc", "Best valid acc",
+                        "Final test acc"]
+  assert "Convergence epoch" in header and header[-1] == "Non-finite seeds"
+  assert len(body) == 14
+  cells = dict(zip(header, body[3]))
+  mean, std = (float(x) for x in cells["Final valid acc"].split(" ± "))
+  assert mean == pytest.approx(rows[3]["final_valid_acc_mean"], abs=5e-5)
+  assert std == pytest.approx(rows[3]["final_valid_acc_std"], abs=5e-5)
+  low, high = (float(x) for x in cells["Final valid acc min - max"].split(" - "))
+  assert (low, high) == (pytest.approx(rows[3]["final_valid_acc_min"], abs=5e-5),
+                         pytest.approx(rows[3]["final_valid_acc_max"], abs=5e-5))
+
+
+def test_seed_table_of_a_regression_has_rmse_not_accuracy():
+  result = _result("regression")
+  summary = [dict(row, seed=0, setting=row["name"]) for row in result.summary]
+  header, body = _table(results.seed_table(metrics.aggregate_seeds(summary)))
+  assert not any("acc" in h for h in header)
+  assert header[2:5] == ["Final valid RMSE", "Best valid RMSE", "Final test RMSE"]
+  assert float(body[0][2]) == pytest.approx(math.sqrt(result.history["valid_loss"][-1, 0]),
+                                            abs=5e-5)
+
+
+# -- epoch 0 and the task's panels ---------------------------------------------------------
+
+def test_plots_start_at_epoch_0_with_the_untrained_values(tmp_path):
+  result = _result()
+  names, k = result.names, len(result.names)
+  rng = np.random.default_rng(2)
+  initial = {"valid_loss": rng.uniform(2, 3, k), "valid_acc": rng.uniform(0, 0.2, k),
+             "test_loss": rng.uniform(2, 3, k), "test_acc": rng.uniform(0, 0.2, k)}
+  with capture_figures() as figures:
+    plotting.plot_curves(result.history, names, tmp_path / "all.png", initial=initial,
+                         variants=result.config.variants)
+  figure = figures["all.png"]
+  for field in ("valid acc", "valid loss"):
+    drawn = lines(figure, field)
+    assert len(drawn) == 14
+    key = field.replace(" ", "_")
+    for label, line in drawn.items():
+      j = names.index(label)
+      np.testing.assert_array_equal(line.x, np.arange(0, EPOCHS + 1))
+      np.testing.assert_array_equal(line.y, np.concatenate([[initial[key][j]],
+                                                            result.history[key][:, j]]))
+  for field in ("train loss", "lr"):  # no untrained value: from epoch 1
+    for line in lines(figure, field).values():
+      np.testing.assert_array_equal(line.x, np.arange(1, EPOCHS + 1))
+  ax = next(a for a in figures.saved["all.png"].axes if a.get_title() == "valid acc")
+  figures.saved["all.png"].canvas.draw()
+  ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+  assert 0 in ticks and all(float(t).is_integer() for t in ticks)
+  with pytest.raises(ValueError, match=r"`initial\['valid_loss'\]` must hold one value per"):
+    plotting.plot_curves(result.history, names, tmp_path / "bad.png",
+                         initial={"valid_loss": np.zeros(3)})
+
+
+def test_regression_plots_show_rmse_with_its_epoch_0_value(tmp_path):
+  result = _result("regression")
+  k = len(result.names)
+  initial = {"valid_loss": np.full(k, 16.0), "test_loss": np.full(k, 9.0)}
+  with capture_figures() as figures:
+    plotting.plot_report_figures(result.history, result.names, tmp_path,
+                                 variants=result.config.variants, initial=initial)
+  axes = {line.axes for line in figures["all_settings.png"]}
+  assert axes == {"valid loss", "valid rmse", "train loss", "lr"}
+  rmse = lines(figures["all_settings.png"], "valid rmse")
+  line = rmse[result.names[0]]
+  np.testing.assert_array_equal(line.x, np.arange(0, EPOCHS + 1))
+  want = np.concatenate([[4.0], np.sqrt(result.history["valid_loss"][:, 0])])
+  np.testing.assert_allclose(line.y, want)
+
+
+def test_results_json_keeps_the_untrained_values_for_the_plots(tmp_path):
+  result = _result()
+  k = len(result.names)
+  result.initial = {"valid_loss": np.linspace(2.0, 3.0, k), "valid_acc": np.full(k, 0.1)}
+  result.initial["valid_acc"][4] = np.nan
+  loaded = results.load(results.save(result, tmp_path)["json"])
+  assert set(loaded["initial"]) == {"valid_loss", "valid_acc"}
+  np.testing.assert_array_equal(loaded["initial"]["valid_loss"], result.initial["valid_loss"])
+  np.testing.assert_array_equal(loaded["initial"]["valid_acc"], result.initial["valid_acc"])
+  without = _result()
+  assert results.load(results.save(without, tmp_path / "b")["json"])["initial"] == {}

@@ -2,6 +2,7 @@
 
 * `config`: `Variant`, `SweepConfig`, `report_variants` (the report's 14 settings).
 * `optimizers`: a variant -> an optax transformation; grouping by state structure.
+* `task`: `Task` (per-example loss and metrics), `CLASSIFICATION`, `REGRESSION`.
 * `step`: the pure `train_step` and `evaluate` of one variant.
 * `epoch`: `GroupTrainer`, one epoch as a `lax.scan`, vmapped over a group's variants,
   sharded over devices; `readouts`: rate / index / non-finite flag read by field.
@@ -19,11 +20,12 @@ from lrjax import _extras
 _extras.require_train("lrjax.train")
 
 from lrjax.train.config import SweepConfig, Variant, report_variants
-from lrjax.train.metrics import convergence_epoch, summarize
-from lrjax.train.step import TrainState, evaluate, task_loss, train_step
+from lrjax.train.metrics import aggregate_seeds, convergence_epoch, summarize
+from lrjax.train.step import TrainState, evaluate, evaluate_metrics, task_loss, train_step
+from lrjax.train.task import CLASSIFICATION, REGRESSION, Task
 from lrjax.train.sweep import SweepResult, run_sweep
 # `sweep` itself is `lrjax.sweep` (here `lrjax.train.sweep` is the run_sweep module).
-from lrjax.train.api import CLASSIFICATION, REGRESSION, Task, grid
+from lrjax.train.api import grid
 # (module `range_finder`, so that `lrjax.train.range_test` stays the function)
 from lrjax.train.range_finder import (RangeTestResult, Suggestions, range_test,
                                       range_test_vectorized)

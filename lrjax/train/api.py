@@ -29,8 +29,8 @@ hyperparameters and seed, task, batch sizes: `run_identity`) and the data's
 stderr), anything different is refused saying what differs, a finished run asked for
 more epochs continues, and SIGINT / SIGTERM stop after the epoch in progress is
 checkpointed (`SweepInterrupted`).  ``out_dir`` receives the results files
-(`lrjax.train.results.save`).  Task objects beyond `CLASSIFICATION` and `REGRESSION`
-are not supported yet.
+(`lrjax.train.results.save`).  ``task`` is any `lrjax.train.Task`
+(`lrjax.train.task`): `CLASSIFICATION`, `REGRESSION` or the user's own.
 """
 
 from __future__ import annotations
@@ -59,43 +59,7 @@ from lrjax.train.loop import HISTORY_FIELDS, SweepInterrupted  # noqa: F401 (re-
 from lrjax.train.metrics import summarize
 from lrjax.train.readouts import (INDEX_FIELD, LR_FIELDS, NONFINITE_FIELD,  # noqa: F401
                                   read_index, read_lr, read_nonfinite)
-
-
-@dataclasses.dataclass(frozen=True)
-class Task:
-  """What is minimised and reported.
-
-  Attributes:
-    name: ``classification`` (integer labels; per-example cross-entropy and accuracy)
-      or ``regression`` (float targets; squared error, and RMSE in the history): the
-      engine's `train_step` / `evaluate` implement both.
-  """
-
-  name: str
-
-  def __post_init__(self):
-    if self.name not in ("classification", "regression"):
-      raise ValueError(f"`task` must be 'classification' or 'regression', got {self.name!r}.")
-
-  def derived(self, history: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Metrics computed from the history (RMSE for regression)."""
-    if self.name != "regression":
-      return {}
-    return {f"{split}_rmse": np.sqrt(history[f"{split}_loss"])
-            for split in ("train", "valid", "test")}
-
-
-CLASSIFICATION = Task("classification")
-REGRESSION = Task("regression")
-
-
-def _as_task(task) -> Task:
-  if isinstance(task, Task):
-    return task
-  if isinstance(task, str):
-    return Task(task)
-  raise TypeError(f"`task` must be lrjax.train.CLASSIFICATION, REGRESSION or their name, "
-                  f"got {task!r}.")
+from lrjax.train.task import CLASSIFICATION, REGRESSION, Task, as_task as _as_task  # noqa: F401
 
 
 # -- hyperparameters -----------------------------------------------------------------
@@ -502,7 +466,8 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
     seeds: every hyperparameter setting is trained once per seed (variants ordered
       setting-major; default ``(0,)``).  The seed fixes initialisation, data order and
       RNG streams.
-    task: `CLASSIFICATION` or `REGRESSION` (or their name).
+    task: a `lrjax.train.Task`: `CLASSIFICATION`, `REGRESSION` (or their name) or the
+      user's own (per-example loss and metrics, `lrjax.train.task`).
     eval_batch_size: evaluation batch (default: per backend, `lrjax.train.plan`).
     variants_per_call: variants per compiled call (default: the plan's rule).
     observe_untrained_loss: pass the untrained model's validation loss to the
@@ -550,8 +515,9 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
     raise ValueError(f"`checkpoint_every` must be a non-negative integer, got "
                      f"{checkpoint_every!r}.")
   task = _as_task(task)
+  # A built-in task must match the dataset's kind; a user's own task is the user's call.
   data_task = getattr(dataset, "task", task.name)
-  if data_task != task.name:
+  if task.name in ("classification", "regression") and data_task != task.name:
     raise ValueError(f"`task` is {task.name!r} but the dataset "
                      f"{getattr(dataset, 'name', '')!r} is a {data_task} dataset.")
   settings = normalize_hparams(hparams)
@@ -610,7 +576,7 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
              for n in group.numeric},
           seed=np.asarray([variants[k]["seed"] for k in group.members], np.int32))
       trainer = epoch_lib.GroupTrainer(
-          model, _Transform(optimizer_fn, group.static), hyper, task=task.name,
+          model, _Transform(optimizer_fn, group.static), hyper, task=task,
           batch_size=batch_size, eval_batch_size=eval_batch_size, mesh=mesh,
           observe_untrained_loss=observe_untrained_loss,
           variants_per_call=variants_per_call or None, sample_x=sample_x, streams=streams)
@@ -630,7 +596,7 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
   device = f"{jax.default_backend()} x{jax.device_count()}"
 
   def finish(history, step_history, compile_seconds, epoch_seconds) -> SweepResult:
-    summary = summarize(history, names_, tolerance=convergence_tolerance)
+    summary = summarize(history, names_, tolerance=convergence_tolerance, task=task)
     for row, v in zip(summary, variants):
       row.update(seed=v["seed"], group=v["group"])
     return SweepResult(history=history, step_history=step_history, summary=summary,

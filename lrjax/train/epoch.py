@@ -30,6 +30,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from lrjax.train import plan as plan_lib
 from lrjax.train.readouts import read_index, read_lr, read_nonfinite
 from lrjax.train.step import TrainState, evaluate, train_step
+from lrjax.train.task import as_task
 
 # Salts of the per-variant random streams (same seed -> same stream for every group).
 _INIT_SALT, _ORDER_SALT, _DROPOUT_SALT = 0, 1, 2
@@ -177,7 +178,7 @@ class GroupTrainer:
 
     def step(x):
       state = self._init_one(x[:1], one, jax.random.PRNGKey(0))
-      y = jnp.zeros((x.shape[0],), jnp.int32 if self.task == "classification" else x.dtype)
+      y = jnp.zeros((x.shape[0],), as_task(self.task).target_dtype)
       return train_step(self.model, self.transform(one), self.task, state, x, y,
                         stream_keys(self.streams, one.seed, 0, 0), jnp.asarray(False))
 
@@ -282,7 +283,7 @@ class GroupTrainer:
                                        data.valid_x, data.valid_y, eval_batch_size)
       test_loss, test_acc = evaluate(model, task, state.params, state.model_state,
                                      data.test_x, data.test_y, eval_batch_size)
-      if task != "classification":
+      if "acc" not in as_task(task).metrics:
         train_acc = jnp.asarray(jnp.nan, jnp.float32)
       metrics = EpochMetrics(
           train_loss=train_loss, train_acc=train_acc, valid_loss=valid_loss,

@@ -1,4 +1,4 @@
-"""Summary metrics of a training curve, defined once here.
+"""Summary metrics of a training curve and their aggregation over seeds, defined once here.
 
 Convergence epoch (the report's "number of epochs at convergence", Tables 1-2): the
 first epoch ``e`` (1-based) after which the validation accuracy stays within
@@ -6,11 +6,20 @@ first epoch ``e`` (1-based) after which the validation accuracy stays within
 for every ``t >= e``.  ``acc_final`` is the mean of the last ``final_window`` epochs
 (1: the last epoch).  A curve that never settles converges at its last epoch; a curve
 with NaNs at the end has no convergence epoch (returned as None).
+
+`summarize` gives one row per variant, with the columns of its task
+(`lrjax.train.task`); `aggregate_seeds` one row per setting (a variant's
+hyperparameters without its seed, or its ``setting`` tag): mean, std, min and max over
+the seeds, so that no script has to parse labels to group seeds.
 """
 
 from __future__ import annotations
 
+from typing import Mapping, Sequence
+
 import numpy as np
+
+from lrjax.train.task import CLASSIFICATION, REGRESSION, Task, as_task
 
 
 def convergence_epoch(curve, tolerance: float = 0.005, final_window: int = 1) -> int | None:
@@ -38,44 +47,187 @@ def convergence_epoch(curve, tolerance: float = 0.005, final_window: int = 1) ->
   return min(int(np.nonzero(outside)[0][-1]) + 2, curve.size)
 
 
-def summarize(history: dict[str, np.ndarray], names, *, tolerance: float = 0.005,
-              final_window: int = 1) -> list[dict]:
-  """One row per variant: final/best accuracies and losses, convergence epoch, final rate.
+def infer_task(history: Mapping[str, np.ndarray]) -> Task:
+  """The built-in task a history comes from when the caller does not say: a finite
+  validation accuracy anywhere means `CLASSIFICATION`, none means `REGRESSION`."""
+  valid_acc = history.get("valid_acc")
+  if valid_acc is not None and np.isfinite(valid_acc).any():
+    return CLASSIFICATION
+  return REGRESSION
 
-  A regression run (no finite validation accuracy: the loss is the mean squared error)
-  also gets RMSE columns, the square root of the MSE, in the data's units.
+
+def _best(curve: np.ndarray, higher_is_better: bool) -> float:
+  if not np.isfinite(curve).any():
+    return float("nan")
+  return float(np.nanmax(curve) if higher_is_better else np.nanmin(curve))
+
+
+def summarize(history: dict[str, np.ndarray], names, *, task: Task | str | None = None,
+              tolerance: float = 0.005, final_window: int = 1) -> list[dict]:
+  """One row per variant: final/best metrics and losses, convergence epoch, final rate.
+
+  ``task`` (a `lrjax.train.Task` or a built-in name; default `infer_task`) says which
+  columns there are: ``final_valid_<m>`` / ``final_test_<m>`` for each of its metrics
+  ``m`` present in the history (``acc`` for classification), ``best_valid_<m>`` for
+  the monitored one, the losses, and ``final_valid_<d>`` / ``best_valid_<d>`` /
+  ``final_test_<d>`` for each derived metric ``d`` (RMSE for regression, the square
+  root of the MSE, in the data's units).  The convergence epoch is that of the
+  monitored validation curve (accuracy; the negated loss where the loss is monitored).
   """
+  task = infer_task(history) if task is None else as_task(task)
+  metric_names = [m for m in task.metrics if f"valid_{m}" in history]
   rows = []
   for k, name in enumerate(names):
-    valid_acc = history["valid_acc"][:, k]
     valid_loss = history["valid_loss"][:, k]
     test_loss = history["test_loss"][:, k] if "test_loss" in history else np.full_like(
         valid_loss, np.nan)
-    classification = np.isfinite(valid_acc).any()
-    curve = valid_acc if classification else -valid_loss
-    best_valid_loss = float(np.nanmin(valid_loss)) if np.isfinite(valid_loss).any() else float("nan")
-    row = {
-        "name": name,
-        "final_valid_acc": float(valid_acc[-1]),
-        "best_valid_acc": float(np.nanmax(valid_acc)) if classification else float("nan"),
-        "final_test_acc": float(history["test_acc"][-1, k]),
-        "final_valid_loss": float(valid_loss[-1]),
-        "best_valid_loss": best_valid_loss,
-        "final_test_loss": float(test_loss[-1]),
-        "final_train_loss": float(history["train_loss"][-1, k]),
-        "convergence_epoch": convergence_epoch(curve, tolerance, final_window),
-        "final_lr": float(history["lr"][-1, k]),
-        "sequence_advances": int(history["index"][-1, k]),
-        "nonfinite": bool(history["nonfinite"][-1, k]),
-    }
-    if not classification:
-      row.update(final_valid_rmse=_sqrt(row["final_valid_loss"]),
-                 best_valid_rmse=_sqrt(best_valid_loss),
-                 final_test_rmse=_sqrt(row["final_test_loss"]))
+    row = {"name": name}
+    for m in metric_names:
+      row[f"final_valid_{m}"] = float(history[f"valid_{m}"][-1, k])
+      if m == task.monitor:
+        row[f"best_valid_{m}"] = _best(history[f"valid_{m}"][:, k], task.higher_is_better)
+      if f"test_{m}" in history:
+        row[f"final_test_{m}"] = float(history[f"test_{m}"][-1, k])
+    best_valid_loss = _best(valid_loss, False)
+    row.update(final_valid_loss=float(valid_loss[-1]), best_valid_loss=best_valid_loss,
+               final_test_loss=float(test_loss[-1]),
+               final_train_loss=float(history["train_loss"][-1, k]))
+    monitored = history.get(task.monitor_field, history["valid_loss"])[:, k]
+    curve = monitored if task.higher_is_better else -monitored
+    row.update(convergence_epoch=convergence_epoch(curve, tolerance, final_window),
+               final_lr=float(history["lr"][-1, k]),
+               sequence_advances=int(history["index"][-1, k]),
+               nonfinite=bool(history["nonfinite"][-1, k]))
+    for d, fn in task.derived_metrics.items():
+      row[f"final_valid_{d}"] = _host(fn, row["final_valid_loss"])
+      row[f"best_valid_{d}"] = _host(fn, best_valid_loss)
+      row[f"final_test_{d}"] = _host(fn, row["final_test_loss"])
     rows.append(row)
   return rows
 
 
-def _sqrt(mse: float) -> float:
-  """RMSE from an MSE (NaN stays NaN; a negative MSE cannot occur)."""
-  return float(np.sqrt(mse)) if np.isfinite(mse) else float("nan")
+def _host(fn, loss: float) -> float:
+  """A derived metric of a mean loss as a Python float (NaN stays NaN)."""
+  return float(fn(np.float64(loss))) if np.isfinite(loss) else float("nan")
+
+
+# -- seeds -------------------------------------------------------------------------------
+
+# Row fields that identify a variant rather than measure it.
+_IDENTITY_FIELDS = ("name", "seed", "group", "index", "hparams", "setting", "tags")
+
+
+def _hashable(value):
+  """A dict key for a setting identity (unhashable parts compared by their repr)."""
+  if isinstance(value, Mapping):
+    return tuple((k, _hashable(v)) for k, v in sorted(value.items(), key=lambda kv: kv[0]))
+  if isinstance(value, (list, tuple)):
+    return tuple(_hashable(v) for v in value)
+  try:
+    hash(value)
+    return value
+  except TypeError:
+    return repr(value)
+
+
+def setting_label(identity) -> str:
+  """A setting's label: a string tag as it is; hyperparameters as ``name=value, ...``
+  (functions by their ``__name__``)."""
+  if isinstance(identity, str):
+    return identity
+  if isinstance(identity, Mapping):
+    return ", ".join(f"{k}={getattr(v, '__name__', v)}" for k, v in identity.items())
+  return str(identity)
+
+
+def _identity_of(row: Mapping, k: int):
+  if "setting" in row:
+    return row["setting"]
+  tags = row.get("tags")
+  if isinstance(tags, Mapping) and "setting" in tags:
+    return tags["setting"]
+  if "hparams" in row:
+    return row["hparams"]
+  raise ValueError(f"summary row {k} ({row.get('name', '?')!r}) has no 'setting' tag or "
+                   f"'hparams': pass `settings`, one identity per row (a tag or the "
+                   f"hyperparameters without the seed).")
+
+
+def _is_measure(value) -> bool:
+  return value is None or (isinstance(value, (int, float, np.integer, np.floating))
+                           and not isinstance(value, (bool, np.bool_)))
+
+
+def _stats(values, ddof: int) -> dict[str, float]:
+  """Mean, std (``ddof``; 0 for one value), min, max of the finite ``values``."""
+  x = np.asarray([np.nan if v is None else v for v in values], np.float64)
+  x = x[np.isfinite(x)]
+  if x.size == 0:
+    return dict.fromkeys(("mean", "std", "min", "max"), float("nan"))
+  std = float(np.std(x, ddof=ddof)) if x.size > ddof else 0.0
+  return {"mean": float(x.mean()), "std": std, "min": float(x.min()), "max": float(x.max())}
+
+
+def aggregate_seeds(summary: Sequence[Mapping], settings: Sequence | None = None, *,
+                    ddof: int = 1) -> list[dict]:
+  """One row per setting: the mean, std, min and max over its seeds of every measure.
+
+  Args:
+    summary: per-variant rows (`summarize`, or `lrjax.sweep`'s ``result.summary()``).
+    settings: per row, the identity of its setting: a tag (``"By Epoch seq1"``) or its
+      hyperparameters without the seed (a dict).  Default: each row's ``setting`` (or
+      ``tags["setting"]``), else its ``hparams``; labels are never parsed.
+    ddof: delta degrees of freedom of the std (1: the sample std, as the report's
+      tables; a single seed has std 0).
+
+  Returns:
+    rows in order of first appearance, each with ``setting`` (its label, see
+    `setting_label`), ``seeds`` (how many), ``seed_values``, ``names``, and for every
+    numeric field ``f`` of the rows (``final_valid_acc``, ``convergence_epoch``,
+    ``final_valid_rmse`` ...): ``f_mean``, ``f_std``, ``f_min``, ``f_max`` over the
+    seeds with a finite value (a diverged seed's NaN, a missing convergence epoch are
+    left out), ``per_seed`` (``{f: [value per seed]}``) and ``nonfinite_seeds`` (seeds
+    whose run met a non-finite value).
+
+  Example:
+    >>> rows = aggregate_seeds([{"name": "a/s0", "seed": 0, "acc": 0.5},
+    ...                         {"name": "a/s1", "seed": 1, "acc": 0.7}], ["a", "a"])
+    >>> rows[0]["acc_mean"], round(rows[0]["acc_std"], 4), rows[0]["seeds"]
+    (0.6, 0.1414, 2)
+  """
+  summary = list(summary)
+  if settings is not None:
+    settings = list(settings)
+    if len(settings) != len(summary):
+      raise ValueError(f"`settings` has {len(settings)} entries for {len(summary)} "
+                       f"summary rows; give one setting identity per row.")
+  if isinstance(ddof, bool) or not isinstance(ddof, int) or ddof < 0:
+    raise ValueError(f"`ddof` must be a non-negative integer, got {ddof!r}.")
+  groups: dict = {}
+  for k, row in enumerate(summary):
+    identity = settings[k] if settings is not None else _identity_of(row, k)
+    key = _hashable(identity)
+    group = groups.setdefault(key, {"identity": identity, "rows": []})
+    seed = row.get("seed")
+    if seed is not None and any(r.get("seed") == seed for r in group["rows"]):
+      raise ValueError(f"summary rows {row.get('name', k)!r} and another of setting "
+                       f"{setting_label(identity)!r} have the same seed {seed}: the "
+                       f"setting identities (`settings`) do not tell them apart.")
+    group["rows"].append(row)
+  out = []
+  for group in groups.values():
+    rows = group["rows"]
+    fields = [f for f in rows[0] if f not in _IDENTITY_FIELDS and f != "nonfinite"
+              and all(f in r and _is_measure(r[f]) for r in rows)]
+    agg = {"setting": setting_label(group["identity"]), "seeds": len(rows),
+           "seed_values": [r.get("seed") for r in rows],
+           "names": [r.get("name") for r in rows]}
+    if isinstance(group["identity"], Mapping):
+      agg["hparams"] = dict(group["identity"])
+    for f in fields:
+      for stat, value in _stats([r[f] for r in rows], ddof).items():
+        agg[f"{f}_{stat}"] = value
+    agg["nonfinite_seeds"] = sum(bool(r.get("nonfinite", False)) for r in rows)
+    agg["per_seed"] = {f: [r[f] for r in rows] for f in fields}
+    out.append(agg)
+  return out

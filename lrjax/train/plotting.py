@@ -5,16 +5,20 @@ factor (its sequence, e.g. seq1..seq4, or the benchmark optimizer) and its line 
 other (its strategy), so "By Cutoff seq3" is the seq3 colour in the by-cutoff style.  The
 factors come from the variants (`lrjax.train.config.Variant`) where the caller has them
 and from the names otherwise.  The legend sits outside the axes, the epoch axis has
-integer ticks.
+integer ticks.  The panels are the task's (accuracy or RMSE, `lrjax.train.task`), and
+the untrained model's values (a sweep result's ``initial``) are drawn at epoch 0.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
+
+from lrjax.train import metrics
+from lrjax.train.task import Task, as_task
 
 # Distinct dash patterns, one per strategy (cycled beyond five).
 LINE_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)))
@@ -72,24 +76,65 @@ def series_styles(names: Sequence[str], variants=None) -> list[dict]:
           for f in factors]
 
 
+def default_fields(task: Task) -> tuple[str, ...]:
+  """The panels of a task's plots: its validation metrics, loss and derived metrics
+  (accuracy for classification, RMSE for regression), the training loss, the rate."""
+  return (*(f"valid_{m}" for m in task.metrics), "valid_loss",
+          *(f"valid_{d}" for d in task.derived_metrics), "train_loss", "lr")
+
+
+def _epoch_zero(initial, history, fields, task: Task, num: int) -> dict[str, np.ndarray]:
+  """The untrained model's value of each plotted field that has one (``initial`` and
+  the task's metrics derived from its losses), one per variant."""
+  if initial is None:
+    return {}
+  if not isinstance(initial, Mapping):
+    raise TypeError(f"`initial` must be a mapping field -> per-variant values (the sweep "
+                    f"result's `initial`), got {type(initial).__name__}.")
+  values = {f: np.asarray(v, np.float64) for f, v in initial.items()}
+  for f, v in values.items():
+    if v.shape != (num,):
+      raise ValueError(f"`initial[{f!r}]` must hold one value per variant ({num}), got "
+                       f"shape {v.shape}.")
+  values |= {f: v for f, v in task.derived(values).items() if f not in values}
+  return {f: values[f] for f in fields if f in values}
+
+
 def plot_curves(history: dict[str, np.ndarray], names: Sequence[str], out_path: str | Path,
                 *, select: Sequence[str] | None = None, title: str = "",
-                fields: Sequence[str] = ("valid_acc", "valid_loss", "train_loss", "lr"),
-                variants=None) -> Path:
+                fields: Sequence[str] | None = None, variants=None,
+                initial: Mapping[str, np.ndarray] | None = None,
+                task: Task | str | None = None) -> Path:
   """One panel per field, one line per variant (``select`` keeps a subset by name).
 
   ``variants`` (the sweep's `Variant`s, in the order of ``names``) give the colour and
-  line-style factors; without them they are read from the names."""
+  line-style factors; without them they are read from the names.  ``initial`` (the
+  sweep result's ``initial``: ``{"valid_loss": [K], "valid_acc": [K], ...}``, the
+  untrained model's values) puts epoch 0 on the curves of the fields it has (x = 0 ..
+  epochs); without it, or for fields it lacks (the training loss, the rate), the
+  curves start at epoch 1.  ``fields`` default to the task's (`default_fields`;
+  ``task`` default: `lrjax.train.metrics.infer_task`); fields with no finite value
+  among the selected variants are left out."""
   from matplotlib.ticker import MaxNLocator
   plt = _pyplot()
+  task = metrics.infer_task(history) if task is None else as_task(task)
+  history = {**task.derived(history), **history}  # RMSE columns where the history lacks them
   styles = series_styles(names, variants)
   keep = [k for k, n in enumerate(names) if select is None or n in select]
-  fields = [f for f in fields if np.isfinite(history[f][:, keep]).any()]
+  wanted = default_fields(task) if fields is None else tuple(fields)
+  fields = [f for f in wanted if f in history and np.isfinite(history[f][:, keep]).any()]
+  if not fields:
+    raise ValueError(f"`fields`: nothing to plot, no finite values in {list(wanted)} "
+                     f"(the history has {sorted(history)}).")
+  zero = _epoch_zero(initial, history, fields, task, len(names))
   fig, axes = plt.subplots(1, len(fields), figsize=(4.2 * len(fields), 3.6), squeeze=False)
   epochs = np.arange(1, history[fields[0]].shape[0] + 1)
   for ax, field in zip(axes[0], fields):
     for k in keep:
-      ax.plot(epochs, history[field][:, k], label=names[k], lw=1.3, **styles[k])
+      x, y = epochs, history[field][:, k]
+      if field in zero:
+        x, y = np.concatenate([[0], epochs]), np.concatenate([[zero[field][k]], y])
+      ax.plot(x, y, label=names[k], lw=1.3, **styles[k])
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(field.replace("_", " "))
@@ -110,18 +155,21 @@ def plot_curves(history: dict[str, np.ndarray], names: Sequence[str], out_path: 
 
 
 def plot_report_figures(history, names, out_dir: str | Path, prefix: str = "",
-                        variants=None) -> list[Path]:
+                        variants=None, initial=None, task=None) -> list[Path]:
   """The report's figure set: one figure per strategy, plus the benchmarks' comparison.
 
-  Variants are matched by the names of `lrjax.train.config.report_variants`.
+  Variants are matched by the names of `lrjax.train.config.report_variants`;
+  ``initial`` and ``task`` as in `plot_curves`.
   """
   out_dir = Path(out_dir)
   paths = []
   for label in ("By Epoch", "By Cutoff", "By Oscillate"):
     select = [n for n in names if n.startswith(label)]
     if select:
-      paths.append(plot_curves(history, names, out_dir / f"{prefix}{label.replace(' ', '_').lower()}.png",
-                               select=select, title=f"{prefix}{label}", variants=variants))
+      path = out_dir / f"{prefix}{label.replace(' ', '_').lower()}.png"
+      paths.append(plot_curves(history, names, path, select=select, title=f"{prefix}{label}",
+                               variants=variants, initial=initial, task=task))
   paths.append(plot_curves(history, names, out_dir / f"{prefix}all_settings.png",
-                           title=f"{prefix}all settings", variants=variants))
+                           title=f"{prefix}all settings", variants=variants,
+                           initial=initial, task=task))
   return paths

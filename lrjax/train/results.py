@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from lrjax import _atomic
+from lrjax.train import metrics
 from lrjax.train.config import SweepConfig
+from lrjax.train.task import ACCURACY, Task, as_task
 
 
 def _clean(value):
@@ -43,7 +45,7 @@ def to_dict(result) -> dict:
       # lrjax.sweep results have no config; their variants say what ran.
       "config": config.to_dict() if config is not None else None,
       "variants": records() if records is not None else [],
-      "initial": {k: _json_array(v) for k, v in getattr(result, "initial", {}).items()},
+      "initial": {k: _json_array(v) for k, v in (getattr(result, "initial", None) or {}).items()},
       # Fewer than config.epochs when the run stopped early (a checkpoint save failed).
       "completed_epochs": int(next(iter(result.history.values())).shape[0]),
       "device": result.device,
@@ -63,24 +65,85 @@ def _cell(value, digits: int) -> str:
   return f"{value:.{digits}f}"
 
 
-def _is_regression(summary: list[dict]) -> bool:
-  return bool(summary) and all("final_valid_rmse" in row for row in summary)
+# How a metric's name reads in a table header (the name itself where not listed).
+HEADER_NAMES = {"rmse": "RMSE", "mse": "MSE", "mae": "MAE"}
+
+
+def _metric_names(rows: list[dict], suffix: str = "") -> list[str]:
+  """The metrics (not the loss) that the rows report as ``final_valid_<m>``, in order:
+  the table shows whatever the task measured (``acc``; RMSE for regression, never an
+  empty accuracy column)."""
+  names = []
+  for row in rows[:1]:
+    for key in row:
+      if key.startswith("final_valid_") and key.endswith(suffix):
+        m = key[len("final_valid_"):len(key) - len(suffix)]
+        if m != "loss":
+          names.append(m)
+  return names
+
+
+def _metric_columns(rows: list[dict], suffix: str = "") -> list[tuple[str, str]]:
+  columns = []
+  for m in _metric_names(rows, suffix):
+    label = HEADER_NAMES.get(m, m)
+    columns += [(f"{kind} {split} {label}", f"{kind.lower()}_{split}_{m}{suffix}")
+                for kind, split in (("Final", "valid"), ("Best", "valid"), ("Final", "test"))
+                if f"{kind.lower()}_{split}_{m}{suffix}" in rows[0]]
+  return columns
 
 
 def markdown_table(summary: list[dict], *, digits: int = 4) -> str:
   """The report's table layout (method, final accuracy, convergence epoch) with the
-  validation/test losses; a regression sweep shows RMSE where accuracy would be."""
-  metric = ("rmse", "RMSE") if _is_regression(summary) else ("acc", "acc")
-  columns = [(f"Final valid {metric[1]}", f"final_valid_{metric[0]}"),
-             (f"Best valid {metric[1]}", f"best_valid_{metric[0]}"),
-             (f"Final test {metric[1]}", f"final_test_{metric[0]}"),
-             ("Final valid loss", "final_valid_loss"), ("Best valid loss", "best_valid_loss"),
-             ("Final test loss", "final_test_loss")]
+  validation/test losses; the metric columns are the task's (`summarize`): accuracy for
+  classification, RMSE for regression."""
+  columns = _metric_columns(summary) + [
+      ("Final valid loss", "final_valid_loss"), ("Best valid loss", "best_valid_loss"),
+      ("Final test loss", "final_test_loss")]
   header = ["Method"] + [c[0] for c in columns] + ["Convergence epoch", "Final lr", "Non-finite"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for row in summary:
     cells = [row["name"]] + [_cell(row.get(key), digits) for _, key in columns]
     cells += [str(row["convergence_epoch"]), f"{row['final_lr']:.3g}", str(row["nonfinite"])]
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def _mean_std_cell(row: dict, field: str, digits: int) -> str:
+  """``mean ± std`` of a `metrics.aggregate_seeds` row (the mean alone for one seed)."""
+  mean = row.get(f"{field}_mean")
+  if mean is None or not math.isfinite(mean):
+    return ""
+  if row["seeds"] < 2:
+    return f"{mean:.{digits}f}"
+  return f"{mean:.{digits}f} ± {row[f'{field}_std']:.{digits}f}"
+
+
+def seed_table(rows: list[dict], *, digits: int = 4) -> str:
+  """A markdown table of `lrjax.train.metrics.aggregate_seeds` rows: per setting the
+  number of seeds, ``mean ± std`` of the task's final/best metrics, the losses and the
+  convergence epoch, the range (min - max) of the first final validation metric, and
+  the seeds that met a non-finite value."""
+  metric_columns = _metric_columns(rows, "_mean")
+  columns = metric_columns + [("Final valid loss", "final_valid_loss_mean"),
+                              ("Final test loss", "final_test_loss_mean"),
+                              ("Convergence epoch", "convergence_epoch_mean")]
+  columns = [(label, key[:-len("_mean")]) for label, key in columns if key in rows[0]] \
+      if rows else []
+  ranged = metric_columns[0] if metric_columns else ("Final valid loss",
+                                                      "final_valid_loss_mean")
+  range_field = ranged[1][:-len("_mean")]
+  header = (["Setting", "Seeds"] + [c[0] for c in columns]
+            + [f"{ranged[0]} min - max", "Non-finite seeds"])
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for row in rows:
+    cells = [row["setting"], str(row["seeds"])]
+    cells += [_mean_std_cell(row, field, 1 if field == "convergence_epoch" else digits)
+              for _, field in columns]
+    low, high = row.get(f"{range_field}_min"), row.get(f"{range_field}_max")
+    cells.append(f"{_cell(low, digits)} - {_cell(high, digits)}"
+                 if low is not None and math.isfinite(low) else "")
+    cells.append(str(row["nonfinite_seeds"]))
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
 
@@ -104,25 +167,35 @@ def csv_cell(field: str, value) -> str:
   return str(np.float32(value))
 
 
+def result_task(result) -> Task:
+  """The task of a sweep result: its ``task`` (`lrjax.sweep`), its config's (a built-in
+  name, `run_sweep`), else inferred from its history (`metrics.infer_task`)."""
+  task = getattr(result, "task", None) or getattr(getattr(result, "config", None), "task",
+                                                  None)
+  return as_task(task) if task is not None else metrics.infer_task(result.history)
+
+
 def history_csv(result) -> str:
   """``history.csv``: one row per (epoch, variant), epoch from 1.
 
-  A regression sweep (its config's task) has RMSE columns (the square root of the
-  MSE losses) in place of its accuracy columns, which would be empty."""
-  task = getattr(result, "task", None) or getattr(getattr(result, "config", None), "task", None)
-  regression = getattr(task, "name", task) == "regression"
-  fields = [f for f in result.history if not (regression and f.endswith("_acc"))]
-  rmse = [f for f in fields if regression and f.endswith("_loss")]
+  The columns are the history's fields, less the accuracy fields where the task has no
+  accuracy (they would be empty), plus the task's derived metrics where the history
+  lacks them: a regression sweep has RMSE columns (the square root of the MSE losses,
+  in float32 as the losses were computed) in place of accuracy columns."""
+  task = result_task(result)
+  no_accuracy = ACCURACY not in task.metrics
+  fields = [f for f in result.history if not (no_accuracy and f.endswith(f"_{ACCURACY}"))]
+  losses = {f: np.asarray(result.history[f], np.float32) for f in fields
+            if f.endswith("_loss")}
+  derived = {f: v for f, v in task.derived(losses).items() if f not in result.history}
+  columns = {f: result.history[f] for f in fields} | derived
   text = io.StringIO(newline="")
   writer = csv.writer(text)
-  writer.writerow(["epoch", "variant"] + fields + [f[:-len("loss")] + "rmse" for f in rmse])
+  writer.writerow(["epoch", "variant"] + list(columns))
   epochs = next(iter(result.history.values())).shape[0]
   for e in range(epochs):
     for k, name in enumerate(result.names):
-      row = [csv_cell(f, result.history[f][e, k]) for f in fields]
-      # sqrt in float32, as the losses were computed.
-      row += [csv_cell(f, np.sqrt(np.float32(result.history[f][e, k]))) for f in rmse]
-      writer.writerow([e + 1, name] + row)
+      writer.writerow([e + 1, name] + [csv_cell(f, v[e, k]) for f, v in columns.items()])
   return text.getvalue()
 
 
@@ -152,9 +225,10 @@ def load(path: str | Path) -> dict:
   """Reads a ``results.json`` (or the folder holding one) back.
 
   Returns a dict with ``config`` (a `SweepConfig`, None for `lrjax.sweep` results, whose
-  ``variants`` say what ran), ``history`` (arrays
-  [epochs, variants], NaN where null), ``summary``, ``names``, ``completed_epochs``
-  (fewer than the config's epochs for a run that stopped early) and timing fields.
+  ``variants`` say what ran), ``history`` (arrays [epochs, variants], NaN where null),
+  ``initial`` (the untrained model's values, arrays [variants]; empty for a run that did
+  not record them), ``summary``, ``names``, ``completed_epochs`` (fewer than the
+  config's epochs for a run that stopped early) and timing fields.
   """
   path = Path(path)
   if path.is_dir():
@@ -166,8 +240,11 @@ def load(path: str | Path) -> dict:
   history = {k: np.array([[np.nan if x is None else x for x in row] for row in v], np.float64)
              for k, v in raw["history"].items()}
   step_history = {k: np.array(v, dtype=float) for k, v in raw.get("step_history", {}).items()}
+  initial = {k: np.array([np.nan if x is None else x for x in v], np.float64)
+             for k, v in raw.get("initial", {}).items()}
   completed = next(iter(history.values())).shape[0] if history else 0
   return {"config": config, "history": history, "step_history": step_history,
+          "initial": initial,
           "completed_epochs": raw.get("completed_epochs", completed),
           "summary": raw["summary"],
           "names": ([v.name for v in config.variants] if config is not None

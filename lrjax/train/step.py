@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lrjax.train.task import ACCURACY, Task, as_task
+
 
 class TrainState(NamedTuple):
   """Everything that changes during training, for one variant (arrays only)."""
@@ -26,21 +28,25 @@ class TrainState(NamedTuple):
 
 class StepMetrics(NamedTuple):
   loss: jax.Array
-  correct: jax.Array  # number of correct predictions (0 for regression)
+  correct: jax.Array  # sum over the batch of the task's ``acc`` metric (0 without one)
   count: jax.Array  # number of examples
 
 
-def task_loss(outputs: jax.Array, targets: jax.Array, task: str) -> jax.Array:
-  """Mean cross-entropy (report eq. 1) for classification, mean squared error else."""
-  if task == "classification":
-    return optax.softmax_cross_entropy_with_integer_labels(outputs, targets).mean()
-  return jnp.mean(jnp.square(outputs - targets))
+def task_loss(outputs: jax.Array, targets: jax.Array, task: Task | str) -> jax.Array:
+  """The task's mean per-example loss over the batch: the mean cross-entropy (report
+  eq. 1) for `CLASSIFICATION`, the mean squared error for `REGRESSION`.
+
+  ``task``: a `lrjax.train.Task` or the name of a built-in one.
+  """
+  return as_task(task).mean_loss(outputs, targets)
 
 
-def _correct(outputs, targets, task):
-  if task == "classification":
-    return jnp.sum(jnp.argmax(outputs, -1) == targets).astype(jnp.float32)
-  return jnp.zeros((), jnp.float32)
+def _correct(outputs, targets, task: Task) -> jax.Array:
+  """The batch's sum of the task's ``acc`` metric, float32 (0 for a task without one)."""
+  metric = task.metrics.get(ACCURACY)
+  if metric is None:
+    return jnp.zeros((), jnp.float32)
+  return jnp.sum(metric(outputs, targets)).astype(jnp.float32)
 
 
 def apply_model(model: nn.Module, params, model_state, x, *, train: bool, key=None):
@@ -60,7 +66,7 @@ def apply_model(model: nn.Module, params, model_state, x, *, train: bool, key=No
   return model.apply(variables, x, train=train, rngs=rngs), model_state
 
 
-def train_step(model: nn.Module, tx: optax.GradientTransformationExtraArgs, task: str,
+def train_step(model: nn.Module, tx: optax.GradientTransformationExtraArgs, task: Task | str,
                state: TrainState, x, y, key, epoch_boundary,
                initial_observation=False) -> tuple[TrainState, StepMetrics]:
   """One optimizer step on the batch ``(x, y)``.
@@ -68,9 +74,12 @@ def train_step(model: nn.Module, tx: optax.GradientTransformationExtraArgs, task
   The strategy receives ``valid_loss`` (last epoch's validation loss) and
   ``epoch_boundary`` (True on the first step of every epoch after the first) as extra
   args, and ``initial_observation`` (True on the very first step when ``valid_loss``
-  holds the untrained model's validation loss, the report's ``loss_0``); the Newton learning rate receives ``value_fn``, the loss of this batch as a
-  function of the parameters (same dropout mask, BatchNorm statistics not updated).
+  holds the untrained model's validation loss, the report's ``loss_0``); the Newton
+  learning rate receives ``value_fn``, the loss of this batch as a function of the
+  parameters (same dropout mask, BatchNorm statistics not updated).  ``task``: a
+  `lrjax.train.Task` or the name of a built-in one.
   """
+  task = as_task(task)
 
   def loss_fn(params):
     outputs, new_model_state = apply_model(model, params, state.model_state, x,
@@ -93,12 +102,14 @@ def train_step(model: nn.Module, tx: optax.GradientTransformationExtraArgs, task
                                 jnp.asarray(y.shape[0], jnp.float32))
 
 
-def evaluate(model: nn.Module, task: str, params, model_state, x, y,
-             batch_size: int) -> tuple[jax.Array, jax.Array]:
-  """Mean loss and accuracy over ``(x, y)`` in batches (NaN accuracy for regression).
+def evaluate_metrics(model: nn.Module, task: Task | str, params, model_state, x, y,
+                     batch_size: int) -> dict[str, jax.Array]:
+  """``{"loss": mean loss, metric: mean metric ...}`` of the task over ``(x, y)``.
 
-  The data are padded to a whole number of batches; padded rows get weight 0.
+  Evaluated in batches of ``batch_size``: the data are padded to a whole number of
+  batches, padded rows get weight 0, and the sums are divided by the true count.
   """
+  task = as_task(task)
   n = x.shape[0]
   batch_size = min(batch_size, n)
   num_batches = -(-n // batch_size)
@@ -113,15 +124,17 @@ def evaluate(model: nn.Module, task: str, params, model_state, x, y,
   def one_batch(args):
     bx, by, bw = args
     outputs, _ = apply_model(model, params, model_state, bx, train=False)
-    if task == "classification":
-      losses = optax.softmax_cross_entropy_with_integer_labels(outputs, by)
-      correct = (jnp.argmax(outputs, -1) == by).astype(jnp.float32)
-    else:
-      losses = jnp.square(outputs - by)
-      correct = jnp.zeros_like(losses)
-    return jnp.sum(losses * bw), jnp.sum(correct * bw)
+    return task.metric_sums(outputs, by, bw)
 
-  loss_sums, correct_sums = jax.lax.map(one_batch, (xs, ys, weights))
-  loss = jnp.sum(loss_sums) / n
-  accuracy = jnp.sum(correct_sums) / n if task == "classification" else jnp.nan
-  return loss, jnp.asarray(accuracy, jnp.float32)
+  sums = jax.lax.map(one_batch, (xs, ys, weights))
+  return {name: jnp.sum(total) / n for name, total in sums.items()}
+
+
+def evaluate(model: nn.Module, task: Task | str, params, model_state, x, y,
+             batch_size: int) -> tuple[jax.Array, jax.Array]:
+  """Mean loss and mean ``acc`` metric over ``(x, y)`` (NaN for a task without
+  accuracy, e.g. regression): the engine's two evaluation numbers, see
+  `evaluate_metrics` for all of a task's metrics."""
+  values = evaluate_metrics(model, task, params, model_state, x, y, batch_size)
+  accuracy = values.get(ACCURACY, jnp.nan)
+  return values["loss"], jnp.asarray(accuracy, jnp.float32)

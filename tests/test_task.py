@@ -226,7 +226,7 @@ def test_a_user_huber_regression_trains_and_reports_through_sweep():
     for field in ("train_loss", "valid_loss", "test_loss"):
       np.testing.assert_allclose(result.history[field][0, k], want[field], rtol=1e-5,
                                  err_msg=field)
-    np.testing.assert_allclose(result.initial_valid_loss[k], want["initial"], rtol=1e-5)
+    np.testing.assert_allclose(result.initial["valid_loss"][k], want["initial"], rtol=1e-5)
     # The squared error would give other numbers: the task's loss was the one used.
     assert abs(want["valid_loss"] - np.mean((data.valid_y - 0) ** 2)) > 1
   assert np.isnan(result.history["valid_acc"]).all()

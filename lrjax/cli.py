@@ -1,8 +1,12 @@
 """Command line: ``lrjax sweep ...`` / ``lrjax plot ...`` (also ``python -m lrjax``).
 
-With no arguments, ``lrjax sweep`` trains the report's 14 settings on a small built-in
-synthetic dataset for a few epochs (about a minute on a laptop CPU) and writes the
-results table, CSV/JSON and plots to ``results/sweep``.
+With no arguments, ``lrjax sweep`` trains the report's 14 settings (``--preset report``)
+on a small built-in synthetic dataset for a few epochs (about a minute on a laptop CPU)
+and writes the results table, CSV/JSON and plots to ``results/sweep``.
+
+``lrjax sweep --config sweep.toml`` trains what a sweep file says (any model, optax
+optimizer, schedule or strategy, grid: `lrjax.train.sweep_file` describes the format)
+through `lrjax.sweep`; flags given on the command line override the file's values.
 
 Runs lose nothing: checkpoints go to ``<out>/checkpoints`` by default, and running the
 same command again resumes (or, with a larger --epochs, extends) the run; checkpoints of
@@ -14,9 +18,11 @@ same folder are refused.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import signal
 import sys
+import types
 from pathlib import Path
 
 DATASETS = ("synthetic", "mnist", "fashion_mnist", "cifar10", "boston_housing")
@@ -27,6 +33,7 @@ DATASETS = ("synthetic", "mnist", "fashion_mnist", "cifar10", "boston_housing")
 # about a minute on a CPU.
 SYNTHETIC_NOISE = 0.4
 SYNTHETIC_TRAIN, SYNTHETIC_TEST = 2400, 500
+PRESETS = ("report",)
 DEFAULT_MODEL = {"synthetic": "mnist_cnn", "mnist": "mnist_cnn", "fashion_mnist": "logistic",
                  "cifar10": "cifar_cnn", "boston_housing": "linear"}
 
@@ -87,8 +94,16 @@ def _parser() -> argparse.ArgumentParser:
                           "0: automatic per backend, see BUILD.md)")
   sweep.add_argument("--eval-batch-size", type=int, default=0,
                      help="batch of the validation/test passes (0: per backend)")
-  sweep.add_argument("--variants", default="report", choices=("report",),
-                     help="which settings: 'report' = the 14 settings of the report")
+  sweep.add_argument("--config", default=None, metavar="FILE",
+                     help="a sweep file (TOML; format: lrjax.train.sweep_file, README): "
+                          "model, data, optimizer, schedule, grid; flags given here "
+                          "override the file's values (--epochs, --batch-size, --seeds, "
+                          "--out, --dataset, --source-dir, --data-dir, --train-size, "
+                          "--validation-fraction, --model, --observe-untrained-loss)")
+  sweep.add_argument("--preset", "--variants", dest="preset", default="report",
+                     choices=PRESETS,
+                     help="which settings without --config: 'report' = the 14 settings "
+                          "of the report (--variants: the same, its old name)")
   sweep.add_argument("--r0", type=float, default=0.01, help="initial rate of the sequences")
   sweep.add_argument("--benchmark-lr", type=float, default=0.001,
                      help="fixed rate of the SGD and Adam benchmarks")
@@ -118,6 +133,7 @@ def _parser() -> argparse.ArgumentParser:
                           "--no-observe-untrained-loss: the loss after epoch 1")
   sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+  parser.sweep_parser = sweep
   plot = sub.add_parser("plot", help="plot a sweep's results.json",
                         description="Redraw a sweep's plots from its results.json.",
                         formatter_class=_HelpFormatter)
@@ -258,6 +274,109 @@ def _sweep(args) -> int:
   return 0
 
 
+# Flags that set a sweep file's key (the flag wins where both are given), by dest.
+_FILE_KEY_OF = {"epochs": "epochs", "batch_size": "batch_size", "seeds": "seeds",
+                "out": "out", "dataset": "data.dataset", "source_dir": "data.source_dir",
+                "data_dir": "data.data_dir", "train_size": "data.train_size",
+                "validation_fraction": "data.validation_fraction", "model": "model.name",
+                "conv_impl": "model.conv_impl",
+                "observe_untrained_loss": "observe_untrained_loss"}
+# Flags of the preset's settings, meaningless with --config.
+_PRESET_ONLY = {"preset": "--preset", "r0": "--r0", "benchmark_lr": "--benchmark-lr"}
+# Not yet for --config runs (`lrjax.sweep` has no checkpoints yet).
+_NOT_WITH_CONFIG = {"checkpoint_dir": "--checkpoint-dir",
+                    "checkpoint_every": "--checkpoint-every"}
+
+
+def typed_flags(argv) -> set[str]:
+  """The dests of the options typed in ``argv`` (not left at their defaults)."""
+  parser = _parser()
+  for action in parser.sweep_parser._actions:
+    action.default = argparse.SUPPRESS  # an option not typed then leaves no attribute
+  return set(vars(parser.parse_args(argv))) - {"command"}
+
+
+class _FileRunConfig:
+  """``result.config`` of a --config run for `lrjax.train.results.save`: the sweep
+  file's checked content, its variants and groups."""
+
+  def __init__(self, spec, result):
+    self.task = result.task.name
+    self._record = {
+        "sweep_file": str(spec.path), "file": spec.table, "model": spec.model_name,
+        "task": self.task, "epochs": spec.epochs, "batch_size": spec.batch_size,
+        "seeds": list(spec.seeds), "data": dataclasses.asdict(spec.data),
+        "variants": [{"name": v["name"], "hparams": v["hparams"], "seed": v["seed"],
+                      "group": v["group"]} for v in result.variants],
+        "groups": [g.to_dict() for g in result.groups]}
+
+  def to_dict(self) -> dict:
+    return self._record
+
+
+def _file_run_result(spec, result, tolerance: float, eval_batch_size: int):
+  """The `lrjax.sweep` result in the shape `lrjax.train.results.save` writes."""
+  import jax
+  return types.SimpleNamespace(
+      config=_FileRunConfig(spec, result), history=result.history, names=result.names,
+      summary=result.summary(tolerance=tolerance), step_history={},
+      device=f"{jax.default_backend()} x{jax.device_count()}",
+      compile_seconds=result.compile_seconds, epoch_seconds=result.epoch_seconds,
+      plans=[dict(g.plan.to_dict(), eval_batch_size=eval_batch_size,
+                  variants=[result.names[k] for k in g.members]) for g in result.groups])
+
+
+def _sweep_file(args, typed: set[str]) -> int:
+  """``lrjax sweep --config FILE``: the file's sweep through `lrjax.sweep`."""
+  from lrjax.train import plan as plan_lib
+  from lrjax.train import plotting, results
+  from lrjax.train import sweep_file
+
+  for dest, flag in {**_PRESET_ONLY, **_NOT_WITH_CONFIG}.items():
+    if dest in typed:
+      why = ("sets the preset's settings" if dest in _PRESET_ONLY else
+             "is not supported for --config runs yet (they are not checkpointed)")
+      raise UsageError(f"--config and {flag} exclude each other: {flag} {why}")
+  _check_flags(args)
+  overrides = {key: getattr(args, dest) for dest, key in _FILE_KEY_OF.items() if dest in typed}
+  spec = sweep_file.load(args.config, overrides, default_models=DEFAULT_MODEL)
+
+  def name(dest: str) -> str:  # the flag or the file's key that set a value
+    return ("--" + dest.replace("_", "-") if dest in typed
+            else f"{spec.path}: {_FILE_KEY_OF[dest]}")
+
+  data = spec.data
+  dataset = load_dataset(data.dataset, source_dir=data.source_dir, data_dir=data.data_dir,
+                         validation_fraction=data.validation_fraction,
+                         train_size=data.train_size)
+  n = len(dataset.train_x)
+  if spec.batch_size > n:
+    raise UsageError(f"{name('batch_size')} {spec.batch_size} is larger than the {n} "
+                     f"training examples")
+  if len(dataset.valid_x) == 0:
+    raise UsageError(f"{name('validation_fraction')} {data.validation_fraction} leaves no "
+                     f"validation examples")
+  eval_batch_size = args.eval_batch_size or None
+  try:
+    result = spec.sweep(dataset, eval_batch_size=eval_batch_size,
+                        variants_per_call=args.variants_per_call or None,
+                        progress=not args.no_progress)
+  except (TypeError, ValueError) as err:
+    if not str(err).startswith("`"):  # not one of lrjax.sweep's checks: a bug, shown
+      raise
+    raise UsageError(f"{spec.path}: {err}") from None
+  saved = _file_run_result(spec, result, args.tolerance,
+                           plan_lib.eval_batch_size(eval_batch_size))
+  out = spec.out
+  results.save(saved, out)
+  plotting.plot_curves(result.history, result.names, out / "all_settings.png",
+                       title="all settings")
+  print(results.markdown_table(saved.summary) + results.plan_lines(saved))
+  print(f"device: {saved.device}; compile {result.compile_seconds:.1f} s; "
+        f"epochs {sum(result.epoch_seconds):.1f} s; results in {out.absolute()}")
+  return 0
+
+
 def _plot(args) -> int:
   from lrjax.train import plotting, results
   loaded = results.load(args.results)
@@ -284,15 +403,22 @@ def main(argv=None) -> int:
   if args.command == "sweep":
     from lrjax.train.checkpoint import CheckpointError
     from lrjax.train.sweep import SweepInterrupted
+    from lrjax.train.sweep_file import SweepFileError
     try:
+      if args.config is not None:
+        return _sweep_file(args, typed_flags(argv))
       return _sweep(args)
+    except SweepFileError as err:  # the file's key, named by the error itself
+      print(f"lrjax sweep: error: {str(err).rstrip('.')}", file=sys.stderr)
+      return 2
     except SweepInterrupted as stop:
       print(f"lrjax: {stop}; resume with: {resume_command(argv)}", file=sys.stderr)
       return 128 + stop.signum
     except KeyboardInterrupt:  # a second Ctrl-C, or one before checkpointing started
-      folder = checkpoint_dir(args)
+      folder = None if args.config is not None else checkpoint_dir(args)
       kept = (f"resume from the last checkpoint with: {resume_command(argv)}" if folder
-              else "nothing was checkpointed (--no-checkpoint)")
+              else "nothing was checkpointed (--config runs are not checkpointed yet)"
+              if args.config is not None else "nothing was checkpointed (--no-checkpoint)")
       print(f"lrjax: interrupted; {kept}", file=sys.stderr)
       return 128 + signal.SIGINT
     except UsageError as err:  # the user's flag: one line naming it, like argparse's

@@ -710,7 +710,7 @@ def _construct(fn: OptimizerFn, setting: dict, source: _Source, path) -> None:
         key = (f"{source.where}.{name}" if name in setting else
                f"schedule.{arg}" if name.startswith(SCHEDULE_PREFIX) else f"optimizer.{arg}")
         break
-    raise SweepFileError(path, key, f"refused: {text}") from None
+    raise SweepFileError(path, key, text) from None
   if not isinstance(tx, optax.GradientTransformation):
     raise SweepFileError(path, "optimizer.path", f"must return an "
                                                  f"optax.GradientTransformation, got "

@@ -339,7 +339,15 @@ def _sweep_file(args, typed: set[str]) -> int:
       raise UsageError(f"--config and {flag} exclude each other: {flag} {why}")
   _check_flags(args)
   overrides = {key: getattr(args, dest) for dest, key in _FILE_KEY_OF.items() if dest in typed}
-  spec = sweep_file.load(args.config, overrides, default_models=DEFAULT_MODEL)
+  try:
+    spec = sweep_file.load(args.config, overrides, default_models=DEFAULT_MODEL)
+  except sweep_file.SweepFileError as err:
+    flag = next((d for d, key in _FILE_KEY_OF.items() if key == err.key and d in typed), None)
+    if flag is None:
+      raise
+    # The value came from the flag: name the flag the user typed.
+    raise UsageError(f"--{flag.replace('_', '-')} {getattr(args, flag)!r}: "
+                     f"{err.message}") from None
 
   def name(dest: str) -> str:  # the flag or the file's key that set a value
     return ("--" + dest.replace("_", "-") if dest in typed
@@ -377,11 +385,33 @@ def _sweep_file(args, typed: set[str]) -> int:
   return 0
 
 
+def _plot_file_run(path: Path, out: Path) -> list[Path] | None:
+  """The plot of a --config run's results.json (None: not one; the preset's layout)."""
+  import json
+  import numpy as np
+  from lrjax.train import plotting
+  file = path / "results.json" if path.is_dir() else path
+  if not file.is_file():
+    return None
+  raw = json.loads(file.read_text())
+  if "sweep_file" not in raw.get("config", {}):
+    return None
+  history = {k: np.array([[np.nan if x is None else x for x in row] for row in v], float)
+             for k, v in raw["history"].items()}
+  names = [v["name"] for v in raw["config"]["variants"]]
+  return [plotting.plot_curves(history, names, out / "all_settings.png",
+                               title="all settings")]
+
+
 def _plot(args) -> int:
   from lrjax.train import plotting, results
-  loaded = results.load(args.results)
   out = Path(args.out) if args.out else Path(args.results if Path(args.results).is_dir()
                                              else Path(args.results).parent)
+  paths = _plot_file_run(Path(args.results), out)
+  if paths is not None:
+    print("\n".join(map(str, paths)))
+    return 0
+  loaded = results.load(args.results)
   for path in plotting.plot_report_figures(loaded["history"], loaded["names"], out,
                                            variants=loaded["config"].variants):
     print(path)

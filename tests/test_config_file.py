@@ -132,6 +132,10 @@ def test_a_users_module_with_flag_overrides_equals_the_library_call(tmp_path, ti
   for field in ("train_loss", "valid_loss", "test_acc"):
     np.testing.assert_allclose(np.asarray(payload["history"][field], float),
                                want.history[field], rtol=1e-5, atol=1e-6, err_msg=field)
+  # `lrjax plot` redraws a --config run's figure.
+  (out / "all_settings.png").unlink()
+  assert cli.main(["plot", str(out)]) == 0
+  assert (out / "all_settings.png").stat().st_size > 0
 
 
 def test_a_zero_argument_factory_beside_the_file_is_found(tmp_path):
@@ -251,6 +255,10 @@ def test_a_missing_file_and_a_flag_of_the_preset_exit_2(tmp_path, capsys, monkey
   _one_line_error(capsys, "--preset")
   assert cli.main(["sweep", "--config", str(path), "--batch-size", "5000"]) == 2
   _one_line_error(capsys, "--batch-size 5000", "training examples")
+  # A flag's value the file's checks refuse is reported as the flag's.
+  logistic = _write(tmp_path, '[model]\nname = "logistic"\n', "logistic.toml")
+  assert cli.main(["sweep", "--config", str(logistic), "--conv-impl", "xla"]) == 2
+  _one_line_error(capsys, "--conv-impl 'xla': not an option of 'logistic'")
 
 
 def test_the_preset_flag_and_its_old_name(capsys):

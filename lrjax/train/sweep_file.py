@@ -96,7 +96,7 @@ class SweepFileError(ValueError):
   """A mistake in a sweep file: ``<file>: <key>: <what is wrong; what is allowed>``."""
 
   def __init__(self, path, key: str, message: str):
-    self.path, self.key = str(path), key
+    self.path, self.key, self.message = str(path), key, message
     super().__init__(f"{self.path}: {key}: {message}" if key else f"{self.path}: {message}")
 
 

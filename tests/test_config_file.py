@@ -145,6 +145,9 @@ def test_a_zero_argument_factory_beside_the_file_is_found(tmp_path):
   spec = sweep_file.load(_write(tmp_path, f'[model]\npath = "{module}:make"\n'
                                           "[grid]\nlearning_rate = [0.1]\n"))
   assert spec.model.width == 3 and type(spec.model).__name__ == "Net"
+  with pytest.raises(sweep_file.SweepFileError, match=r"model\.widht: not a field of "
+                                                     r".*allowed: width"):
+    sweep_file.load(_write(tmp_path, f'[model]\npath = "{module}:Net"\nwidht = 3\n'))
 
 
 def test_grid_is_a_cartesian_product_then_the_explicit_variants(tmp_path):

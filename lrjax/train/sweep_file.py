@@ -331,6 +331,13 @@ def _build_model(spec: _Named, kwargs: dict, default: str, path) -> tuple[nn.Mod
     except (TypeError, ValueError) as err:
       raise SweepFileError(path, "model", str(err).rstrip(".")) from None
   obj = import_path(spec.path, "model.path", path)
+  module_class = type(obj) if isinstance(obj, nn.Module) else obj
+  if isinstance(module_class, type) and issubclass(module_class, nn.Module):
+    options = _model_options(module_class)  # a module's arguments are its fields
+    for option in kwargs:
+      if option not in options:
+        raise SweepFileError(path, f"model.{option}", f"not a field of {spec.path}; "
+                                                      f"allowed: {', '.join(options)}")
   try:
     if isinstance(obj, nn.Module):
       model = obj.clone(**kwargs) if kwargs else obj

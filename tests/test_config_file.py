@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import pathlib
 import re
 import textwrap
 
@@ -274,3 +275,23 @@ def test_the_preset_flag_and_its_old_name(capsys):
     cli.main(["sweep", "--help"])
   help_text = " ".join(capsys.readouterr().out.split())
   assert "--config FILE" in help_text and "override the file's values" in help_text
+
+
+def test_the_readmes_sweep_files_load(tmp_path):
+  readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+  first, second = re.findall(r"```toml\n(.*?)```", readme, re.S)[:2]
+  assert first == ISSUE_FILE
+  (tmp_path / "mynets.py").write_text(TINY_NET.replace("class Net", "class MLP"))
+  spec = sweep_file.load(_write(tmp_path, second))
+  assert spec.model.width == 64 and len(spec.hparams) == 2 * 2 * 2 + 1
+  assert spec.hparams[-1] == {"momentum": 0.9, "schedule.r0": 0.05, "schedule.rule": "fixed"}
+  assert spec.optimizer_fn.strategy is strategies.sgd
+
+
+def test_the_optimizer_fn_describes_itself_completely(tmp_path):
+  """Its repr is what a checkpoint records of the optimizer: a changed fixed argument
+  changes it, and it holds no memory address."""
+  text = "[optimizer]\nname = 'adamw'\nweight_decay = {}\n[grid]\nlearning_rate = [0.1]\n"
+  a = repr(sweep_file.load(_write(tmp_path, text.format(0.01))).optimizer_fn)
+  b = repr(sweep_file.load(_write(tmp_path, text.format(0.1))).optimizer_fn)
+  assert a != b and "optax" in a and "adamw" in a and " at 0x" not in a

@@ -383,6 +383,17 @@ class OptimizerFn:
     self._schedule_args = (None if schedule is None or _parameters(schedule)[2]
                            else set(_parameters(schedule)[0]))
 
+  def __repr__(self) -> str:
+    # Stable across processes and complete: a checkpoint records it as the optimizer's
+    # identity, so a changed fixed argument must change it.
+    def name(fn):
+      return (f"{fn.__module__}.{fn.__qualname__}" if hasattr(fn, "__qualname__")
+              else repr(fn))
+    parts = [f"optimizer={name(self.optimizer)}", f"fixed={self.fixed!r}"]
+    if self.schedule is not None:
+      parts += [f"schedule={name(self.schedule)}", f"schedule_fixed={self.schedule_fixed!r}"]
+    return f"OptimizerFn({', '.join(parts)})"
+
   def arguments(self, h: Mapping) -> tuple[dict, dict]:
     """The optimizer's and the schedule's arguments for the variant ``h``."""
     opt = {**self.fixed, **{k: v for k, v in h.items() if not k.startswith(SCHEDULE_PREFIX)}}

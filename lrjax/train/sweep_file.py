@@ -56,7 +56,9 @@ Naming: a hyperparameter without a prefix is the optimizer's argument, ``schedul
 the schedule's (or, with a rule, the strategy's); fixed values sit in their section,
 swept ones in ``[grid]`` / ``[[variants]]``.  Numbers become per-variant arrays (one
 compiled program for all values), strings and booleans are static (one program per
-value, see `lrjax.sweep`).  An optimizer built by name must get every argument it
+value, see `lrjax.sweep`): ``schedule.rule = ["epoch", "cutoff"]`` compiles one program
+per rule, their `lrjax.strategies.Rule` codes (fixed 0, epoch 1, cutoff 2, oscillate 3,
+plateau 4) one for all.  An optimizer built by name must get every argument it
 requires (``learning_rate`` for optax's, from ``[optimizer]``, the grid, or
 ``[schedule]``); each setting's optimizer is built once with its concrete values
 before training, so a value the factory refuses (``r0 = -1``) is reported with its key.
@@ -405,8 +407,11 @@ class OptimizerFn:
     if not self.by_name:
       return fn(args)
     # The rate (and every numeric argument) kept in the state, where the sweep reads it
-    # for its history: optax.inject_hyperparams; booleans, strings and None stay static.
-    static = tuple(k for k, v in args.items() if v is None or isinstance(v, (bool, str)))
+    # for its history: optax.inject_hyperparams.  Booleans, strings, None and fixed
+    # Python ints (sizes such as lbfgs' memory_size; a swept number arrives traced) stay
+    # static.
+    static = tuple(k for k, v in args.items() if v is None or isinstance(v, (bool, str))
+                   or (isinstance(v, int) and k != "learning_rate"))
     return optax.inject_hyperparams(fn, static_args=static)(**args)
 
   def __call__(self, h: Mapping) -> optax.GradientTransformation:

@@ -22,7 +22,6 @@ import dataclasses
 import shlex
 import signal
 import sys
-import types
 from pathlib import Path
 
 DATASETS = ("synthetic", "mnist", "fashion_mnist", "cifar10", "boston_housing")
@@ -283,9 +282,6 @@ _FILE_KEY_OF = {"epochs": "epochs", "batch_size": "batch_size", "seeds": "seeds"
                 "observe_untrained_loss": "observe_untrained_loss"}
 # Flags of the preset's settings, meaningless with --config.
 _PRESET_ONLY = {"preset": "--preset", "r0": "--r0", "benchmark_lr": "--benchmark-lr"}
-# Not yet for --config runs (`lrjax.sweep` has no checkpoints yet).
-_NOT_WITH_CONFIG = {"checkpoint_dir": "--checkpoint-dir",
-                    "checkpoint_every": "--checkpoint-every"}
 
 
 def typed_flags(argv) -> set[str]:
@@ -296,47 +292,39 @@ def typed_flags(argv) -> set[str]:
   return set(vars(parser.parse_args(argv))) - {"command"}
 
 
-class _FileRunConfig:
-  """``result.config`` of a --config run for `lrjax.train.results.save`: the sweep
-  file's checked content, its variants and groups."""
+class FileRunConfig:
+  """``config`` of a --config run (`lrjax.sweep`'s ``config``, written to results.json):
+  the sweep file's checked content."""
 
-  def __init__(self, spec, result):
-    self.task = result.task.name
+  def __init__(self, spec):
+    self.task = spec.task
     self._record = {
         "sweep_file": str(spec.path), "file": spec.table, "model": spec.model_name,
-        "task": self.task, "epochs": spec.epochs, "batch_size": spec.batch_size,
-        "seeds": list(spec.seeds), "data": dataclasses.asdict(spec.data),
-        "variants": [{"name": v["name"], "hparams": v["hparams"], "seed": v["seed"],
-                      "group": v["group"]} for v in result.variants],
-        "groups": [g.to_dict() for g in result.groups]}
+        "optimizer_fn": repr(spec.optimizer_fn), "task": spec.task, "epochs": spec.epochs,
+        "batch_size": spec.batch_size, "seeds": list(spec.seeds),
+        "data": dataclasses.asdict(spec.data), "hparams": spec.hparams}
 
   def to_dict(self) -> dict:
     return self._record
 
 
-def _file_run_result(spec, result, tolerance: float, eval_batch_size: int):
-  """The `lrjax.sweep` result in the shape `lrjax.train.results.save` writes."""
-  import jax
-  return types.SimpleNamespace(
-      config=_FileRunConfig(spec, result), history=result.history, names=result.names,
-      summary=result.summary(tolerance=tolerance), step_history={},
-      device=f"{jax.default_backend()} x{jax.device_count()}",
-      compile_seconds=result.compile_seconds, epoch_seconds=result.epoch_seconds,
-      plans=[dict(g.plan.to_dict(), eval_batch_size=eval_batch_size,
-                  variants=[result.names[k] for k in g.members]) for g in result.groups])
+def file_checkpoint_dir(args, typed: set[str], out: Path) -> Path | None:
+  """A --config run's checkpoint folder: --checkpoint-dir, else OUT/checkpoints."""
+  if args.no_checkpoint:
+    return None
+  return Path(args.checkpoint_dir) if "checkpoint_dir" in typed else out / "checkpoints"
 
 
 def _sweep_file(args, typed: set[str]) -> int:
-  """``lrjax sweep --config FILE``: the file's sweep through `lrjax.sweep`."""
-  from lrjax.train import plan as plan_lib
+  """``lrjax sweep --config FILE``: the file's sweep through `lrjax.sweep`, checkpointed
+  under OUT/checkpoints as the preset's."""
   from lrjax.train import plotting, results
   from lrjax.train import sweep_file
 
-  for dest, flag in {**_PRESET_ONLY, **_NOT_WITH_CONFIG}.items():
+  for dest, flag in _PRESET_ONLY.items():
     if dest in typed:
-      why = ("sets the preset's settings" if dest in _PRESET_ONLY else
-             "is not supported for --config runs yet (they are not checkpointed)")
-      raise UsageError(f"--config and {flag} exclude each other: {flag} {why}")
+      raise UsageError(f"--config and {flag} exclude each other: {flag} sets the preset's "
+                       f"settings")
   _check_flags(args)
   overrides = {key: getattr(args, dest) for dest, key in _FILE_KEY_OF.items() if dest in typed}
   try:
@@ -364,24 +352,26 @@ def _sweep_file(args, typed: set[str]) -> int:
   if len(dataset.valid_x) == 0:
     raise UsageError(f"{name('validation_fraction')} {data.validation_fraction} leaves no "
                      f"validation examples")
-  eval_batch_size = args.eval_batch_size or None
+  out = spec.out
+  provenance = {"train_size": data.train_size, "subset_seed": 0 if data.train_size else None,
+                "validation_fraction": data.validation_fraction}
   try:
-    result = spec.sweep(dataset, eval_batch_size=eval_batch_size,
+    result = spec.sweep(dataset, eval_batch_size=args.eval_batch_size or None,
                         variants_per_call=args.variants_per_call or None,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, convergence_tolerance=args.tolerance,
+                        checkpoint_dir=file_checkpoint_dir(args, typed, out),
+                        checkpoint_every=args.checkpoint_every, out_dir=out,
+                        data_provenance=provenance, config=FileRunConfig(spec))
   except (TypeError, ValueError) as err:
     if not str(err).startswith("`"):  # not one of lrjax.sweep's checks: a bug, shown
       raise
     raise UsageError(f"{spec.path}: {err}") from None
-  saved = _file_run_result(spec, result, args.tolerance,
-                           plan_lib.eval_batch_size(eval_batch_size))
-  out = spec.out
-  results.save(saved, out)
   plotting.plot_curves(result.history, result.names, out / "all_settings.png",
                        title="all settings")
-  print(results.markdown_table(saved.summary) + results.plan_lines(saved))
-  print(f"device: {saved.device}; compile {result.compile_seconds:.1f} s; "
-        f"epochs {sum(result.epoch_seconds):.1f} s; results in {out.absolute()}")
+  print(results.markdown_table(result.summary) + results.plan_lines(result))
+  print(f"device: {result.device}; compile {result.compile_seconds:.1f} s; "
+        f"epochs {sum(t for t in result.epoch_seconds if t == t):.1f} s; "
+        f"results in {out.absolute()}")
   return 0
 
 
@@ -398,7 +388,7 @@ def _plot_file_run(path: Path, out: Path) -> list[Path] | None:
     return None
   history = {k: np.array([[np.nan if x is None else x for x in row] for row in v], float)
              for k, v in raw["history"].items()}
-  names = [v["name"] for v in raw["config"]["variants"]]
+  names = [row["name"] for row in raw["summary"]]
   return [plotting.plot_curves(history, names, out / "all_settings.png",
                                title="all settings")]
 
@@ -445,10 +435,9 @@ def main(argv=None) -> int:
       print(f"lrjax: {stop}; resume with: {resume_command(argv)}", file=sys.stderr)
       return 128 + stop.signum
     except KeyboardInterrupt:  # a second Ctrl-C, or one before checkpointing started
-      folder = None if args.config is not None else checkpoint_dir(args)
+      folder = checkpoint_dir(args)
       kept = (f"resume from the last checkpoint with: {resume_command(argv)}" if folder
-              else "nothing was checkpointed (--config runs are not checkpointed yet)"
-              if args.config is not None else "nothing was checkpointed (--no-checkpoint)")
+              else "nothing was checkpointed (--no-checkpoint)")
       print(f"lrjax: interrupted; {kept}", file=sys.stderr)
       return 128 + signal.SIGINT
     except UsageError as err:  # the user's flag: one line naming it, like argparse's

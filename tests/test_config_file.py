@@ -79,8 +79,9 @@ def test_the_issues_file_runs_as_written(tmp_path, monkeypatch, capsys):
   assert cli.main(["sweep", "--config", "sweep.toml", "--no-progress"]) == 0
   out = tmp_path / "results" / "sweep"  # the file's default output folder
   payload = json.loads((out / "results.json").read_text())
-  hparams = [v["hparams"] for v in payload["config"]["variants"]]
-  assert hparams == grid(learning_rate=[0.1, 0.01], momentum=[0.0, 0.9])
+  assert payload["config"]["hparams"] == grid(learning_rate=[0.1, 0.01], momentum=[0.0, 0.9])
+  assert len(payload["summary"]) == 4
+  assert (out / "checkpoints").is_dir()  # checkpointed under OUT as the preset
   assert payload["completed_epochs"] == 2 and payload["config"]["model"] == "mnist_cnn"
   # The grid's rate reached the optimizer: it is the rate the state holds.
   np.testing.assert_allclose(np.asarray(payload["history"]["lr"]),
@@ -94,10 +95,11 @@ def test_the_issues_file_runs_as_written(tmp_path, monkeypatch, capsys):
   assert "learning_rate=0.01,momentum=0.9,seed=0" in capsys.readouterr().out
 
 
-def test_a_users_module_with_flag_overrides_equals_the_library_call(tmp_path, tiny_net):
+def test_a_users_module_with_flag_overrides_equals_the_library_call(tmp_path, tiny_net,
+                                                                     capsys):
   """``[model] path = module:attr`` with its arguments, optax's sgd with a fixed argument,
   a lr x momentum grid, two seeds; --epochs and --out override the file, its batch size
-  stays: the run is `lrjax.sweep` of those objects."""
+  stays, the run resumes from its checkpoint: it is `lrjax.sweep` of those objects."""
   path = _write(tmp_path, f"""\
       epochs = 1
       batch_size = 32
@@ -116,8 +118,13 @@ def test_a_users_module_with_flag_overrides_equals_the_library_call(tmp_path, ti
       momentum = [0.5, 0.9]
       """)
   out = tmp_path / "from_flag"
-  assert cli.main(["sweep", "--config", str(path), "--epochs", "2", "--out", str(out),
-                   "--no-progress"]) == 0
+  command = ["sweep", "--config", str(path), "--out", str(out), "--no-progress"]
+  assert cli.main(command) == 0  # the file's 1 epoch, checkpointed
+  assert json.loads((out / "results.json").read_text())["completed_epochs"] == 1
+  # Extended by the flag: resumes from the checkpoint and trains the second epoch.
+  capsys.readouterr()
+  assert cli.main(command + ["--epochs", "2"]) == 0
+  assert "resumed from epoch 1" in capsys.readouterr().err
   assert not (tmp_path / "from_file").exists()
   payload = json.loads((out / "results.json").read_text())
   assert payload["completed_epochs"] == 2 and payload["config"]["batch_size"] == 32
@@ -128,7 +135,7 @@ def test_a_users_module_with_flag_overrides_equals_the_library_call(tmp_path, ti
                      lambda h: optax.sgd(h["learning_rate"], h["momentum"], nesterov=True),
                      grid(learning_rate=[0.1, 0.02], momentum=[0.5, 0.9]), epochs=2,
                      batch_size=32, seeds=(0, 3), progress=False)
-  assert [v["name"] for v in payload["config"]["variants"]] == want.names
+  assert [row["name"] for row in payload["summary"]] == want.names
   assert len(want.names) == 8
   for field in ("train_loss", "valid_loss", "test_acc"):
     np.testing.assert_allclose(np.asarray(payload["history"][field], float),

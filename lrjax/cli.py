@@ -318,6 +318,7 @@ def file_checkpoint_dir(args, typed: set[str], out: Path) -> Path | None:
 def _sweep_file(args, typed: set[str]) -> int:
   """``lrjax sweep --config FILE``: the file's sweep through `lrjax.sweep`, checkpointed
   under OUT/checkpoints as the preset's."""
+  from lrjax.train import plan as plan_lib
   from lrjax.train import plotting, results
   from lrjax.train import sweep_file
 
@@ -361,7 +362,11 @@ def _sweep_file(args, typed: set[str]) -> int:
                         progress=not args.no_progress, convergence_tolerance=args.tolerance,
                         checkpoint_dir=file_checkpoint_dir(args, typed, out),
                         checkpoint_every=args.checkpoint_every, out_dir=out,
-                        data_provenance=provenance, config=FileRunConfig(spec))
+                        data_provenance=provenance, config=FileRunConfig(spec),
+                        identity=spec.identity(
+                            eval_batch_size=plan_lib.eval_batch_size(
+                                args.eval_batch_size or None),
+                            checkpoint_every=args.checkpoint_every))
   except (TypeError, ValueError) as err:
     if not str(err).startswith("`"):  # not one of lrjax.sweep's checks: a bug, shown
       raise

@@ -140,6 +140,13 @@ def test_a_users_module_with_flag_overrides_equals_the_library_call(tmp_path, ti
   for field in ("train_loss", "valid_loss", "test_acc"):
     np.testing.assert_allclose(np.asarray(payload["history"][field], float),
                                want.history[field], rtol=1e-5, atol=1e-6, err_msg=field)
+  # The same folder with a changed file is refused, saying what differs.
+  path.write_text(path.read_text().replace("nesterov = true", "nesterov = false"))
+  capsys.readouterr()
+  assert cli.main(command) == 1
+  err = capsys.readouterr().err
+  assert "optimizer_fn.fixed.nesterov: false here, true there" in err, err
+  assert "Traceback" not in err
   # `lrjax plot` redraws a --config run's figure.
   (out / "all_settings.png").unlink()
   assert cli.main(["plot", str(out)]) == 0

@@ -396,6 +396,15 @@ class OptimizerFn:
       parts += [f"schedule={name(self.schedule)}", f"schedule_fixed={self.schedule_fixed!r}"]
     return f"OptimizerFn({', '.join(parts)})"
 
+  def describe(self) -> dict:
+    """The parts of `__repr__` as a dict (a checkpoint names a differing one by key)."""
+    def name(fn):
+      return (f"{fn.__module__}.{fn.__qualname__}" if hasattr(fn, "__qualname__")
+              else repr(fn))
+    return {"optimizer": name(self.optimizer), "fixed": dict(self.fixed),
+            "schedule": None if self.schedule is None else name(self.schedule),
+            "schedule_fixed": dict(self.schedule_fixed)}
+
   def arguments(self, h: Mapping) -> tuple[dict, dict]:
     """The optimizer's and the schedule's arguments for the variant ``h``."""
     opt = {**self.fixed, **{k: v for k, v in h.items() if not k.startswith(SCHEDULE_PREFIX)}}
@@ -521,6 +530,21 @@ class SweepFile:
   observe_untrained_loss: bool
   out: Path
   table: dict
+
+  def identity(self, *, eval_batch_size: int, checkpoint_every: int) -> dict:
+    """What a checkpoint of this file's run records as the run (`lrjax.sweep`'s
+    ``identity``): the model, the optimizer's parts, every setting and seed, the task
+    and batch sizes; ``epochs`` and ``checkpoint_every`` may change on a resume."""
+    from lrjax.train.api import describe
+    cls = type(self.model)
+    return {"model": {"class": f"{cls.__module__}.{cls.__qualname__}",
+                      "fields": describe(self.model)},
+            "optimizer_fn": self.optimizer_fn.describe(),
+            "variants": [{"hparams": h, "seed": s} for h in self.hparams for s in self.seeds],
+            "task": self.task, "batch_size": self.batch_size,
+            "eval_batch_size": eval_batch_size,
+            "observe_untrained_loss": self.observe_untrained_loss, "epochs": self.epochs,
+            "checkpoint_every": checkpoint_every}
 
   def sweep(self, dataset, **kwargs):
     """`lrjax.sweep` of this file on ``dataset`` (``kwargs``: its other arguments)."""

@@ -1,8 +1,12 @@
 """Command line: ``lrjax sweep ...`` / ``lrjax plot ...`` (also ``python -m lrjax``).
 
-With no arguments, ``lrjax sweep`` trains the report's 14 settings on a small built-in
-synthetic dataset for a few epochs (about a minute on a laptop CPU) and writes the
-results table, CSV/JSON and plots to ``results/sweep``.
+With no arguments, ``lrjax sweep`` trains the report's 14 settings (``--preset report``)
+on a small built-in synthetic dataset for a few epochs (about a minute on a laptop CPU)
+and writes the results table, CSV/JSON and plots to ``results/sweep``.
+
+``lrjax sweep --config sweep.toml`` trains what a sweep file says (any model, optax
+optimizer, schedule or strategy, grid: `lrjax.train.sweep_file` describes the format)
+through `lrjax.sweep`; flags given on the command line override the file's values.
 
 Runs lose nothing: checkpoints go to ``<out>/checkpoints`` by default, and running the
 same command again resumes (or, with a larger --epochs, extends) the run; checkpoints of
@@ -14,6 +18,7 @@ same folder are refused.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import signal
 import sys
@@ -27,6 +32,7 @@ DATASETS = ("synthetic", "mnist", "fashion_mnist", "cifar10", "boston_housing")
 # about a minute on a CPU.
 SYNTHETIC_NOISE = 0.4
 SYNTHETIC_TRAIN, SYNTHETIC_TEST = 2400, 500
+PRESETS = ("report",)
 DEFAULT_MODEL = {"synthetic": "mnist_cnn", "mnist": "mnist_cnn", "fashion_mnist": "logistic",
                  "cifar10": "cifar_cnn", "boston_housing": "linear"}
 
@@ -87,8 +93,16 @@ def _parser() -> argparse.ArgumentParser:
                           "0: automatic per backend, see BUILD.md)")
   sweep.add_argument("--eval-batch-size", type=int, default=0,
                      help="batch of the validation/test passes (0: per backend)")
-  sweep.add_argument("--variants", default="report", choices=("report",),
-                     help="which settings: 'report' = the 14 settings of the report")
+  sweep.add_argument("--config", default=None, metavar="FILE",
+                     help="a sweep file (TOML; format: lrjax.train.sweep_file, README): "
+                          "model, data, optimizer, schedule, grid; flags given here "
+                          "override the file's values (--epochs, --batch-size, --seeds, "
+                          "--out, --dataset, --source-dir, --data-dir, --train-size, "
+                          "--validation-fraction, --model, --observe-untrained-loss)")
+  sweep.add_argument("--preset", "--variants", dest="preset", default="report",
+                     choices=PRESETS,
+                     help="which settings without --config: 'report' = the 14 settings "
+                          "of the report (--variants: the same, its old name)")
   sweep.add_argument("--r0", type=float, default=0.01, help="initial rate of the sequences")
   sweep.add_argument("--benchmark-lr", type=float, default=0.001,
                      help="fixed rate of the SGD and Adam benchmarks")
@@ -118,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
                           "--no-observe-untrained-loss: the loss after epoch 1")
   sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+  parser.sweep_parser = sweep
   plot = sub.add_parser("plot", help="plot a sweep's results.json",
                         description="Redraw a sweep's plots from its results.json.",
                         formatter_class=_HelpFormatter)
@@ -258,11 +273,140 @@ def _sweep(args) -> int:
   return 0
 
 
+# Flags that set a sweep file's key (the flag wins where both are given), by dest.
+_FILE_KEY_OF = {"epochs": "epochs", "batch_size": "batch_size", "seeds": "seeds",
+                "out": "out", "dataset": "data.dataset", "source_dir": "data.source_dir",
+                "data_dir": "data.data_dir", "train_size": "data.train_size",
+                "validation_fraction": "data.validation_fraction", "model": "model.name",
+                "conv_impl": "model.conv_impl",
+                "observe_untrained_loss": "observe_untrained_loss"}
+# Flags of the preset's settings, meaningless with --config.
+_PRESET_ONLY = {"preset": "--preset", "r0": "--r0", "benchmark_lr": "--benchmark-lr"}
+
+
+def typed_flags(argv) -> set[str]:
+  """The dests of the options typed in ``argv`` (not left at their defaults)."""
+  parser = _parser()
+  for action in parser.sweep_parser._actions:
+    action.default = argparse.SUPPRESS  # an option not typed then leaves no attribute
+  return set(vars(parser.parse_args(argv))) - {"command"}
+
+
+class FileRunConfig:
+  """``config`` of a --config run (`lrjax.sweep`'s ``config``, written to results.json):
+  the sweep file's checked content."""
+
+  def __init__(self, spec):
+    self.task = spec.task
+    self._record = {
+        "sweep_file": str(spec.path), "file": spec.table, "model": spec.model_name,
+        "optimizer_fn": repr(spec.optimizer_fn), "task": spec.task, "epochs": spec.epochs,
+        "batch_size": spec.batch_size, "seeds": list(spec.seeds),
+        "data": dataclasses.asdict(spec.data), "hparams": spec.hparams}
+
+  def to_dict(self) -> dict:
+    return self._record
+
+
+def file_checkpoint_dir(args, typed: set[str], out: Path) -> Path | None:
+  """A --config run's checkpoint folder: --checkpoint-dir, else OUT/checkpoints."""
+  if args.no_checkpoint:
+    return None
+  return Path(args.checkpoint_dir) if "checkpoint_dir" in typed else out / "checkpoints"
+
+
+def _sweep_file(args, typed: set[str]) -> int:
+  """``lrjax sweep --config FILE``: the file's sweep through `lrjax.sweep`, checkpointed
+  under OUT/checkpoints as the preset's."""
+  from lrjax.train import plan as plan_lib
+  from lrjax.train import plotting, results
+  from lrjax.train import sweep_file
+
+  for dest, flag in _PRESET_ONLY.items():
+    if dest in typed:
+      raise UsageError(f"--config and {flag} exclude each other: {flag} sets the preset's "
+                       f"settings")
+  _check_flags(args)
+  overrides = {key: getattr(args, dest) for dest, key in _FILE_KEY_OF.items() if dest in typed}
+  try:
+    spec = sweep_file.load(args.config, overrides, default_models=DEFAULT_MODEL)
+  except sweep_file.SweepFileError as err:
+    flag = next((d for d, key in _FILE_KEY_OF.items() if key == err.key and d in typed), None)
+    if flag is None:
+      raise
+    # The value came from the flag: name the flag the user typed.
+    raise UsageError(f"--{flag.replace('_', '-')} {getattr(args, flag)!r}: "
+                     f"{err.message}") from None
+
+  def name(dest: str) -> str:  # the flag or the file's key that set a value
+    return ("--" + dest.replace("_", "-") if dest in typed
+            else f"{spec.path}: {_FILE_KEY_OF[dest]}")
+
+  data = spec.data
+  dataset = load_dataset(data.dataset, source_dir=data.source_dir, data_dir=data.data_dir,
+                         validation_fraction=data.validation_fraction,
+                         train_size=data.train_size)
+  n = len(dataset.train_x)
+  if spec.batch_size > n:
+    raise UsageError(f"{name('batch_size')} {spec.batch_size} is larger than the {n} "
+                     f"training examples")
+  if len(dataset.valid_x) == 0:
+    raise UsageError(f"{name('validation_fraction')} {data.validation_fraction} leaves no "
+                     f"validation examples")
+  out = spec.out
+  provenance = {"train_size": data.train_size, "subset_seed": 0 if data.train_size else None,
+                "validation_fraction": data.validation_fraction}
+  try:
+    result = spec.sweep(dataset, eval_batch_size=args.eval_batch_size or None,
+                        variants_per_call=args.variants_per_call or None,
+                        progress=not args.no_progress, convergence_tolerance=args.tolerance,
+                        checkpoint_dir=file_checkpoint_dir(args, typed, out),
+                        checkpoint_every=args.checkpoint_every, out_dir=out,
+                        data_provenance=provenance, config=FileRunConfig(spec),
+                        identity=spec.identity(
+                            eval_batch_size=plan_lib.eval_batch_size(
+                                args.eval_batch_size or None),
+                            checkpoint_every=args.checkpoint_every))
+  except (TypeError, ValueError) as err:
+    if not str(err).startswith("`"):  # not one of lrjax.sweep's checks: a bug, shown
+      raise
+    raise UsageError(f"{spec.path}: {err}") from None
+  plotting.plot_curves(result.history, result.names, out / "all_settings.png",
+                       title="all settings")
+  print(results.markdown_table(result.summary) + results.plan_lines(result))
+  print(f"device: {result.device}; compile {result.compile_seconds:.1f} s; "
+        f"epochs {sum(t for t in result.epoch_seconds if t == t):.1f} s; "
+        f"results in {out.absolute()}")
+  return 0
+
+
+def _plot_file_run(path: Path, out: Path) -> list[Path] | None:
+  """The plot of a --config run's results.json (None: not one; the preset's layout)."""
+  import json
+  import numpy as np
+  from lrjax.train import plotting
+  file = path / "results.json" if path.is_dir() else path
+  if not file.is_file():
+    return None
+  raw = json.loads(file.read_text())
+  if "sweep_file" not in raw.get("config", {}):
+    return None
+  history = {k: np.array([[np.nan if x is None else x for x in row] for row in v], float)
+             for k, v in raw["history"].items()}
+  names = [row["name"] for row in raw["summary"]]
+  return [plotting.plot_curves(history, names, out / "all_settings.png",
+                               title="all settings")]
+
+
 def _plot(args) -> int:
   from lrjax.train import plotting, results
-  loaded = results.load(args.results)
   out = Path(args.out) if args.out else Path(args.results if Path(args.results).is_dir()
                                              else Path(args.results).parent)
+  paths = _plot_file_run(Path(args.results), out)
+  if paths is not None:
+    print("\n".join(map(str, paths)))
+    return 0
+  loaded = results.load(args.results)
   for path in plotting.plot_report_figures(loaded["history"], loaded["names"], out,
                                            variants=loaded["config"].variants):
     print(path)
@@ -284,8 +428,14 @@ def main(argv=None) -> int:
   if args.command == "sweep":
     from lrjax.train.checkpoint import CheckpointError
     from lrjax.train.sweep import SweepInterrupted
+    from lrjax.train.sweep_file import SweepFileError
     try:
+      if args.config is not None:
+        return _sweep_file(args, typed_flags(argv))
       return _sweep(args)
+    except SweepFileError as err:  # the file's key, named by the error itself
+      print(f"lrjax sweep: error: {str(err).rstrip('.')}", file=sys.stderr)
+      return 2
     except SweepInterrupted as stop:
       print(f"lrjax: {stop}; resume with: {resume_command(argv)}", file=sys.stderr)
       return 128 + stop.signum

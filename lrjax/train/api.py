@@ -53,6 +53,7 @@ from lrjax.train import plan as plan_lib
 from lrjax.train.epoch import (EPOCH_FIELDS, EpochMetrics, _DROPOUT_SALT, _INIT_SALT,
                                _ORDER_SALT, put_data, variant_key)
 from lrjax.train.metrics import summarize
+from lrjax.train.nnx_adapter import as_linen
 from lrjax.train.step import TrainState, evaluate, train_step
 
 # The fields read from an optimizer state (any optax / lrjax state) by name.
@@ -535,7 +536,8 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
   """Trains ``model`` with ``optimizer_fn(h)`` for every ``h`` in ``hparams`` x ``seeds``.
 
   Args:
-    model: a `flax.linen.Module`, called ``model(x, train=...)``.
+    model: a `flax.linen.Module`, called ``model(x, train=...)``; or an NNX model: an
+      ``nnx.Module`` instance or a factory ``rngs -> nnx.Module`` (`lrjax.train.nnx_adapter`).
     dataset: a `lrjax.data.Dataset` (or any object with ``train_x`` ... ``test_y``).
     optimizer_fn: ``h -> optax.GradientTransformation`` (ExtraArgs or not), called with
       one variant's hyperparameters inside the traced program.
@@ -557,6 +559,7 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
     >>> result = sweep(model, data, lambda h: optax.sgd(h["learning_rate"]),  # doctest: +SKIP
     ...                {"learning_rate": [0.1, 0.01]}, epochs=3, batch_size=32)
   """
+  model = as_linen(model)  # NNX instance / factory -> Linen module; Linen unchanged
   _validate(model, dataset, optimizer_fn, epochs, batch_size, seeds, eval_batch_size)
   task = _as_task(task)
   settings = normalize_hparams(hparams)

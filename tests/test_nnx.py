@@ -1,0 +1,261 @@
+"""Flax NNX models in `lrjax.sweep` (issue 16): `lrjax.train.nnx_adapter`.
+
+References: NNX itself (the adapter's outputs and BatchNorm updates equal the NNX
+model's own ``model.train()`` / ``model.eval()`` calls), solo sweeps (K = 1, the
+unbatched program), and the same architecture written in Linen with the parameters
+copied across.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+import lrjax
+from lrjax.data import synthetic
+from lrjax.train import nnx_adapter
+from lrjax.train.epoch import _INIT_SALT, variant_key
+
+TOL = 1e-5
+COMPARED = ("train_loss", "valid_loss", "test_loss", "valid_acc", "test_acc", "lr")
+LRS = [0.3, 0.1, 0.03, 0.01]
+
+
+class ConvNet(nnx.Module):
+  """Conv -> BatchNorm -> ReLU -> Dropout -> Linear, on 8x8x1 images."""
+
+  def __init__(self, *, rngs: nnx.Rngs, dropout: float = 0.2, width: int = 4):
+    # No bias before BatchNorm: its gradient is exactly 0 (rounding noise in float32).
+    self.conv = nnx.Conv(1, width, (3, 3), use_bias=False, rngs=rngs)
+    self.bn = nnx.BatchNorm(width, momentum=0.9, rngs=rngs)
+    self.drop = nnx.Dropout(dropout, rngs=rngs)
+    self.head = nnx.Linear(width * 8 * 8, 10, rngs=rngs)
+
+  def __call__(self, x):
+    x = self.drop(nnx.relu(self.bn(self.conv(x))))
+    return self.head(x.reshape((x.shape[0], -1)))
+
+
+class LinenConvNet(nn.Module):
+  """`ConvNet` in Linen."""
+
+  dropout: float = 0.0
+  width: int = 4
+
+  @nn.compact
+  def __call__(self, x, *, train):
+    x = nn.Conv(self.width, (3, 3), use_bias=False, name="conv")(x)
+    x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name="bn")(x)
+    x = nn.Dropout(self.dropout, deterministic=not train)(nn.relu(x))
+    return nn.Dense(10, name="head")(x.reshape((x.shape[0], -1)))
+
+
+class TrainFlagNet(nnx.Module):
+  """An NNX model that takes ``train`` in ``__call__`` rather than from .train()."""
+
+  def __init__(self, *, rngs):
+    self.bn = nnx.BatchNorm(4, momentum=0.9, rngs=rngs)
+    self.lin = nnx.Linear(64, 4, rngs=rngs)
+
+  def __call__(self, x, *, train):
+    return self.bn(self.lin(x.reshape((x.shape[0], -1))), use_running_average=not train)
+
+
+@pytest.fixture(scope="module")
+def data():
+  return synthetic("tiny", num_train=256, num_test=64, seed=3)
+
+
+def run(model, data, hparams, **kw):
+  kw = {"epochs": 2, "batch_size": 32, "progress": False, **kw}
+  return lrjax.sweep(model, data, lambda h: optax.sgd(h["learning_rate"], momentum=0.9),
+                     hparams, **kw)
+
+
+def x_batch(n=16, seed=0):
+  return jax.random.normal(jax.random.key(seed), (n, 8, 8, 1))
+
+
+def state_dict(model, kind):
+  return nnx.to_pure_dict(nnx.state(model, kind))
+
+
+# -- the adapter against NNX itself -------------------------------------------------
+
+def test_instance_variables_and_outputs_are_the_models():
+  model = ConvNet(rngs=nnx.Rngs(0), dropout=0.0)
+  linen = nnx_adapter.as_linen(model)
+  x = x_batch()
+  variables = linen.init(jax.random.PRNGKey(7), x, train=False)
+  assert set(variables) == {"params", "batch_stats"}
+  chex_equal = lambda a, b: jax.tree.map(np.testing.assert_array_equal, a, b)
+  chex_equal(variables["params"], state_dict(model, nnx.Param))
+  chex_equal(variables["batch_stats"], state_dict(model, nnx.BatchStat))
+
+  # Evaluation: running averages (BatchNorm), no dropout, as model.eval().
+  reference = nnx.clone(model)
+  reference.eval()
+  np.testing.assert_allclose(linen.apply(variables, x, train=False), reference(x),
+                             rtol=1e-6, atol=1e-6)
+  # Training: batch statistics, running averages updated, as model.train().
+  outputs, updated = linen.apply(variables, x, train=True, rngs={"default": jax.random.PRNGKey(1)},
+                                 mutable=["batch_stats"])
+  reference.train()
+  np.testing.assert_allclose(outputs, reference(x), rtol=1e-6, atol=1e-6)
+  jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-6, atol=1e-7),
+               updated["batch_stats"], state_dict(reference, nnx.BatchStat))
+  assert not np.allclose(updated["batch_stats"]["bn"]["mean"], 0.0)
+  # The user's instance is untouched (still at its initial statistics, train mode).
+  np.testing.assert_array_equal(model.bn.mean.get_value(), np.zeros(4))
+  assert model.drop.deterministic is False
+
+
+@pytest.mark.parametrize("rngs, stream", [(nnx.Rngs(0), "default"),
+                                          (nnx.Rngs(params=0, dropout=1), "dropout")])
+def test_dropout_keys_come_from_the_engine_stream(rngs, stream):
+  model = ConvNet(rngs=rngs, dropout=0.5)
+  linen = nnx_adapter.as_linen(model)
+  x = x_batch()
+  variables = linen.init(jax.random.PRNGKey(0), x, train=False)
+  streams = lrjax.train.api.rng_streams(linen, variables, x)
+  assert stream in streams
+
+  def train(key):
+    return linen.apply(variables, x, train=True, rngs={stream: key}, mutable=["batch_stats"])[0]
+
+  a, b, again = train(jax.random.PRNGKey(1)), train(jax.random.PRNGKey(2)), train(jax.random.PRNGKey(1))
+  np.testing.assert_array_equal(a, again)  # reproducible
+  assert np.abs(a - b).max() > 0.1  # another key (step, seed), another mask
+  # Evaluation never drops: equal to the model with dropout off.
+  off = nnx.clone(model)
+  off.eval()
+  np.testing.assert_allclose(linen.apply(variables, x, train=False), off(x), rtol=1e-6, atol=1e-6)
+
+
+def test_factory_initialises_per_key_and_under_vmap():
+  linen = nnx_adapter.as_linen(lambda rngs: ConvNet(rngs=rngs))
+  x = x_batch(2)
+  keys = jax.random.split(jax.random.PRNGKey(0), 3)
+  stacked = jax.jit(jax.vmap(lambda k: linen.init(k, x, train=False)))(keys)
+  kernels = stacked["params"]["conv"]["kernel"]
+  assert kernels.shape == (3, 3, 3, 1, 4)
+  assert not np.allclose(kernels[0], kernels[1])
+  # Key k builds what ConvNet(rngs=nnx.Rngs(k')) builds, k' the key the adapter derives
+  # from k: the same key gives the same parameters.
+  np.testing.assert_array_equal(linen.init(keys[1], x, train=False)["params"]["conv"]["kernel"],
+                                kernels[1])
+
+
+def test_train_flag_in_call_is_passed():
+  model = TrainFlagNet(rngs=nnx.Rngs(0))
+  linen = nnx_adapter.as_linen(model)
+  x = x_batch()
+  variables = linen.init(jax.random.PRNGKey(0), x, train=False)
+  out_train, _ = linen.apply(variables, x, train=True, mutable=["batch_stats"])
+  np.testing.assert_allclose(out_train, nnx.clone(model)(x, train=True), rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(linen.apply(variables, x, train=False),
+                             nnx.clone(model)(x, train=False), rtol=1e-6, atol=1e-6)
+
+
+def test_bad_models_rejected(data):
+  with pytest.raises(TypeError, match="`model` must be .* an nnx.Module or a factory"):
+    run("ConvNet", data, {"learning_rate": [0.1]})
+  with pytest.raises(TypeError, match="model.rngs=nnx.Rngs.0.. raised"):
+    run(lambda: ConvNet(rngs=nnx.Rngs(0)), data, {"learning_rate": [0.1]})
+  with pytest.raises(TypeError, match="returned"):
+    run(lambda rngs: 3, data, {"learning_rate": [0.1]})
+
+
+# -- sweeps ----------------------------------------------------------------------------
+
+def test_nnx_sweep_of_four_rates_equals_each_alone(data):
+  factory = lambda rngs: ConvNet(rngs=rngs, dropout=0.2)
+  result = run(factory, data, {"learning_rate": LRS}, seeds=(5,))
+  assert len(set(np.round(result.history["train_loss"][-1], 5))) == 4
+  assert np.all(np.isfinite(result.history["valid_loss"]))
+  for v in result.variants:
+    solo = run(factory, data, [v["hparams"]], seeds=(v["seed"],))
+    np.testing.assert_allclose(result.initial_valid_loss[v["index"]],
+                               solo.initial_valid_loss[0], rtol=TOL, atol=TOL)
+    for field in COMPARED:
+      np.testing.assert_allclose(result.history[field][:, v["index"]],
+                                 solo.history[field][:, 0], rtol=TOL, atol=TOL,
+                                 err_msg=f"{field} of {v['name']}")
+
+
+def test_seeds_of_a_factory_initialise_an_instance_does_not(data):
+  factory = lambda rngs: ConvNet(rngs=rngs, dropout=0.0)
+  by_factory = run(factory, data, {"learning_rate": [0.1]}, seeds=(0, 1), epochs=1)
+  assert by_factory.initial_valid_loss[0] != by_factory.initial_valid_loss[1]
+  instance = ConvNet(rngs=nnx.Rngs(4), dropout=0.0)
+  by_instance = run(instance, data, {"learning_rate": [0.1]}, seeds=(0, 1), epochs=1)
+  # Both seeds start from the instance: its own validation loss (evaluated by NNX).
+  instance.eval()
+  logits = instance(jnp.asarray(data.valid_x))
+  expected = optax.softmax_cross_entropy_with_integer_labels(
+      logits, jnp.asarray(data.valid_y)).mean()
+  np.testing.assert_allclose(by_instance.initial_valid_loss, [expected, expected], rtol=1e-5)
+  # ... and then see different data orders.
+  assert by_instance.history["train_loss"][0, 0] != by_instance.history["train_loss"][0, 1]
+
+
+def test_linen_and_nnx_give_the_same_curves(data):
+  """Same architecture, same initial parameters (Linen's seed-0 init copied into the NNX
+  instance): the same curves.  Dropout rate 0 in both: the two APIs draw their masks
+  from the engine's key differently (Linen folds in the module path)."""
+  linen = LinenConvNet(dropout=0.0)
+  x = jnp.asarray(data.train_x[:1])
+  variables = linen.init(variant_key(0, _INIT_SALT), x, train=False)
+  model = ConvNet(rngs=nnx.Rngs(123), dropout=0.0)
+  nnx.replace_by_pure_dict(params := nnx.state(model, nnx.Param), variables["params"])
+  nnx.update(model, params)
+  np.testing.assert_array_equal(model.conv.kernel.get_value(),
+                                variables["params"]["conv"]["kernel"])
+  hparams = {"learning_rate": [0.3, 0.03]}
+  from_linen = run(linen, data, hparams)
+  from_nnx = run(model, data, hparams)
+  np.testing.assert_allclose(from_nnx.initial_valid_loss, from_linen.initial_valid_loss,
+                             rtol=TOL, atol=TOL)
+  for field in COMPARED:
+    np.testing.assert_allclose(from_nnx.history[field], from_linen.history[field],
+                               rtol=TOL, atol=TOL, err_msg=field)
+  assert from_nnx.history["train_loss"][-1, 0] < from_nnx.history["train_loss"][0, 0]
+
+
+# -- lrjax's Linen models in NNX: the bridge -------------------------------------------
+
+def test_builtin_models_convert_with_the_bridge():
+  """`nnx.bridge.ToNNX` is the documented route for lrjax.models (Linen is the source
+  of truth): the NNX module computes what the Linen model computes with its variables."""
+  linen = lrjax.models.CifarCNN()
+  x = jax.random.normal(jax.random.key(0), (4, 32, 32, 3))
+  model = nnx.bridge.ToNNX(linen, rngs=nnx.Rngs(params=0, dropout=1)).lazy_init(x, train=False)
+  variables = {"params": state_dict(model, nnx.Param)}
+  np.testing.assert_allclose(model(x, train=False), linen.apply(variables, x, train=False),
+                             rtol=1e-5, atol=1e-5)
+
+
+def test_bridged_builtin_model_sweeps_as_the_linen_one(data):
+  """A bridged lrjax model, given the Linen sweep's initial parameters (seed 0), sweeps
+  to the Linen model's curves."""
+  linen = lrjax.models.LogisticRegression()
+  x = jnp.asarray(data.train_x[:1])
+  variables = linen.init(variant_key(0, _INIT_SALT), x, train=False)
+  model = nnx.bridge.ToNNX(linen, rngs=nnx.Rngs(0)).lazy_init(x, train=False)
+  nnx.replace_by_pure_dict(params := nnx.state(model, nnx.Param), variables["params"])
+  nnx.update(model, params)
+  hparams = {"learning_rate": [0.1, 0.01]}
+  from_linen = run(linen, data, hparams, epochs=1)
+  from_nnx = run(model, data, hparams, epochs=1)
+  np.testing.assert_allclose(from_nnx.initial_valid_loss, from_linen.initial_valid_loss,
+                             rtol=TOL, atol=TOL)
+  for field in COMPARED:
+    np.testing.assert_allclose(from_nnx.history[field], from_linen.history[field],
+                               rtol=TOL, atol=TOL, err_msg=field)

@@ -9,6 +9,8 @@ copied across.
 from __future__ import annotations
 
 import functools
+import pathlib
+import re
 
 import flax.linen as nn
 import jax
@@ -190,22 +192,6 @@ def test_nnx_sweep_of_four_rates_equals_each_alone(data):
                                  err_msg=f"{field} of {v['name']}")
 
 
-def test_seeds_of_a_factory_initialise_an_instance_does_not(data):
-  factory = lambda rngs: ConvNet(rngs=rngs, dropout=0.0)
-  by_factory = run(factory, data, {"learning_rate": [0.1]}, seeds=(0, 1), epochs=1)
-  assert by_factory.initial_valid_loss[0] != by_factory.initial_valid_loss[1]
-  instance = ConvNet(rngs=nnx.Rngs(4), dropout=0.0)
-  by_instance = run(instance, data, {"learning_rate": [0.1]}, seeds=(0, 1), epochs=1)
-  # Both seeds start from the instance: its own validation loss (evaluated by NNX).
-  instance.eval()
-  logits = instance(jnp.asarray(data.valid_x))
-  expected = optax.softmax_cross_entropy_with_integer_labels(
-      logits, jnp.asarray(data.valid_y)).mean()
-  np.testing.assert_allclose(by_instance.initial_valid_loss, [expected, expected], rtol=1e-5)
-  # ... and then see different data orders.
-  assert by_instance.history["train_loss"][0, 0] != by_instance.history["train_loss"][0, 1]
-
-
 def test_linen_and_nnx_give_the_same_curves(data):
   """Same architecture, same initial parameters (Linen's seed-0 init copied into the NNX
   instance): the same curves.  Dropout rate 0 in both: the two APIs draw their masks
@@ -227,6 +213,11 @@ def test_linen_and_nnx_give_the_same_curves(data):
     np.testing.assert_allclose(from_nnx.history[field], from_linen.history[field],
                                rtol=TOL, atol=TOL, err_msg=field)
   assert from_nnx.history["train_loss"][-1, 0] < from_nnx.history["train_loss"][0, 0]
+  # An instance is every variant's start: its own validation loss, evaluated by NNX.
+  model.eval()
+  expected = optax.softmax_cross_entropy_with_integer_labels(
+      model(jnp.asarray(data.valid_x)), jnp.asarray(data.valid_y)).mean()
+  np.testing.assert_allclose(from_nnx.initial_valid_loss, [expected, expected], rtol=1e-5)
 
 
 # -- lrjax's Linen models in NNX: the bridge -------------------------------------------
@@ -235,11 +226,19 @@ def test_builtin_models_convert_with_the_bridge():
   """`nnx.bridge.ToNNX` is the documented route for lrjax.models (Linen is the source
   of truth): the NNX module computes what the Linen model computes with its variables."""
   linen = lrjax.models.CifarCNN()
-  x = jax.random.normal(jax.random.key(0), (4, 32, 32, 3))
+  x = jax.random.normal(jax.random.key(0), (4, 8, 8, 3))  # small images: 1x1x64 at the top
   model = nnx.bridge.ToNNX(linen, rngs=nnx.Rngs(params=0, dropout=1)).lazy_init(x, train=False)
   variables = {"params": state_dict(model, nnx.Param)}
   np.testing.assert_allclose(model(x, train=False), linen.apply(variables, x, train=False),
                              rtol=1e-5, atol=1e-5)
+  # Training (dropout on): ToNNX draws the key fold_in(k, 0) of an nnx.Rngs(dropout=k).
+  key = jax.random.key(5)
+  np.testing.assert_allclose(
+      model(x, train=True, rngs=nnx.Rngs(dropout=key)),
+      linen.apply(variables, x, train=True, rngs={"dropout": jax.random.fold_in(key, 0)}),
+      rtol=1e-5, atol=1e-5)
+  assert not np.allclose(model(x, train=True, rngs=nnx.Rngs(dropout=key)),
+                         model(x, train=False), atol=1e-3)
 
 
 def test_bridged_builtin_model_sweeps_as_the_linen_one(data):
@@ -251,7 +250,7 @@ def test_bridged_builtin_model_sweeps_as_the_linen_one(data):
   model = nnx.bridge.ToNNX(linen, rngs=nnx.Rngs(0)).lazy_init(x, train=False)
   nnx.replace_by_pure_dict(params := nnx.state(model, nnx.Param), variables["params"])
   nnx.update(model, params)
-  hparams = {"learning_rate": [0.1, 0.01]}
+  hparams = {"learning_rate": [0.1]}
   from_linen = run(linen, data, hparams, epochs=1)
   from_nnx = run(model, data, hparams, epochs=1)
   np.testing.assert_allclose(from_nnx.initial_valid_loss, from_linen.initial_valid_loss,
@@ -259,3 +258,18 @@ def test_bridged_builtin_model_sweeps_as_the_linen_one(data):
   for field in COMPARED:
     np.testing.assert_allclose(from_nnx.history[field], from_linen.history[field],
                                rtol=TOL, atol=TOL, err_msg=field)
+
+
+def test_readme_nnx_example_runs(capsys):
+  readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+  match = re.search(r"<!-- sweep-example-nnx -->\s*```python\n(.*?)```", readme, re.S)
+  assert match, "README.md lost its `<!-- sweep-example-nnx -->` block"
+  code = match.group(1)
+  assert len(code.strip().splitlines()) <= 15
+  namespace: dict = {}
+  exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 (our own README)
+  result = namespace["result"]
+  assert [v["seed"] for v in result.variants] == [0, 1] * 3
+  assert result.initial_valid_loss[0] != result.initial_valid_loss[1]  # seeds initialise
+  assert np.max(result.history["valid_acc"][-1]) > 0.5  # it learns (chance: 0.1)
+  assert len(capsys.readouterr().out.strip().splitlines()) == 6

@@ -8,6 +8,7 @@
 * `sweep`: `run_sweep`, the host loop over epochs (progress, checkpoints, results).
 * `api`: `sweep(model, dataset, optimizer_fn, hparams, ...)` (`lrjax.sweep`), the entry point:
   any Flax model, any optax optimizer, any grid (`grid`).
+* `nnx_adapter`: `as_linen`, Flax NNX models (an instance or a factory) for the engine.
 * `metrics`, `results`, `plotting`, `checkpoint`: what comes out of a sweep.
 """
 
@@ -21,3 +22,4 @@ from lrjax.train.step import TrainState, evaluate, task_loss, train_step
 from lrjax.train.sweep import SweepResult, run_sweep
 # `sweep` itself is `lrjax.sweep` (here `lrjax.train.sweep` is the run_sweep module).
 from lrjax.train.api import CLASSIFICATION, REGRESSION, Task, grid
+from lrjax.train.nnx_adapter import as_linen

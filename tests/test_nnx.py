@@ -9,6 +9,7 @@ copied across.
 from __future__ import annotations
 
 import functools
+import inspect
 import pathlib
 import re
 
@@ -178,12 +179,14 @@ def test_bad_models_rejected(data):
 # -- sweeps ----------------------------------------------------------------------------
 
 def test_nnx_sweep_of_four_rates_equals_each_alone(data):
-  factory = lambda rngs: ConvNet(rngs=rngs, dropout=0.2)
-  result = run(factory, data, {"learning_rate": LRS}, seeds=(5,))
+  # An instance (the factory's per-seed init is covered by the README example and
+  # test_factory_initialises_per_key_and_under_vmap); its dropout stream is `default`.
+  model = ConvNet(rngs=nnx.Rngs(0), dropout=0.2)
+  result = run(model, data, {"learning_rate": LRS}, seeds=(5,))
   assert len(set(np.round(result.history["train_loss"][-1], 5))) == 4
   assert np.all(np.isfinite(result.history["valid_loss"]))
   for v in result.variants:
-    solo = run(factory, data, [v["hparams"]], seeds=(v["seed"],))
+    solo = run(model, data, [v["hparams"]], seeds=(v["seed"],))
     np.testing.assert_allclose(result.initial_valid_loss[v["index"]],
                                solo.initial_valid_loss[0], rtol=TOL, atol=TOL)
     for field in COMPARED:
@@ -218,6 +221,52 @@ def test_linen_and_nnx_give_the_same_curves(data):
   expected = optax.softmax_cross_entropy_with_integer_labels(
       model(jnp.asarray(data.valid_x)), jnp.asarray(data.valid_y)).mean()
   np.testing.assert_allclose(from_nnx.initial_valid_loss, [expected, expected], rtol=1e-5)
+
+
+def test_repr_names_the_architecture_and_the_start_not_the_mode():
+  """A checkpoint's run identity records ``repr(model)``: equal for the same start in
+  another mode, different for other initial parameters or another architecture."""
+  model = ConvNet(rngs=nnx.Rngs(0))
+  in_eval = ConvNet(rngs=nnx.Rngs(0))
+  in_eval.eval()
+  described = repr(nnx_adapter.as_linen(model))
+  assert described == repr(nnx_adapter.as_linen(in_eval))
+  assert " at 0x" not in described and "rate=0.2" in described
+  assert described != repr(nnx_adapter.as_linen(ConvNet(rngs=nnx.Rngs(1))))
+  assert described != repr(nnx_adapter.as_linen(ConvNet(rngs=nnx.Rngs(0), dropout=0.3)))
+
+
+class Interrupt(Exception):
+  pass
+
+
+def test_nnx_sweep_resumes_from_its_checkpoint_exactly(data, tmp_path):
+  if "checkpoint_dir" not in inspect.signature(lrjax.sweep).parameters:
+    pytest.skip("lrjax.sweep has no checkpoint_dir= on this branch (it comes with u11e)")
+  from lrjax.train.checkpoint import CheckpointError
+
+  # A factory (per-seed init) with dropout: parameters, batch statistics and the
+  # optimizer state must come back, and the dropout keys go on from the right step.
+  factory = lambda rngs: ConvNet(rngs=rngs, dropout=0.2)
+  hparams = {"learning_rate": [0.1, 0.03]}
+  whole = run(factory, data, hparams, epochs=2)
+
+  def stop_after_first_epoch(epoch, history):
+    if epoch == 0:
+      raise Interrupt
+
+  folder = tmp_path / "ckpt"
+  with pytest.raises(Interrupt):
+    run(factory, data, hparams, epochs=2, checkpoint_dir=folder,
+        on_epoch_end=stop_after_first_epoch)
+  resumed = run(factory, data, hparams, epochs=2, checkpoint_dir=folder)
+  for field in COMPARED:
+    np.testing.assert_allclose(resumed.history[field], whole.history[field],
+                               rtol=1e-6, atol=1e-6, err_msg=field)
+  # Another NNX model is another run: refused.
+  with pytest.raises(CheckpointError):
+    run(ConvNet(rngs=nnx.Rngs(0), dropout=0.2), data, hparams, epochs=2,
+        checkpoint_dir=folder)
 
 
 # -- lrjax's Linen models in NNX: the bridge -------------------------------------------

@@ -59,12 +59,16 @@ built-in models keep one source of truth, in Linen.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
+import re
 from typing import Any, Callable
 
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from flax.nnx import bridge  # noqa: F401  (nnx.bridge, for ToNNX)
 from flax.nnx import variablelib
@@ -127,6 +131,34 @@ class _Source:
   takes_train: bool  # ``__call__`` has a ``train`` parameter
   initial: dict | None  # an instance's collections; None for a factory
   factory: NNXFactory | None
+  description: str  # what `repr` shows: the same in every process for the same model
+
+  def __repr__(self) -> str:
+    # The run identity of a checkpoint records ``repr(model)``: the architecture with
+    # its static attributes, and what the variants start from (no arrays, no addresses).
+    return self.description
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _fingerprint(collections: dict) -> str:
+  """SHA-256 of an instance's initial arrays (paths, dtypes, shapes, bytes)."""
+  digest = hashlib.sha256()
+  for path, value in sorted(flax.traverse_util.flatten_dict(collections).items()):
+    value = np.asarray(value)
+    digest.update(repr((path, value.dtype.str, value.shape)).encode())
+    digest.update(np.ascontiguousarray(value).tobytes())
+  return digest.hexdigest()[:16]
+
+
+def _description(graphdef, abstract, *, initial, factory) -> str:
+  module = nnx.merge(graphdef, nnx.from_flat_state(list(abstract)))
+  module.train()  # the mode is the engine's, whatever the instance's was
+  start = (f"initial sha256:{_fingerprint(initial)}" if initial is not None else
+           f"factory {getattr(factory, '__module__', '')}."
+           f"{getattr(factory, '__qualname__', repr(factory))}")
+  return _ADDRESS.sub("", f"NNX[{start}] {module!r}")
 
 
 class NNXAsLinen(nn.Module):
@@ -213,7 +245,8 @@ def _source(model: nnx.Module, *, initial: dict | None, factory) -> _Source:
       for path, variable in nnx.to_flat_state(state))
   streams = sorted({variable.tag for _, variable in abstract
                     if isinstance(variable, nnx.RngKey)})
-  return _Source(graphdef, abstract, tuple(streams), _takes_train(model), initial, factory)
+  return _Source(graphdef, abstract, tuple(streams), _takes_train(model), initial, factory,
+                 _description(graphdef, abstract, initial=initial, factory=factory))
 
 
 def is_nnx(model) -> bool:

@@ -46,11 +46,11 @@ The two forms of ``model``, and what a seed means for each:
 Why not `flax.nnx.bridge.ToLinen`: it takes a class and its arguments (no instance, so
 no "start from these parameters"), passes ``train`` on to the NNX ``__call__`` (NNX
 modules take the mode from ``.train()`` / ``.eval()``), builds the NNX module again
-(its initialisers included) on every call, gives the module at initialisation
-``nnx.Rngs(params=...)`` only (so a factory whose `nnx.Dropout` takes ``rngs`` fails
-there) and boxes every variable in ``NNXMeta`` metadata; and its RNG streams are
-dropped from the variables without being reseeded, so an instance's dropout mask
-would repeat on every step.  The bridge is the route the other way, for lrjax's
+(its initialisers included) on every call, and gives the module at initialisation
+``nnx.Rngs(params=...)`` only, so a model whose `nnx.Dropout` takes ``rngs`` fails
+there ("No RngStream named 'dropout'"); and its RNG streams are dropped from the
+variables without being reseeded, so an instance's dropout mask would repeat on
+every step.  The bridge is the route the other way, for lrjax's
 Linen models in NNX code: ``nnx.bridge.ToNNX(lrjax.models.MnistCNN(),
 rngs=nnx.Rngs(0)).lazy_init(x, train=False)`` (tested in tests/test_nnx.py): the
 built-in models keep one source of truth, in Linen.
@@ -278,6 +278,9 @@ def as_linen(model) -> nn.Module:
     return NNXAsLinen(_source(model, initial=_collections(state), factory=None))
   expected = ("`model` must be a flax.linen.Module, an nnx.Module or a factory "
               "rngs -> nnx.Module")
+  if isinstance(model, type) and issubclass(model, nn.Module):
+    raise TypeError(f"{expected}, got the Linen class {model.__name__} (an instance is "
+                    f"needed: {model.__name__}(...)).")
   if not is_nnx(model):
     raise TypeError(f"{expected}, got {type(model).__name__}.")
   try:

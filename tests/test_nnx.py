@@ -191,6 +191,11 @@ def test_bad_models_rejected(data):
     run(lambda: ConvNet(rngs=nnx.Rngs(0)), data, {"learning_rate": [0.1]})
   with pytest.raises(TypeError, match="returned"):
     run(lambda rngs: 3, data, {"learning_rate": [0.1]})
+  # Variables that are not this model's: named, not a KeyError deep in NNX.
+  linen = nnx_adapter.as_linen(ConvNet(rngs=nnx.Rngs(0)))
+  params = linen.init(jax.random.PRNGKey(0), x_batch(2), train=False)["params"]
+  with pytest.raises(ValueError, match="lack 'batch_stats' bn/mean"):
+    linen.apply({"params": params}, x_batch(2), train=False)
 
 
 # -- sweeps ----------------------------------------------------------------------------

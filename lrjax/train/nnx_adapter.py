@@ -64,12 +64,11 @@ import inspect
 import re
 from typing import Any, Callable
 
-import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
+from flax import nnx, traverse_util
 from flax.nnx import bridge  # noqa: F401  (nnx.bridge, for ToNNX)
 from flax.nnx import variablelib
 
@@ -85,23 +84,6 @@ def _str_path(path) -> tuple[str, ...]:
   return tuple(str(part) for part in path)
 
 
-def _nest(flat: dict[tuple[str, ...], Any]) -> dict:
-  """``{(a, b): v}`` -> ``{a: {b: v}}``."""
-  out: dict = {}
-  for path, value in flat.items():
-    node = out
-    for part in path[:-1]:
-      node = node.setdefault(part, {})
-    node[path[-1]] = value
-  return out
-
-
-def _lookup(tree: dict, path: tuple[str, ...]):
-  for part in path:
-    tree = tree[part]
-  return tree
-
-
 def _collections(state) -> dict[str, dict]:
   """An NNX state -> ``{collection: nested str-keyed dict of arrays}`` (no RNG state)."""
   flat: dict[str, dict] = {}
@@ -109,7 +91,7 @@ def _collections(state) -> dict[str, dict]:
     if isinstance(variable, nnx.RngState):
       continue
     flat.setdefault(_collection(variable), {})[_str_path(path)] = variable.get_value()
-  return {name: _nest(leaves) for name, leaves in flat.items()}
+  return {name: traverse_util.unflatten_dict(leaves) for name, leaves in flat.items()}
 
 
 def _placeholder_rng(variable):
@@ -145,7 +127,7 @@ _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 def _fingerprint(collections: dict) -> str:
   """SHA-256 of an instance's initial arrays (paths, dtypes, shapes, bytes)."""
   digest = hashlib.sha256()
-  for path, value in sorted(flax.traverse_util.flatten_dict(collections).items()):
+  for path, value in sorted(traverse_util.flatten_dict(collections).items()):
     value = np.asarray(value)
     digest.update(repr((path, value.dtype.str, value.shape)).encode())
     digest.update(np.ascontiguousarray(value).tobytes())
@@ -210,6 +192,7 @@ class NNXAsLinen(nn.Module):
     return _collections(state)
 
   def _merge(self, values) -> nnx.Module:
+    flat = {name: traverse_util.flatten_dict(tree) for name, tree in values.items()}
     leaves = []
     for path, variable in self.source.abstract:
       if isinstance(variable, nnx.RngState):
@@ -217,8 +200,8 @@ class NNXAsLinen(nn.Module):
       else:
         collection = _collection(variable)
         try:
-          value = _lookup(values[collection], _str_path(path))
-        except (KeyError, TypeError):
+          value = flat[collection][_str_path(path)]
+        except KeyError:
           raise ValueError(
               f"The variables given to the NNX model lack {collection!r} "
               f"{'/'.join(_str_path(path))}: they must come from this model's init."

@@ -163,7 +163,7 @@ def test_seeds_multiply_variants_and_change_the_run(data):
                {"learning_rate": [0.1], "momentum": [0.9], "wd": [0.0]}, seeds=(0, 1))
   assert [v["seed"] for v in result.variants] == [0, 1]
   assert result.history["train_loss"][0, 0] != result.history["train_loss"][0, 1]
-  rows = result.summary()
+  rows = result.summary
   assert [r["seed"] for r in rows] == [0, 1] and rows[0]["group"] == 0
   assert rows[0]["final_valid_loss"] == pytest.approx(result.history["valid_loss"][-1, 0])
 
@@ -188,10 +188,8 @@ def test_regression_task_reports_rmse():
 
   result = run(Linear(), data, lambda h: optax.sgd(h["learning_rate"]),
                {"learning_rate": [0.05, 0.01]}, task=api.REGRESSION)
-  np.testing.assert_allclose(result.history["valid_rmse"],
-                             np.sqrt(result.history["valid_loss"]), rtol=1e-6)
   assert np.isnan(result.history["valid_acc"]).all()
-  assert result.summary()[0]["final_valid_rmse"] == pytest.approx(
+  assert result.summary[0]["final_valid_rmse"] == pytest.approx(
       float(np.sqrt(result.history["valid_loss"][-1, 0])))
 
 

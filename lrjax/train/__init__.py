@@ -3,11 +3,12 @@
 * `config`: `Variant`, `SweepConfig`, `report_variants` (the report's 14 settings).
 * `optimizers`: a variant -> an optax transformation; grouping by state structure.
 * `step`: the pure `train_step` and `evaluate` of one variant.
-* `epoch`: one epoch as a `lax.scan`, vmapped over a group's variants, sharded over
-  devices.
-* `sweep`: `run_sweep`, the host loop over epochs (progress, checkpoints, results).
-* `api`: `sweep(model, dataset, optimizer_fn, hparams, ...)` (`lrjax.sweep`), the entry point:
-  any Flax model, any optax optimizer, any grid (`grid`).
+* `epoch`: `GroupTrainer`, one epoch as a `lax.scan`, vmapped over a group's variants,
+  sharded over devices; `readouts`: rate / index / non-finite flag read by field.
+* `api`: `sweep(model, dataset, optimizer_fn, hparams, ...)` (`lrjax.sweep`), the one
+  engine: any Flax model, any optax optimizer, any grid (`grid`); `loop`: its host loop
+  over epochs (checkpoints, resume, signals, locks, results).
+* `presets`: `report_preset(config)`; `sweep`: `run_sweep(config)`, `lrjax.sweep` with it.
 * `nnx_adapter`: `as_linen`, Flax NNX models (an instance or a factory) for the engine.
 * `metrics`, `results`, `plotting`, `checkpoint`: what comes out of a sweep.
 """

@@ -1,7 +1,7 @@
 """`sweep`: train any Flax model with any optax optimizer over a grid, in one program.
 
-The library entry point (issue 11).  Where `run_sweep` trains the variants its string
-registries name, `sweep` takes the user's objects:
+The library entry point (issue 11), `lrjax.sweep`, and the one engine of lrjax
+(`run_sweep` is its preset for a `SweepConfig`, see `lrjax.train.presets`):
 
 * ``model``: a `flax.linen.Module` called as ``model(x, *, train)`` (mutable
   collections such as ``batch_stats`` are updated in training; every RNG stream the
@@ -17,30 +17,31 @@ registries name, `sweep` takes the user's objects:
 
 Variants are grouped by their static hyperparameters and by the structure of their
 optimizer state, ``jax.tree.structure(jax.eval_shape(tx.init, params))``: one compiled
-program per group, called once per chunk of the group's variants (`lrjax.train.plan`).
-The pieces are the engine's: `train_step`, `evaluate`, the per-variant random streams
-of `lrjax.train.epoch` (same seed -> same initialisation, data order and dropout as
-`run_sweep`), the data order drawn on the device, one `lax.scan` per epoch.
-
+program per group (`lrjax.train.epoch.GroupTrainer`), called once per chunk of the
+group's variants (`lrjax.train.plan`), the variant axis sharded over the local devices.
 The rate, the strategy position and the non-finite flag of a variant are read from its
-optimizer state by field name (``lr`` / ``learning_rate``, ``index``, ``nonfinite`` and
-``ApplyIfFiniteState.total_notfinite``, with `optax.tree_utils`), whatever the
-optimizer: NaN / -1 / False where the state has no such field.
+optimizer state by field name (`lrjax.train.readouts`), whatever the optimizer.
 
-Not in this first version: checkpointing and resume (an interrupted `sweep` starts
-again), sharding the variant axis over several devices, custom task objects beyond
-`CLASSIFICATION` and `REGRESSION`.
+Runs lose nothing (`lrjax.train.loop`): with ``checkpoint_dir`` a checkpoint is written
+every ``checkpoint_every`` epochs recording the run's identity (model, every variant's
+hyperparameters and seed, task, batch sizes: `run_identity`) and the data's
+(`lrjax.train.checkpoint.data_identity`); the same call resumes from it (one line on
+stderr), anything different is refused saying what differs, a finished run asked for
+more epochs continues, and SIGINT / SIGTERM stop after the epoch in progress is
+checkpointed (`SweepInterrupted`).  ``out_dir`` receives the results files
+(`lrjax.train.results.save`).  Task objects beyond `CLASSIFICATION` and `REGRESSION`
+are not supported yet.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import numbers
 import re
-import time
-import zlib
-from typing import Any, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import flax
 import flax.linen as nn
@@ -49,17 +50,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lrjax.train import checkpoint as checkpoint_lib
+from lrjax.train import epoch as epoch_lib
+from lrjax.train import loop
 from lrjax.train import plan as plan_lib
-from lrjax.train.epoch import (EPOCH_FIELDS, EpochMetrics, _DROPOUT_SALT, _INIT_SALT,
-                               _ORDER_SALT, put_data, variant_key)
+from lrjax.train.epoch import stream_keys as _stream_keys  # noqa: F401 (was defined here)
+from lrjax.train.loop import HISTORY_FIELDS, SweepInterrupted  # noqa: F401 (re-exported)
 from lrjax.train.metrics import summarize
 from lrjax.train.nnx_adapter import as_linen
-from lrjax.train.step import TrainState, evaluate, train_step
-
-# The fields read from an optimizer state (any optax / lrjax state) by name.
-LR_FIELDS = ("lr", "learning_rate")
-INDEX_FIELD = "index"
-NONFINITE_FIELD = "nonfinite"
+from lrjax.train.readouts import (INDEX_FIELD, LR_FIELDS, NONFINITE_FIELD,  # noqa: F401
+                                  read_index, read_lr, read_nonfinite)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,7 +201,7 @@ def _split(h: dict, dtypes: dict) -> tuple[dict, dict]:
   return numeric, static
 
 
-# -- groups --------------------------------------------------------------------------
+# -- groups and results --------------------------------------------------------------
 
 @dataclasses.dataclass
 class Group:
@@ -224,7 +224,7 @@ class Group:
   plan: plan_lib.ExecutionPlan | None = None
 
   def to_dict(self) -> dict:
-    return {"index": self.index, "static": {k: repr(v) for k, v in self.static.items()},
+    return {"index": self.index, "static": {k: describe(v) for k, v in self.static.items()},
             "numeric": list(self.numeric), "members": list(self.members),
             "state_structure": self.state_structure,
             "plan": self.plan.to_dict() if self.plan else None}
@@ -232,39 +232,55 @@ class Group:
 
 @dataclasses.dataclass
 class SweepResult:
-  """What `sweep` returns.
+  """What a sweep produced (`sweep`, and `run_sweep`, its preset).
 
   Attributes:
-    history: name -> ``[epochs, K]`` array (``train/valid/test_loss``, ``*_acc`` (NaN
-      for regression), ``lr``, ``index``, ``nonfinite``; ``*_rmse`` for regression).
-    initial_valid_loss: ``[K]`` the untrained model's validation loss.
-    variants: per variant: ``name``, ``hparams``, ``seed``, ``group``.
+    history: field -> array ``[epochs, variants]`` (float64): the per-epoch fields of
+      `lrjax.train.epoch.EpochMetrics` (``train/valid/test_loss``, ``*_acc`` (NaN for
+      regression), ``lr``, ``index``, ``nonfinite``) and ``group_seconds`` (the wall
+      time of the epoch of the variant's group).
+    step_history: ``step_loss`` / ``step_lr`` -> array ``[epochs, variants, steps]``.
+    summary: one dict per variant (`lrjax.train.metrics.summarize`, with its ``seed``
+      and ``group``).
+    compile_seconds: time spent compiling the epoch programs.
+    epoch_seconds: wall time of each epoch of this run (all groups), NaN for epochs
+      restored from a checkpoint.
+    device: the platform and device count used.
+    plans: per group, its execution plan (`lrjax.train.plan.ExecutionPlan.to_dict`,
+      plus the group's variant names and the evaluation batch).
+    config: the `SweepConfig` of a `run_sweep` run (None for `sweep`).
+    variants: per variant, its identity: ``index``, ``name``, ``hparams``, ``seed``,
+      ``group`` and ``tags`` (``setting``: the position of its hyperparameters among the
+      distinct settings; ``seed``; a preset's own).
     groups: the `Group` s (static hyperparameters, state structure, plan).
     task: the `Task`.
-    compile_seconds, epoch_seconds: timings.
+    initial: the untrained model's ``valid_loss``, ``valid_acc``, ``test_loss``,
+      ``test_acc`` (``[variants]`` each): epoch 0 of the curves.
   """
 
   history: dict[str, np.ndarray]
-  initial_valid_loss: np.ndarray
-  variants: list[dict]
-  groups: list[Group]
-  task: Task
-  compile_seconds: float = 0.0
-  epoch_seconds: list[float] = dataclasses.field(default_factory=list)
+  step_history: dict[str, np.ndarray]
+  summary: list[dict]
+  compile_seconds: float
+  epoch_seconds: np.ndarray
+  device: str
+  plans: list[dict] = dataclasses.field(default_factory=list)
+  config: Any = None
+  variants: list[dict] = dataclasses.field(default_factory=list)
+  groups: list[Group] = dataclasses.field(default_factory=list)
+  task: "Task | None" = None
+  initial: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
   @property
   def names(self) -> list[str]:
-    return [v["name"] for v in self.variants]
+    if self.variants:
+      return [v["name"] for v in self.variants]
+    return [v.name for v in self.config.variants]
 
-  def summary(self, **kwargs) -> list[dict]:
-    """`lrjax.train.metrics.summarize` rows, with each variant's hparams, seed, group."""
-    rows = summarize(self.history, self.names, **kwargs)
-    for row, v in zip(rows, self.variants):
-      row.update(seed=v["seed"], group=v["group"], hparams=v["hparams"])
-      for name in self.task.derived({k: self.history[k] for k in
-                                     ("train_loss", "valid_loss", "test_loss")}):
-        row[f"final_{name}"] = float(self.history[name][-1, v["index"]])
-    return rows
+  def variant_records(self) -> list[dict]:
+    """`variants` as JSON values (hyperparameters by `describe`)."""
+    return [{k: (describe(v) if k in ("hparams", "tags") else v) for k, v in var.items()}
+            for var in self.variants]
 
 
 def _label(h: dict, seed: int) -> str:
@@ -272,36 +288,47 @@ def _label(h: dict, seed: int) -> str:
   return ",".join(parts + [f"seed={seed}"])
 
 
-# -- readouts by field name ------------------------------------------------------------
-
-def _scalars(opt_state, field: str) -> list:
-  found = optax.tree_utils.tree_get_all_with_path(opt_state, field)
-  return [v for _, v in found if hasattr(v, "shape") and jnp.ndim(v) == 0]
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
-def read_lr(opt_state) -> jax.Array:
-  """The rate held in the state (the last ``lr`` / ``learning_rate`` field), else NaN."""
-  for field in LR_FIELDS:
-    values = _scalars(opt_state, field)
-    if values:
-      return jnp.asarray(values[-1], jnp.float32)
-  return jnp.asarray(jnp.nan, jnp.float32)
+def describe(value) -> Any:
+  """``value`` as a JSON value that is the same in every process: numbers, strings,
+  lists and dicts as they are; a function or class by its module and name; anything
+  else by its ``repr`` without memory addresses."""
+  if value is None or isinstance(value, (bool, str)):
+    return value
+  if isinstance(value, (np.bool_,)):
+    return bool(value)
+  if _is_number(value):
+    value = np.asarray(value).item()
+    return value if not isinstance(value, float) or np.isfinite(value) else repr(value)
+  if isinstance(value, Mapping):
+    return {str(k): describe(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [describe(v) for v in value]
+  if (callable(value) and hasattr(value, "__qualname__")
+      and not isinstance(value, nn.Module)):
+    return f"{getattr(value, '__module__', '?')}.{value.__qualname__}"
+  return _ADDRESS.sub("", repr(value))
 
 
-def read_index(opt_state) -> jax.Array:
-  """The strategy's sequence position (an ``index`` field), else -1."""
-  values = _scalars(opt_state, INDEX_FIELD)
-  return jnp.asarray(values[0], jnp.int32) if values else jnp.asarray(-1, jnp.int32)
-
-
-def read_nonfinite(opt_state) -> jax.Array:
-  """Any ``nonfinite`` flag set, or a step skipped by `optax.apply_if_finite`."""
-  flag = jnp.asarray(False)
-  for value in _scalars(opt_state, NONFINITE_FIELD):
-    flag = flag | jnp.asarray(value, bool)
-  for value in _scalars(opt_state, "total_notfinite"):
-    flag = flag | (value > 0)
-  return flag
+def run_identity(model: nn.Module, optimizer_fn, variants: Sequence[dict], *, task: "Task",
+                 batch_size: int, eval_batch_size: int, observe_untrained_loss: bool,
+                 epochs: int, checkpoint_every: int) -> dict[str, Any]:
+  """What a checkpoint of `sweep` records as the run: the model (class and fields), the
+  optimizer factory, every variant's hyperparameters and seed, the task and the batch
+  sizes (``epochs`` and ``checkpoint_every`` too, which a continued run may change)."""
+  cls = type(model)
+  return {
+      "model": {"class": f"{cls.__module__}.{cls.__qualname__}",
+                "fields": _ADDRESS.sub("", repr(model))},
+      "optimizer_fn": describe(optimizer_fn),
+      "variants": [{"name": v["name"], "hparams": describe(v["hparams"]), "seed": v["seed"]}
+                   for v in variants],
+      "task": task.name, "batch_size": batch_size, "eval_batch_size": eval_batch_size,
+      "observe_untrained_loss": observe_untrained_loss, "epochs": epochs,
+      "checkpoint_every": checkpoint_every,
+  }
 
 
 # -- RNG streams ---------------------------------------------------------------------
@@ -335,12 +362,6 @@ def rng_streams(model: nn.Module, variables_shape, sample_x) -> tuple[str, ...]:
       streams.append(match.group(1))
   return tuple(streams)
 
-
-def _stream_keys(streams, seed, epoch, step) -> dict:
-  """Per stream, this step's key; ``dropout`` is the engine's dropout stream."""
-  base = jax.random.fold_in(variant_key(seed, _DROPOUT_SALT, epoch), step)
-  return {s: base if s == "dropout" else
-          jax.random.fold_in(base, zlib.crc32(s.encode()) & 0x7FFFFFFF) for s in streams}
 
 
 # -- the sweep -----------------------------------------------------------------------
@@ -395,144 +416,80 @@ def _make_tx(optimizer_fn, h) -> optax.GradientTransformationExtraArgs:
   return optax.with_extra_args_support(tx)
 
 
-class _GroupRunner:
-  """Initialises and trains the variants of one group, one epoch per call."""
 
-  def __init__(self, model, optimizer_fn, group: Group, numeric: dict[str, np.ndarray],
-               seeds: np.ndarray, *, task: Task, batch_size: int, eval_batch_size: int,
-               streams, variants_per_call, sample_x, observe_untrained_loss: bool):
-    self.model, self.optimizer_fn, self.group = model, optimizer_fn, group
-    self.task, self.batch_size, self.eval_batch_size = task.name, batch_size, eval_batch_size
-    self.streams, self.observe = tuple(streams), observe_untrained_loss
-    self.num_variants = len(seeds)
-    hyper = {"h": numeric, "seed": seeds}
-    group.plan = plan_lib.make_plan(self.num_variants, variants_per_call or None,
-                                    variant_bytes=self._variant_bytes(hyper, sample_x))
-    self.plan = group.plan
-    padded = self.plan.padded
-    self.hyper = jax.tree.map(
-        lambda a: np.concatenate([a, np.repeat(a[-1:], padded - len(a), axis=0)]), hyper)
-    self._epoch_fn = jax.jit(self._build_epoch_fn(), donate_argnums=(0,))
+class VariantHyper(NamedTuple):
+  """The hyper tree of a group's variants: numeric hyperparameters and seeds."""
 
-  def _tx(self, h):
-    return _make_tx(self.optimizer_fn, {**self.group.static, **h})
+  h: dict  # name -> [K] float32 / int32
+  seed: Any  # int32 [K]
 
-  def _chunk(self, tree, call):
-    if self.plan.num_calls == 1:
-      return tree
-    size = self.plan.chunk
-    return jax.tree.map(lambda a: a[call * size:(call + 1) * size], tree)
 
-  def _init_one(self, sample_x, hyper):
-    variables = dict(self.model.init(variant_key(hyper["seed"], _INIT_SALT), sample_x,
-                                     train=False))
-    params = variables.pop("params")
-    return TrainState(params, variables, self._tx(hyper["h"]).init(params),
-                      jnp.asarray(jnp.inf, jnp.float32), jnp.asarray(0, jnp.int32))
+class _Transform:
+  """``hyper -> tx`` of one variant of a group: ``optimizer_fn`` with the group's static
+  hyperparameters and the variant's numeric ones."""
 
-  def _variant_bytes(self, hyper, sample_x) -> int:
-    one = jax.tree.map(lambda a: a[0], hyper)
-    batch = jax.ShapeDtypeStruct((self.batch_size,) + tuple(sample_x.shape[1:]),
-                                 sample_x.dtype)
+  def __init__(self, optimizer_fn, static: dict):
+    self.optimizer_fn, self.static = optimizer_fn, static
 
-    def step(x):
-      state = self._init_one(x[:1], one)
-      y = jnp.zeros((x.shape[0],), jnp.int32 if self.task == "classification" else x.dtype)
-      return train_step(self.model, self._tx(one["h"]), self.task, state, x, y,
-                        _stream_keys(self.streams, one["seed"], 0, 0), jnp.asarray(False))
+  def __call__(self, hyper: VariantHyper):
+    return _make_tx(self.optimizer_fn, {**self.static, **hyper.h})
 
-    return plan_lib.step_bytes(step, batch)
 
-  def init(self, sample_x, data):
-    model, task, eval_batch_size, observe = (self.model, self.task, self.eval_batch_size,
-                                             self.observe)
-
-    def one(hyper):
-      state = self._init_one(sample_x, hyper)
-      loss, _ = evaluate(model, task, state.params, state.model_state, data.valid_x,
-                         data.valid_y, eval_batch_size)
-      loss = jnp.asarray(loss, jnp.float32)
-      if observe:
-        state = state._replace(valid_loss=loss)
-      return state, loss
-
-    each = lambda h: jax.lax.map(one, h, batch_size=self.plan.chunk)
-    return jax.jit(each)(jax.device_put(self.hyper))
-
-  def _build_epoch_fn(self):
-    model, task = self.model, self.task
-    batch_size, eval_batch_size = self.batch_size, self.eval_batch_size
-    streams, observe = self.streams, self.observe
-
-    def one_variant(state: TrainState, hyper, data):
-      tx = self._tx(hyper["h"])
-      seed = hyper["seed"]
-      n = data.train_x.shape[0]
-      steps = n // batch_size
-      order_key = variant_key(seed, _ORDER_SALT, state.epoch)
-      order = jax.random.permutation(order_key, n)[: steps * batch_size]
-      order = order.reshape(steps, batch_size)
-
-      def body(st, inputs):
-        idx, i = inputs
-        boundary = (i == 0) & (st.epoch > 0)
-        initial = ((i == 0) & (st.epoch == 0)) if observe else False
-        st, m = train_step(model, tx, task, st, data.train_x[idx], data.train_y[idx],
-                           _stream_keys(streams, seed, st.epoch, i), boundary,
-                           initial_observation=initial)
-        return st, (m, read_lr(st.opt_state))
-
-      state, (step_metrics, step_lr) = jax.lax.scan(body, state, (order, jnp.arange(steps)))
-      train_acc = jnp.sum(step_metrics.correct) / jnp.sum(step_metrics.count)
-      if task != "classification":
-        train_acc = jnp.asarray(jnp.nan, jnp.float32)
-      valid_loss, valid_acc = evaluate(model, task, state.params, state.model_state,
-                                       data.valid_x, data.valid_y, eval_batch_size)
-      test_loss, test_acc = evaluate(model, task, state.params, state.model_state,
-                                     data.test_x, data.test_y, eval_batch_size)
-      metrics = EpochMetrics(
-          train_loss=jnp.mean(step_metrics.loss), train_acc=train_acc,
-          valid_loss=valid_loss, valid_acc=valid_acc, test_loss=test_loss,
-          test_acc=test_acc, lr=read_lr(state.opt_state),
-          index=read_index(state.opt_state),
-          nonfinite=read_nonfinite(state.opt_state) | ~jnp.isfinite(valid_loss),
-          step_loss=step_metrics.loss, step_lr=step_lr)
-      state = state._replace(valid_loss=valid_loss, epoch=state.epoch + 1)
-      return state, metrics
-
-    if self.plan.chunk > 1:
-      return jax.vmap(one_variant, in_axes=(0, 0, None))
-
-    def single(state, hyper, data):
-      # One variant per call: the unbatched program, the variant axis added back outside.
-      first = lambda tree: jax.tree.map(lambda a: a[0], tree)
-      out = one_variant(first(state), first(hyper), data)
-      return jax.tree.map(lambda a: a[None], out)
-
-    return single
-
-  def compile(self, state, data) -> float:
-    t0 = time.perf_counter()
-    self._epoch_fn = self._epoch_fn.lower(self._chunk(state, 0), self._chunk(self.hyper, 0),
-                                          data).compile()
-    return time.perf_counter() - t0
-
-  def run_epoch(self, state, data):
-    outs = [self._epoch_fn(self._chunk(state, c), self._chunk(self.hyper, c), data)
-            for c in range(self.plan.num_calls)]
-    del state
-    if len(outs) == 1:
-      state, metrics = outs[0]
-    else:
-      state, metrics = jax.tree.map(lambda *a: jnp.concatenate(a), *outs)
-    return state, jax.tree.map(lambda a: a[: self.num_variants], metrics)
+def _variants_of(settings, seeds, names, tags):
+  """(hparams, seed, name, tags) per variant: settings x seeds (setting-major), or one
+  variant per setting where each holds its own ``seed``."""
+  own = ["seed" in h for h in settings]
+  if any(own):
+    if not all(own):
+      raise ValueError("`hparams`: give a `seed` in every variant or in none (then "
+                       "`seeds` multiplies the variants).")
+    if seeds is not None:
+      raise ValueError("`seeds` must not be given when every `hparams` variant holds its "
+                       "own `seed`.")
+    pairs = []
+    for h in settings:
+      h = dict(h)
+      seed = h.pop("seed")
+      if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"`hparams` seeds must be integers, got {seed!r}.")
+      pairs.append((h, int(seed)))
+  else:
+    seeds = (0,) if seeds is None else seeds
+    if not _is_sequence(seeds) or len(seeds) == 0:
+      raise ValueError(f"`seeds` must be a non-empty list of integers, got {seeds!r}.")
+    for s in seeds:
+      if isinstance(s, bool) or not isinstance(s, numbers.Integral):
+        raise ValueError(f"`seeds` must hold integers, got {s!r}.")
+    pairs = [(dict(h), int(s)) for h in settings for s in seeds]
+  for what, given in (("names", names), ("tags", tags)):
+    if given is not None and (not _is_sequence(given) or len(given) != len(pairs)):
+      raise ValueError(f"`{what}` must hold one entry per variant ({len(pairs)}), got "
+                       f"{given!r}.")
+  if names is not None and len(set(names)) != len(names):
+    raise ValueError(f"`names` must be unique, got {list(names)}.")
+  settings_seen: list[str] = []
+  out = []
+  for k, (h, seed) in enumerate(pairs):
+    key = json.dumps(describe(h), sort_keys=True)
+    if key not in settings_seen:
+      settings_seen.append(key)
+    variant_tags = {"setting": settings_seen.index(key), "seed": seed,
+                    **(dict(tags[k]) if tags is not None else {})}
+    out.append((h, seed, _label(h, seed) if names is None else str(names[k]), variant_tags))
+  return out
 
 
 def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.GradientTransformation],
-          hparams, *, epochs: int, batch_size: int, seeds: Sequence[int] = (0,),
+          hparams, *, epochs: int, batch_size: int, seeds: Sequence[int] | None = None,
           task: Task | str = CLASSIFICATION, eval_batch_size: int | None = None,
           variants_per_call: int | None = None, observe_untrained_loss: bool = True,
-          progress: bool = True) -> SweepResult:
+          progress: bool = True, checkpoint_dir: str | Path | None = None,
+          checkpoint_every: int = 1, out_dir: str | Path | None = None,
+          on_epoch_end: Callable[[int, dict], None] | None = None,
+          data_provenance: Mapping[str, object] | None = None,
+          convergence_tolerance: float = 0.005, names: Sequence[str] | None = None,
+          tags: Sequence[Mapping] | None = None, identity: Mapping | None = None,
+          config: Any = None) -> SweepResult:
   """Trains ``model`` with ``optimizer_fn(h)`` for every ``h`` in ``hparams`` x ``seeds``.
 
   Args:
@@ -541,40 +498,80 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
     dataset: a `lrjax.data.Dataset` (or any object with ``train_x`` ... ``test_y``).
     optimizer_fn: ``h -> optax.GradientTransformation`` (ExtraArgs or not), called with
       one variant's hyperparameters inside the traced program.
-    hparams: ``{name: [K values]}`` or a list of K dicts (see `grid`).
+    hparams: ``{name: [K values]}`` or a list of K dicts (see `grid`).  A ``seed`` in
+      every dict makes it that variant's seed (then ``seeds`` is not given).
     epochs, batch_size: training length and minibatch size.
     seeds: every hyperparameter setting is trained once per seed (variants ordered
-      setting-major).  The seed fixes initialisation, data order and RNG streams.
+      setting-major; default ``(0,)``).  The seed fixes initialisation, data order and
+      RNG streams.
     task: `CLASSIFICATION` or `REGRESSION` (or their name).
     eval_batch_size: evaluation batch (default: per backend, `lrjax.train.plan`).
     variants_per_call: variants per compiled call (default: the plan's rule).
     observe_untrained_loss: pass the untrained model's validation loss to the
       optimizer as ``initial_observation`` on the first step (the report's loss_0).
     progress: show a tqdm bar over epochs.
+    checkpoint_dir: if given, an orbax checkpoint is written every ``checkpoint_every``
+      epochs (0: only when stopped) and at the end, and the sweep resumes from the
+      latest one found there with the results of an uninterrupted run (one line on
+      stderr says so).  The checkpoint records the run's identity (`run_identity`) and
+      the data's (`lrjax.train.checkpoint.data_identity`): anything different is
+      refused, saying what differs; a finished run asked for more epochs continues.
+      SIGINT / SIGTERM stop the run after the epoch in progress is checkpointed
+      (`SweepInterrupted`).  The folder is locked for the run.
+    out_dir: if given, the results are written there (`lrjax.train.results.save`); the
+      folder is locked for the run.
+    on_epoch_end: called as ``on_epoch_end(epoch, history)`` after each epoch (and its
+      checkpoint); an exception raised there interrupts the sweep.
+    data_provenance: how the data were made (subset size and seed, validation
+      fraction ...), recorded with the data's identity.
+    convergence_tolerance: of the summary's convergence epoch (`lrjax.train.metrics`).
+    names: one label per variant (default ``name=value,...,seed=s``).
+    tags: one dict per variant, added to its ``tags``.
+    identity: for presets: the run identity the checkpoint records (default
+      `run_identity`); it must hold ``epochs``.
+    config: for presets: the config object recorded in the result (``to_dict()``).
 
   Returns:
-    a `SweepResult`.  Checkpointing / resume is not supported by this first version.
+    a `SweepResult`.
+
+  Raises:
+    lrjax.train.checkpoint.CheckpointError: the checkpoint folder is not writable, holds
+      another run or other data, or has no step that verifies; or a save failed
+      (`CheckpointSaveError`; the completed epochs are written to ``out_dir`` first).
+      `FolderInUseError` when another run holds the checkpoint or output folder.
+    SweepInterrupted: SIGINT / SIGTERM arrived (with a checkpoint folder only).
 
   Example (see the README for a full one):
     >>> result = sweep(model, data, lambda h: optax.sgd(h["learning_rate"]),  # doctest: +SKIP
     ...                {"learning_rate": [0.1, 0.01]}, epochs=3, batch_size=32)
   """
   model = as_linen(model)  # NNX instance / factory -> Linen module; Linen unchanged
-  _validate(model, dataset, optimizer_fn, epochs, batch_size, seeds, eval_batch_size)
+  _validate(model, dataset, optimizer_fn, epochs, batch_size, (0,) if seeds is None else seeds,
+            eval_batch_size)
+  if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, numbers.Integral) \
+      or checkpoint_every < 0:
+    raise ValueError(f"`checkpoint_every` must be a non-negative integer, got "
+                     f"{checkpoint_every!r}.")
   task = _as_task(task)
+  data_task = getattr(dataset, "task", task.name)
+  if data_task != task.name:
+    raise ValueError(f"`task` is {task.name!r} but the dataset "
+                     f"{getattr(dataset, 'name', '')!r} is a {data_task} dataset.")
   settings = normalize_hparams(hparams)
-  dtypes = _number_dtypes(settings)
+  each = _variants_of(settings, seeds, names, tags)
+  dtypes = _number_dtypes([h for h, *_ in each])
   eval_batch_size = plan_lib.eval_batch_size(eval_batch_size)
-  data = put_data(dataset)
-  sample_x = jnp.asarray(dataset.train_x[:1])
+  mesh = epoch_lib.variant_mesh()
+  data = epoch_lib.put_data(dataset, mesh)
+  sample_x = data.train_x[:1]
   variables_shape = jax.eval_shape(
       lambda x: model.init(jax.random.PRNGKey(0), x, train=False), sample_x)
   streams = rng_streams(model, dict(variables_shape), sample_x)
   params_shape = variables_shape["params"]
 
   # Variants, and their groups by static hparams and optimizer-state structure.
-  variants, groups, numeric_of = [], [], []
-  for h in settings:
+  variants, groups, keys, numeric_of = [], [], [], []
+  for h, seed, name, variant_tags in each:
     numeric, static = _split(h, dtypes)
     try:
       state_shape = jax.eval_shape(_make_tx(optimizer_fn, h).init, params_shape)
@@ -583,58 +580,74 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
     structure = jax.tree.structure(state_shape)
     leaves = tuple((x.shape, x.dtype) for x in jax.tree.leaves(state_shape))
     key = (tuple(sorted(numeric)), structure, leaves)
-    group = next((g for g in groups if g._key == key and _same_static(g.static, static)),
-                 None)
-    if group is None:
+    found = [g for g, k in zip(groups, keys) if k == key and _same_static(g.static, static)]
+    if found:
+      group = found[0]
+    else:
       group = Group(len(groups), static, tuple(sorted(numeric)), [], str(structure))
-      group._key = key
       groups.append(group)
-    for seed in seeds:
-      k = len(variants)
-      group.members.append(k)
-      variants.append({"index": k, "name": _label(h, int(seed)), "hparams": h,
-                       "seed": int(seed), "group": group.index})
-      numeric_of.append(numeric)
+      keys.append(key)
+    k = len(variants)
+    group.members.append(k)
+    variants.append({"index": k, "name": name, "hparams": h, "seed": seed,
+                     "group": group.index, "tags": variant_tags})
+    numeric_of.append(numeric)
 
-  runners = []
-  for group in groups:
-    numeric = {name: np.asarray([numeric_of[k][name] for k in group.members], dtypes[name])
-               for name in group.numeric}
-    seeds_arr = np.asarray([variants[k]["seed"] for k in group.members], np.int32)
-    runners.append(_GroupRunner(
-        model, optimizer_fn, group, numeric, seeds_arr, task=task, batch_size=batch_size,
-        eval_batch_size=eval_batch_size, streams=streams,
-        variants_per_call=variants_per_call, sample_x=sample_x,
-        observe_untrained_loss=observe_untrained_loss))
+  if identity is None:
+    identity = run_identity(model, optimizer_fn, variants, task=task, batch_size=batch_size,
+                            eval_batch_size=eval_batch_size,
+                            observe_untrained_loss=observe_untrained_loss, epochs=epochs,
+                            checkpoint_every=checkpoint_every)
+  checkpointer = None
+  if checkpoint_dir is not None:
+    # Refuses at once, before anything is compiled: an unwritable folder, one in use,
+    # another run's, or other data's.
+    checkpointer = checkpoint_lib.SweepCheckpointer(
+        checkpoint_dir, dict(identity),
+        data=checkpoint_lib.data_identity(dataset, **dict(data_provenance or {})))
+  try:
+    trainers, states, initial = [], [], {}
+    for group in groups:
+      hyper = VariantHyper(
+          h={n: np.asarray([numeric_of[k][n] for k in group.members], dtypes[n])
+             for n in group.numeric},
+          seed=np.asarray([variants[k]["seed"] for k in group.members], np.int32))
+      trainer = epoch_lib.GroupTrainer(
+          model, _Transform(optimizer_fn, group.static), hyper, task=task.name,
+          batch_size=batch_size, eval_batch_size=eval_batch_size, mesh=mesh,
+          observe_untrained_loss=observe_untrained_loss,
+          variants_per_call=variants_per_call or None, sample_x=sample_x, streams=streams)
+      group.plan = trainer.plan
+      state, untrained = trainer.init_and_evaluate(sample_x, data)
+      for field, values in untrained.items():
+        initial.setdefault(field, np.full(len(variants), np.nan))[group.members] = values
+      trainers.append(trainer)
+      states.append(state)
+    plans = [dict(g.plan.to_dict(), eval_batch_size=eval_batch_size,
+                  variants=[variants[k]["name"] for k in g.members]) for g in groups]
+  except BaseException:
+    if checkpointer is not None:
+      checkpointer.close()
+    raise
+  names_ = [v["name"] for v in variants]
+  device = f"{jax.default_backend()} x{jax.device_count()}"
 
-  num = len(variants)
-  history = {f: np.full((epochs, num), np.nan, np.float32) for f in EPOCH_FIELDS}
-  history["index"] = np.full((epochs, num), -1, np.int32)
-  history["nonfinite"] = np.zeros((epochs, num), bool)
-  initial_loss = np.full((num,), np.nan, np.float32)
-  states, compile_seconds = [], 0.0
-  for runner, group in zip(runners, groups):
-    state, loss0 = runner.init(sample_x, data)
-    initial_loss[group.members] = np.asarray(loss0)[: runner.num_variants]
-    compile_seconds += runner.compile(state, data)
-    states.append(state)
+  def finish(history, step_history, compile_seconds, epoch_seconds) -> SweepResult:
+    summary = summarize(history, names_, tolerance=convergence_tolerance)
+    for row, v in zip(summary, variants):
+      row.update(seed=v["seed"], group=v["group"])
+    return SweepResult(history=history, step_history=step_history, summary=summary,
+                       compile_seconds=compile_seconds, epoch_seconds=epoch_seconds,
+                       device=device, plans=plans, config=config, variants=variants,
+                       groups=groups, task=task, initial=initial)
 
-  epoch_iter = range(epochs)
-  if progress:
-    from tqdm.auto import tqdm
-    epoch_iter = tqdm(epoch_iter, desc="sweep", unit="epoch")
-  epoch_seconds = []
-  for epoch in epoch_iter:
-    t0 = time.perf_counter()
-    for g, (runner, group) in enumerate(zip(runners, groups)):
-      states[g], metrics = runner.run_epoch(states[g], data)
-      metrics = jax.device_get(metrics)
-      for field in EPOCH_FIELDS:
-        history[field][epoch, group.members] = np.asarray(getattr(metrics, field))
-    epoch_seconds.append(time.perf_counter() - t0)
-  history.update(task.derived(history))
-  for group in groups:
-    del group._key
-  return SweepResult(history=history, initial_valid_loss=initial_loss, variants=variants,
-                     groups=groups, task=task, compile_seconds=compile_seconds,
-                     epoch_seconds=epoch_seconds)
+  def save_results(result, out):
+    from lrjax.train import results  # local: results pulls in matplotlib lazily too
+    results.save(result, out)
+
+  steps = dataset.train_x.shape[0] // batch_size
+  return loop.run(trainers, [g.members for g in groups], states, data, epochs=epochs,
+                  steps=steps, checkpointer=checkpointer, checkpoint_every=checkpoint_every,
+                  out_dir=out_dir, progress=progress,
+                  desc=f"{type(model).__name__} x{len(variants)}",
+                  on_epoch_end=on_epoch_end, finish=finish, save_results=save_results)

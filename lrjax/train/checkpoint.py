@@ -106,16 +106,42 @@ def _data_difference(saved: Mapping[str, Any] | None, now: Mapping[str, Any]) ->
           f"{_describe_data(now, keys)}")
 
 
-def _config_difference(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
-  """The config keys (epochs aside) whose values differ, as ``key: A here, B there``."""
+def _leaves(value, path: str = "") -> dict[str, Any]:
+  """``{path: value}`` of the nested dicts / lists of a config (``a.b[2].c``)."""
+  if isinstance(value, dict) and value:
+    return {k: v for key, item in value.items()
+            for k, v in _leaves(item, f"{path}.{key}" if path else str(key)).items()}
+  if isinstance(value, list) and value:
+    return {k: v for i, item in enumerate(value) for k, v in _leaves(item, f"{path}[{i}]").items()}
+  return {path: value}
+
+
+_MISSING = object()
+
+
+def _config_difference(saved: Mapping[str, Any], now: Mapping[str, Any],
+                       limit: int = 3) -> str | None:
+  """Where the configs (epochs aside) differ, as ``key: A here, B there`` (nested keys as
+  ``variants[1].hparams.learning_rate``; at most ``limit`` named, then how many more)."""
   keys = [k for k in sorted(set(saved) | set(now))
           if k not in EXTENSIBLE_KEYS and saved.get(k) != now.get(k)]
   if not keys:
     return None
+  then = _leaves({k: saved.get(k, _MISSING) for k in keys})
+  here = _leaves({k: now.get(k, _MISSING) for k in keys})
+  paths = [p for p in dict.fromkeys([*here, *then])
+           if here.get(p, _MISSING) != then.get(p, _MISSING)] or keys
+
   def short(v):
+    if v is _MISSING:
+      return "nothing"
     text = json.dumps(v)
     return text if len(text) <= 40 else "another value"
-  return ", ".join(f"{k}: {short(now.get(k))} here, {short(saved.get(k))} there" for k in keys)
+
+  named = ", ".join(f"{p}: {short(here.get(p, _MISSING))} here, "
+                    f"{short(then.get(p, _MISSING))} there" for p in paths[:limit])
+  more = len(paths) - limit
+  return named + (f" and {more} more" if more > 0 else "")
 
 
 class FolderLock:

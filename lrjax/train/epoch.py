@@ -1,17 +1,25 @@
 """A whole epoch as one `lax.scan`, for many variants at once (`jax.vmap`).
 
 `GroupTrainer` compiles one program per group of variants (variants whose optimizer
-states share a structure, see `lrjax.train.optimizers`): the epoch of every variant of
-the group runs in that single XLA program, the data order is drawn on the device, and
-the batches are gathered from device-resident arrays, so the host is not involved
-between the first step of an epoch and its last evaluation.  When several devices are
-present the variant axis is sharded over them (`jax.sharding`).
+states share a structure): the epoch of every variant of the group runs in that single
+XLA program, the data order is drawn on the device, and the batches are gathered from
+device-resident arrays, so the host is not involved between the first step of an epoch
+and its last evaluation.  When several devices are present the variant axis is sharded
+over them (`jax.sharding`).
+
+The trainer knows nothing of optimizer names: it is given the model, a builder of one
+variant's transformation (``transform(hyper) -> optax.GradientTransformation``, called
+inside the traced program with that variant's slice of the hyper tree), the
+variant-stacked hyper tree (any pytree with a ``seed`` field), the model's RNG streams
+and the task; the rate, position and non-finite flag are read from the optimizer state
+by field (`lrjax.train.readouts`).  `lrjax.sweep` (`lrjax.train.api`) drives it.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, NamedTuple
+import zlib
+from typing import Any, Callable, NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
@@ -19,8 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from lrjax.train import optimizers
 from lrjax.train import plan as plan_lib
+from lrjax.train.readouts import read_index, read_lr, read_nonfinite
 from lrjax.train.step import TrainState, evaluate, train_step
 
 # Salts of the per-variant random streams (same seed -> same stream for every group).
@@ -63,6 +71,17 @@ def variant_key(seed, salt: int, epoch=0):
   return jax.random.fold_in(key, epoch)
 
 
+def stream_keys(streams: Sequence[str], seed, epoch, step) -> dict:
+  """Per RNG stream of the model, the key of one step of one variant.
+
+  ``dropout`` is the engine's dropout stream (`variant_key` with the dropout salt,
+  folded with the step); every other stream is that key folded with the stream's name.
+  """
+  base = jax.random.fold_in(variant_key(seed, _DROPOUT_SALT, epoch), step)
+  return {s: base if s == "dropout" else
+          jax.random.fold_in(base, zlib.crc32(s.encode()) & 0x7FFFFFFF) for s in streams}
+
+
 def variant_mesh() -> Mesh | None:
   """A 1-D mesh over all devices named ``variant``, or None on a single device."""
   devices = jax.devices()
@@ -72,19 +91,37 @@ def variant_mesh() -> Mesh | None:
 
 
 class GroupTrainer:
-  """Initialises and trains the variants of one group, one epoch per call."""
+  """Initialises and trains the variants of one group, one epoch per call.
 
-  def __init__(self, model: nn.Module, spec: optimizers.GroupSpec,
-               hyper: optimizers.GroupHyper, *, task: str, batch_size: int,
-               eval_batch_size: int, mesh: Mesh | None = None,
+  Args:
+    model: the Flax module, called ``model(x, train=...)``.
+    transform: ``transform(hyper) -> optax transformation`` of one variant, called inside
+      the traced program with that variant's slice of ``hyper`` (ExtraArgs or not).
+    hyper: the variant-stacked hyper tree (leading axis = variant) with a ``seed``
+      field (int32 [K]): the seed fixes the variant's initialisation, data order and
+      RNG streams.
+    task: ``classification`` or ``regression`` (passed to `train_step` / `evaluate`).
+    batch_size, eval_batch_size: training and evaluation batches.
+    mesh: the device mesh of the variant axis (`variant_mesh`), or None.
+    observe_untrained_loss: evaluate the untrained model in `init` and pass its
+      validation loss to the optimizer as the initial observation (the report's loss_0).
+    variants_per_call: variants per compiled call (None: the plan's rule).
+    sample_x: one input example (for the plan's working-set estimate).
+    streams: the model's RNG streams in training (`stream_keys`).
+  """
+
+  def __init__(self, model: nn.Module, transform: Callable[[Any], Any], hyper, *, task: str,
+               batch_size: int, eval_batch_size: int, mesh: Mesh | None = None,
                observe_untrained_loss: bool = False,
-               variants_per_call: int | None = None, sample_x=None):
+               variants_per_call: int | None = None, sample_x=None,
+               streams: Sequence[str] = ("dropout",)):
     self.model = model
+    self.transform = transform
     # The report's loss_0: evaluate the untrained model in `init` and pass its
     # validation loss to the strategy as the initial observation (lrjax.strategies).
     self.observe_untrained_loss = bool(observe_untrained_loss)
-    self.spec = spec
-    self.num_variants = int(hyper.learning_rate.shape[0])
+    self.streams = tuple(streams)
+    self.num_variants = int(np.shape(hyper.seed)[0])
     self.mesh = mesh
     self.task = task
     self.batch_size = batch_size
@@ -122,6 +159,14 @@ class GroupTrainer:
       return tree
     return jax.tree.map(lambda a: a[call * size:(call + 1) * size], tree)
 
+  def _init_one(self, sample_x, hyper, key) -> TrainState:
+    variables = dict(self.model.init(key, sample_x, train=False))
+    params = variables.pop("params")
+    return TrainState(params=params, model_state=variables,
+                      opt_state=self.transform(hyper).init(params),
+                      valid_loss=jnp.asarray(jnp.inf, jnp.float32),
+                      epoch=jnp.asarray(0, jnp.int32))
+
   def _variant_bytes(self, hyper, sample_x) -> int | None:
     """One variant's training-step working set (for the CPU plan), traced, not run."""
     if sample_x is None:
@@ -131,14 +176,10 @@ class GroupTrainer:
     one = jax.tree.map(lambda a: a[0], hyper)
 
     def step(x):
-      variables = dict(self.model.init(jax.random.PRNGKey(0), x[:1], train=False))
-      params = variables.pop("params")
-      tx = optimizers.make_transform(self.spec, one)
-      state = TrainState(params, variables, tx.init(params),
-                         jnp.asarray(jnp.inf, jnp.float32), jnp.asarray(0, jnp.int32))
+      state = self._init_one(x[:1], one, jax.random.PRNGKey(0))
       y = jnp.zeros((x.shape[0],), jnp.int32 if self.task == "classification" else x.dtype)
-      return train_step(self.model, tx, self.task, state, x, y, jax.random.PRNGKey(1),
-                        jnp.asarray(False))
+      return train_step(self.model, self.transform(one), self.task, state, x, y,
+                        stream_keys(self.streams, one.seed, 0, 0), jnp.asarray(False))
 
     return plan_lib.step_bytes(step, batch)
 
@@ -165,19 +206,22 @@ class GroupTrainer:
     """
     if self.observe_untrained_loss and data is None:
       raise ValueError("`data` is required by `init` when `observe_untrained_loss` is set.")
-
-    def one(hyper):
-      variables = self.model.init(variant_key(hyper.seed, _INIT_SALT), sample_x, train=False)
-      variables = dict(variables)
-      params = variables.pop("params")
-      tx = optimizers.make_transform(self.spec, hyper)
-      return TrainState(params=params, model_state=variables, opt_state=tx.init(params),
-                        valid_loss=jnp.asarray(jnp.inf, jnp.float32),
-                        epoch=jnp.asarray(0, jnp.int32))
-
-    init = jax.jit(jax.vmap(one), out_shardings=self._variant_sharding())
-    state = init(self.shard(self.hyper))
+    state = self._init_states(sample_x)
     return self.observe_untrained(state, data) if self.observe_untrained_loss else state
+
+  def _init_states(self, sample_x) -> TrainState:
+    one = lambda hyper: self._init_one(sample_x, hyper, variant_key(hyper.seed, _INIT_SALT))
+    init = jax.jit(jax.vmap(one), out_shardings=self._variant_sharding())
+    return init(self.shard(self.hyper))
+
+  def init_and_evaluate(self, sample_x, data: DeviceData) -> tuple[TrainState, dict]:
+    """`init`, and the untrained model's ``valid_loss/acc`` and ``test_loss/acc``
+    (``[num_variants]`` numpy arrays: epoch 0 of the curves)."""
+    state = self._init_states(sample_x)
+    state, initial = self._evaluate_untrained(state, data, test=True)
+    initial = {k: np.asarray(v)[: self.num_variants] for k, v in
+               jax.device_get(initial).items()}
+    return state, initial
 
   def observe_untrained(self, state: TrainState, data: DeviceData) -> TrainState:
     """``state`` with ``valid_loss`` = each variant's validation loss before training.
@@ -186,41 +230,50 @@ class GroupTrainer:
     (the report's ``loss_0``, see `lrjax.strategies.strategy`).  Evaluated in the
     plan's chunks (``lax.map`` with ``batch_size``), the form the plan found fastest.
     """
-    model, task, eval_batch_size = self.model, self.task, self.eval_batch_size
+    return self._evaluate_untrained(state, data, test=False)[0]
 
-    def one(st: TrainState) -> TrainState:
-      loss, _ = evaluate(model, task, st.params, st.model_state, data.valid_x,
-                         data.valid_y, eval_batch_size)
-      return st._replace(valid_loss=jnp.asarray(loss, jnp.float32))
+  def _evaluate_untrained(self, state: TrainState, data: DeviceData, *, test: bool):
+    model, task, eval_batch_size = self.model, self.task, self.eval_batch_size
+    observe = self.observe_untrained_loss
+
+    def one(st: TrainState):
+      loss, acc = evaluate(model, task, st.params, st.model_state, data.valid_x,
+                           data.valid_y, eval_batch_size)
+      loss = jnp.asarray(loss, jnp.float32)
+      metrics = {"valid_loss": loss, "valid_acc": acc}
+      if test:
+        metrics["test_loss"], metrics["test_acc"] = evaluate(
+            model, task, st.params, st.model_state, data.test_x, data.test_y,
+            eval_batch_size)
+      return (st._replace(valid_loss=loss) if observe else st), metrics
 
     if self.mesh is None:
       each = lambda st: jax.lax.map(one, st, batch_size=self.plan.chunk)
     else:  # one slice of the variants per device
       each = jax.vmap(one)
-    return jax.jit(each, out_shardings=self._variant_sharding())(state)
+    return jax.jit(each, out_shardings=(self._variant_sharding(), None))(state)
 
   # -- one epoch ---------------------------------------------------------------
   def _build_epoch_fn(self):
-    model, spec, task = self.model, self.spec, self.task
+    model, transform, task, streams = self.model, self.transform, self.task, self.streams
     batch_size, eval_batch_size = self.batch_size, self.eval_batch_size
     observe_untrained = self.observe_untrained_loss
 
     def one_variant(state: TrainState, hyper, order_key, data: DeviceData):
-      tx = optimizers.make_transform(spec, hyper)
+      tx = transform(hyper)
       n = data.train_x.shape[0]
       steps = n // batch_size
       order = jax.random.permutation(order_key, n)[: steps * batch_size]
       order = order.reshape(steps, batch_size)
-      dropout_key = variant_key(hyper.seed, _DROPOUT_SALT, state.epoch)
 
       def body(st, inputs):
         idx, i = inputs
         boundary = (i == 0) & (st.epoch > 0)
         initial = ((i == 0) & (st.epoch == 0)) if observe_untrained else False
         st, m = train_step(model, tx, task, st, data.train_x[idx], data.train_y[idx],
-                           jax.random.fold_in(dropout_key, i), boundary,
+                           stream_keys(streams, hyper.seed, st.epoch, i), boundary,
                            initial_observation=initial)
-        return st, (m, optimizers.current_lr(spec, hyper, st.opt_state))
+        return st, (m, read_lr(st.opt_state))
 
       state, (step_metrics, step_lr) = jax.lax.scan(body, state, (order, jnp.arange(steps)))
       train_loss = jnp.mean(step_metrics.loss)
@@ -234,10 +287,8 @@ class GroupTrainer:
       metrics = EpochMetrics(
           train_loss=train_loss, train_acc=train_acc, valid_loss=valid_loss,
           valid_acc=valid_acc, test_loss=test_loss, test_acc=test_acc,
-          lr=optimizers.current_lr(spec, hyper, state.opt_state),
-          index=optimizers.sequence_index(spec, state.opt_state),
-          nonfinite=optimizers.nonfinite_flag(spec, state.opt_state)
-          | ~jnp.isfinite(valid_loss),
+          lr=read_lr(state.opt_state), index=read_index(state.opt_state),
+          nonfinite=read_nonfinite(state.opt_state) | ~jnp.isfinite(valid_loss),
           step_loss=step_metrics.loss, step_lr=step_lr)
       state = state._replace(valid_loss=valid_loss, epoch=state.epoch + 1)
       return state, metrics

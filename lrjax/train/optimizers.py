@@ -4,7 +4,11 @@ Variants are trained in groups: a group is every variant whose optimizer state h
 same structure (same inner optimizer and options, same kind of rate control).  Within a
 group the per-variant numbers (r0, which sequence, which strategy rule) are *arrays*
 (`GroupHyper`), and `make_transform` builds the transformation from them inside the
-vmapped function, so one compiled program serves all of the group's variants.
+vmapped function, so one compiled program serves all of the group's variants.  A
+`GroupSpec` is itself the group's transformation builder (``spec(hyper)``), the form
+`lrjax.train.epoch.GroupTrainer` takes; `lrjax.train.presets.report_preset` runs a
+`SweepConfig` through `lrjax.sweep` with it.  Nothing here reads a state back: the
+engine reads the rate, position and non-finite flag by field (`lrjax.train.readouts`).
 """
 
 from __future__ import annotations
@@ -41,6 +45,10 @@ class GroupSpec:
   optimizer_kwargs: tuple[tuple[str, Any], ...]
   per_step: bool  # rule == "step": an optax schedule evaluated at every step
   sequences: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]  # the bank
+
+  def __call__(self, hyper: "GroupHyper") -> optax.GradientTransformationExtraArgs:
+    """The transformation of one variant of the group (`make_transform`)."""
+    return make_transform(self, hyper)
 
 
 class GroupHyper(NamedTuple):
@@ -154,45 +162,12 @@ def make_transform(spec: GroupSpec, hyper: GroupHyper) -> optax.GradientTransfor
     tx = optax.apply_if_finite(optax.with_extra_args_support(
         _self_tuning(spec.optimizer, hyper.learning_rate, kw)), _NEVER_GIVE_UP)
   elif spec.per_step:
+    # inject_hyperparams keeps the rate of the last step in its state (`learning_rate`),
+    # where the engine reads it; the update is scale_by_learning_rate's.
     tx = optax.chain(optax.apply_if_finite(_inner(spec.optimizer, kw), _NEVER_GIVE_UP),
-                     optax.scale_by_learning_rate(_sequence(spec, hyper)))
+                     optax.inject_hyperparams(optax.scale_by_learning_rate)(
+                         learning_rate=_sequence(spec, hyper)))
   else:
     tx = optax.chain(optax.apply_if_finite(_inner(spec.optimizer, kw), _NEVER_GIVE_UP),
                      strategies.scale_by_strategy(_sequence(spec, hyper), hyper.rule_id))
   return optax.with_extra_args_support(tx)
-
-
-def _find(tree, cls) -> list:
-  """Every node of type ``cls`` inside an optax state tree."""
-  nodes = jax.tree.leaves(tree, is_leaf=lambda x: isinstance(x, cls))
-  return [x for x in nodes if isinstance(x, cls)]
-
-
-def current_lr(spec: GroupSpec, hyper: GroupHyper, opt_state) -> jax.Array:
-  """The rate the variant uses now, read from its state (NaN where none is defined)."""
-  if spec.optimizer in ("hypergradient_sgd", "hypergradient_adam", "newton"):
-    return jnp.asarray(adaptive.learned_lr(opt_state), jnp.float32)
-  if spec.optimizer in SELF_TUNING_OPTIMIZERS:
-    return jnp.asarray(jnp.nan, jnp.float32)
-  if spec.per_step:
-    (schedule_state,) = _find(opt_state, optax.ScaleByScheduleState)
-    count = schedule_state.count
-    return jnp.asarray(_sequence(spec, hyper)(jnp.maximum(count - 1, 0)), jnp.float32)
-  return jnp.asarray(strategies.current_lr(opt_state), jnp.float32)
-
-
-def sequence_index(spec: GroupSpec, opt_state) -> jax.Array:
-  """The strategy's sequence position n (-1 where the variant has none)."""
-  if spec.optimizer in SELF_TUNING_OPTIMIZERS or spec.per_step:
-    return jnp.asarray(-1, jnp.int32)
-  return jnp.asarray(strategies.current_index(opt_state), jnp.int32)
-
-
-def nonfinite_flag(spec: GroupSpec, opt_state) -> jax.Array:
-  """True when the variant saw a NaN/inf gradient or validation loss."""
-  (finite_state,) = _find(opt_state, optax.ApplyIfFiniteState)
-  flag = finite_state.total_notfinite > 0
-  if spec.optimizer not in SELF_TUNING_OPTIMIZERS and not spec.per_step:
-    for state in _find(opt_state, strategies.StrategyState):
-      flag = flag | state.nonfinite
-  return flag

@@ -37,8 +37,13 @@ def _json_array(a, digits: int | None = None):
 
 def to_dict(result) -> dict:
   history = {k: _json_array(v) for k, v in result.history.items()}
+  config = getattr(result, "config", None)
+  records = getattr(result, "variant_records", None)
   return {
-      "config": result.config.to_dict(),
+      # lrjax.sweep results have no config; their variants say what ran.
+      "config": config.to_dict() if config is not None else None,
+      "variants": records() if records is not None else [],
+      "initial": {k: _json_array(v) for k, v in getattr(result, "initial", {}).items()},
       # Fewer than config.epochs when the run stopped early (a checkpoint save failed).
       "completed_epochs": int(next(iter(result.history.values())).shape[0]),
       "device": result.device,
@@ -104,7 +109,8 @@ def history_csv(result) -> str:
 
   A regression sweep (its config's task) has RMSE columns (the square root of the
   MSE losses) in place of its accuracy columns, which would be empty."""
-  regression = getattr(getattr(result, "config", None), "task", None) == "regression"
+  task = getattr(result, "task", None) or getattr(getattr(result, "config", None), "task", None)
+  regression = getattr(task, "name", task) == "regression"
   fields = [f for f in result.history if not (regression and f.endswith("_acc"))]
   rmse = [f for f in fields if regression and f.endswith("_loss")]
   text = io.StringIO(newline="")
@@ -145,7 +151,8 @@ def plan_lines(result) -> str:
 def load(path: str | Path) -> dict:
   """Reads a ``results.json`` (or the folder holding one) back.
 
-  Returns a dict with ``config`` (a `SweepConfig`), ``history`` (arrays
+  Returns a dict with ``config`` (a `SweepConfig`, None for `lrjax.sweep` results, whose
+  ``variants`` say what ran), ``history`` (arrays
   [epochs, variants], NaN where null), ``summary``, ``names``, ``completed_epochs``
   (fewer than the config's epochs for a run that stopped early) and timing fields.
   """
@@ -155,7 +162,7 @@ def load(path: str | Path) -> dict:
   if not path.exists():
     raise FileNotFoundError(f"no results file at {path}")
   raw = json.loads(path.read_text())
-  config = SweepConfig.from_dict(raw["config"])
+  config = SweepConfig.from_dict(raw["config"]) if raw.get("config") else None
   history = {k: np.array([[np.nan if x is None else x for x in row] for row in v], np.float64)
              for k, v in raw["history"].items()}
   step_history = {k: np.array(v, dtype=float) for k, v in raw.get("step_history", {}).items()}
@@ -163,5 +170,7 @@ def load(path: str | Path) -> dict:
   return {"config": config, "history": history, "step_history": step_history,
           "completed_epochs": raw.get("completed_epochs", completed),
           "summary": raw["summary"],
-          "names": [v.name for v in config.variants], "device": raw["device"],
+          "names": ([v.name for v in config.variants] if config is not None
+                    else [v["name"] for v in raw.get("variants", [])]),
+          "variants": raw.get("variants", []), "device": raw["device"],
           "compile_seconds": raw["compile_seconds"], "epoch_seconds": raw["epoch_seconds"]}

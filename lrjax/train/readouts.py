@@ -1,0 +1,56 @@
+"""What a sweep reports of a variant's optimizer state, read by field name.
+
+The rate, the strategy's sequence position and the non-finite flag are read from any
+optax / lrjax state by the name of the field holding them (as
+`optax.tree_utils.tree_get` does), never by the optimizer's name, so a user's own
+chain reports them as the built-in ones do:
+
+* rate: the last scalar ``lr`` / ``learning_rate`` field (`lrjax.strategies`,
+  `lrjax.adaptive`, ``optax.inject_hyperparams``), else NaN;
+* position: the first scalar ``index`` field (`lrjax.strategies.StrategyState`), else -1;
+* non-finite: any ``nonfinite`` flag, or a step skipped by `optax.apply_if_finite`
+  (``total_notfinite > 0``).
+
+Pure functions of the state: they run inside the traced, vmapped epoch.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+LR_FIELDS = ("lr", "learning_rate")
+INDEX_FIELD = "index"
+NONFINITE_FIELD = "nonfinite"
+SKIPPED_FIELD = "total_notfinite"  # optax.ApplyIfFiniteState
+
+
+def _scalars(opt_state, field: str) -> list:
+  found = optax.tree_utils.tree_get_all_with_path(opt_state, field)
+  return [v for _, v in found if hasattr(v, "shape") and jnp.ndim(v) == 0]
+
+
+def read_lr(opt_state) -> jax.Array:
+  """The rate held in the state (the last ``lr`` / ``learning_rate`` field), else NaN."""
+  for field in LR_FIELDS:
+    values = _scalars(opt_state, field)
+    if values:
+      return jnp.asarray(values[-1], jnp.float32)
+  return jnp.asarray(jnp.nan, jnp.float32)
+
+
+def read_index(opt_state) -> jax.Array:
+  """The strategy's sequence position (an ``index`` field), else -1."""
+  values = _scalars(opt_state, INDEX_FIELD)
+  return jnp.asarray(values[0], jnp.int32) if values else jnp.asarray(-1, jnp.int32)
+
+
+def read_nonfinite(opt_state) -> jax.Array:
+  """Any ``nonfinite`` flag set, or a step skipped by `optax.apply_if_finite`."""
+  flag = jnp.asarray(False)
+  for value in _scalars(opt_state, NONFINITE_FIELD):
+    flag = flag | jnp.asarray(value, bool)
+  for value in _scalars(opt_state, SKIPPED_FIELD):
+    flag = flag | (value > 0)
+  return flag

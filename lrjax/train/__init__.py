@@ -10,6 +10,7 @@
   engine: any Flax model, any optax optimizer, any grid (`grid`); `loop`: its host loop
   over epochs (checkpoints, resume, signals, locks, results).
 * `presets`: `report_preset(config)`; `sweep`: `run_sweep(config)`, `lrjax.sweep` with it.
+* `nnx_adapter`: `as_linen`, Flax NNX models (an instance or a factory) for the engine.
 * `metrics`, `results`, `plotting`, `checkpoint`: what comes out of a sweep.
 * `range_finder`: the LR range test (`range_test`) and K constant rates side by side
   (`range_test_vectorized`), with fastai's suggested rates (`suggest`).
@@ -29,3 +30,4 @@ from lrjax.train.api import grid
 # (module `range_finder`, so that `lrjax.train.range_test` stays the function)
 from lrjax.train.range_finder import (RangeTestResult, Suggestions, range_test,
                                       range_test_vectorized)
+from lrjax.train.nnx_adapter import as_linen

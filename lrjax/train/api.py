@@ -57,6 +57,7 @@ from lrjax.train import plan as plan_lib
 from lrjax.train.epoch import stream_keys as _stream_keys  # noqa: F401 (was defined here)
 from lrjax.train.loop import HISTORY_FIELDS, SweepInterrupted  # noqa: F401 (re-exported)
 from lrjax.train.metrics import summarize
+from lrjax.train.nnx_adapter import as_linen
 from lrjax.train.readouts import (INDEX_FIELD, LR_FIELDS, NONFINITE_FIELD,  # noqa: F401
                                   read_index, read_lr, read_nonfinite)
 from lrjax.train.task import CLASSIFICATION, REGRESSION, Task, as_task as _as_task  # noqa: F401
@@ -456,7 +457,8 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
   """Trains ``model`` with ``optimizer_fn(h)`` for every ``h`` in ``hparams`` x ``seeds``.
 
   Args:
-    model: a `flax.linen.Module`, called ``model(x, train=...)``.
+    model: a `flax.linen.Module`, called ``model(x, train=...)``; or an NNX model: an
+      ``nnx.Module`` instance or a factory ``rngs -> nnx.Module`` (`lrjax.train.nnx_adapter`).
     dataset: a `lrjax.data.Dataset` (or any object with ``train_x`` ... ``test_y``).
     optimizer_fn: ``h -> optax.GradientTransformation`` (ExtraArgs or not), called with
       one variant's hyperparameters inside the traced program.
@@ -508,6 +510,7 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
     >>> result = sweep(model, data, lambda h: optax.sgd(h["learning_rate"]),  # doctest: +SKIP
     ...                {"learning_rate": [0.1, 0.01]}, epochs=3, batch_size=32)
   """
+  model = as_linen(model)  # NNX instance / factory -> Linen module; Linen unchanged
   _validate(model, dataset, optimizer_fn, epochs, batch_size, (0,) if seeds is None else seeds,
             eval_batch_size)
   if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, numbers.Integral) \

@@ -265,7 +265,8 @@ def _sweep(args) -> int:
   result = run_sweep(config, dataset, checkpoint_dir=checkpoint_dir(args), out_dir=args.out,
                      progress=not args.no_progress, data_provenance=provenance)
   plotting.plot_report_figures(result.history, result.names, args.out,
-                               variants=config.variants)
+                               variants=config.variants, initial=result.initial,
+                               task=result.task)
   print(results.markdown_table(result.summary) + results.plan_lines(result))
   print(f"device: {result.device}; compile {result.compile_seconds:.1f} s; "
         f"epochs {sum(t for t in result.epoch_seconds if t == t):.1f} s; "
@@ -372,7 +373,7 @@ def _sweep_file(args, typed: set[str]) -> int:
       raise
     raise UsageError(f"{spec.path}: {err}") from None
   plotting.plot_curves(result.history, result.names, out / "all_settings.png",
-                       title="all settings")
+                       title="all settings", initial=result.initial, task=result.task)
   print(results.markdown_table(result.summary) + results.plan_lines(result))
   print(f"device: {result.device}; compile {result.compile_seconds:.1f} s; "
         f"epochs {sum(t for t in result.epoch_seconds if t == t):.1f} s; "
@@ -394,8 +395,10 @@ def _plot_file_run(path: Path, out: Path) -> list[Path] | None:
   history = {k: np.array([[np.nan if x is None else x for x in row] for row in v], float)
              for k, v in raw["history"].items()}
   names = [row["name"] for row in raw["summary"]]
+  initial = {k: np.array([np.nan if x is None else x for x in v], float)
+             for k, v in (raw.get("initial") or {}).items()}
   return [plotting.plot_curves(history, names, out / "all_settings.png",
-                               title="all settings")]
+                               title="all settings", initial=initial or None)]
 
 
 def _plot(args) -> int:
@@ -408,7 +411,8 @@ def _plot(args) -> int:
     return 0
   loaded = results.load(args.results)
   for path in plotting.plot_report_figures(loaded["history"], loaded["names"], out,
-                                           variants=loaded["config"].variants):
+                                           variants=loaded["config"].variants,
+                                           initial=loaded.get("initial") or None):
     print(path)
   return 0
 

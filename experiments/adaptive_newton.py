@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 import common  # noqa: E402
+from lrjax.train import plotting  # noqa: E402
 from lrjax.train.config import SweepConfig, Variant  # noqa: E402
 from lrjax.train.sweep import run_sweep  # noqa: E402
 
@@ -208,13 +209,6 @@ def markdown_table(rows: list[dict], task: Task) -> str:
 
 
 # --------------------------------------------------------------------------- plots
-def _pyplot():
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  return plt
-
-
 STYLE = {"SGD": ("k", "-"), "HD-SGD": ("tab:green", "-"), "Adam 1e-3": ("tab:purple", "--"),
          "DoG": ("tab:brown", ":"), "Prodigy": ("tab:pink", ":"), "Mechanic": ("tab:olive", ":")}
 
@@ -286,7 +280,7 @@ def _eta_axis(ax):
 
 def plot_task(path, results, task: Task, title: str):
   """Paper Figures 1/2/4 layout: losses, accuracies and the learned eta per epoch."""
-  plt = _pyplot()
+  plt = plotting.pyplot()
   cls = task.kind == "classification"
   panels = [("train_loss", "train loss"), ("test_loss", "test loss")]
   if cls:
@@ -329,14 +323,12 @@ def plot_task(path, results, task: Task, title: str):
   rows = -(-len(labels) // 5)
   fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), fontsize=8)
   fig.suptitle(title, fontsize=10)
-  fig.tight_layout(rect=(0, 0.055 * rows + 0.02, 1, 1))
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  plotting.save_figure(fig, path, rect=(0, 0.055 * rows + 0.02, 1, 1))
 
 
 def plot_eta(path, panels, title: str):
   """Learned eta per step, one panel per (label, results): the paper's Figure 3."""
-  plt = _pyplot()
+  plt = plotting.pyplot()
   fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
   for ax, (label, results, task) in zip(axes[0], panels):
     for name, _, step_lr in _curves(results, task):  # noqa: B007 (_ is the history)
@@ -350,14 +342,12 @@ def plot_eta(path, panels, title: str):
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
   fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  plotting.save_figure(fig, path)
 
 
 def plot_restart(path, entries):
   """Section 5.1: eta and the test metric of the first run and of the restart."""
-  plt = _pyplot()
+  plt = plotting.pyplot()
   fig, axes = plt.subplots(2, len(entries), figsize=(5.0 * len(entries), 6.8), squeeze=False)
   for j, (task, first, restart) in enumerate(entries):
     cls = task.kind == "classification"
@@ -386,14 +376,12 @@ def plot_restart(path, entries):
     axes[1][j].legend(fontsize=6)
   fig.suptitle("Section 5.1: Newton restarted from the eta it converged to "
                "(dashed: first run)", fontsize=10)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  plotting.save_figure(fig, path)
 
 
 def plot_adam(path, entries):
   """Section 5.4: Newton against Adam at 1e-3 (and plain SGD), test metric per epoch."""
-  plt = _pyplot()
+  plt = plotting.pyplot()
   fig, axes = plt.subplots(1, len(entries), figsize=(4.6 * len(entries), 3.6), squeeze=False)
   for ax, (task, results) in zip(axes[0], entries):
     cls = task.kind == "classification"
@@ -418,9 +406,7 @@ def plot_adam(path, entries):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6)
   fig.suptitle("Section 5.4: Newton vs Adam (lr 1e-3)", fontsize=10)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  plotting.save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------- main

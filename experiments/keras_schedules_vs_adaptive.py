@@ -223,10 +223,7 @@ def _plot_accuracy(history, columns, methods, path: Path, title: str) -> Path:
   ax.set_title(title)
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return plotting.save_figure(fig, path)
 
 
 def _plot_schedule_details(history, columns, path: Path, task: str, text: dict) -> Path:
@@ -250,10 +247,7 @@ def _plot_schedule_details(history, columns, path: Path, task: str, text: dict) 
     extra = twin.get_legend_handles_labels()
     ax.legend(handles[0] + extra[0], handles[1] + extra[1], fontsize=7, loc="lower right")
   fig.suptitle(f"{task}: the schedules (article Figs 1-4)")
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return plotting.save_figure(fig, path)
 
 
 def _plot_lr(result, columns, path: Path, task: str) -> Path:
@@ -277,10 +271,7 @@ def _plot_lr(result, columns, path: Path, task: str) -> Path:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
   fig.suptitle(f"{task}: learning rates")
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return plotting.save_figure(fig, path)
 
 
 def make_figures(result, out: Path, task: str, schedule_momentum: float = 0.0) -> list[Path]:

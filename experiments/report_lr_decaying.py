@@ -260,10 +260,7 @@ def plot_sequences(path: Path, r0: float = R0, num: int = 50) -> Path:
   ax.set_title(f"Figure 1: decaying sequences (r0 = {r0})")
   ax.grid(alpha=0.3)
   ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return plotting.save_figure(fig, path)
 
 
 def _accuracy_panels(history, columns, settings, labels, path: Path, title: str,
@@ -297,10 +294,7 @@ def _accuracy_panels(history, columns, settings, labels, path: Path, title: str,
     ax.grid(alpha=0.3)
   axes[0].legend(fontsize=8)
   fig.suptitle(title)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return plotting.save_figure(fig, path)
 
 
 def plot_lr_curves(history, columns, path: Path, title: str) -> Path:
@@ -324,10 +318,7 @@ def plot_lr_curves(history, columns, path: Path, title: str) -> Path:
   axes[0].legend(fontsize=8)
   seed_note = " (first seed)" if len(columns["SGD"]) > 1 else ""
   fig.suptitle(f"{title}: learning rate per epoch{seed_note}")
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return plotting.save_figure(fig, path)
 
 
 def make_figures(result, dataset_name: str, out: Path, optimal: dict) -> list[Path]:

@@ -32,6 +32,18 @@ def pyplot():
   return plt
 
 
+def save_figure(fig, path: str | Path, *, dpi: int = 110, rect=None,
+                **savefig_kwargs) -> Path:
+  """Lays ``fig`` out (``tight_layout``, inside ``rect`` if given), writes it to ``path``
+  (its folder made as needed) and closes it.  Returns the path."""
+  fig.tight_layout(**({} if rect is None else {"rect": rect}))
+  path = Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(path, dpi=dpi, **savefig_kwargs)
+  pyplot().close(fig)
+  return path
+
+
 def plot_seed_band(ax, x, values, *, label=None, band: bool = True, **style):
   """One setting's curve on ``ax``: the mean over its seeds (the columns of ``values``,
   ``[points, seeds]``; NaN seeds left out) and, with several seeds and ``band``, a
@@ -164,12 +176,7 @@ def plot_curves(history: dict[str, np.ndarray], names: Sequence[str], out_path: 
                      fontsize=7, ncols=1 + len(keep) // 16)
   if title:
     fig.suptitle(title)
-  fig.tight_layout()
-  out_path = Path(out_path)
-  out_path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(out_path, dpi=110, bbox_inches="tight")
-  plt.close(fig)
-  return out_path
+  return save_figure(fig, out_path, bbox_inches="tight")
 
 
 def plot_report_figures(history, names, out_dir: str | Path, prefix: str = "",

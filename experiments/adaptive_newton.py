@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 import common  # noqa: E402
+from lrjax.train import plotting  # noqa: E402
 from lrjax.train.config import SweepConfig, Variant  # noqa: E402
 from lrjax.train.sweep import run_sweep  # noqa: E402
 
@@ -208,13 +209,6 @@ def markdown_table(rows: list[dict], task: Task) -> str:
 
 
 # --------------------------------------------------------------------------- plots
-def _pyplot():
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  return plt
-
-
 STYLE = {"SGD": ("k", "-"), "HD-SGD": ("tab:green", "-"), "Adam 1e-3": ("tab:purple", "--"),
          "DoG": ("tab:brown", ":"), "Prodigy": ("tab:pink", ":"), "Mechanic": ("tab:olive", ":")}
 
@@ -222,23 +216,22 @@ STYLE = {"SGD": ("k", "-"), "HD-SGD": ("tab:green", "-"), "Adam 1e-3": ("tab:pur
 NEWTON_COLORS = {1e-3: "tab:orange", 1e-2: "tab:red"}
 
 
-def _style(name: str):
-  if name.startswith("Newton"):
-    if "(paper)" in name:
-      return ("tab:blue", "-")
-    eps = float(name.split("eps=")[1].split()[0])
-    return (NEWTON_COLORS.get(eps, "tab:cyan"), "-")
-  if name.startswith("SGD"):
-    return ("k", "-") if name == "SGD" else ("0.45", "-")
-  return STYLE.get(name, (None, "-"))
+def _style(variant):
+  """A method's colour and line style, from its optimizer and hyperparameters."""
+  if variant.optimizer == "newton":
+    eps = dict(variant.optimizer_kwargs).get("eps")
+    return ("tab:blue", "-") if eps == PAPER_EPS else (NEWTON_COLORS.get(eps, "tab:cyan"), "-")
+  if variant.optimizer == "sgd":
+    return ("k", "-") if variant.name == "SGD" else ("0.45", "-")
+  return STYLE.get(variant.name, (None, "-"))
 
 
 def _curves(results, task: Task):
-  """(name, history columns, step lr) of every variant of the given sweeps."""
+  """(variant, history columns, step lr) of every variant of the given sweeps."""
   out = []
   for res in results:
     for k, v in enumerate(res.config.variants):
-      out.append((v.name, {f: res.history[f][:, k] for f in res.history},
+      out.append((v, {f: res.history[f][:, k] for f in res.history},
                   res.step_history["step_lr"][:, k, :]))
   return out
 
@@ -286,7 +279,7 @@ def _eta_axis(ax):
 
 def plot_task(path, results, task: Task, title: str):
   """Paper Figures 1/2/4 layout: losses, accuracies and the learned eta per epoch."""
-  plt = _pyplot()
+  plt = plotting.pyplot()
   cls = task.kind == "classification"
   panels = [("train_loss", "train loss"), ("test_loss", "test loss")]
   if cls:
@@ -301,10 +294,10 @@ def plot_task(path, results, task: Task, title: str):
     low = min((float(np.nanmin(h[field])) for _, h, _ in curves
                if np.isfinite(h[field]).any()), default=1.0)
     limits[field] = (0.9 * low, 0.55 * top) if cls else (0.8 * low, top)
-  for name, h, step_lr in curves:
-    color, ls = _style(name)
+  for v, h, step_lr in curves:
+    color, ls = _style(v)
     epochs = np.arange(1, len(h["train_loss"]) + 1)
-    label = _label(name, h)
+    label = _label(v.name, h)
     off = any(np.nanmax(h[f]) > limits[f][1] for f in limits if np.isfinite(h[f]).any())
     if off and "diverged" not in label:
       label += " (loss off chart)"
@@ -329,46 +322,42 @@ def plot_task(path, results, task: Task, title: str):
   rows = -(-len(labels) // 5)
   fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), fontsize=8)
   fig.suptitle(title, fontsize=10)
-  fig.tight_layout(rect=(0, 0.055 * rows + 0.02, 1, 1))
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  plotting.save_figure(fig, path, rect=(0, 0.055 * rows + 0.02, 1, 1))
 
 
 def plot_eta(path, panels, title: str):
   """Learned eta per step, one panel per (label, results): the paper's Figure 3."""
-  plt = _pyplot()
+  plt = plotting.pyplot()
   fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
   for ax, (label, results, task) in zip(axes[0], panels):
-    for name, _, step_lr in _curves(results, task):  # noqa: B007 (_ is the history)
-      if not any(name.startswith(p) for p in ("Newton", "HD-SGD")):
+    for v, h, step_lr in _curves(results, task):
+      if v.optimizer not in ("newton", "hypergradient_sgd"):
         continue
-      color, ls = _style(name)
-      _plot_eta(ax, step_lr, color, ls, _label(name, _))
+      color, ls = _style(v)
+      _plot_eta(ax, step_lr, color, ls, _label(v.name, h))
     _eta_axis(ax)
     ax.set_title(label + "\n(1e-8 floor = clipped; median + 10-90% band)", fontsize=9)
     ax.set_xlabel("epoch")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
   fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  plotting.save_figure(fig, path)
 
 
 def plot_restart(path, entries):
   """Section 5.1: eta and the test metric of the first run and of the restart."""
-  plt = _pyplot()
+  plt = plotting.pyplot()
   fig, axes = plt.subplots(2, len(entries), figsize=(5.0 * len(entries), 6.8), squeeze=False)
   for j, (task, first, restart) in enumerate(entries):
     cls = task.kind == "classification"
     field = "test_acc" if cls else "test_loss"
     for res, tag in ((first, "first"), (restart, "restart")):
-      for name, h, step_lr in _curves([res], task):
-        if tag == "first" and not name.startswith("Newton"):
+      for v, h, step_lr in _curves([res], task):
+        if tag == "first" and v.optimizer != "newton":
           continue
-        color, _ = _style(name)
+        color, _ = _style(v)
         ls = "--" if tag == "first" else "-"
-        label = _label(name if tag == "restart" else f"{name} (first run)", h)
+        label = _label(v.name if tag == "restart" else f"{v.name} (first run)", h)
         _plot_eta(axes[0][j], step_lr, color, ls, label)
         axes[1][j].plot(np.arange(1, len(h[field]) + 1), h[field], color=color, ls=ls,
                         label=label)
@@ -386,25 +375,23 @@ def plot_restart(path, entries):
     axes[1][j].legend(fontsize=6)
   fig.suptitle("Section 5.1: Newton restarted from the eta it converged to "
                "(dashed: first run)", fontsize=10)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  plotting.save_figure(fig, path)
 
 
 def plot_adam(path, entries):
   """Section 5.4: Newton against Adam at 1e-3 (and plain SGD), test metric per epoch."""
-  plt = _pyplot()
+  plt = plotting.pyplot()
   fig, axes = plt.subplots(1, len(entries), figsize=(4.6 * len(entries), 3.6), squeeze=False)
   for ax, (task, results) in zip(axes[0], entries):
     cls = task.kind == "classification"
     field = "test_acc" if cls else "test_loss"
     for res in results:
       rate = res.config.variants[0].learning_rate
-      for name, h, _ in _curves([res], task):
-        if name not in ("SGD", "Adam 1e-3") and not name.startswith("Newton"):
+      for v, h, _ in _curves([res], task):
+        if v.name not in ("SGD", "Adam 1e-3") and v.optimizer != "newton":
           continue
-        color, ls = _style(name)
-        label = _label(name if name == "Adam 1e-3" else f"{name}, eta0={rate:g}", h)
+        color, ls = _style(v)
+        label = _label(v.name if v.name == "Adam 1e-3" else f"{v.name}, eta0={rate:g}", h)
         ax.plot(np.arange(1, len(h[field]) + 1), h[field], color=color,
                 ls=ls if rate == results[0].config.variants[0].learning_rate else "-.",
                 label=label)
@@ -418,9 +405,7 @@ def plot_adam(path, entries):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6)
   fig.suptitle("Section 5.4: Newton vs Adam (lr 1e-3)", fontsize=10)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  plotting.save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------- main
@@ -618,7 +603,8 @@ def main(argv=None) -> dict:
     rows = {(row["sweep"], row["method"]): row for row in all_rows
             if row["task"] == r["task"].name}
     adam = next((row for (s, m), row in rows.items() if m == "Adam 1e-3"), None)
-    newton = [row for (s, m), row in rows.items() if m.startswith("Newton") and s != "restart"]
+    newton = [row for (s, m), row in rows.items()
+              if row["optimizer"] == "newton" and s != "restart"]
     if adam and newton:
       best = (max if metric == "final_test_acc" else min)(
           newton, key=lambda x: x[metric] if np.isfinite(x[metric]) else

@@ -11,7 +11,9 @@ has no datasets, runs it too.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lrjax import data  # noqa: E402
+from lrjax.train import metrics  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -43,6 +46,18 @@ def base_parser(description: str, default_out: str) -> argparse.ArgumentParser:
                       help="use synthetic data of the right shape (no files needed)")
   parser.add_argument("--no-progress", action="store_true")
   return parser
+
+
+# ``--quick``: epochs, random training subset, validation/test examples per split.
+QUICK_EPOCHS, QUICK_TRAIN, QUICK_TEST = 3, 2000, 500
+
+
+def quick_dataset(name: str, args, *, quick_train: int = QUICK_TRAIN,
+                  quick_test: int = QUICK_TEST, seed: int = 0):
+  """`get_dataset` with ``--quick``'s subsets: ``quick_train`` training and
+  ``quick_test`` validation/test examples (``--train-size`` still wins)."""
+  return get_dataset(name, args, train_size=quick_train if args.quick else None,
+                     test_size=quick_test if args.quick else None, seed=seed)
 
 
 def _source_candidates(name: str, args) -> list:
@@ -127,3 +142,69 @@ def write_json(path: Path, payload) -> Path:
   path.parent.mkdir(parents=True, exist_ok=True)
   path.write_text(json.dumps(jsonable(payload), indent=1, default=float))
   return path
+
+
+def write_csv(path: Path, rows, fields) -> Path:
+  """``rows`` (dicts) as CSV, the columns ``fields`` in that order."""
+  with path.open("w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(fields)
+    for r in rows:
+      writer.writerow([r[k] for k in fields])
+  return path
+
+
+# ------------------------------------------------------------------- seeds of a setting
+def _identity(variant) -> str:
+  """A variant's setting: its configuration without its name and seed."""
+  d = {k: v for k, v in variant.to_dict().items() if k not in ("name", "seed")}
+  return json.dumps(d, sort_keys=True, default=repr)
+
+
+def setting_names(result, named_settings) -> list[str]:
+  """Per variant of ``result`` (a `run_sweep` result), the name of its setting.
+
+  ``named_settings``: the experiment's variants of one seed, each named after its
+  setting; a variant of the result belongs to the one with the same configuration
+  apart from name and seed (its identity; labels are never parsed)."""
+  names = {_identity(v): v.name for v in named_settings}
+  out = []
+  for v in result.config.variants:
+    key = _identity(v)
+    if key not in names:
+      raise ValueError(f"variant {v.name!r} matches none of the settings "
+                       f"{[s.name for s in named_settings]}.")
+    out.append(names[key])
+  return out
+
+
+def seed_aggregates(result, named_settings) -> dict[str, dict]:
+  """Setting name -> its `lrjax.train.metrics.aggregate_seeds` row (mean, std, min, max
+  over the seeds of each summary measure, ``per_seed``, ``names``, ``nonfinite_seeds``)."""
+  rows = metrics.aggregate_seeds(result.summary, setting_names(result, named_settings))
+  return {r["setting"]: r for r in rows}
+
+
+def setting_columns(result, named_settings) -> dict[str, list[int]]:
+  """Setting name -> the columns of ``result.history`` holding its seeds."""
+  columns: dict[str, list[int]] = {}
+  for k, name in enumerate(setting_names(result, named_settings)):
+    columns.setdefault(name, []).append(k)
+  return columns
+
+
+def stat(row: dict, field: str, which: str = "mean") -> float:
+  """``row[f"{field}_{which}"]``, NaN where no seed had a number."""
+  value = row.get(f"{field}_{which}")
+  return float("nan") if value is None else value
+
+
+def mean_std_text(mean, std, seeds, digits, integer=False) -> str:
+  """A table cell: ``mean ± std`` over several seeds, the value for one, n/a for none."""
+  if mean is None or not math.isfinite(mean):
+    return "n/a"
+  text = f"{mean:.1f}" if integer and seeds > 1 else (
+      f"{mean:.0f}" if integer else f"{mean:.{digits}f}")
+  if seeds > 1:
+    text += f" ± {std:.1f}" if integer else f" ± {std:.{digits}f}"
+  return text

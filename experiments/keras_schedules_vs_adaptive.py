@@ -61,7 +61,7 @@ import numpy as np  # noqa: E402
 
 import common  # noqa: E402
 from lrjax.models import CONV_IMPLS  # noqa: E402
-import report_lr_decaying as report  # noqa: E402  (shared data loader and helpers)
+from lrjax.train import plotting  # noqa: E402
 from lrjax.train.config import SweepConfig, Variant  # noqa: E402
 from lrjax.train.sweep import run_sweep  # noqa: E402
 
@@ -136,35 +136,38 @@ def cats_dogs(dataset):
 
 # ------------------------------------------------------------------------ analysis
 def aggregate(result, schedule_momentum: float = 0.0) -> list[dict]:
+  """One row per method: mean/std over seeds (the library's `aggregate_seeds`, methods
+  told apart by their configuration, not by their labels)."""
   text = descriptions(schedule_momentum)
-  summary = {row["name"]: row for row in result.summary}
-  columns = report.seed_columns(result.names)
+  epochs = result.config.epochs
+  by_method = common.seed_aggregates(result, method_variants(epochs, (0,), schedule_momentum))
+  stat = common.stat
   rows = []
   for method in METHODS:
-    seed_rows = [summary[result.names[k]] for k in columns[method]]
-    acc, acc_sd = report._mean_std([r["final_valid_acc"] for r in seed_rows])
-    best, best_sd = report._mean_std([r["best_valid_acc"] for r in seed_rows])
-    conv, conv_sd = report._mean_std([r["convergence_epoch"] for r in seed_rows])
-    test, test_sd = report._mean_std([r["final_test_acc"] for r in seed_rows])
+    agg = by_method[method]
     rows.append({
         "method": method, "kind": "schedule" if method in SCHEDULES else "adaptive",
-        "description": text[method], "seeds": len(seed_rows),
-        "final_valid_acc_mean": acc, "final_valid_acc_std": acc_sd,
-        "best_valid_acc_mean": best, "best_valid_acc_std": best_sd,
-        "convergence_epoch_mean": conv, "convergence_epoch_std": conv_sd,
-        "final_test_acc_mean": test, "final_test_acc_std": test_sd,
-        "final_train_loss_mean": report._mean_std([r["final_train_loss"]
-                                                    for r in seed_rows])[0],
-        "final_lr_mean": report._mean_std([r["final_lr"] for r in seed_rows])[0],
-        "nonfinite_seeds": int(sum(bool(r["nonfinite"]) for r in seed_rows)),
+        "description": text[method], "seeds": agg["seeds"],
+        **{f"{field}_{which}": stat(agg, field, which)
+           for field in ("final_valid_acc", "best_valid_acc", "convergence_epoch",
+                         "final_test_acc") for which in ("mean", "std")},
+        "final_train_loss_mean": stat(agg, "final_train_loss"),
+        "final_lr_mean": stat(agg, "final_lr"),
+        "nonfinite_seeds": int(agg["nonfinite_seeds"]),
     })
   return rows
+
+
+def method_columns(result, schedule_momentum: float = 0.0) -> dict[str, list[int]]:
+  """Method -> the columns of the history holding its seeds."""
+  return common.setting_columns(
+      result, method_variants(result.config.epochs, (0,), schedule_momentum))
 
 
 def comparison_markdown(rows, info: dict) -> str:
   seeds = rows[0]["seeds"]
   stat = f"mean ± std over {seeds} seeds" if seeds > 1 else "1 seed"
-  f = report._fmt
+  f = common.mean_std_text
   lines = [
       f"### {info['task']}: learning rate schedules vs adaptive methods",
       "",
@@ -208,38 +211,30 @@ CSV_FIELDS = ("method", "kind", "description", "seeds", "final_valid_acc_mean",
 
 
 # --------------------------------------------------------------------------- figures
-def _plot_accuracy(history, names, methods, path: Path, title: str) -> Path:
-  plt = report._pyplot()
-  columns = report.seed_columns(names)
+def _plot_accuracy(history, columns, methods, path: Path, title: str) -> Path:
+  plt = plotting.pyplot()
   epochs = np.arange(1, history["valid_acc"].shape[0] + 1)
   fig, ax = plt.subplots(figsize=(8, 5))
   for m in methods:
-    mean, std = report._curve(history, columns, m)
-    line, = ax.plot(epochs, mean, label=m, lw=1.4,
-                    ls="-" if m in SCHEDULES else "--")
-    if std is not None:
-      ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+    plotting.plot_seed_band(ax, epochs, history["valid_acc"][:, columns[m]], label=m, lw=1.4,
+                            ls="-" if m in SCHEDULES else "--")
   ax.set_xlabel("epochs")
   ax.set_ylabel("accuracy on validation set")
   ax.set_title(title)
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return plotting.save_figure(fig, path)
 
 
-def _plot_schedule_details(history, names, path: Path, task: str, text: dict) -> Path:
+def _plot_schedule_details(history, columns, path: Path, task: str, text: dict) -> Path:
   """The article's Figs 1-4: per schedule, training/validation accuracy and the rate."""
-  plt = report._pyplot()
-  columns = report.seed_columns(names)
+  plt = plotting.pyplot()
   epochs = np.arange(1, history["valid_acc"].shape[0] + 1)
   fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
   for ax, m in zip(axes.ravel(), SCHEDULES):
     for field, label in (("train_acc", "training"), ("valid_acc", "validation")):
-      mean, _ = report._curve(history, columns, m, field)
-      ax.plot(epochs, mean, label=label, lw=1.3)
+      plotting.plot_seed_band(ax, epochs, history[field][:, columns[m]], label=label, lw=1.3,
+                              band=False)
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy")
     ax.grid(alpha=0.3)
@@ -252,17 +247,12 @@ def _plot_schedule_details(history, names, path: Path, task: str, text: dict) ->
     extra = twin.get_legend_handles_labels()
     ax.legend(handles[0] + extra[0], handles[1] + extra[1], fontsize=7, loc="lower right")
   fig.suptitle(f"{task}: the schedules (article Figs 1-4)")
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return plotting.save_figure(fig, path)
 
 
-def _plot_lr(result, path: Path, task: str) -> Path:
+def _plot_lr(result, columns, path: Path, task: str) -> Path:
   """Per-step rate of the schedules (first seed) and the adaptive methods' base rates."""
-  plt = report._pyplot()
-  names = result.names
-  columns = report.seed_columns(names)
+  plt = plotting.pyplot()
   step_lr = result.step_history["step_lr"]  # [epochs, variants, steps]
   epochs, _, steps = step_lr.shape
   x = np.arange(epochs * steps) / steps
@@ -281,24 +271,21 @@ def _plot_lr(result, path: Path, task: str) -> Path:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
   fig.suptitle(f"{task}: learning rates")
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return plotting.save_figure(fig, path)
 
 
 def make_figures(result, out: Path, task: str, schedule_momentum: float = 0.0) -> list[Path]:
-  h, n = result.history, result.names
+  h, c = result.history, method_columns(result, schedule_momentum)
   return [
-      _plot_schedule_details(h, n, out / "fig1-4_schedules.png", task,
+      _plot_schedule_details(h, c, out / "fig1-4_schedules.png", task,
                              descriptions(schedule_momentum)),
-      _plot_accuracy(h, n, SCHEDULES, out / "fig5_schedules.png",
+      _plot_accuracy(h, c, SCHEDULES, out / "fig5_schedules.png",
                      f"{task}: comparing learning rate schedules (article Fig 5)"),
-      _plot_accuracy(h, n, ADAPTIVE, out / "fig6_adaptive.png",
+      _plot_accuracy(h, c, ADAPTIVE, out / "fig6_adaptive.png",
                      f"{task}: comparing adaptive learning rate methods (article Fig 6)"),
-      _plot_accuracy(h, n, METHODS, out / "fig7_all.png",
+      _plot_accuracy(h, c, METHODS, out / "fig7_all.png",
                      f"{task}: schedules and adaptive methods (article Fig 7)"),
-      _plot_lr(result, out / "lr_curves.png", task),
+      _plot_lr(result, c, out / "lr_curves.png", task),
   ]
 
 
@@ -323,8 +310,8 @@ def main(argv=None) -> dict:
   out = Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
   seeds = args.seeds or 1
-  epochs = args.epochs or (report.QUICK_EPOCHS if args.quick else EPOCHS)
-  dataset, note = report.load_data("cifar10", args)
+  epochs = args.epochs or (common.QUICK_EPOCHS if args.quick else EPOCHS)
+  dataset, note = common.quick_dataset("cifar10", args)
   model_kwargs = {"conv_impl": args.conv_impl}
   task = "CIFAR-10"
   if args.cats_dogs:
@@ -361,12 +348,7 @@ def main(argv=None) -> dict:
   if args.quick:
     table += "\nQUICK RUN: few epochs on a data subset; shapes only, not the article's curves.\n"
   (out / "comparison.md").write_text(table)
-  with (out / "comparison.csv").open("w", newline="") as fh:
-    import csv
-    writer = csv.writer(fh)
-    writer.writerow(CSV_FIELDS)
-    for r in rows:
-      writer.writerow([r[k] for k in CSV_FIELDS])
+  common.write_csv(out / "comparison.csv", rows, CSV_FIELDS)
   common.write_json(out / "comparison.json", {"info": info, "rows": rows})
   figures = make_figures(result, out, task, args.schedule_momentum)
   print(table, flush=True)

@@ -19,14 +19,13 @@ import argparse
 import pathlib
 import sys
 
-import matplotlib
+import jax.numpy as jnp
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+from lrjax import schedules as S
+from lrjax.train import plotting
 
-from lrjax import schedules as S  # noqa: E402
+plt = plotting.pyplot()
 
 
 def report_sequences(r0: float = 0.01, num: int = 50):
@@ -133,9 +132,7 @@ def plot_panels(path: pathlib.Path, entries, epochs: int, dpi: int, title: str,
   for ax in axes.flat[len(entries) - cols:len(entries)]:
     ax.set_xlabel(xlabel, fontsize=8)
   fig.suptitle(title, fontsize=12)
-  fig.tight_layout()
-  fig.savefig(path, dpi=dpi)
-  plt.close(fig)
+  plotting.save_figure(fig, path, dpi=dpi)
 
 
 def plot_report_sequences(path: pathlib.Path, dpi: int) -> None:
@@ -147,9 +144,7 @@ def plot_report_sequences(path: pathlib.Path, dpi: int) -> None:
   ax.set_ylabel("learning rate r_n")
   ax.grid(alpha=0.3)
   ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=dpi)
-  plt.close(fig)
+  plotting.save_figure(fig, path, dpi=dpi)
 
 
 def plot_grid(path: pathlib.Path, epochs: int, dpi: int) -> None:

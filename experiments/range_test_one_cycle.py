@@ -48,7 +48,7 @@ import common  # noqa: E402
 import lrjax  # noqa: E402
 from lrjax import schedules  # noqa: E402
 from lrjax.models import get_model  # noqa: E402
-from lrjax.train import range_test, range_test_vectorized  # noqa: E402
+from lrjax.train import plotting, range_test, range_test_vectorized  # noqa: E402
 
 MODELS = {"mnist": "mnist_cnn", "cifar10": "cifar_cnn"}
 DOCUMENT_SCALE = ("the document: ResNet-56 on the full CIFAR-10, batch 512, momentum 0.9, "
@@ -103,15 +103,8 @@ def run_range_tests(name, args, batch):
   return out, dataset, note
 
 
-def _pyplot():
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  return plt
-
-
 def plot_range_tests(path, name, r):
-  plt = _pyplot()
+  plt = plotting.pyplot()
   fig, ax = plt.subplots(figsize=(8, 4.2))
   ramp, vec = r["range"], r["vectorized"]
   ax.plot(ramp["lr"], ramp["loss"], color="tab:blue", alpha=0.25, lw=0.8,
@@ -137,9 +130,7 @@ def plot_range_tests(path, name, r):
                f"batch {r['batch']}, SGD momentum 0.9", fontsize=9)
   ax.grid(alpha=0.3, which="both")
   ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=80)
-  plt.close(fig)
+  plotting.save_figure(fig, path, dpi=80)
 
 
 # ----------------------------------------------------------------------- one cycle
@@ -163,24 +154,6 @@ def one_cycle_settings(max_lr, best_constant, total, weight_decay):
   add(f"fixed {max_lr:.3g} (max)", max_lr, 0.9)
   add(f"fixed {max_lr / 10:.3g} (min)", max_lr / 10, 0.9)
   return names, settings, {"step_size": step, "total_steps": last}
-
-
-def plot_one_cycle(path, names, history, title):
-  plt = _pyplot()
-  fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-  epochs = np.arange(1, history["train_loss"].shape[0] + 1)
-  for k, name in enumerate(names):
-    for ax, key in zip(axes, ("train_loss", "valid_loss", "test_acc")):
-      ax.plot(epochs, history[key][:, k], label=name, lw=2 if k == 0 else 1.2)
-  for ax, t in zip(axes, ("train loss", "valid loss", "test accuracy")):
-    ax.set_title(t, fontsize=9)
-    ax.set_xlabel("epoch")
-    ax.grid(alpha=0.3)
-  axes[2].legend(fontsize=6)
-  fig.suptitle(title, fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=80)
-  plt.close(fig)
 
 
 def _fmt(x, digits=4):
@@ -267,10 +240,12 @@ def main(argv=None) -> dict:
                       progress=not args.no_progress)
     seconds = time.perf_counter() - t0
     h = res.history
-    plot_one_cycle(out / "one_cycle.png", names, h,
-                   f"CIFAR-10 ({len(dataset.train_x)} train), {args.model or MODELS['cifar10']}, batch "
-                   f"{args.batch_size}, wd {args.weight_decay:g}, {args.epochs} epochs; "
-                   f"cycle step {cycle['step_size']} of {total} iterations")
+    plotting.plot_curves(
+        h, names, out / "one_cycle.png", fields=("train_loss", "valid_loss", "test_acc"),
+        initial=res.initial, task=res.task,
+        title=f"CIFAR-10 ({len(dataset.train_x)} train), {args.model or MODELS['cifar10']}, "
+              f"batch {args.batch_size}, wd {args.weight_decay:g}, {args.epochs} epochs; "
+              f"cycle step {cycle['step_size']} of {total} iterations")
     md += ["## One cycle on CIFAR-10 (lrjax.sweep, optax SGD + add_decayed_weights)", "",
            f"Data: {note}, random {len(dataset.train_x)} training examples; "
            f"{args.epochs} epochs of {steps} steps; cycle step {cycle['step_size']} of "

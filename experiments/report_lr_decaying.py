@@ -37,7 +37,6 @@ per strategy ``fig2_by_epoch.png``, ``fig3_by_cutoff.png``, ``fig4_by_oscillate.
 
 from __future__ import annotations
 
-import csv
 import math
 import sys
 import time
@@ -49,6 +48,7 @@ import numpy as np  # noqa: E402
 
 import common  # noqa: E402
 from lrjax.models import CONV_IMPLS  # noqa: E402
+from lrjax.train import plotting  # noqa: E402
 from lrjax.train.config import SweepConfig, report_variants  # noqa: E402
 from lrjax.train.sweep import run_sweep  # noqa: E402
 
@@ -94,73 +94,45 @@ DATASETS = {
 }
 R0, BENCHMARK_LR = 0.01, 0.001
 BATCH_SIZE = 64
-QUICK_EPOCHS, QUICK_TRAIN, QUICK_TEST = 3, 2000, 500
 CHOICES = ("Batch size 64 (the report does not state it; 64 is the PyTorch MNIST example's "
            "default). Validation = a random 10% of the training set. Flax default "
            "initialisers; CifarCNN dropout 0.25 (not stated in the report).")
 
 
-# ---------------------------------------------------------------------------- data
-def load_data(name: str, args, *, quick_train: int = QUICK_TRAIN,
-              quick_test: int = QUICK_TEST, seed: int = 0):
-  """The dataset (random seeded subsets, see `common.get_dataset`).
-
-  ``--train-size`` cuts the training set; ``--quick`` cuts it to ``quick_train`` and the
-  validation and test sets to ``quick_test`` examples each.
-  """
-  return common.get_dataset(name, args, train_size=quick_train if args.quick else None,
-                            test_size=quick_test if args.quick else None, seed=seed)
-
-
 # ------------------------------------------------------------------------ analysis
-def base_name(variant_name: str) -> str:
-  """'By Epoch seq1/s2' -> 'By Epoch seq1'."""
-  return variant_name.split("/s")[0]
-
-
-def seed_columns(names) -> dict[str, list[int]]:
-  """Setting -> the columns (one per seed) of the history."""
-  columns: dict[str, list[int]] = {}
-  for k, n in enumerate(names):
-    columns.setdefault(base_name(n), []).append(k)
-  return columns
-
-
-def _mean_std(values) -> tuple[float, float]:
-  x = np.asarray([np.nan if v is None else v for v in values], np.float64)
-  finite = x[np.isfinite(x)]
-  if finite.size == 0:
-    return float("nan"), float("nan")
-  return float(finite.mean()), float(finite.std(ddof=1)) if finite.size > 1 else 0.0
+def named_settings() -> tuple:
+  """The 14 settings, one variant each, named as in the tables (no seed suffix)."""
+  return report_variants(R0, BENCHMARK_LR, seeds=(0,))
 
 
 def aggregate(result, dataset_name: str) -> list[dict]:
-  """One row per setting: mean/std over seeds of our numbers, beside the report's."""
-  summary = {row["name"]: row for row in result.summary}
-  columns = seed_columns(result.names)
+  """One row per setting: mean/std over seeds of our numbers (the library's
+  `aggregate_seeds`, settings by identity), beside the report's."""
+  by_setting = common.seed_aggregates(result, named_settings())
   reference = REPORT_TABLES[dataset_name]
+  stat = common.stat
   rows = []
   for group, settings in GROUPS:
     for setting in settings:
-      seed_rows = [summary[result.names[k]] for k in columns[setting]]
-      acc, acc_sd = _mean_std([r["final_valid_acc"] for r in seed_rows])
-      conv, conv_sd = _mean_std([r["convergence_epoch"] for r in seed_rows])
-      test, test_sd = _mean_std([r["final_test_acc"] for r in seed_rows])
-      best, _ = _mean_std([r["best_valid_acc"] for r in seed_rows])
+      agg = by_setting[setting]
+      per_seed = agg["per_seed"]
       rep_acc, rep_conv = reference[setting]
       rows.append({
           "group": group, "setting": setting,
           "sequence": setting.split()[-1] if group != "Benchmark" else setting,
-          "seeds": len(seed_rows),
-          "final_valid_acc_mean": acc, "final_valid_acc_std": acc_sd,
-          "convergence_epoch_mean": conv, "convergence_epoch_std": conv_sd,
-          "final_test_acc_mean": test, "final_test_acc_std": test_sd,
-          "best_valid_acc_mean": best,
-          "final_lr_mean": _mean_std([r["final_lr"] for r in seed_rows])[0],
-          "sequence_advances_mean": _mean_std([r["sequence_advances"] for r in seed_rows])[0],
-          "nonfinite_seeds": int(sum(bool(r["nonfinite"]) for r in seed_rows)),
-          "per_seed_valid_acc": [r["final_valid_acc"] for r in seed_rows],
-          "per_seed_convergence": [r["convergence_epoch"] for r in seed_rows],
+          "seeds": agg["seeds"],
+          "final_valid_acc_mean": stat(agg, "final_valid_acc"),
+          "final_valid_acc_std": stat(agg, "final_valid_acc", "std"),
+          "convergence_epoch_mean": stat(agg, "convergence_epoch"),
+          "convergence_epoch_std": stat(agg, "convergence_epoch", "std"),
+          "final_test_acc_mean": stat(agg, "final_test_acc"),
+          "final_test_acc_std": stat(agg, "final_test_acc", "std"),
+          "best_valid_acc_mean": stat(agg, "best_valid_acc"),
+          "final_lr_mean": stat(agg, "final_lr"),
+          "sequence_advances_mean": stat(agg, "sequence_advances"),
+          "nonfinite_seeds": int(agg["nonfinite_seeds"]),
+          "per_seed_valid_acc": per_seed.get("final_valid_acc", []),
+          "per_seed_convergence": per_seed.get("convergence_epoch", []),
           "report_acc": rep_acc, "report_convergence": rep_conv,
       })
   return rows
@@ -204,16 +176,6 @@ def overall_best(rows, source: str = "ours") -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------- tables
-def _fmt(mean, std, seeds, digits, integer=False):
-  if mean is None or not math.isfinite(mean):
-    return "n/a"
-  text = f"{mean:.1f}" if integer and seeds > 1 else (
-      f"{mean:.0f}" if integer else f"{mean:.{digits}f}")
-  if seeds > 1:
-    text += f" ± {std:.1f}" if integer else f" ± {std:.{digits}f}"
-  return text
-
-
 def comparison_markdown(rows, info: dict) -> str:
   """The report's table layout (Method | Accuracy | Convergence, grouped), ours beside
   the report's."""
@@ -243,8 +205,9 @@ def comparison_markdown(rows, info: dict) -> str:
   for r in rows:
     group = r["group"] if r["group"] != last_group else ""
     last_group = r["group"]
-    acc = _fmt(r["final_valid_acc_mean"], r["final_valid_acc_std"], seeds, digits)
-    conv = _fmt(r["convergence_epoch_mean"], r["convergence_epoch_std"], seeds, 0,
+    acc = common.mean_std_text(r["final_valid_acc_mean"], r["final_valid_acc_std"], seeds,
+                               digits)
+    conv = common.mean_std_text(r["convergence_epoch_mean"], r["convergence_epoch_std"], seeds, 0,
                 integer=True)
     if r["setting"] == ours_best_acc:
       acc = f"**{acc}**"
@@ -283,27 +246,11 @@ CSV_FIELDS = ("group", "setting", "sequence", "seeds", "final_valid_acc_mean",
               "report_convergence")
 
 
-def write_csv(path: Path, rows) -> Path:
-  with path.open("w", newline="") as f:
-    writer = csv.writer(f)
-    writer.writerow(CSV_FIELDS)
-    for r in rows:
-      writer.writerow([r[k] for k in CSV_FIELDS])
-  return path
-
-
 # --------------------------------------------------------------------------- figures
-def _pyplot():
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  return plt
-
-
 def plot_sequences(path: Path, r0: float = R0, num: int = 50) -> Path:
   """Figure 1: the four decaying sequences, r_n for n = 1..num."""
   from lrjax import schedules
-  plt = _pyplot()
+  plt = plotting.pyplot()
   n = np.arange(1, num + 1)
   fig, ax = plt.subplots(figsize=(6, 4))
   for name in ("seq1", "seq2", "seq3", "seq4"):
@@ -313,36 +260,24 @@ def plot_sequences(path: Path, r0: float = R0, num: int = 50) -> Path:
   ax.set_title(f"Figure 1: decaying sequences (r0 = {r0})")
   ax.grid(alpha=0.3)
   ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return plotting.save_figure(fig, path)
 
 
-def _curve(history, columns, setting, field="valid_acc"):
-  block = history[field][:, columns[setting]]
-  mean = np.nanmean(block, axis=1) if np.isfinite(block).any() else block[:, 0]
-  std = np.nanstd(block, axis=1) if block.shape[1] > 1 else None
-  return mean, std
-
-
-def _accuracy_panels(history, names, settings, labels, path: Path, title: str,
+def _accuracy_panels(history, columns, settings, labels, path: Path, title: str,
                      styles=None) -> Path:
-  """(a) validation accuracy over all epochs, (b) a closer look at the final epochs."""
-  plt = _pyplot()
-  columns = seed_columns(names)
+  """(a) validation accuracy over all epochs, (b) a closer look at the final epochs
+  (``columns``: setting -> its seeds' columns of the history)."""
+  plt = plotting.pyplot()
   epochs = np.arange(1, history["valid_acc"].shape[0] + 1)
   fig, axes = plt.subplots(1, 2, figsize=(11, 4))
   tail = min(max(len(epochs) // 2, 2), len(epochs))
   tail_values = []
   for setting, label in zip(settings, labels):
-    mean, std = _curve(history, columns, setting)
     style = (styles or {}).get(setting, {})
     for ax in axes:
-      line, = ax.plot(epochs, mean, label=label, lw=1.4, **style)
-      if std is not None:
-        ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.15)
-    tail_values.append(mean[-tail:])
+      line = plotting.plot_seed_band(ax, epochs, history["valid_acc"][:, columns[setting]],
+                                     label=label, lw=1.4, **style)
+    tail_values.append(np.asarray(line.get_ydata())[-tail:])
   axes[0].set_title("(a) validation accuracy" + (" (seed mean ± std)"
                                                   if len(columns[settings[0]]) > 1 else ""))
   axes[1].set_title(f"(b) a closer look at the last {tail} epochs")
@@ -359,16 +294,12 @@ def _accuracy_panels(history, names, settings, labels, path: Path, title: str,
     ax.grid(alpha=0.3)
   axes[0].legend(fontsize=8)
   fig.suptitle(title)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return plotting.save_figure(fig, path)
 
 
-def plot_lr_curves(history, names, path: Path, title: str) -> Path:
+def plot_lr_curves(history, columns, path: Path, title: str) -> Path:
   """The rate in use in each epoch, one panel per strategy (first seed), benchmarks dashed."""
-  plt = _pyplot()
-  columns = seed_columns(names)
+  plt = plotting.pyplot()
   epochs = np.arange(1, history["lr"].shape[0] + 1)
   fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), sharey=True)
   for ax, strategy in zip(axes, STRATEGIES):
@@ -387,21 +318,18 @@ def plot_lr_curves(history, names, path: Path, title: str) -> Path:
   axes[0].legend(fontsize=8)
   seed_note = " (first seed)" if len(columns["SGD"]) > 1 else ""
   fig.suptitle(f"{title}: learning rate per epoch{seed_note}")
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return plotting.save_figure(fig, path)
 
 
 def make_figures(result, dataset_name: str, out: Path, optimal: dict) -> list[Path]:
   spec = DATASETS[dataset_name]
   title = spec["title"]
-  history, names = result.history, result.names
+  history, columns = result.history, common.setting_columns(result, named_settings())
   paths = [plot_sequences(out / "fig1_sequences.png")]
   for strategy in STRATEGIES:
     settings = [f"{strategy} seq{i}" for i in range(1, 5)]
     paths.append(_accuracy_panels(
-        history, names, settings, [s.split()[-1] for s in settings],
+        history, columns, settings, [s.split()[-1] for s in settings],
         out / f"{spec['figures'][strategy]}.png",
         f"{title}: comparison of sequences under \"{strategy}\""))
   chosen = []
@@ -418,11 +346,11 @@ def make_figures(result, dataset_name: str, out: Path, optimal: dict) -> list[Pa
   settings = chosen + ["SGD", "Adam"]
   labels += ["SGD 0.001 (benchmark)", "Adam 0.001 (benchmark)"]
   styles = {"SGD": {"ls": "--", "color": "black"}, "Adam": {"ls": ":", "color": "black"}}
-  paths.append(_accuracy_panels(history, names, settings, labels,
+  paths.append(_accuracy_panels(history, columns, settings, labels,
                                 out / f"{spec['figures']['optimal']}.png",
                                 f"{title}: optimal settings of each strategy vs the benchmarks",
                                 styles))
-  paths.append(plot_lr_curves(history, names, out / "lr_curves.png", title))
+  paths.append(plot_lr_curves(history, columns, out / "lr_curves.png", title))
   return paths
 
 
@@ -446,8 +374,8 @@ def run_dataset(name: str, args) -> dict:
   out = Path(args.out) / name
   out.mkdir(parents=True, exist_ok=True)
   seeds = args.seeds or (1 if args.quick else 3)
-  epochs = args.epochs or (QUICK_EPOCHS if args.quick else spec["epochs"])
-  dataset, note = load_data(name, args)
+  epochs = args.epochs or (common.QUICK_EPOCHS if args.quick else spec["epochs"])
+  dataset, note = common.quick_dataset(name, args)
   config = SweepConfig(
       model=spec["model"],
       variants=report_variants(R0, BENCHMARK_LR, seeds=tuple(range(seeds))),
@@ -476,7 +404,7 @@ def run_dataset(name: str, args) -> dict:
   }
   table = comparison_markdown(rows, info)
   (out / "comparison.md").write_text(table)
-  write_csv(out / "comparison.csv", rows)
+  common.write_csv(out / "comparison.csv", rows, CSV_FIELDS)
   common.write_json(out / "comparison.json", {"info": info, "rows": rows,
                                               "report_table": REPORT_TABLES[name]})
   figures = make_figures(result, name, out, info["optimal"])

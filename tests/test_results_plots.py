@@ -244,21 +244,31 @@ def test_aggregate_seeds_gives_mean_std_min_max_per_setting():
   assert diverged["final_valid_acc_mean"] == pytest.approx(np.mean(finite))
 
 
-def test_aggregate_seeds_matches_the_report_experiment_which_parses_labels():
+def test_the_report_experiment_aggregates_its_settings_by_identity():
+  """The report script's comparison rows are `aggregate_seeds` rows of the settings it
+  names (grouped by the variants' configuration, not by their labels)."""
   import sys
   from pathlib import Path
   sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
   import report_lr_decaying as report
   result, settings = _seeded_result()
-  theirs = {r["setting"]: r for r in report.aggregate(result, "mnist")}
+  theirs = report.aggregate(result, "mnist")
   ours = metrics.aggregate_seeds(result.summary, settings)
   assert len(ours) == len(theirs) == 14
-  for agg in ours:
-    them = theirs[report.base_name(agg["names"][0])]
+  assert [r["setting"] for r in theirs] == list(report.SETTINGS)
+  by_name = {row["name"]: row for row in result.summary}
+  for agg, them in zip(ours, theirs):
+    # Independent check of the grouping: the seeds' names are the setting's + "/s<seed>".
+    assert agg["names"] == [f"{them['setting']}/s{s}" for s in (0, 1, 2)]
     for field in ("final_valid_acc", "convergence_epoch", "final_test_acc"):
       assert agg[f"{field}_mean"] == pytest.approx(them[f"{field}_mean"], rel=1e-12)
       assert agg[f"{field}_std"] == pytest.approx(them[f"{field}_std"], rel=1e-12, abs=1e-15)
     assert agg["nonfinite_seeds"] == them["nonfinite_seeds"]
+    assert them["per_seed_valid_acc"] == [by_name[n]["final_valid_acc"] for n in agg["names"]]
+  acc = [by_name[f"By Epoch seq2/s{s}"]["final_valid_acc"] for s in (0, 1, 2)]
+  row = theirs[list(report.SETTINGS).index("By Epoch seq2")]
+  assert row["final_valid_acc_mean"] == pytest.approx(np.mean(acc), rel=1e-12)
+  assert row["final_valid_acc_std"] == pytest.approx(np.std(acc, ddof=1), rel=1e-12)
 
 
 def test_aggregate_seeds_reads_setting_tags_or_hparams_and_refuses_ambiguity():
@@ -374,3 +384,24 @@ def test_results_json_keeps_the_untrained_values_for_the_plots(tmp_path):
   np.testing.assert_array_equal(loaded["initial"]["valid_acc"], result.initial["valid_acc"])
   without = _result()
   assert results.load(results.save(without, tmp_path / "b")["json"])["initial"] == {}
+
+
+def test_plot_seed_band_draws_the_seed_mean_and_a_std_band():
+  plt = plotting.pyplot()
+  fig, ax = plt.subplots()
+  values = np.array([[0.1, 0.3, np.nan], [0.2, 0.6, 0.4], [0.5, 0.5, 0.5]])
+  line = plotting.plot_seed_band(ax, [1, 2, 3], values, label="s", color="red")
+  # The mean over the finite seeds of each epoch (the NaN seed left out).
+  np.testing.assert_allclose(line.get_ydata(), [0.2, 0.4, 0.5])
+  assert line.get_label() == "s"
+  (band,) = ax.collections
+  vertices = band.get_paths()[0].vertices
+  std = np.array([0.1, np.std([0.2, 0.6, 0.4]), 0.0])
+  np.testing.assert_allclose(vertices[:, 1].min(), (np.array([0.2, 0.4, 0.5]) - std).min())
+  np.testing.assert_allclose(vertices[:, 1].max(), (np.array([0.2, 0.4, 0.5]) + std).max())
+  # One seed (or band=False): the curve alone, no band.
+  single = plotting.plot_seed_band(ax, [1, 2, 3], values[:, 1], band=True)
+  np.testing.assert_allclose(single.get_ydata(), values[:, 1])
+  plotting.plot_seed_band(ax, [1, 2, 3], values, band=False)
+  assert len(ax.collections) == 1
+  plt.close(fig)

@@ -24,11 +24,41 @@ from lrjax.train.task import Task, as_task
 LINE_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)))
 
 
-def _pyplot():
+def pyplot():
+  """``matplotlib.pyplot`` on the file-only Agg backend (no display needed)."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   return plt
+
+
+def save_figure(fig, path: str | Path, *, dpi: int = 110, rect=None,
+                **savefig_kwargs) -> Path:
+  """Lays ``fig`` out (``tight_layout``, inside ``rect`` if given), writes it to ``path``
+  (its folder made as needed) and closes it.  Returns the path."""
+  fig.tight_layout(**({} if rect is None else {"rect": rect}))
+  path = Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(path, dpi=dpi, **savefig_kwargs)
+  pyplot().close(fig)
+  return path
+
+
+def plot_seed_band(ax, x, values, *, label=None, band: bool = True, **style):
+  """One setting's curve on ``ax``: the mean over its seeds (the columns of ``values``,
+  ``[points, seeds]``; NaN seeds left out) and, with several seeds and ``band``, a
+  shaded mean ± std.  ``style``: matplotlib line keywords.  Returns the line."""
+  values = np.asarray(values, np.float64)
+  if values.ndim == 1:
+    values = values[:, None]
+  finite = np.isfinite(values).any()
+  with np.errstate(all="ignore"):
+    mean = np.nanmean(values, axis=1) if finite else values[:, 0]
+    std = np.nanstd(values, axis=1) if finite and values.shape[1] > 1 else None
+  line, = ax.plot(x, mean, label=label, **style)
+  if band and std is not None:
+    ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+  return line
 
 
 class Factors(NamedTuple):
@@ -70,7 +100,7 @@ def series_styles(names: Sequence[str], variants=None) -> list[dict]:
     raise ValueError(f"`variants` has {len(factors)} entries for {len(names)} names.")
   colours = list(dict.fromkeys(f.colour for f in factors))
   styles = list(dict.fromkeys(f.style for f in factors))
-  palette = _pyplot().get_cmap("tab10" if len(colours) <= 10 else "tab20")
+  palette = pyplot().get_cmap("tab10" if len(colours) <= 10 else "tab20")
   return [{"color": palette(colours.index(f.colour) % palette.N),
            "linestyle": LINE_STYLES[styles.index(f.style) % len(LINE_STYLES)]}
           for f in factors]
@@ -116,7 +146,7 @@ def plot_curves(history: dict[str, np.ndarray], names: Sequence[str], out_path: 
   ``task`` default: `lrjax.train.metrics.infer_task`); fields with no finite value
   among the selected variants are left out."""
   from matplotlib.ticker import MaxNLocator
-  plt = _pyplot()
+  plt = pyplot()
   task = metrics.infer_task(history) if task is None else as_task(task)
   history = {**task.derived(history), **history}  # RMSE columns where the history lacks them
   styles = series_styles(names, variants)
@@ -146,12 +176,7 @@ def plot_curves(history: dict[str, np.ndarray], names: Sequence[str], out_path: 
                      fontsize=7, ncols=1 + len(keep) // 16)
   if title:
     fig.suptitle(title)
-  fig.tight_layout()
-  out_path = Path(out_path)
-  out_path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(out_path, dpi=110, bbox_inches="tight")
-  plt.close(fig)
-  return out_path
+  return save_figure(fig, out_path, bbox_inches="tight")
 
 
 def plot_report_figures(history, names, out_dir: str | Path, prefix: str = "",

@@ -23,6 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lrjax import models
+from lrjax.train import distributed
 from lrjax.train import epoch as epoch_lib
 from lrjax.train import metrics as metrics_lib
 from lrjax.train import optimizers
@@ -158,6 +159,8 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
       `FolderInUseError` when another run holds the checkpoint or output folder.
     SweepInterrupted: SIGINT / SIGTERM arrived (with a checkpoint folder only).
   """
+  if not distributed.is_writer():  # d13: in a multi-process run only process 0 writes files
+    out_dir, progress = None, False
   with contextlib.ExitStack() as locks:
     def lock_out():  # after the checkpoint folder is checked: a refused run creates nothing
       if out_dir is not None:
@@ -177,6 +180,9 @@ def _run_sweep(config, dataset, checkpoint_dir, out_dir, progress, on_epoch_end,
   if data_task != config.task:
     raise ValueError(f"`task` is {config.task!r} but the dataset {getattr(dataset, 'name', '')!r} "
                      f"is a {data_task} dataset.")
+  # d13: the processes of a multi-process run must train the same sweep on the same data.
+  distributed.check_agreement(config=config.to_dict, data=lambda: data_identity(
+      dataset, **dict(data_provenance or {})))
   model = models.get_model(config.model, **dict(config.model_kwargs))
   mesh = epoch_lib.variant_mesh()
   data = epoch_lib.put_data(dataset, mesh)
@@ -241,13 +247,15 @@ def _run_sweep(config, dataset, checkpoint_dir, out_dir, progress, on_epoch_end,
   done = start
   try:
     for epoch in bar:
-      if stop_requests:  # before any epoch of this run: nothing new to checkpoint
+      # d13: `agree_stop`: a signal to any process stops all of them at the same epoch.
+      if distributed.agree_stop(stop_requests):  # before any epoch of this run: nothing new
         raise SweepInterrupted(stop_requests[0], done, config.epochs, checkpointer.directory)
       t0 = time.perf_counter()
       for g, (trainer, (_, _, members)) in enumerate(zip(trainers, groups)):
         t_group = time.perf_counter()
         states[g], group_metrics = trainer.run_epoch(states[g], data, epoch)
-        group_metrics = jax.device_get(group_metrics)  # waits for the group's epoch
+        # Waits for the group's epoch (d13: `fetch` gathers other processes' variants too).
+        group_metrics = distributed.fetch(group_metrics)
         history["group_seconds"][epoch, members] = time.perf_counter() - t_group
         for field in HISTORY_FIELDS:
           history[field][epoch, members] = np.asarray(getattr(group_metrics, field),
@@ -259,7 +267,7 @@ def _run_sweep(config, dataset, checkpoint_dir, out_dir, progress, on_epoch_end,
                       if np.isfinite(history["valid_acc"][epoch]).any()
                       else f"{np.nanmin(history['valid_loss'][epoch]):.4g}")
       done = epoch + 1
-      stopping = bool(stop_requests) and done < config.epochs
+      stopping = distributed.agree_stop(stop_requests) and done < config.epochs  # d13
       if checkpointer is not None and (stopping or config.checkpoint_every and (
           done % config.checkpoint_every == 0 or done == config.epochs)):
         checkpointer.save(done, {"states": states, "history": history,

@@ -87,6 +87,9 @@ def launch(command: list[str], num_processes: int, *, port: int = 0,
       out.write(f"lrjax launch: {text}\n")
       out.flush()
 
+  say(f"{num_processes} process(es), coordinator {coordinator}, pids "
+      + " ".join(f"{i}:{p.pid}" for i, p in enumerate(procs)))
+
   interrupted = []
 
   def forward(signum, frame):  # pylint: disable=unused-argument

@@ -117,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
                           "validation loss (the report's reading, default); "
                           "--no-observe-untrained-loss: the loss after epoch 1")
   sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
-  from lrjax.train import distributed  # d13: --coordinator, --num-processes, --process-id
+  from lrjax import distributed  # d13: --coordinator, --num-processes, --process-id
   distributed.add_flags(sweep)
   sub.add_parser("launch", add_help=False,  # d13: parsed by lrjax.launch (see main)
                  help="run a command as N local processes of one jax.distributed run")
@@ -232,7 +232,7 @@ def _sweep(args) -> int:
   from lrjax.train import plotting, results
 
   _check_flags(args)
-  from lrjax.train import distributed  # d13: join a multi-process run before JAX starts
+  from lrjax import distributed  # d13: join a multi-process run before JAX starts
   try:
     distributed.initialize(args.coordinator, args.num_processes, args.process_id,
                            timeout=args.distributed_timeout,
@@ -299,7 +299,7 @@ def main(argv=None) -> int:
     return 2
   if args.command == "sweep":
     from lrjax.train.checkpoint import CheckpointError
-    from lrjax.train.distributed import DistributedError
+    from lrjax.distributed import DistributedError
     from lrjax.train.sweep import SweepInterrupted
     try:
       return _sweep(args)

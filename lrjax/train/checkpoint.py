@@ -41,7 +41,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from lrjax import _atomic
-from lrjax.train import distributed
+from lrjax import distributed
 
 CONFIG_FILE = "sweep_config.json"
 RECORD_FILE = "lrjax_integrity.json"

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lrjax import models
-from lrjax.train import distributed
+from lrjax import distributed
 from lrjax.train import epoch as epoch_lib
 from lrjax.train import metrics as metrics_lib
 from lrjax.train import optimizers

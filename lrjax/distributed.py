@@ -56,12 +56,15 @@ def add_flags(parser) -> None:
       "auto-detection of cluster launchers such as SLURM applies, else one process)")
   group.add_argument("--coordinator", default=None, metavar="HOST:PORT",
                      help="address of process 0's coordination service")
-  group.add_argument("--num-processes", type=int, default=None, help="processes in the run")
-  group.add_argument("--process-id", type=int, default=None,
+  group.add_argument("--num-processes", type=int, default=None, metavar="N",
+                     help="processes in the run")
+  group.add_argument("--process-id", type=int, default=None, metavar="I",
                      help="this process's index, 0 .. --num-processes - 1")
   group.add_argument("--distributed-timeout", type=int, default=INIT_TIMEOUT_SECONDS,
+                     metavar="SECONDS",
                      help="seconds to wait for every process to reach the coordinator")
   group.add_argument("--heartbeat-timeout", type=int, default=HEARTBEAT_TIMEOUT_SECONDS,
+                     metavar="SECONDS",
                      help="seconds after which a silent process counts as dead")
 
 

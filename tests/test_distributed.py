@@ -27,9 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 # The default sweep (the report's 14 settings on the built-in synthetic data), small: 2
 # steps per epoch, and logistic regression instead of the default CNN (a third less CPU
 # time per run; the two groups, their plans and the padding are the same).  Its epochs
-# cost little next to the compile; 12 of them leave the kill test 11 epochs (each with a
+# cost little next to the compile; 20 of them leave the kill test 19 epochs (each with a
 # checkpoint) to land in.
-EPOCHS = 12
+EPOCHS = 20
 SWEEP = ["sweep", "--model", "logistic", "--epochs", str(EPOCHS), "--train-size", "128",
          "--no-progress"]
 FIELDS = ("train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc",
@@ -111,13 +111,14 @@ def test_killed_process_is_named_and_both_resume_to_the_same_results(reference, 
     time.sleep(0.005)
   pids = re.search(r"pids 0:(\d+) 1:(\d+)", "".join(lines))
   os.kill(int(pids.group(2)), signal.SIGKILL)
+  at_kill = sorted(p.name for p in (out / "checkpoints").iterdir())
   proc.wait(timeout=TIMEOUT_S)
   reader.join(timeout=10)
   output = "".join(lines)
   assert proc.returncode != 0, output
   assert re.search(rf"lrjax launch: process 1 \(pid {pids.group(2)}\) was killed by "
                    r"SIGKILL; stopped process\(es\) 0", output), output
-  assert not (out / "results.json").exists(), "the run finished before the kill"
+  assert not (out / "results.json").exists(), f"the run finished before the kill {at_kill}"
 
   again = _launch(args, cache)
   output, _ = again.communicate(timeout=TIMEOUT_S)

@@ -29,7 +29,10 @@ hyperparameters and seed, task, batch sizes: `run_identity`) and the data's
 stderr), anything different is refused saying what differs, a finished run asked for
 more epochs continues, and SIGINT / SIGTERM stop after the epoch in progress is
 checkpointed (`SweepInterrupted`).  ``out_dir`` receives the results files
-(`lrjax.train.results.save`).  ``task`` is any `lrjax.train.Task`
+(`lrjax.train.results.save`).  Under ``jax.distributed`` (`lrjax.distributed`) the
+variant axis spans every process's devices; the processes must agree on the run and the
+data (checked before anything compiles) and process 0 alone writes files.
+``task`` is any `lrjax.train.Task`
 (`lrjax.train.task`): `CLASSIFICATION`, `REGRESSION` or the user's own.
 """
 

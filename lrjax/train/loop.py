@@ -12,7 +12,9 @@ loop only sequences them and makes the run safe to interrupt:
 * SIGINT / SIGTERM (with a checkpoint folder) let the epoch in progress finish, checkpoint
   it and raise `SweepInterrupted`; a second signal stops at once;
 * the checkpoint and output folders are locked for the run; when a checkpoint save fails
-  the completed epochs are written to the output folder first.
+  the completed epochs are written to the output folder first;
+* in a multi-process run (`lrjax.distributed`) each group's metrics are gathered from
+  every process and a stop request to any process stops all of them after one epoch.
 """
 
 from __future__ import annotations

@@ -131,6 +131,10 @@ def _parser() -> argparse.ArgumentParser:
                           "validation loss (the report's reading, default); "
                           "--no-observe-untrained-loss: the loss after epoch 1")
   sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+  from lrjax import distributed  # d13: --coordinator, --num-processes, --process-id
+  distributed.add_flags(sweep)
+  sub.add_parser("launch", add_help=False,  # d13: parsed by lrjax.launch (see main)
+                 help="run a command as N local processes of one jax.distributed run")
 
   parser.sweep_parser = sweep
   plot = sub.add_parser("plot", help="plot a sweep's results.json",
@@ -238,11 +242,23 @@ def resume_command(argv) -> str:
   return shlex.join(prog + list(argv))
 
 
+def _join_run(args) -> None:
+  """d13: joins a multi-process run (jax.distributed) before anything starts JAX."""
+  from lrjax import distributed
+  try:
+    distributed.initialize(args.coordinator, args.num_processes, args.process_id,
+                           timeout=args.distributed_timeout,
+                           heartbeat_timeout=args.heartbeat_timeout)
+  except ValueError as err:
+    raise UsageError(str(err)) from err
+
+
 def _sweep(args) -> int:
   from lrjax.train import SweepConfig, report_variants, run_sweep
   from lrjax.train import plotting, results
 
   _check_flags(args)
+  _join_run(args)
   try:
     dataset = load_dataset(args.dataset, source_dir=args.source_dir, data_dir=args.data_dir,
                            validation_fraction=args.validation_fraction,
@@ -264,6 +280,9 @@ def _sweep(args) -> int:
                 "validation_fraction": args.validation_fraction}
   result = run_sweep(config, dataset, checkpoint_dir=checkpoint_dir(args), out_dir=args.out,
                      progress=not args.no_progress, data_provenance=provenance)
+  from lrjax import distributed
+  if not distributed.is_writer():  # d13: process 0 writes the plots and prints the table
+    return 0
   plotting.plot_report_figures(result.history, result.names, args.out,
                                variants=config.variants, initial=result.initial,
                                task=result.task)
@@ -328,6 +347,7 @@ def _sweep_file(args, typed: set[str]) -> int:
       raise UsageError(f"--config and {flag} exclude each other: {flag} sets the preset's "
                        f"settings")
   _check_flags(args)
+  _join_run(args)
   overrides = {key: getattr(args, dest) for dest, key in _FILE_KEY_OF.items() if dest in typed}
   try:
     spec = sweep_file.load(args.config, overrides, default_models=DEFAULT_MODEL)
@@ -372,6 +392,9 @@ def _sweep_file(args, typed: set[str]) -> int:
     if not str(err).startswith("`"):  # not one of lrjax.sweep's checks: a bug, shown
       raise
     raise UsageError(f"{spec.path}: {err}") from None
+  from lrjax import distributed
+  if not distributed.is_writer():  # d13: process 0 writes the plot and prints the table
+    return 0
   plotting.plot_curves(result.history, result.names, out / "all_settings.png",
                        title="all settings", initial=result.initial, task=result.task)
   print(results.markdown_table(result.summary) + results.plan_lines(result))
@@ -419,6 +442,9 @@ def _plot(args) -> int:
 
 def main(argv=None) -> int:
   argv = sys.argv[1:] if argv is None else list(argv)
+  if argv[:1] == ["launch"]:  # d13: its own parser (the command after `--` is not parsed)
+    from lrjax import launch
+    return launch.main(argv[1:])
   parser = _parser()
   args = parser.parse_args(argv)
   if args.command == "sweep" and args.no_checkpoint and args.checkpoint_dir:
@@ -431,6 +457,7 @@ def main(argv=None) -> int:
     return 2
   if args.command == "sweep":
     from lrjax.train.checkpoint import CheckpointError
+    from lrjax.distributed import DistributedError
     from lrjax.train.sweep import SweepInterrupted
     from lrjax.train.sweep_file import SweepFileError
     try:
@@ -453,6 +480,9 @@ def main(argv=None) -> int:
       print(f"lrjax sweep: error: {str(err).rstrip('.')} (see lrjax sweep --help)",
             file=sys.stderr)
       return 2
+    except DistributedError as err:  # d13: unreachable coordinator, processes disagree
+      print(f"lrjax: error: {err}.", file=sys.stderr)
+      return 1
     except CheckpointError as err:
       # A damaged, foreign or unwritable checkpoint folder is the user's to fix: one line
       # saying what happened and what to do (and where the completed epochs went), no

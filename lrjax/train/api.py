@@ -29,7 +29,10 @@ hyperparameters and seed, task, batch sizes: `run_identity`) and the data's
 stderr), anything different is refused saying what differs, a finished run asked for
 more epochs continues, and SIGINT / SIGTERM stop after the epoch in progress is
 checkpointed (`SweepInterrupted`).  ``out_dir`` receives the results files
-(`lrjax.train.results.save`).  ``task`` is any `lrjax.train.Task`
+(`lrjax.train.results.save`).  Under ``jax.distributed`` (`lrjax.distributed`) the
+variant axis spans every process's devices; the processes must agree on the run and the
+data (checked before anything compiles) and process 0 alone writes files.
+``task`` is any `lrjax.train.Task`
 (`lrjax.train.task`): `CLASSIFICATION`, `REGRESSION` or the user's own.
 """
 
@@ -50,6 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lrjax import distributed
 from lrjax.train import checkpoint as checkpoint_lib
 from lrjax.train import epoch as epoch_lib
 from lrjax.train import loop
@@ -511,6 +515,8 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
     ...                {"learning_rate": [0.1, 0.01]}, epochs=3, batch_size=32)
   """
   model = as_linen(model)  # NNX instance / factory -> Linen module; Linen unchanged
+  if not distributed.is_writer():  # d13: in a multi-process run only process 0 writes files
+    out_dir, progress = None, False
   _validate(model, dataset, optimizer_fn, epochs, batch_size, (0,) if seeds is None else seeds,
             eval_batch_size)
   if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, numbers.Integral) \
@@ -564,13 +570,21 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
                             eval_batch_size=eval_batch_size,
                             observe_untrained_loss=observe_untrained_loss, epochs=epochs,
                             checkpoint_every=checkpoint_every)
+  data_id = {}  # the data's identity, computed once when needed
+  def data_identity():
+    if not data_id:
+      data_id.update(checkpoint_lib.data_identity(dataset, **dict(data_provenance or {})))
+    return data_id
+
+  # d13: the processes of a multi-process run must train the same sweep on the same data
+  # (nothing to do in one process).
+  distributed.check_agreement(config=dict(identity), data=data_identity)
   checkpointer = None
   if checkpoint_dir is not None:
     # Refuses at once, before anything is compiled: an unwritable folder, one in use,
     # another run's, or other data's.
-    checkpointer = checkpoint_lib.SweepCheckpointer(
-        checkpoint_dir, dict(identity),
-        data=checkpoint_lib.data_identity(dataset, **dict(data_provenance or {})))
+    checkpointer = checkpoint_lib.SweepCheckpointer(checkpoint_dir, dict(identity),
+                                                    data=dict(data_identity()))
   try:
     trainers, states, initial = [], [], {}
     for group in groups:

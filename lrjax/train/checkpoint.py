@@ -41,6 +41,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from lrjax import _atomic
+from lrjax import distributed
 
 CONFIG_FILE = "sweep_config.json"
 RECORD_FILE = "lrjax_integrity.json"
@@ -150,6 +151,9 @@ class FolderLock:
 
   def __init__(self, folder: str | Path, what: str = "folder"):
     self.path = Path(folder).absolute() / LOCK_FILE
+    self._fd = None
+    if not distributed.is_writer():  # d13: one lock per run: process 0's (shared folder)
+      return
     try:
       self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as err:
@@ -196,7 +200,8 @@ def _host_leaves(tree) -> dict[str, np.ndarray]:
       return jax.random.key_data(leaf)
     return leaf
 
-  host = jax.device_get(jax.tree_util.tree_map(raw, tree))
+  # d13: `fetch`: arrays sharded over several processes are gathered whole on each.
+  host = distributed.fetch(jax.tree_util.tree_map(raw, tree))
   flat, _ = jax.tree_util.tree_flatten_with_path(host)
   return {jax.tree_util.keystr(path): np.ascontiguousarray(leaf) for path, leaf in flat}
 
@@ -350,9 +355,9 @@ class SweepCheckpointer:
         raise DifferentSweepError(
             f"checkpoint directory {self.directory} holds a different sweep ({differs}); "
             f"{self._ELSEWHERE}.")
-      if saved != self.config:  # the same sweep, extended: the file says what runs now
+      if saved != self.config and distributed.is_writer():  # the same sweep, extended
         _atomic.write_text(config_path, json.dumps(self.config, indent=1))
-    else:
+    elif distributed.is_writer():  # d13: host-side files: process 0 only
       _atomic.write_text(config_path, json.dumps(self.config, indent=1))
 
   # -- integrity records ------------------------------------------------------------------
@@ -392,7 +397,12 @@ class SweepCheckpointer:
       if self.data is not None:
         body["data"] = self.data
       record = _seal(body)
-      _atomic.write_text(self.step_path(epoch) / RECORD_FILE, json.dumps(record))
+      # d13: orbax wrote the arrays with every process; the record (the same digests on
+      # every process, from the gathered arrays) is process 0's to write, and no process
+      # goes on before it exists.
+      if distributed.is_writer():
+        _atomic.write_text(self.step_path(epoch) / RECORD_FILE, json.dumps(record))
+      distributed.barrier(f"lrjax-checkpoint-record-{epoch}")
     except Exception as err:  # pylint: disable=broad-except  (one line, the cause chained)
       raise CheckpointSaveError(
           f"saving checkpoint step {epoch} in {self.directory} failed "

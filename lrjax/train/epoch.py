@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from lrjax import distributed
 from lrjax.train import plan as plan_lib
 from lrjax.train.readouts import read_index, read_lr, read_nonfinite
 from lrjax.train.step import TrainState, evaluate, train_step
@@ -220,8 +221,8 @@ class GroupTrainer:
     (``[num_variants]`` numpy arrays: epoch 0 of the curves)."""
     state = self._init_states(sample_x)
     state, initial = self._evaluate_untrained(state, data, test=True)
-    initial = {k: np.asarray(v)[: self.num_variants] for k, v in
-               jax.device_get(initial).items()}
+    initial = {k: np.asarray(v)[: self.num_variants] for k, v in  # d13: every process's
+               distributed.fetch(initial).items()}
     return state, initial
 
   def observe_untrained(self, state: TrainState, data: DeviceData) -> TrainState:

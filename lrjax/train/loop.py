@@ -12,7 +12,9 @@ loop only sequences them and makes the run safe to interrupt:
 * SIGINT / SIGTERM (with a checkpoint folder) let the epoch in progress finish, checkpoint
   it and raise `SweepInterrupted`; a second signal stops at once;
 * the checkpoint and output folders are locked for the run; when a checkpoint save fails
-  the completed epochs are written to the output folder first.
+  the completed epochs are written to the output folder first;
+* in a multi-process run (`lrjax.distributed`) each group's metrics are gathered from
+  every process and a stop request to any process stops all of them after one epoch.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import jax
 import numpy as np
 from tqdm.auto import tqdm
 
+from lrjax import distributed
 from lrjax.train.checkpoint import CheckpointSaveError, FolderLock, SweepCheckpointer
 from lrjax.train.epoch import EPOCH_FIELDS, STEP_FIELDS
 
@@ -162,13 +164,15 @@ def _run(trainers, members, states, data, epochs, steps, checkpointer, checkpoin
   done = start
   try:
     for epoch in bar:
-      if requests:  # before any epoch of this run: nothing new to checkpoint
+      # d13: `agree_stop`: a signal to any process stops all of them at the same epoch.
+      if distributed.agree_stop(requests):  # before any epoch of this run: nothing new
         raise SweepInterrupted(requests[0], done, epochs, checkpointer.directory)
       t0 = time.perf_counter()
       for g, (trainer, group_members) in enumerate(zip(trainers, members)):
         t_group = time.perf_counter()
         states[g], metrics = trainer.run_epoch(states[g], data, epoch)
-        metrics = jax.device_get(metrics)  # waits for the group's epoch
+        # Waits for the group's epoch (d13: `fetch` gathers other processes' variants too).
+        metrics = distributed.fetch(metrics)
         history["group_seconds"][epoch, group_members] = time.perf_counter() - t_group
         for field in HISTORY_FIELDS:
           history[field][epoch, group_members] = np.asarray(getattr(metrics, field),
@@ -180,7 +184,7 @@ def _run(trainers, members, states, data, epochs, steps, checkpointer, checkpoin
                       if np.isfinite(history["valid_acc"][epoch]).any()
                       else f"{np.nanmin(history['valid_loss'][epoch]):.4g}")
       done = epoch + 1
-      stopping = bool(requests) and done < epochs
+      stopping = distributed.agree_stop(requests) and done < epochs  # d13
       if checkpointer is not None and (stopping or checkpoint_every and (
           done % checkpoint_every == 0 or done == epochs)):
         checkpointer.save(done, {"states": states, "history": history,

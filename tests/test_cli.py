@@ -54,8 +54,11 @@ def test_sweep_then_plot_writes_the_library_results_and_plots_them(tmp_path, cap
     drawn = lines(figures[name], "valid acc")
     assert sorted(drawn) == sorted(n for n in names if n.startswith(prefix))
     for label, line in drawn.items():
-      np.testing.assert_array_equal(line.x, [1, 2])
-      np.testing.assert_allclose(line.y, direct_run.history["valid_acc"][:, names.index(label)])
+      # Epoch 0 is the untrained model (result.initial), then epochs 1 and 2.
+      k = names.index(label)
+      np.testing.assert_array_equal(line.x, [0, 1, 2])
+      np.testing.assert_allclose(line.y, [direct_run.initial["valid_acc"][k],
+                                          *direct_run.history["valid_acc"][:, k]])
   rates = lines(figures["by_epoch.png"], "lr")
   np.testing.assert_allclose(rates["By Epoch seq3"].y, [0.01, 0.009], rtol=1e-6)
   # `lrjax plot` redraws the same data from results.json.

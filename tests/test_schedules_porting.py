@@ -1067,6 +1067,11 @@ VARIANTS = {
         dict(step_size=4, step_size_down=2, gamma=0.95, base_momentum=0.8, max_momentum=0.9),
         dict(step_size=10, step_size_down=10, gamma=0.99, base_momentum=0.5, max_momentum=0.99),
         dict(step_size=3, step_size_down=7, gamma=1.0, base_momentum=0.0, max_momentum=1.0)]),
+    "one_cycle_linear_momentum": (S.one_cycle_linear_momentum,
+                                  dict(step_size=41, total_steps=95), [
+        dict(base_momentum=0.85, max_momentum=0.95),
+        dict(base_momentum=0.5, max_momentum=0.99),
+        dict(base_momentum=0.9, max_momentum=0.9)]),
     "per_epoch": (_per_epoch_factory, {}, [dict(lr=0.1, gamma=0.9), dict(lr=1.0, gamma=0.5),
                                            dict(lr=0.01, gamma=1.0)]),
     "from_torch": (_from_torch_factory, {}, [dict(lr=0.1, gamma=0.9), dict(lr=1.0, gamma=0.5),

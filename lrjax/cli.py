@@ -190,14 +190,23 @@ def _check_flags(args) -> None:
     raise UsageError(f"--source-dir {args.source_dir!r} is not a folder")
 
 
-def _check_data(args, dataset) -> None:
-  """The checks that need the data: a minibatch fits, a validation set exists."""
+def _flag(dest: str) -> str:
+  """The command-line flag of an argparse destination (``batch_size`` -> ``--batch-size``)."""
+  return "--" + dest.replace("_", "-")
+
+
+def _check_data(dataset, batch_size: int, validation_fraction: float, name=_flag,
+                subset_note: str = "") -> None:
+  """The checks that need the data: a minibatch fits, a validation set exists.
+
+  ``name(dest)`` is what the user typed for a setting (a flag, or a sweep file's key).
+  """
   n = len(dataset.train_x)
-  if args.batch_size > n:
-    raise UsageError(f"--batch-size {args.batch_size} is larger than the {n} training "
-                     f"examples{' left by --train-size' if args.train_size else ''}")
+  if batch_size > n:
+    raise UsageError(f"{name('batch_size')} {batch_size} is larger than the {n} training "
+                     f"examples{subset_note}")
   if len(dataset.valid_x) == 0:
-    raise UsageError(f"--validation-fraction {args.validation_fraction} leaves no "
+    raise UsageError(f"{name('validation_fraction')} {validation_fraction} leaves no "
                      "validation examples")
 
 
@@ -263,7 +272,8 @@ def _sweep(args) -> int:
     dataset = load_dataset(args.dataset, source_dir=args.source_dir, data_dir=args.data_dir,
                            validation_fraction=args.validation_fraction,
                            train_size=args.train_size)
-    _check_data(args, dataset)
+    _check_data(dataset, args.batch_size, args.validation_fraction,
+                subset_note=" left by --train-size" if args.train_size else "")
     task = "regression" if args.dataset == "boston_housing" else "classification"
     config = SweepConfig(
         model=args.model or DEFAULT_MODEL[args.dataset],
@@ -360,20 +370,13 @@ def _sweep_file(args, typed: set[str]) -> int:
                      f"{err.message}") from None
 
   def name(dest: str) -> str:  # the flag or the file's key that set a value
-    return ("--" + dest.replace("_", "-") if dest in typed
-            else f"{spec.path}: {_FILE_KEY_OF[dest]}")
+    return _flag(dest) if dest in typed else f"{spec.path}: {_FILE_KEY_OF[dest]}"
 
   data = spec.data
   dataset = load_dataset(data.dataset, source_dir=data.source_dir, data_dir=data.data_dir,
                          validation_fraction=data.validation_fraction,
                          train_size=data.train_size)
-  n = len(dataset.train_x)
-  if spec.batch_size > n:
-    raise UsageError(f"{name('batch_size')} {spec.batch_size} is larger than the {n} "
-                     f"training examples")
-  if len(dataset.valid_x) == 0:
-    raise UsageError(f"{name('validation_fraction')} {data.validation_fraction} leaves no "
-                     f"validation examples")
+  _check_data(dataset, spec.batch_size, data.validation_fraction, name)
   out = spec.out
   provenance = {"train_size": data.train_size, "subset_seed": 0 if data.train_size else None,
                 "validation_fraction": data.validation_fraction}

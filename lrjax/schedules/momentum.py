@@ -25,13 +25,12 @@ the momentum)::
 from __future__ import annotations
 
 import jax.numpy as jnp
-import numpy as np
 
 from lrjax import _validation
 from lrjax.schedules._numerics import cosine_weights, linear_weights
 from lrjax.schedules.base import Schedule
 from lrjax.schedules.cyclical import MODES, cyclical
-from lrjax.schedules.one_cycle import ANNEAL_STRATEGIES
+from lrjax.schedules.one_cycle import ANNEAL_STRATEGIES, check_cycle_steps
 from lrjax.schedules._numerics import f32 as _f32
 
 
@@ -122,13 +121,8 @@ def one_cycle_linear_momentum(step_size: int, total_steps: int, *,
     >>> [round(float(m(t)), 6) for t in (0, 41, 82, 95)]
     [0.95, 0.85, 0.95, 0.95]
   """
-  _validation.check_positive_int("step_size", step_size)
-  _validation.check_positive_int("total_steps", total_steps)
+  check_cycle_steps(step_size, total_steps)
   _check_momenta(base_momentum, max_momentum)
-  if _validation.is_concrete(step_size) and _validation.is_concrete(total_steps):
-    if not np.all(2 * np.asarray(step_size) <= np.asarray(total_steps)):
-      raise ValueError(f"`total_steps` ({total_steps!r}) must be >= 2 * `step_size` "
-                       f"({step_size!r}).")
 
   def schedule(count):
     t = jnp.maximum(jnp.asarray(count, jnp.float32), 0.0)

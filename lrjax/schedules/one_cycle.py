@@ -16,6 +16,17 @@ from lrjax.schedules._numerics import f32 as _f32
 ANNEAL_STRATEGIES = ("cos", "linear")
 
 
+def check_cycle_steps(step_size, total_steps) -> None:
+  """Checks the one cycle's two steps of ``step_size`` fit in ``total_steps`` (shared by
+  the rate, `one_cycle`, and its momentum, `one_cycle_linear_momentum`)."""
+  _validation.check_positive_int("step_size", step_size)
+  _validation.check_positive_int("total_steps", total_steps)
+  if _validation.is_concrete(step_size) and _validation.is_concrete(total_steps):
+    if not np.all(2 * np.asarray(step_size) <= np.asarray(total_steps)):
+      raise ValueError(f"`total_steps` ({total_steps!r}) must be >= 2 * `step_size` "
+                       f"({step_size!r}).")
+
+
 def one_cycle(min_lr: float, max_lr: float, step_size: int, total_steps: int,
               annihilation_factor: float = 10.0) -> Schedule:
   r"""One cycle of two equal linear steps, then annihilation (range-test document).
@@ -48,14 +59,9 @@ def one_cycle(min_lr: float, max_lr: float, step_size: int, total_steps: int,
   _validation.check_positive("min_lr", min_lr)
   _validation.check_positive("max_lr", max_lr)
   _validation.check_less_equal("min_lr", min_lr, "max_lr", max_lr)
-  _validation.check_positive_int("step_size", step_size)
-  _validation.check_positive_int("total_steps", total_steps)
+  check_cycle_steps(step_size, total_steps)
   _validation.check_in_range("annihilation_factor", annihilation_factor, 1.0,
                              float("inf"), high_open=True)
-  if _validation.is_concrete(step_size) and _validation.is_concrete(total_steps):
-    if not np.all(2 * np.asarray(step_size) <= np.asarray(total_steps)):
-      raise ValueError(f"`total_steps` ({total_steps!r}) must be >= 2 * `step_size` "
-                       f"({step_size!r}).")
 
   def schedule(count):
     t = jnp.maximum(jnp.asarray(count, jnp.float32), 0.0)

@@ -44,6 +44,7 @@ def test_cpu_smoke_command_prints_every_row(bench, tmp_path, capsys):
   forced = {r["row"]: r["plans"] for r in table if r["row"].startswith("(5)")}
   assert [p[0]["variants_per_call"] for p in forced.values()] == [1, 13]  # SGD group
   assert "check: auto plan vs 1 per call" in out
+  assert "lrjax rows are steady-state epochs (epoch 2 of 2)" in out
   assert "estimate of the full Table 1 run" in out
   assert any(r["row"] == "gemm peak" and r["gflops"] > 0 for r in rows)
   assert json.loads((tmp_path / "bench.json").read_text()) == json.loads(json.dumps(rows))

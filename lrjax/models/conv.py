@@ -8,8 +8,9 @@ Every convolution creates a ``kernel`` (kh, kw, cin, features) and ``bias`` unde
 same module name with `flax.linen.Conv`'s initialisers, so a parameter tree serves any.
 
 * ``"xla"``: `flax.linen.Conv`, a native XLA convolution.
-* ``"canonical"``: `lrjax.models.layers.Conv`, whose gradients are canonical-layout
-  convolutions (fast inside `lax.scan` on CPU, where JAX's own gradient is not).
+* ``"canonical"``: `lrjax.models.layers.Conv`, whose input gradient is a canonical-layout
+  convolution and kernel gradient a batch of per-tap matrix products (fast inside
+  `lax.scan` on CPU, where JAX's own gradient is not).
 * ``"im2col"``: `lrjax.models.im2col.Im2ColConv` (strided slices + one matrix
   product): under `jax.vmap` over variants a batched matrix product instead of a
   grouped convolution, the shape accelerators are built for.

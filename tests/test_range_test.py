@@ -229,3 +229,32 @@ def test_bad_model_and_optimizer(data):
     range_test(lambda x: x, data, sgd)
   with pytest.raises(TypeError, match="optimizer_fn"):
     range_test(TinyMLP(), data, "sgd")
+
+
+def test_range_tests_take_nnx_models_as_lrjax_sweep_does(data):
+  from flax import nnx
+
+  class NNXMLP(nnx.Module):
+    def __init__(self, rngs):
+      self.fc1 = nnx.Linear(int(np.prod(data.train_x.shape[1:])), 16, rngs=rngs)
+      self.fc2 = nnx.Linear(16, 10, rngs=rngs)
+
+    def __call__(self, x):
+      return self.fc2(nnx.relu(self.fc1(x.reshape((x.shape[0], -1)))))
+
+  instance = NNXMLP(nnx.Rngs(7))
+  steps, batch, seed = 20, 32, 5
+  vec = range_test_vectorized(instance, data, sgd, [1e-3, 0.1], num_steps=steps,
+                              batch_size=batch, window=5, seed=seed)
+  # The instance's own parameters are trained (not a fresh initialisation): the first
+  # step's loss is the instance's loss on the first batch of the seed's order.
+  _, order_key, _ = jax.random.split(jax.random.PRNGKey(seed), 3)
+  first = rf._batch_indices(order_key, len(data.train_x), batch, steps)[0]
+  x, y = jnp.asarray(data.train_x)[first], jnp.asarray(data.train_y)[first]
+  expected = optax.softmax_cross_entropy_with_integer_labels(instance(x), y).mean()
+  np.testing.assert_allclose(vec.step_losses[:, 0], float(expected), rtol=1e-5)
+  assert vec.step_losses[0, -1] != vec.step_losses[1, -1]  # the two rates trained
+  # A factory rngs -> nnx.Module: one initialisation per seed, the curve learns.
+  res = range_test(lambda rngs: NNXMLP(rngs), data, sgd, min_lr=1e-4, max_lr=1.0,
+                   num_steps=40, batch_size=batch, stop_factor=None)
+  assert np.isfinite(res.suggestion) and res.smoothed[-5:].mean() < res.smoothed[:5].mean()

@@ -34,6 +34,7 @@ import numpy as np
 import optax
 
 from lrjax.schedules.range_test import lr_range_test
+from lrjax.train.nnx_adapter import as_linen
 from lrjax.train.step import TrainState, evaluate, train_step
 
 # fastai's defaults: AvgSmoothLoss(beta=0.98); LRFinder stops at 4 x the best loss
@@ -267,9 +268,7 @@ def _check_int(name, value, low):
 
 def _check_common(model, dataset, optimizer_fn, num_steps, batch_size, seed, beta,
                   stop_factor):
-  if not isinstance(model, nn.Module):
-    raise TypeError(f"`model` must be a flax.linen.Module instance, got "
-                    f"{type(model).__name__}.")
+  model = as_linen(model)  # an NNX instance or factory as `lrjax.sweep` takes it
   for field in ("train_x", "train_y"):
     if not hasattr(dataset, field):
       raise TypeError(f"`dataset` must have train_x and train_y arrays (a "
@@ -289,6 +288,7 @@ def _check_common(model, dataset, optimizer_fn, num_steps, batch_size, seed, bet
                                       and stop_factor > 1.0 and math.isfinite(stop_factor)):
     raise ValueError(f"`stop_factor` must be a finite number > 1 or None, got "
                      f"{stop_factor!r}.")
+  return model
 
 
 def _no_finite_loss(what):
@@ -320,7 +320,8 @@ def range_test(model: nn.Module, dataset, optimizer_fn: Callable[[Any], optax.Gr
   `lax.scan`.  The loss is smoothed and the run stopped as `smooth` says.
 
   Args:
-    model: a `flax.linen.Module` called ``model(x, train=...)``.
+    model: a `flax.linen.Module` called ``model(x, train=...)``, or an ``nnx.Module``
+      instance or factory ``rngs -> nnx.Module`` (`lrjax.train.nnx_adapter.as_linen`).
     dataset: a `lrjax.data.Dataset` (only ``train_x`` / ``train_y`` are used).
     optimizer_fn: ``lr -> optax.GradientTransformation``, e.g.
       ``lambda lr: optax.sgd(lr, momentum=0.9)``; ``lr`` is an optax schedule.
@@ -341,8 +342,8 @@ def range_test(model: nn.Module, dataset, optimizer_fn: Callable[[Any], optax.Gr
   Raises:
     FloatingPointError: the very first loss is not finite.
   """
-  _check_common(model, dataset, optimizer_fn, num_steps, batch_size, seed, smoothing,
-                stop_factor)
+  model = _check_common(model, dataset, optimizer_fn, num_steps, batch_size, seed,
+                        smoothing, stop_factor)
   for name, value in (("min_lr", min_lr), ("max_lr", max_lr)):
     if not (isinstance(value, numbers.Real) and 0.0 < value < math.inf):
       raise ValueError(f"`{name}` must be a positive finite number, got {value!r}.")
@@ -393,8 +394,8 @@ def range_test_vectorized(model: nn.Module, dataset,
   Raises:
     FloatingPointError: the smallest rate's loss is not finite.
   """
-  _check_common(model, dataset, optimizer_fn, num_steps, batch_size, seed, 0.0,
-                stop_factor)
+  model = _check_common(model, dataset, optimizer_fn, num_steps, batch_size, seed, 0.0,
+                        stop_factor)
   lrs_np = np.asarray(lrs, np.float64)
   if (lrs_np.ndim != 1 or lrs_np.size == 0 or not np.all(np.isfinite(lrs_np))
       or not np.all(lrs_np > 0) or not np.all(np.diff(lrs_np) > 0)):

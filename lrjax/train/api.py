@@ -56,12 +56,12 @@ import optax
 from lrjax import distributed
 from lrjax.train import checkpoint as checkpoint_lib
 from lrjax.train import epoch as epoch_lib
+from lrjax.train import inputs
 from lrjax.train import loop
 from lrjax.train import plan as plan_lib
 from lrjax.train.epoch import stream_keys as _stream_keys  # noqa: F401 (was defined here)
 from lrjax.train.loop import HISTORY_FIELDS, SweepInterrupted  # noqa: F401 (re-exported)
 from lrjax.train.metrics import summarize
-from lrjax.train.nnx_adapter import as_linen
 from lrjax.train.readouts import (INDEX_FIELD, LR_FIELDS, NONFINITE_FIELD,  # noqa: F401
                                   read_index, read_lr, read_nonfinite)
 from lrjax.train.task import CLASSIFICATION, REGRESSION, Task, as_task as _as_task  # noqa: F401
@@ -334,29 +334,13 @@ def rng_streams(model: nn.Module, variables_shape, sample_x) -> tuple[str, ...]:
 
 # -- the sweep -----------------------------------------------------------------------
 
-def _check_positive_int(name, value):
-  if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-    raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-
-
 def _validate(model, dataset, optimizer_fn, epochs, batch_size, seeds, eval_batch_size):
-  if not isinstance(model, nn.Module):
-    raise TypeError(f"`model` must be a flax.linen.Module instance, got "
-                    f"{type(model).__name__}.")
-  for field in ("train_x", "train_y", "valid_x", "valid_y", "test_x", "test_y"):
-    if not hasattr(dataset, field):
-      raise TypeError(f"`dataset` must have train/valid/test x and y arrays (a "
-                      f"lrjax.data.Dataset); it has no {field!r}.")
-  if not callable(optimizer_fn):
-    raise TypeError(f"`optimizer_fn` must be a callable h -> optax.GradientTransformation, "
-                    f"got {type(optimizer_fn).__name__}.")
-  _check_positive_int("epochs", epochs)
-  _check_positive_int("batch_size", batch_size)
+  inputs.check_dataset(dataset, ("train_x", "train_y", "valid_x", "valid_y", "test_x",
+                                 "test_y"), batch_size)
+  inputs.check_optimizer_fn(optimizer_fn, "h")
+  inputs.check_int("epochs", epochs)
   if eval_batch_size is not None:
-    _check_positive_int("eval_batch_size", eval_batch_size)
-  if batch_size > len(dataset.train_x):
-    raise ValueError(f"`batch_size` ({batch_size}) exceeds the training set "
-                     f"({len(dataset.train_x)} examples).")
+    inputs.check_int("eval_batch_size", eval_batch_size)
   if not _is_sequence(seeds) or len(seeds) == 0:
     raise ValueError(f"`seeds` must be a non-empty list of integers, got {seeds!r}.")
   for s in seeds:
@@ -514,7 +498,7 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
     >>> result = sweep(model, data, lambda h: optax.sgd(h["learning_rate"]),  # doctest: +SKIP
     ...                {"learning_rate": [0.1, 0.01]}, epochs=3, batch_size=32)
   """
-  model = as_linen(model)  # NNX instance / factory -> Linen module; Linen unchanged
+  model = inputs.check_model(model)  # NNX instance / factory -> Linen; Linen unchanged
   if not distributed.is_writer():  # d13: in a multi-process run only process 0 writes files
     out_dir, progress = None, False
   _validate(model, dataset, optimizer_fn, epochs, batch_size, (0,) if seeds is None else seeds,

@@ -34,7 +34,7 @@ import numpy as np
 import optax
 
 from lrjax.schedules.range_test import lr_range_test
-from lrjax.train.nnx_adapter import as_linen
+from lrjax.train import inputs
 from lrjax.train.step import TrainState, evaluate, train_step
 
 # fastai's defaults: AvgSmoothLoss(beta=0.98); LRFinder stops at 4 x the best loss
@@ -261,27 +261,16 @@ def make_range_test(model: nn.Module, optimizer_fn: Callable[[Any], optax.Gradie
 
 # -- the host functions --------------------------------------------------------------
 
-def _check_int(name, value, low):
-  if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-    raise ValueError(f"`{name}` must be an integer >= {low}, got {value!r}.")
+_check_int = inputs.check_int
 
 
 def _check_common(model, dataset, optimizer_fn, num_steps, batch_size, seed, beta,
-                  stop_factor):
-  model = as_linen(model)  # an NNX instance or factory as `lrjax.sweep` takes it
-  for field in ("train_x", "train_y"):
-    if not hasattr(dataset, field):
-      raise TypeError(f"`dataset` must have train_x and train_y arrays (a "
-                      f"lrjax.data.Dataset); it has no {field!r}.")
-  if not callable(optimizer_fn):
-    raise TypeError(f"`optimizer_fn` must be a callable lr -> optax.GradientTransformation, "
-                    f"got {type(optimizer_fn).__name__}.")
+                  stop_factor) -> nn.Module:
+  model = inputs.check_model(model)  # an NNX instance or factory as `lrjax.sweep` takes it
+  inputs.check_dataset(dataset, ("train_x", "train_y"), batch_size)
+  inputs.check_optimizer_fn(optimizer_fn, "lr")
   _check_int("num_steps", num_steps, 2)
-  _check_int("batch_size", batch_size, 1)
   _check_int("seed", seed, 0)
-  if batch_size > len(dataset.train_x):
-    raise ValueError(f"`batch_size` ({batch_size}) exceeds the training set "
-                     f"({len(dataset.train_x)} examples).")
   if not (isinstance(beta, numbers.Real) and 0.0 <= beta < 1.0):
     raise ValueError(f"`smoothing` must be a number in [0, 1), got {beta!r}.")
   if stop_factor is not None and not (isinstance(stop_factor, numbers.Real)

@@ -45,7 +45,9 @@ Writes into ``--out/<dataset>/``: the engine's ``results.json``, ``history.csv``
 per strategy ``fig2_by_epoch.png``, ``fig3_by_cutoff.png``, ``fig4_by_oscillate.png``
 (MNIST) / ``fig6a_by_epoch.png``, ``fig6b_by_cutoff.png``, ``fig7a_by_oscillate.png``
 (CIFAR-10), the optimal settings against the benchmarks ``fig5_optimal.png`` /
-``fig7b_optimal.png``, and ``lr_curves.png``.  ``--out/summary.md`` and
+``fig7b_optimal.png``, and ``lr_curves.png``; ``observations.md`` / ``.json``: the
+report's numbered observations checked against the seeds (`report_observations`, runs
+of all 14 settings only).  ``--out/summary.md`` and
 ``summary.json`` hold both datasets.
 """
 

@@ -735,7 +735,7 @@ def markdown(payload: dict) -> str:
       f"How a claim is decided: from the mean over seeds of a difference d (oriented so "
       f"the claim says d > 0) and its noise band, {NOISE_Z:g} standard errors of d "
       f"(sample std over seeds): **reproduced** if d - band > 0, **not reproduced** if "
-      f"d + band < 0, **within noise** otherwise. \"Similar\" accuracies: |d| + band <= "
+      f"d + band < 0, **within noise** otherwise (a tie is within noise). \"Similar\" accuracies: |d| + band <= "
       f"{SIMILAR_ACC} (reproduced), |d| - band > {SIMILAR_ACC} (not reproduced). Counts "
       f"of rate updates: the largest over the seeds, no noise. "
       + ("With one seed there is no band: orderings and similarities say **needs "

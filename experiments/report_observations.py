@@ -8,6 +8,13 @@ and ``observations.json`` beside it, printing the markdown.  The dataset (MNIST:
 observations (1)-(7) of section 4.2, CIFAR-10: (1)-(7) of 4.3) is read from the run's
 model.  ``report_lr_decaying.py`` calls it at the end of each dataset.
 
+    python experiments/report_observations.py <out>/mnist --other-loss0 <out2>/mnist
+
+also sets a run of the other ``--loss0`` reading (``report_lr_decaying.py --loss0
+first-epoch --strategies cutoff --out <out2>``) beside the full one: per setting the
+accuracy and convergence under each reading, whether they changed beyond noise, the
+rankings of the sequences and the best of all 14 (``loss0_comparison.md/.json``).
+
 Each observation is split into the claims it makes, each claim a function of the
 per-seed results of the 14 settings: final and best validation accuracy, final test
 accuracy, the convergence epoch under the run's rule (`lrjax.train.metrics`:
@@ -130,17 +137,18 @@ def dataset_of(config) -> str:
 
 
 def from_history(config, history: Mapping[str, np.ndarray],
-                 info: Mapping | None = None) -> Runs:
+                 info: Mapping | None = None, *, require_all: bool = True) -> Runs:
   """`Runs` of a run of ``config`` (a `SweepConfig`) with ``history`` (``[epochs,
   variants]`` arrays): the summary recomputed by `lrjax.train.metrics.summarize` with
-  the config's tolerance, the seeds of each setting by `metrics.aggregate_seeds`."""
+  the config's tolerance, the seeds of each setting by `metrics.aggregate_seeds`.
+  ``require_all``: refuse a run of fewer than the 14 settings (``--strategies``)."""
   try:
     settings = common.setting_names(types.SimpleNamespace(config=config),
                                     report.named_settings())
   except ValueError as err:
     raise ReportError(f"the results are not the report's settings: {err}") from None
   missing = [s for s in report.SETTINGS if s not in settings]
-  if missing:
+  if missing and require_all:
     raise ReportError(f"the results hold {len(set(settings))} of the report's "
                       f"{len(report.SETTINGS)} settings (missing: {', '.join(missing)}); "
                       f"the observations need all of them.")
@@ -174,7 +182,7 @@ def from_result(result, info: Mapping | None = None) -> Runs:
   return from_history(result.config, result.history, info)
 
 
-def from_folder(folder: str | Path) -> Runs:
+def from_folder(folder: str | Path, *, require_all: bool = True) -> Runs:
   """`Runs` of a folder written by ``report_lr_decaying.py`` (any version that writes
   the engine's ``results.json``; ``comparison.json`` is read for the notes only)."""
   folder = Path(folder)
@@ -199,7 +207,7 @@ def from_folder(folder: str | Path) -> Runs:
     except (ValueError, AttributeError):
       info = {}
   info["loss0"] = "untrained" if loaded["config"].observe_untrained_loss else "first-epoch"
-  return from_history(loaded["config"], loaded["history"], info)
+  return from_history(loaded["config"], loaded["history"], info, require_all=require_all)
 
 
 # ---------------------------------------------------------------- deciding one claim
@@ -688,6 +696,101 @@ OBSERVATIONS: dict[str, Callable[[Runs], list[Observation]]] = {
     "mnist": mnist_observations, "cifar10": cifar_observations}
 
 
+# ------------------------------------------------------------- the other loss_0 reading
+def changed(est: Estimate) -> str:
+  """Whether a difference between the two readings is outside its noise band."""
+  verdict = above(Estimate(abs(est.mean), est.band))
+  return {REPRODUCED: "changed", NOT_REPRODUCED: "within noise"}.get(verdict, verdict)
+
+
+def compare_loss0(full: Runs, other: Runs) -> dict:
+  """The settings of ``other`` (a run of the other ``--loss0`` reading, e.g. ``--strategies
+  cutoff``) beside the same settings of ``full`` (all 14): per setting the final
+  accuracy and convergence epoch under each reading and whether they changed beyond
+  noise; per strategy the ranking of the sequences (by mean) under each; and the
+  fastest / most accurate of all 14 with ``other``'s settings in place of ``full``'s."""
+  if full.dataset != other.dataset:
+    raise ReportError(f"the two runs are of different datasets ({full.dataset}, "
+                      f"{other.dataset}).")
+  readings = full.info.get("loss0"), other.info.get("loss0")
+  if readings[0] == readings[1]:
+    raise ReportError(f"both runs use --loss0 {readings[0]}: give a run of the other "
+                      f"reading.")
+  if full.epochs != other.epochs:
+    raise ReportError(f"the runs have {full.epochs} and {other.epochs} epochs.")
+  common_settings = [s for s in report.SETTINGS if s in other.values
+                     and s in full.values and s not in ("SGD", "Adam")]
+  if not common_settings:
+    raise ReportError("the other run has none of the strategies' settings.")
+  rows = []
+  for s in common_settings:
+    row = {"setting": s}
+    for m in ("final_valid_acc", "convergence_epoch"):
+      est = difference(other.get(s, m), full.get(s, m))
+      row[m] = {readings[0]: _mean_std(full.get(s, m), m),
+                readings[1]: _mean_std(other.get(s, m), m),
+                "difference": est.mean, "band": est.band, "verdict": changed(est)}
+    rows.append(row)
+  rankings = {}
+  for strategy in report.STRATEGIES:
+    settings = [s for s in _seqs(strategy) if s in common_settings]
+    if len(settings) < 2:
+      continue
+    rankings[strategy] = {}
+    for m, higher in (("final_valid_acc", True), ("convergence_epoch", False)):
+      order = {}
+      for name, runs in zip(readings, (full, other)):
+        means = {s: _nanmean(runs.get(s, m)) for s in settings}
+        order[name] = sorted(settings, key=lambda s: -means[s] if higher else means[s])
+      rankings[strategy][m] = order
+  merged = Runs(full.dataset, {s: other.values[s] if s in common_settings else v
+                               for s, v in full.values.items()})
+  overall = {}
+  for name, runs in zip(readings, (full, merged)):
+    overall[name] = {
+        "most_accurate": _best_setting(runs, list(report.SETTINGS), "final_valid_acc", True),
+        "fastest": _best_setting(runs, list(report.SETTINGS), "convergence_epoch", False)}
+  return {"dataset": full.dataset, "readings": list(readings), "seeds": [full.seeds,
+          other.seeds], "rows": rows, "rankings": rankings, "overall": overall,
+          "oscillate_note": full.info.get("loss0_changes_oscillate", "not recorded")}
+
+
+def loss0_markdown(payload: dict) -> str:
+  a, b = payload["readings"]
+  title = report.DATASETS[payload["dataset"]]["title"]
+  lines = [f"### {title}: By Cutoff's loss_0, --loss0 {a} vs --loss0 {b}", "",
+           f"Seeds: {payload['seeds'][0]} and {payload['seeds'][1]}. \"changed\": the "
+           f"difference of the means is outside {NOISE_Z:g} standard errors.", "",
+           f"| Setting | Accuracy ({a}) | Accuracy ({b}) | | Convergence ({a}) "
+           f"| Convergence ({b}) | |", "|---|---|---|---|---|---|---|"]
+  for r in payload["rows"]:
+    acc, conv = r["final_valid_acc"], r["convergence_epoch"]
+    lines.append(f"| {r['setting']} | {acc[a]} | {acc[b]} | {acc['verdict']} | {conv[a]} "
+                 f"| {conv[b]} | {conv['verdict']} |")
+  lines.append("")
+  for strategy, by in payload["rankings"].items():
+    for m, label in (("final_valid_acc", "accuracy, most accurate first"),
+                     ("convergence_epoch", "convergence epoch, fastest first")):
+      order = by[m]
+      same = "same" if order[a] == order[b] else "CHANGED"
+      lines.append(f"* {strategy}, ranking by mean {label}: {a}: "
+                   f"{', '.join(s.split()[-1] for s in order[a])}; {b}: "
+                   f"{', '.join(s.split()[-1] for s in order[b])} ({same}).")
+  oa, ob = payload["overall"][a], payload["overall"][b]
+  lines.append(f"* Of all 14 (the other reading's settings in place): most accurate "
+               f"{oa['most_accurate']} / {ob['most_accurate']}, fastest {oa['fastest']} "
+               f"/ {ob['fastest']}.")
+  note = payload["oscillate_note"]
+  lines.append("* By Oscillate under the other reading: " + (
+      "unchanged (no By Oscillate seed raised its validation loss in epoch 1 above the "
+      "untrained model's)." if note == [] else
+      f"would change for {', '.join(note)} (epoch 1 raised the loss above the untrained "
+      f"model's): run it too." if isinstance(note, list) and note else
+      "not checked (the run did not record the untrained model's loss)."))
+  lines.append("")
+  return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------ output
 def observe(runs: Runs) -> dict:
   """Every observation of ``runs.dataset``, as a JSON-able dict."""
@@ -776,14 +879,27 @@ def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("folder", help="a dataset folder of report_lr_decaying.py: "
                                      "<out>/mnist or <out>/cifar10")
+  parser.add_argument("--other-loss0", metavar="FOLDER", default=None,
+                      help="the same dataset's folder of a run of the other --loss0 "
+                           "reading (e.g. --strategies cutoff): also writes "
+                           "loss0_comparison.md/.json into `folder`")
   args = parser.parse_args(argv)
   try:
     runs = from_folder(args.folder)
+    other = (from_folder(args.other_loss0, require_all=False) if args.other_loss0
+             else None)
+    comparison = compare_loss0(runs, other) if other is not None else None
   except ReportError as err:
     print(f"report_observations.py: error: {err}", file=sys.stderr)
     raise SystemExit(2) from None
   payload = write(runs, args.folder)
   print(payload["markdown"])
+  if comparison is not None:
+    text = loss0_markdown(comparison)
+    (Path(args.folder) / "loss0_comparison.md").write_text(text)
+    common.write_json(Path(args.folder) / "loss0_comparison.json", comparison)
+    print(text)
+    payload["loss0_comparison"] = comparison
   return payload
 
 

@@ -317,12 +317,17 @@ def _history(epochs=6, seeds=(0, 1)):
 
 
 def _write_folder(folder: Path, *, old_format: bool, observe_untrained_loss=True,
-                  drop=None):
+                  drop=None, only=None, final_acc=None):
+  """``drop`` / ``only``: leave out / keep the settings of a strategy; ``final_acc``:
+  setting -> the last epoch's validation accuracy of its seeds."""
   variants, history = _history()
-  if drop:
-    keep = [k for k, v in enumerate(variants) if not v.name.startswith(drop)]
-    variants = tuple(variants[k] for k in keep)
-    history = {f: h[:, keep] for f, h in history.items()}
+  keep = [k for k, v in enumerate(variants)
+          if not (drop and v.name.startswith(drop)) and (not only or v.name.startswith(only))]
+  variants = tuple(variants[k] for k in keep)
+  history = {f: h[:, keep] for f, h in history.items()}
+  for k, v in enumerate(variants):
+    if final_acc and v.name.split("/")[0] in final_acc:
+      history["valid_acc"][-1, k] = final_acc[v.name.split("/")[0]][v.seed]
   config = SweepConfig(model="mnist_cnn", variants=variants, epochs=6,
                        observe_untrained_loss=observe_untrained_loss)
   summary = metrics.summarize(history, [v.name for v in variants], task="classification")
@@ -384,6 +389,36 @@ def test_cli_refuses_folders_that_are_not_the_reports_run(tmp_path, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], lines
     assert not (folder / "observations.md").exists()
+
+
+def test_cli_compares_the_other_loss0_reading(tmp_path, capsys):
+  full, other = tmp_path / "full" / "mnist", tmp_path / "cutoff" / "mnist"
+  _write_folder(full, old_format=True)  # the older runs: no untrained loss recorded
+  # By Cutoff seq1 (lowest of the four in the full run) jumps to the top, by more than
+  # its noise; seq2..seq4 keep their numbers.
+  _write_folder(other, old_format=False, observe_untrained_loss=False, only="By Cutoff",
+                final_acc={"By Cutoff seq1": (0.95, 0.951)})
+  payload = obs.main([str(full), "--other-loss0", str(other)])
+  comparison = payload["loss0_comparison"]
+  assert comparison["readings"] == ["untrained", "first-epoch"]
+  rows = {r["setting"]: r for r in comparison["rows"]}
+  assert sorted(rows) == [f"By Cutoff seq{i}" for i in range(1, 5)]
+  assert rows["By Cutoff seq1"]["final_valid_acc"]["verdict"] == "changed"
+  assert rows["By Cutoff seq1"]["final_valid_acc"]["difference"] == pytest.approx(
+      0.9505 - 0.90605)
+  assert rows["By Cutoff seq2"]["final_valid_acc"]["verdict"] == "within noise"
+  order = comparison["rankings"]["By Cutoff"]["final_valid_acc"]
+  assert order["untrained"] == [f"By Cutoff seq{i}" for i in (4, 3, 2, 1)]
+  assert order["first-epoch"] == [f"By Cutoff seq{i}" for i in (1, 4, 3, 2)]
+  assert comparison["overall"]["untrained"]["most_accurate"] == "By Oscillate seq4"
+  assert comparison["overall"]["first-epoch"]["most_accurate"] == "By Cutoff seq1"
+  text = (full / "loss0_comparison.md").read_text()
+  assert "(CHANGED)" in text and "not checked" in text
+  assert text in capsys.readouterr().out
+  # The same reading twice is refused.
+  with pytest.raises(SystemExit) as err:
+    obs.main([str(full), "--other-loss0", str(full)])
+  assert err.value.code == 2 and "both runs use --loss0 untrained" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ --loss0, --strategies

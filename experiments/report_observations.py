@@ -507,9 +507,10 @@ def group_below(runs: Runs, group: Sequence[str], others: Sequence[str], *, chec
     return est, above(est)
 
   est, verdict = decide(measure)
-  numbers = (f"mean of the {len(others)} others {_nanmean(_per_seed_mean(runs, others, lambda r, s: r.get(s, measure))):.4f}"
-             f" vs the {len(group)} {_nanmean(_per_seed_mean(runs, group, lambda r, s: r.get(s, measure))):.4f}: "
-             f"{_delta(est, 4)}")
+  reading = lambda r, s: r.get(s, measure)
+  numbers = (f"mean of the {len(others)} others "
+             f"{_nanmean(_per_seed_mean(runs, others, reading)):.4f} vs the {len(group)} "
+             f"{_nanmean(_per_seed_mean(runs, group, reading)):.4f}: {_delta(est, 4)}")
   return Check(check_id, claim, numbers, verdict, decide("final_test_acc")[1],
                {"difference": est.mean, "band": est.band})
 
@@ -838,9 +839,10 @@ def markdown(payload: dict) -> str:
       f"How a claim is decided: from the mean over seeds of a difference d (oriented so "
       f"the claim says d > 0) and its noise band, {NOISE_Z:g} standard errors of d "
       f"(sample std over seeds): **reproduced** if d - band > 0, **not reproduced** if "
-      f"d + band < 0, **within noise** otherwise (a tie is within noise). \"Similar\" accuracies: |d| + band <= "
-      f"{SIMILAR_ACC} (reproduced), |d| - band > {SIMILAR_ACC} (not reproduced). Counts "
-      f"of rate updates: the largest over the seeds, no noise. "
+      f"d + band < 0, **within noise** otherwise (a tie is within noise). \"Similar\" "
+      f"accuracies: |d| + band <= {SIMILAR_ACC} (reproduced), |d| - band > "
+      f"{SIMILAR_ACC} (not reproduced). Counts of rate updates: the largest over the "
+      f"seeds, no noise. "
       + ("With one seed there is no band: orderings and similarities say **needs "
          "seeds**. " if seeds < 2 else "")
       + "Accuracy = final validation accuracy (the report's); the verdict of the same "

@@ -884,8 +884,12 @@ def main(argv=None) -> dict:
   parser.add_argument("--other-loss0", metavar="FOLDER", default=None,
                       help="the same dataset's folder of a run of the other --loss0 "
                            "reading (e.g. --strategies cutoff): also writes "
-                           "loss0_comparison.md/.json into `folder`")
+                           "loss0_comparison.md/.json")
+  parser.add_argument("--out", default=None,
+                      help="write the files here instead of into `folder` (e.g. for a "
+                           "read-only run folder)")
   args = parser.parse_args(argv)
+  out = Path(args.out or args.folder)
   try:
     runs = from_folder(args.folder)
     other = (from_folder(args.other_loss0, require_all=False) if args.other_loss0
@@ -894,12 +898,13 @@ def main(argv=None) -> dict:
   except ReportError as err:
     print(f"report_observations.py: error: {err}", file=sys.stderr)
     raise SystemExit(2) from None
-  payload = write(runs, args.folder)
+  out.mkdir(parents=True, exist_ok=True)
+  payload = write(runs, out)
   print(payload["markdown"])
   if comparison is not None:
     text = loss0_markdown(comparison)
-    (Path(args.folder) / "loss0_comparison.md").write_text(text)
-    common.write_json(Path(args.folder) / "loss0_comparison.json", comparison)
+    (out / "loss0_comparison.md").write_text(text)
+    common.write_json(out / "loss0_comparison.json", comparison)
     print(text)
     payload["loss0_comparison"] = comparison
   return payload

@@ -415,6 +415,11 @@ def test_cli_compares_the_other_loss0_reading(tmp_path, capsys):
   text = (full / "loss0_comparison.md").read_text()
   assert "(CHANGED)" in text and "not checked" in text
   assert text in capsys.readouterr().out
+  # --out: the files elsewhere, the run folder only read.
+  obs.main([str(full), "--other-loss0", str(other), "--out", str(tmp_path / "elsewhere")])
+  assert (tmp_path / "elsewhere" / "loss0_comparison.md").read_text() == text
+  assert (tmp_path / "elsewhere" / "observations.md").exists()
+  capsys.readouterr()
   # The same reading twice is refused.
   with pytest.raises(SystemExit) as err:
     obs.main([str(full), "--other-loss0", str(full)])

@@ -317,8 +317,11 @@ def _ordered(pairs: Sequence[tuple[str, Estimate]], margin: float = 0.0):
   verdicts = [above(est, margin) for _, est in pairs]
   verdict = combine(verdicts)
   candidates = [p for p, v in zip(pairs, verdicts) if v == verdict]
-  label, est = min(candidates, key=lambda p: (p[1].mean - p[1].band)
-                   if math.isfinite(p[1].band) else p[1].mean)
+  # Reproduced: the pair closest to failing (lowest d - band); otherwise the pair most
+  # against the claim (lowest d: the strongest rival by its mean).
+  by_bound = verdict == REPRODUCED
+  label, est = min(candidates, key=lambda p: (p[1].mean - p[1].band) if by_bound
+                   else p[1].mean)
   return verdict, label, est
 
 

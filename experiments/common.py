@@ -42,6 +42,9 @@ def base_parser(description: str, default_out: str) -> argparse.ArgumentParser:
   parser.add_argument("--epochs", type=int, default=None, help="override the epochs")
   parser.add_argument("--train-size", type=int, default=None,
                       help="use a random (seeded) N of the training examples")
+  parser.add_argument("--test-size", type=int, default=None,
+                      help="use a random (seeded) N of the validation and of the test "
+                           "examples")
   parser.add_argument("--synthetic", action="store_true",
                       help="use synthetic data of the right shape (no files needed)")
   parser.add_argument("--no-progress", action="store_true")
@@ -83,13 +86,14 @@ def get_dataset(name: str, args, *, train_size: int | None = None,
                 test_size: int | None = None, seed: int = 0) -> tuple[data.Dataset, str]:
   """The dataset for an experiment and a one-line note of what it is.
 
-  ``args.train_size`` (else ``train_size``) cuts the training set and ``test_size`` the
-  validation and test sets, to *random* seeded subsets: the CIFAR-10 image-folder export
+  ``args.train_size`` (else ``train_size``) cuts the training set and
+  ``args.test_size`` (else ``test_size``) the validation and test sets, to *random* seeded subsets: the CIFAR-10 image-folder export
   is sorted by class, so its first N examples would be one class.  With ``--synthetic``,
   or with ``--quick`` when no files are found, a synthetic stand-in of the same shape
   is used (and said so).
   """
   train_size = args.train_size or train_size
+  test_size = getattr(args, "test_size", None) or test_size
   dataset, note, error = None, "", None
   if not args.synthetic:
     for source in _source_candidates(name, args):

@@ -25,13 +25,29 @@ fastest and the one with the best final accuracy (seed means).
 validation/test examples per dataset (a few minutes on a CPU for both datasets);
 without the data files it falls back to a synthetic stand-in.
 
+``--loss0``: which validation loss is By Cutoff's ``loss_0`` (``c_0 = 0.01 loss_0``).
+``untrained`` (the default, the report's reading of Algorithm 2): the untrained model's,
+observed before epoch 1 (`SweepConfig.observe_untrained_loss`); ``first-epoch``: no
+observation before training, the loss after epoch 1 is the first (as
+`lrjax.strategies.strategy` defines the strategies without an initial observation).
+In the engine the choice changes only the strategies that read the loss: By Cutoff
+(its ``c_0`` and its first comparison) and By Oscillate, whose first comparison is
+``loss_1 > loss_0``: with ``untrained`` it advances after epoch 1 only where epoch 1
+*raised* the validation loss above the untrained model's, which the run checks and
+writes (``info.loss0_changes_oscillate``).  By Epoch and the benchmarks never read
+the loss.  ``--strategies cutoff`` runs only the By Cutoff settings (e.g. the other
+reading of ``loss_0`` beside a full run).  The reading and the settings are part of
+the run's identity: checkpoints of one refuse to resume the other.
+
 Writes into ``--out/<dataset>/``: the engine's ``results.json``, ``history.csv``,
 ``summary.md``; ``comparison.md``, ``comparison.csv``, ``comparison.json`` (ours, mean
 ± std over seeds, beside the report's Tables 1-2); figures ``fig1_sequences.png``,
 per strategy ``fig2_by_epoch.png``, ``fig3_by_cutoff.png``, ``fig4_by_oscillate.png``
 (MNIST) / ``fig6a_by_epoch.png``, ``fig6b_by_cutoff.png``, ``fig7a_by_oscillate.png``
 (CIFAR-10), the optimal settings against the benchmarks ``fig5_optimal.png`` /
-``fig7b_optimal.png``, and ``lr_curves.png``.  ``--out/summary.md`` and
+``fig7b_optimal.png``, and ``lr_curves.png``; ``observations.md`` / ``.json``: the
+report's numbered observations checked against the seeds (`report_observations`, runs
+of all 14 settings only).  ``--out/summary.md`` and
 ``summary.json`` hold both datasets.
 """
 
@@ -49,6 +65,7 @@ import numpy as np  # noqa: E402
 import common  # noqa: E402
 from lrjax.models import CONV_IMPLS  # noqa: E402
 from lrjax.train import plotting  # noqa: E402
+from lrjax.train.checkpoint import DifferentSweepError  # noqa: E402
 from lrjax.train.config import SweepConfig, report_variants  # noqa: E402
 from lrjax.train.sweep import run_sweep  # noqa: E402
 
@@ -82,6 +99,11 @@ GROUPS = (("Benchmark", ("SGD", "Adam")),
           ("By Oscillate", tuple(f"By Oscillate seq{i}" for i in range(1, 5))))
 SETTINGS = tuple(name for _, names in GROUPS for name in names)
 STRATEGIES = ("By Epoch", "By Cutoff", "By Oscillate")
+# ``--strategies`` choices: the settings' rule (`Variant.rule`) and their table group.
+STRATEGY_RULES = {"benchmarks": ("fixed", "Benchmark"), "epoch": ("epoch", "By Epoch"),
+                  "cutoff": ("cutoff", "By Cutoff"), "oscillate": ("oscillate", "By Oscillate")}
+# ``--loss0`` choices -> `SweepConfig.observe_untrained_loss`.
+LOSS0_READINGS = {"untrained": True, "first-epoch": False}
 
 # Per dataset: model, epochs (full), the report's figure numbers.
 DATASETS = {
@@ -105,6 +127,38 @@ def named_settings() -> tuple:
   return report_variants(R0, BENCHMARK_LR, seeds=(0,))
 
 
+def select_variants(variants, strategies) -> tuple:
+  """The variants whose rule is one of ``strategies`` (keys of `STRATEGY_RULES`), in
+  their order."""
+  rules = {STRATEGY_RULES[s][0] for s in strategies}
+  return tuple(v for v in variants if v.rule in rules)
+
+
+def present_groups(by_setting) -> tuple:
+  """`GROUPS` restricted to the settings present in ``by_setting`` (a run of a subset
+  of the strategies, ``--strategies``), empty groups left out."""
+  groups = []
+  for group, settings in GROUPS:
+    kept = tuple(s for s in settings if s in by_setting)
+    if kept:
+      groups.append((group, kept))
+  return tuple(groups)
+
+
+def loss0_changes_oscillate(result) -> list[str] | None:
+  """The By Oscillate variants whose validation loss after epoch 1 is above the
+  untrained model's: only there does the ``--loss0`` reading change By Oscillate (the
+  untrained reading advances after epoch 1, the other cannot).  None when the run did
+  not record the untrained loss or trained no By Oscillate setting."""
+  initial = (getattr(result, "initial", None) or {}).get("valid_loss")
+  names = [v.name for v in result.config.variants if v.rule == "oscillate"]
+  if initial is None or not names:
+    return None
+  first = np.asarray(result.history["valid_loss"])[0]
+  return [v.name for k, v in enumerate(result.config.variants)
+          if v.rule == "oscillate" and first[k] > initial[k]]
+
+
 def aggregate(result, dataset_name: str) -> list[dict]:
   """One row per setting: mean/std over seeds of our numbers (the library's
   `aggregate_seeds`, settings by identity), beside the report's."""
@@ -112,7 +166,7 @@ def aggregate(result, dataset_name: str) -> list[dict]:
   reference = REPORT_TABLES[dataset_name]
   stat = common.stat
   rows = []
-  for group, settings in GROUPS:
+  for group, settings in present_groups(by_setting):
     for setting in settings:
       agg = by_setting[setting]
       per_seed = agg["per_seed"]
@@ -156,6 +210,8 @@ def optimal_settings(rows, source: str = "ours") -> dict[str, dict[str, str]]:
   picks = {}
   for strategy in STRATEGIES:
     group = [r for r in rows if r["group"] == strategy]
+    if not group:  # not run (--strategies)
+      continue
     if source == "ours":
       cand = [{"setting": r["setting"], "acc": r["final_valid_acc_mean"],
                "conv": r["convergence_epoch_mean"]} for r in group]
@@ -189,7 +245,9 @@ def comparison_markdown(rows, info: dict) -> str:
       f"{stat}; data: {info['data_note']} (train/valid/test = {info['sizes']}). "
       f"Accuracy = final validation accuracy; Convergence = convergence epoch: the first "
       f"epoch after which validation accuracy stays within {info['tolerance']} (absolute) "
-      f"of its final value. The report: {info['report_epochs']} epochs, full data.",
+      f"of its final value. By Cutoff's loss_0: {LOSS0_TEXT[info.get('loss0', 'untrained')]} "
+      f"(--loss0 {info.get('loss0', 'untrained')}). The report: {info['report_epochs']} "
+      f"epochs, full data.",
       "",
       f"| Method | | Accuracy (ours) | Convergence (ours, tol {info['tolerance']}) "
       f"| Accuracy (report) | Convergence (report) |",
@@ -227,17 +285,21 @@ def comparison_markdown(rows, info: dict) -> str:
             "table:", "",
             "| Strategy | Fastest (ours) | Fastest (report) | Most accurate (ours) "
             "| Most accurate (report) |", "|---|---|---|---|---|"]
-  for strategy in STRATEGIES:
+  for strategy in (s for s in STRATEGIES if s in ours):
     lines.append(f"| {strategy} | {ours[strategy]['fastest'].split()[-1]} "
                  f"| {report[strategy]['fastest'].split()[-1]} "
                  f"| {ours[strategy]['most_accurate'].split()[-1]} "
                  f"| {report[strategy]['most_accurate'].split()[-1]} |")
   ob, rb = info["overall"], info["overall_report"]
-  lines += ["", f"Overall fastest: ours {ob['fastest']}, report {rb['fastest']}. "
-            f"Overall most accurate: ours {ob['most_accurate']}, report {rb['most_accurate']}.",
-            ""]
+  among = "" if len(rows) == len(SETTINGS) else f" (of the {len(rows)} settings run)"
+  lines += ["", f"Overall fastest{among}: ours {ob['fastest']}, report {rb['fastest']}. "
+            f"Overall most accurate{among}: ours {ob['most_accurate']}, report "
+            f"{rb['most_accurate']}.", ""]
   return "\n".join(lines)
 
+
+LOSS0_TEXT = {"untrained": "the untrained model's validation loss",
+              "first-epoch": "the validation loss after epoch 1 (no untrained observation)"}
 
 CSV_FIELDS = ("group", "setting", "sequence", "seeds", "final_valid_acc_mean",
               "final_valid_acc_std", "convergence_epoch_mean", "convergence_epoch_std",
@@ -301,13 +363,18 @@ def plot_lr_curves(history, columns, path: Path, title: str) -> Path:
   """The rate in use in each epoch, one panel per strategy (first seed), benchmarks dashed."""
   plt = plotting.pyplot()
   epochs = np.arange(1, history["lr"].shape[0] + 1)
-  fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), sharey=True)
-  for ax, strategy in zip(axes, STRATEGIES):
+  strategies = [s for s in STRATEGIES if f"{s} seq1" in columns]
+  fig, axes = plt.subplots(1, len(strategies), figsize=(14 * len(strategies) / 3 + 1, 3.8),
+                           sharey=True, squeeze=False)
+  axes = axes[0]
+  for ax, strategy in zip(axes, strategies):
     for i in range(1, 5):
       setting = f"{strategy} seq{i}"
       ax.plot(epochs, history["lr"][:, columns[setting][0]], label=f"seq{i}", lw=1.4,
               drawstyle="steps-mid", marker="." if len(epochs) < 30 else None)
     for bench in ("SGD", "Adam"):
+      if bench not in columns:
+        continue
       ax.plot(epochs, history["lr"][:, columns[bench][0]], "--", lw=1, color="gray",
               label=f"{bench} (fixed)" if bench == "SGD" else None)
     ax.set_yscale("log")
@@ -316,7 +383,7 @@ def plot_lr_curves(history, columns, path: Path, title: str) -> Path:
     ax.grid(alpha=0.3, which="both")
   axes[0].set_ylabel("learning rate in use")
   axes[0].legend(fontsize=8)
-  seed_note = " (first seed)" if len(columns["SGD"]) > 1 else ""
+  seed_note = " (first seed)" if len(next(iter(columns.values()))) > 1 else ""
   fig.suptitle(f"{title}: learning rate per epoch{seed_note}")
   return plotting.save_figure(fig, path)
 
@@ -326,14 +393,15 @@ def make_figures(result, dataset_name: str, out: Path, optimal: dict) -> list[Pa
   title = spec["title"]
   history, columns = result.history, common.setting_columns(result, named_settings())
   paths = [plot_sequences(out / "fig1_sequences.png")]
-  for strategy in STRATEGIES:
+  strategies = [s for s in STRATEGIES if f"{s} seq1" in columns]
+  for strategy in strategies:
     settings = [f"{strategy} seq{i}" for i in range(1, 5)]
     paths.append(_accuracy_panels(
         history, columns, settings, [s.split()[-1] for s in settings],
         out / f"{spec['figures'][strategy]}.png",
         f"{title}: comparison of sequences under \"{strategy}\""))
   chosen = []
-  for strategy in STRATEGIES:
+  for strategy in strategies:
     for kind in ("fastest", "most_accurate"):
       if optimal[strategy][kind] not in chosen:
         chosen.append(optimal[strategy][kind])
@@ -343,14 +411,17 @@ def make_figures(result, dataset_name: str, out: Path, optimal: dict) -> list[Pa
     tags = [k.replace("_", " ") for k in ("fastest", "most_accurate")
             if optimal[strategy][k] == s]
     labels.append(f"{s.split()[-1]} {strategy} ({', '.join(tags)})")
-  settings = chosen + ["SGD", "Adam"]
-  labels += ["SGD 0.001 (benchmark)", "Adam 0.001 (benchmark)"]
+  benchmarks = [b for b in ("SGD", "Adam") if b in columns]
+  settings = chosen + benchmarks
+  labels += [f"{b} 0.001 (benchmark)" for b in benchmarks]
   styles = {"SGD": {"ls": "--", "color": "black"}, "Adam": {"ls": ":", "color": "black"}}
-  paths.append(_accuracy_panels(history, columns, settings, labels,
-                                out / f"{spec['figures']['optimal']}.png",
-                                f"{title}: optimal settings of each strategy vs the benchmarks",
-                                styles))
-  paths.append(plot_lr_curves(history, columns, out / "lr_curves.png", title))
+  if settings:
+    paths.append(_accuracy_panels(history, columns, settings, labels,
+                                  out / f"{spec['figures']['optimal']}.png",
+                                  f"{title}: optimal settings of each strategy vs the "
+                                  f"benchmarks", styles))
+  if strategies:
+    paths.append(plot_lr_curves(history, columns, out / "lr_curves.png", title))
   return paths
 
 
@@ -366,6 +437,15 @@ def parse_args(argv=None):
   p.add_argument("--no-checkpoint", action="store_true",
                  help="full runs checkpoint into <out>/<dataset>/checkpoints and resume "
                       "from there; this turns that off")
+  p.add_argument("--loss0", choices=tuple(LOSS0_READINGS), default="untrained",
+                 help="By Cutoff's loss_0: the untrained model's validation loss (the "
+                      "report's reading, default) or the loss after epoch 1 "
+                      "(first-epoch); part of the run's identity")
+  p.add_argument("--strategies", nargs="+", choices=tuple(STRATEGY_RULES),
+                 default=list(STRATEGY_RULES),
+                 help="run only these settings (default: all 14), e.g. `--strategies "
+                      "cutoff` for the other --loss0 reading; part of the run's identity")
+  p.add_argument("--no-figures", action="store_true", help="write no PNG figures")
   return p.parse_args(argv)
 
 
@@ -376,17 +456,24 @@ def run_dataset(name: str, args) -> dict:
   seeds = args.seeds or (1 if args.quick else 3)
   epochs = args.epochs or (common.QUICK_EPOCHS if args.quick else spec["epochs"])
   dataset, note = common.quick_dataset(name, args)
+  strategies = [s for s in STRATEGY_RULES if s in args.strategies]  # canonical order
   config = SweepConfig(
       model=spec["model"],
-      variants=report_variants(R0, BENCHMARK_LR, seeds=tuple(range(seeds))),
+      variants=select_variants(report_variants(R0, BENCHMARK_LR, seeds=tuple(range(seeds))),
+                               strategies),
       epochs=epochs, batch_size=args.batch_size, task="classification",
       convergence_tolerance=args.tolerance,
       checkpoint_every=0 if (args.quick or args.no_checkpoint) else 1,
-      model_kwargs={"conv_impl": args.conv_impl})
+      model_kwargs={"conv_impl": args.conv_impl},
+      # The checkpoint identity is this config: the reading is part of it.
+      observe_untrained_loss=LOSS0_READINGS[args.loss0])
   checkpoint_dir = None if (args.quick or args.no_checkpoint) else out / "checkpoints"
   t0 = time.perf_counter()
-  result = run_sweep(config, dataset, checkpoint_dir=checkpoint_dir, out_dir=out,
-                     progress=not args.no_progress)
+  try:
+    result = run_sweep(config, dataset, checkpoint_dir=checkpoint_dir, out_dir=out,
+                       progress=not args.no_progress)
+  except DifferentSweepError as err:
+    raise SystemExit(refusal_message(err, args)) from None
   wall = time.perf_counter() - t0
   rows = aggregate(result, name)
   info = {
@@ -398,6 +485,9 @@ def run_dataset(name: str, args) -> dict:
       "epoch_seconds_mean": float(np.nanmean(result.epoch_seconds))
       if np.isfinite(result.epoch_seconds).any() else None,
       "wall_seconds": wall, "quick": bool(args.quick), "choices": CHOICES,
+      "loss0": args.loss0, "observe_untrained_loss": config.observe_untrained_loss,
+      "strategies": strategies, "settings": [r["setting"] for r in rows],
+      "loss0_changes_oscillate": loss0_changes_oscillate(result),
       "optimal": optimal_settings(rows, "ours"),
       "optimal_report": optimal_settings(rows, "report"),
       "overall": overall_best(rows, "ours"), "overall_report": overall_best(rows, "report"),
@@ -407,12 +497,37 @@ def run_dataset(name: str, args) -> dict:
   common.write_csv(out / "comparison.csv", rows, CSV_FIELDS)
   common.write_json(out / "comparison.json", {"info": info, "rows": rows,
                                               "report_table": REPORT_TABLES[name]})
-  figures = make_figures(result, name, out, info["optimal"])
+  figures = [] if args.no_figures else make_figures(result, name, out, info["optimal"])
   print(table, flush=True)
+  observations = None
+  if set(info["settings"]) == set(SETTINGS):
+    import report_observations  # here: it imports this module
+    observations = report_observations.write(
+        report_observations.from_result(result, info=info), out)
+    print(observations["markdown"], flush=True)
+  else:
+    print(f"{name}: no observations.md (the report's observations need all "
+          f"{len(SETTINGS)} settings; this run has {len(info['settings'])})", flush=True)
   print(f"{name}: {wall:.0f} s wall ({result.device}, compile {result.compile_seconds:.1f} s); "
         f"wrote {out}", flush=True)
   return {"info": info, "rows": rows, "table": table,
-          "figures": [str(p) for p in figures], "out": str(out)}
+          "figures": [str(p) for p in figures], "out": str(out),
+          "observations": observations}
+
+
+def refusal_message(err: Exception, args) -> str:
+  """The engine's refusal of a checkpoint folder, with the flags that made it: the
+  checkpoint identity is the `SweepConfig` (``--loss0`` is its
+  ``observe_untrained_loss``, ``--strategies`` and ``--seeds`` its variants)."""
+  text = str(err)
+  if "observe_untrained_loss" in text:
+    other = next(k for k, v in LOSS0_READINGS.items() if v != LOSS0_READINGS[args.loss0])
+    return (f"report_lr_decaying.py: the checkpoints in {Path(args.out)} were written "
+            f"with --loss0 {other}; this run asks for --loss0 {args.loss0} (another "
+            f"reading of loss_0 is another run): give it another --out, or run with "
+            f"--loss0 {other} to resume that one. ({text})")
+  return (f"report_lr_decaying.py: {text} (the run's identity includes --loss0, "
+          f"--strategies, --seeds, --batch-size and the data flags)")
 
 
 def main(argv=None) -> dict:
@@ -424,7 +539,8 @@ def main(argv=None) -> dict:
             f"Command: `python experiments/report_lr_decaying.py "
             f"{' '.join(sys.argv[1:] if argv is None else argv)}`", "",
             f"Settings: 4 sequences x 3 strategies (SGD, r0 = {R0}) + SGD and Adam fixed at "
-            f"{BENCHMARK_LR}. {CHOICES}" +
+            f"{BENCHMARK_LR}. {CHOICES} By Cutoff's loss_0: {LOSS0_TEXT[args.loss0]} "
+            f"(--loss0 {args.loss0})." +
             (" QUICK RUN: few epochs on a data subset; not comparable in absolute terms "
              "with the report." if args.quick else ""), ""]
   for name in names:
@@ -432,8 +548,9 @@ def main(argv=None) -> dict:
     header += [results[name]["table"],
                f"Run: {info['device']}, compile {info['compile_seconds']:.1f} s, "
                f"{info['wall_seconds']:.0f} s wall"
-               + (f", {info['epoch_seconds_mean']:.1f} s per epoch (all {len(SETTINGS)} "
-                  f"settings x {info['seeds']} seeds)" if info["epoch_seconds_mean"] else "")
+               + (f", {info['epoch_seconds_mean']:.1f} s per epoch (all "
+                  f"{len(info['settings'])} settings x {info['seeds']} seeds)"
+                  if info["epoch_seconds_mean"] else "")
                + ".", ""]
   (out / "summary.md").write_text("\n".join(header))
   common.write_json(out / "summary.json", {n: {"info": r["info"], "rows": r["rows"]}

@@ -102,6 +102,20 @@ def test_report_writes_tables_with_all_14_settings(report_run):
     assert r["convergence_epoch_mean"] == summary[r["setting"]]["convergence_epoch"]
 
 
+def test_report_writes_the_observations_of_its_dataset(report_run):
+  """The run ends with `report_observations` on its own result (one seed: the
+  orderings say they need seeds; tests/test_report_observations.py checks verdicts)."""
+  _, out, result, _ = report_run
+  folder = out / "mnist"
+  saved = json.loads((folder / "observations.json").read_text())
+  assert saved["dataset"] == "mnist" and saved["seeds"] == 1
+  assert sorted(saved["verdicts"]) == [str(n) for n in range(1, 8)]
+  assert saved["verdicts"]["1"] == "needs seeds"
+  text = (folder / "observations.md").read_text()
+  assert text == result["mnist"]["observations"]["markdown"]
+  assert "| (1a) |" in text and "| (7c) |" in text
+
+
 def test_report_table_shows_the_reports_numbers(report_run):
   _, out, _, _ = report_run
   table = (out / "mnist" / "comparison.md").read_text()

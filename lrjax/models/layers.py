@@ -93,10 +93,11 @@ def _conv2d_bwd(strides, padding, residuals, g):
   # Kernel gradient: dk[i, j, c, o] = sum_{n,h,w} xpad[n, sh*h+i, sw*w+j, c] g[n, h, w, o],
   # one matrix product per tap (i, j), batched over the taps.  The taps are stacked on
   # a new leading axis (contiguous copies), not concatenated along the channels (an
-  # im2col matrix, written with a stride of Cin floats): on a 2-core CPU this form was
-  # 1.3x faster for the CIFAR-10 CNN's whole training step than the convolution with
-  # the batch as the feature axis (whose 16x16 "kernel" XLA:CPU runs at ~10 GFLOP/s),
-  # and 1.2x for the MNIST CNN (benchmarks/sweep_benchmark.py).
+  # im2col matrix, written with a stride of Cin floats, 1.2x slower for CIFAR-10).  On
+  # the 2-core CPU this made the whole scanned training step 1.18x faster for the
+  # CIFAR-10 CNN and 1.29x for the MNIST CNN (interleaved A/B, medians) than the
+  # previous kernel gradient, a convolution with the batch as the feature axis, whose
+  # 16x16 "kernel" (CIFAR conv2) XLA:CPU ran at about 10 GFLOP/s.
   xpad = jnp.pad(x, ((0, 0), (pt, max(pb, 0)), (pl, max(pr, 0)), (0, 0)))
   sh, sw = strides
   taps = jnp.stack([xpad[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw, :]

@@ -120,12 +120,13 @@ import json, sys
 import jax
 from lrjax import data
 from lrjax.train import SweepConfig, Variant, run_sweep
-assert jax.device_count() == 8
+devices, per_calls = int(sys.argv[1]), [int(a) for a in sys.argv[2:]]
+assert jax.device_count() == devices
 blobs = data.synthetic("tiny", num_train=640, num_test=200, seed=0)
 variants = tuple(Variant(f"v{i}", "seq" + str(1 + i % 4), "epoch", 0.1 * (1 + i), seed=i % 2)
                  for i in range(6))
 out = {}
-for per_call in (0, 1):
+for per_call in per_calls:
   r = run_sweep(SweepConfig(model="logistic", variants=variants, epochs=2, batch_size=32,
                             variants_per_call=per_call), blobs, progress=False)
   out[per_call] = {"plan": r.plans[0], "valid_loss": r.history["valid_loss"].tolist()}
@@ -133,19 +134,28 @@ print(json.dumps(out))
 """
 
 
+# devices, variants_per_call asked -> (variants per call, calls per epoch) of the 6:
+# 8 devices: one program sharded over all of them, whatever is asked; 2 devices and 2
+# per call: 3 sharded calls per epoch, each a slice of the variant-stacked state placed
+# on both devices (the compile once refused such a slice).
+SHARDED_CASES = [(8, {"0": (8, 1), "1": (8, 1)}), (2, {"2": (2, 3), "0": (6, 1)})]
+
+
 @pytest.mark.slow
-def test_sharded_path_keeps_one_program_over_eight_devices(blobs):
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+@pytest.mark.parametrize("devices, expected", SHARDED_CASES, ids=["8-devices", "2-devices"])
+def test_sharded_path_compiles_once_and_equals_one_device(blobs, devices, expected):
+  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
              JAX_PLATFORMS="cpu")
-  proc = subprocess.run([sys.executable, "-c", _SHARDED], env=env, capture_output=True,
-                        text=True, timeout=600)
+  proc = subprocess.run([sys.executable, "-c", _SHARDED, str(devices), *expected],
+                        env=env, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   out = json.loads(proc.stdout.strip().splitlines()[-1])
   variants = tuple(Variant(f"v{i}", "seq" + str(1 + i % 4), "epoch", 0.1 * (1 + i), seed=i % 2)
                    for i in range(6))
   alone = run_sweep(SweepConfig(model="logistic", variants=variants, epochs=2, batch_size=32,
                                 variants_per_call=1), blobs, progress=False)
-  for per_call in ("0", "1"):
-    assert out[per_call]["plan"]["variants_per_call"] == 8  # one program, 8 devices
+  for per_call, (chunk, calls) in expected.items():
+    plan = out[per_call]["plan"]
+    assert (plan["variants_per_call"], plan["calls_per_epoch"]) == (chunk, calls)
     np.testing.assert_allclose(out[per_call]["valid_loss"], alone.history["valid_loss"],
                                rtol=1e-5)

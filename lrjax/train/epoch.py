@@ -319,8 +319,11 @@ class GroupTrainer:
   def compile(self, state: TrainState, data: DeviceData) -> float:
     """Compiles the epoch program (one per group, whatever the plan); returns seconds."""
     t0 = time.perf_counter()
-    self._compiled = self._epoch_fn.lower(self._chunk(state, 0), self.device_hyper[0],
-                                          self.order_keys(0), data).compile()
+    # The chunk is placed as `run_epoch` places it (a slice of a sharded array is not
+    # split over the devices any more, and a sharded program refuses it).
+    self._compiled = self._epoch_fn.lower(self.shard(self._chunk(state, 0)),
+                                          self.device_hyper[0], self.order_keys(0),
+                                          data).compile()
     return time.perf_counter() - t0
 
   def cost_analysis(self) -> dict:

@@ -87,7 +87,7 @@ def test_the_issues_file_runs_as_written(tmp_path, monkeypatch, capsys):
   np.testing.assert_allclose(np.asarray(payload["history"]["lr"]),
                              [[0.1, 0.1, 0.01, 0.01]] * 2, rtol=1e-6)
   rows = list(csv.DictReader((out / "history.csv").open()))
-  assert len(rows) == 2 * 4 and {r["epoch"] for r in rows} == {"1", "2"}
+  assert len(rows) == 3 * 4 and {r["epoch"] for r in rows} == {"0", "1", "2"}  # 0: untrained
   # Momentum changes training: the four variants end apart.
   assert len({r["valid_loss"] for r in rows if r["epoch"] == "2"}) == 4
   assert (out / "summary.md").read_text().count("learning_rate=") == 4

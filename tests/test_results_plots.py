@@ -74,6 +74,30 @@ def test_history_csv_has_integers_as_integers_and_shortest_float32_decimals(tmp_
   assert rows[len(result.names) + 2]["valid_loss"] == "nan"
 
 
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_history_csv_starts_with_the_untrained_model_at_epoch_0(tmp_path, task):
+  result = _result(task)
+  k = len(result.names)
+  rng = np.random.default_rng(5)
+  result.initial = {f: rng.uniform(0.5, 2.5, k).astype(np.float32).astype(np.float64)
+                    for f in ("valid_loss", "valid_acc", "test_loss", "test_acc")}
+  rows = _read_csv(results.save(result, tmp_path)["csv"])
+  assert len(rows) == (EPOCHS + 1) * k
+  for j, row in enumerate(rows[:k]):
+    assert row["epoch"] == "0" and row["variant"] == result.names[j]
+    assert np.float32(row["valid_loss"]) == np.float32(result.initial["valid_loss"][j])
+    assert np.float32(row["test_loss"]) == np.float32(result.initial["test_loss"][j])
+    for field in ("train_loss", "lr", "index", "group_seconds"):
+      assert row[field] == ""  # nothing was trained at epoch 0
+    if task == "regression":
+      assert "valid_acc" not in row
+      assert float(row["valid_rmse"]) == pytest.approx(
+          math.sqrt(result.initial["valid_loss"][j]), rel=1e-6)
+    else:
+      assert np.float32(row["valid_acc"]) == np.float32(result.initial["valid_acc"][j])
+  assert [r["epoch"] for r in rows[k::k]] == [str(e + 1) for e in range(EPOCHS)]
+
+
 def test_summary_has_loss_columns_equal_to_the_history(tmp_path):
   result = _result()
   paths = results.save(result, tmp_path)

@@ -176,7 +176,10 @@ def result_task(result) -> Task:
 
 
 def history_csv(result) -> str:
-  """``history.csv``: one row per (epoch, variant), epoch from 1.
+  """``history.csv``: one row per (epoch, variant), epoch from 1; before them, where the
+  result has ``initial`` (the untrained model), epoch-0 rows holding its validation and
+  test columns (the other columns empty: nothing was trained), the point the curves
+  start from.
 
   The columns are the history's fields, less the accuracy fields where the task has no
   accuracy (they would be empty), plus the task's derived metrics where the history
@@ -192,6 +195,14 @@ def history_csv(result) -> str:
   text = io.StringIO(newline="")
   writer = csv.writer(text)
   writer.writerow(["epoch", "variant"] + list(columns))
+  initial = {f: np.asarray(v) for f, v in (getattr(result, "initial", None) or {}).items()}
+  if initial:
+    initial |= {f: v for f, v in task.derived({f: np.asarray(v, np.float32) for f, v in
+                                               initial.items() if f.endswith("_loss")}).items()
+                if f not in initial}
+    for k, name in enumerate(result.names):
+      writer.writerow([0, name] + [csv_cell(f, initial[f][k]) if f in initial else ""
+                                   for f in columns])
   epochs = next(iter(result.history.values())).shape[0]
   for e in range(epochs):
     for k, name in enumerate(result.names):

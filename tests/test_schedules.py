@@ -23,31 +23,15 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from lrjax import schedules as S
+from schedule_checks import RTOL, assert_matches, check_jit_vector_and_vmap, f32, values
 
-RTOL = 1e-6
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SETTINGS = settings(max_examples=30, deadline=None)
-
-
-def values(schedule, num_steps):
-  """The schedule at steps 0..num_steps-1, one jitted call on an int32 vector."""
-  return np.asarray(jax.jit(schedule)(jnp.arange(num_steps, dtype=jnp.int32)))
-
-
-def f32(x):
-  """The float32 value of a hyperparameter inside a schedule (1e-200 underflows to 0)."""
-  return float(np.float32(x))
 
 
 def optax_values(optax_schedule, num_steps):
   """An optax schedule at steps 0..num_steps-1 (vmapped: some take scalar counts only)."""
   return np.asarray(jax.jit(jax.vmap(optax_schedule))(jnp.arange(num_steps)), np.float64)
-
-
-def assert_matches(schedule, reference, rtol=RTOL):
-  got = values(schedule, len(reference))
-  assert got.dtype == np.float32
-  np.testing.assert_allclose(got, np.asarray(reference, np.float64), rtol=rtol, atol=0)
 
 
 # -----------------------------------------------------------------------------------
@@ -667,24 +651,6 @@ for _strategy, _three in [("cos", False), ("linear", True)]:
   VARIANTS[f"one_cycle_torch_{_strategy}_{'three' if _three else 'two'}"] = (
       S.one_cycle_torch, dict(anneal_strategy=_strategy, three_phase=_three), _OC)
 
-STEPS = np.arange(120)
-
-
-def _rounded(kwargs):
-  """Hyperparameters rounded to float32, the values a vmapped (traced) one has.
-
-  `gamma ** t` (exp_range, seq3, step decays) carries the rounding of `gamma` t
-  times, more than 1e-6 after ~40 steps for gamma = 0.9, so the traced and the
-  concrete constructions are compared at the same float32 hyperparameters.
-  """
-  return {k: f32(v) if isinstance(v, float) else v for k, v in kwargs.items()}
-
-
-def _expected(factory, static, kwargs):
-  """Concrete construction, evaluated eagerly (op by op) on the vector of steps."""
-  return np.asarray(factory(**kwargs, **static)(STEPS))
-
-
 # the porting / today's-practice modules are covered by tests/test_schedules_porting.py
 PORTING_MODULES = ("torch_compat", "keras_compat", "warmups", "momentum", "compose", "porting")
 
@@ -700,28 +666,7 @@ def test_every_public_schedule_is_covered():
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_jit_vector_and_vmap(name):
   factory, static, variants = VARIANTS[name]
-  variants = [_rounded(kw) for kw in variants]
-  expected = np.stack([_expected(factory, static, kw) for kw in variants])
-  sched = factory(**variants[0], **static)
-
-  # a Python int step and, under jit, a traced int32 scalar step: float32 scalars
-  jitted = jax.jit(sched)
-  for t in (0, 1, 7, 33, 119):
-    for out in (jnp.asarray(sched(t)), jitted(jnp.asarray(t, jnp.int32))):
-      assert out.dtype == jnp.float32 and out.shape == ()
-      np.testing.assert_allclose(float(out), expected[0, t], rtol=RTOL)
-
-  # a vector of int32 steps under jit
-  out = jitted(jnp.asarray(STEPS, jnp.int32))
-  assert out.dtype == jnp.float32 and out.shape == STEPS.shape
-  np.testing.assert_allclose(np.asarray(out), expected[0], rtol=RTOL)
-
-  # vmap over all numeric hyperparameters at once (validation skipped for tracers)
-  stacked = {k: jnp.asarray([kw[k] for kw in variants]) for k in variants[0]}
-  run = jax.jit(jax.vmap(lambda hp: factory(**hp, **static)(jnp.asarray(STEPS))))
-  got = run(stacked)
-  assert got.dtype == jnp.float32 and got.shape == expected.shape
-  np.testing.assert_allclose(np.asarray(got), expected, rtol=RTOL)
+  check_jit_vector_and_vmap(factory, static, variants, rtol=RTOL, vmap_rtol=RTOL, vmap_atol=0)
 
 
 def test_vmap_over_a_single_hyperparameter_with_a_traced_step():

@@ -10,6 +10,7 @@ under jax.jit and jax.vmap over its hyperparameters, and is finite and >= 0 at e
 int32 step (a grid through 0 .. 2**31 - 1, traced or not).
 """
 
+import functools
 import math
 
 import jax
@@ -21,25 +22,12 @@ from hypothesis import given, settings, strategies as st
 
 from lrjax import schedules as S
 from lrjax import strategies as St
+import schedule_checks
+from schedule_checks import RTOL, check_jit_vector_and_vmap, f32, rounded, values
 
-RTOL = 1e-6
 SETTINGS = settings(max_examples=25, deadline=None)
-
-
-def values(schedule, num_steps):
-  """The schedule at steps 0..num_steps-1, one jitted call on an int32 vector."""
-  return np.asarray(jax.jit(schedule)(jnp.arange(num_steps, dtype=jnp.int32)))
-
-
-def assert_matches(schedule, reference, rtol=RTOL):
-  got = values(schedule, len(reference))
-  assert got.dtype == np.float32
-  ref = np.asarray(reference, np.float64)
-  np.testing.assert_allclose(got, ref, rtol=rtol, atol=1e-12 if np.any(ref == 0) else 0)
-
-
-def f32(x):
-  return float(np.float32(x))
+# Where a reference value is exactly 0 (a relative tolerance cannot hold there).
+assert_matches = functools.partial(schedule_checks.assert_matches, atol_where_zero=1e-12)
 
 
 # -----------------------------------------------------------------------------------
@@ -1081,7 +1069,6 @@ VARIANTS = {
         dict(initial_learning_rate=0.5, alpha=1.0)]),
 }
 
-STEPS = np.arange(120)
 NEW_MODULES = {S.torch_compat, S.keras_compat, S.warmups, S.momentum, S.compose, S.porting}
 
 
@@ -1092,30 +1079,11 @@ def test_every_new_public_schedule_is_covered():
   assert public <= covered, public - covered
 
 
-def _rounded(kwargs):
-  """Hyperparameters rounded to float32, the values a vmapped (traced) one has."""
-  return {k: f32(v) if isinstance(v, float) else v for k, v in kwargs.items()}
-
-
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_jit_vector_and_vmap(name):
   factory, static, variants = VARIANTS[name]
-  variants = [_rounded(kw) for kw in variants]
-  expected = np.stack([np.asarray(factory(**kw, **static)(STEPS)) for kw in variants])
-  sched = factory(**variants[0], **static)
-  jitted = jax.jit(sched)
-  for t in (0, 1, 7, 33, 119):
-    for out in (jnp.asarray(sched(t)), jitted(jnp.asarray(t, jnp.int32))):
-      assert out.dtype == jnp.float32 and out.shape == ()
-      np.testing.assert_allclose(float(out), expected[0, t], rtol=RTOL)
-  out = jitted(jnp.asarray(STEPS, jnp.int32))
-  assert out.dtype == jnp.float32 and out.shape == STEPS.shape
-  np.testing.assert_allclose(np.asarray(out), expected[0], rtol=RTOL)
-  stacked = {k: jnp.asarray([kw[k] for kw in variants]) for k in variants[0]}
-  run = jax.jit(jax.vmap(lambda hp: factory(**hp, **static)(jnp.asarray(STEPS))))
-  got = run(stacked)
-  assert got.dtype == jnp.float32 and got.shape == expected.shape
-  np.testing.assert_allclose(np.asarray(got), expected, rtol=2e-6, atol=1e-12)
+  check_jit_vector_and_vmap(factory, static, variants, rtol=RTOL, vmap_rtol=2e-6,
+                            vmap_atol=1e-12)
 
 
 _MAX = 2**31 - 1
@@ -1129,7 +1097,7 @@ INT32_STEPS = np.unique(np.concatenate([
 def test_finite_and_non_negative_at_every_int32_step(name):
   factory, static, variants = VARIANTS[name]
   steps = jnp.asarray(INT32_STEPS)
-  stacked = {k: jnp.asarray([_rounded(kw)[k] for kw in variants]) for k in variants[0]}
+  stacked = {k: jnp.asarray([rounded(kw)[k] for kw in variants]) for k in variants[0]}
   traced = np.asarray(jax.jit(jax.vmap(lambda hp: factory(**hp, **static)(steps)))(stacked))
   concrete = np.stack([np.asarray(jax.jit(factory(**kw, **static))(steps)) for kw in variants])
   for lrs in (traced, concrete):

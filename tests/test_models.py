@@ -1,6 +1,7 @@
 """lrjax.models: architectures of the reference documents, counted and exercised."""
 
 import functools
+import inspect
 import math
 
 import flax.linen as nn
@@ -315,6 +316,50 @@ def test_registry():
 def test_invalid_options_name_the_argument(make, arg):
   with pytest.raises(ValueError, match=f"`{arg}`"):
     make()
+
+
+# -- the injected layers: fields of lrjax.models.conv.ConvLayers / ConvPoolLayers --------
+
+CONV_MODELS = {  # name -> (example shape, parameter names, the model's layer fields)
+    "mnist_cnn": ((28, 28, 1), {"conv1", "fc1", "fc2"}, ("conv", "conv_impl", "pool")),
+    "cifar_cnn": ((32, 32, 3), {"conv1", "conv2", "conv3", "fc1", "fc2"},
+                  ("conv", "conv_impl", "pool")),
+    "lenet5": ((32, 32, 3), {"conv1", "conv2", "fc1", "fc2", "fc3"},
+               ("conv", "conv_impl", "pool")),
+    "resnet18": ((8, 8, 3), {"stem_conv", "stem_norm", "stage1_block1", "stage2_block1", "fc"},
+                 ("conv", "conv_impl")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONV_MODELS))
+def test_layer_fields_are_keyword_only_checked_and_keep_the_parameters(name):
+  shape, names, layer_fields = CONV_MODELS[name]
+  cls = models.MODELS[name]
+  kwargs = dict(num_filters=4, stage_sizes=(1, 1)) if name == "resnet18" else {}
+  # the model's own fields keep their positions; the layers are keyword-only
+  assert list(inspect.signature(cls).parameters)[0] == "num_classes"
+  assert cls(5, **kwargs).num_classes == 5
+  kinds = {n: p.kind for n, p in inspect.signature(cls).parameters.items()}
+  assert all(kinds[f] is inspect.Parameter.KEYWORD_ONLY for f in layer_fields)
+  assert {f for f, k in kinds.items() if k is inspect.Parameter.KEYWORD_ONLY} == set(layer_fields)
+  with pytest.raises(ValueError, match="`conv_impl`"):
+    cls(conv_impl="cudnn", **kwargs)
+  for layers in ({}, {"conv_impl": "im2col"}, {"conv_impl": "xla"}, {"conv": nn.Conv}):
+    params = _abstract_params(cls(**kwargs, **layers), shape)
+    assert set(params) == names, layers
+
+
+@pytest.mark.parametrize("name", ["mnist_cnn", "cifar_cnn", "lenet5"])
+def test_the_pool_field_is_the_pool_used(name):
+  shape = CONV_MODELS[name][0]
+  pooled = []
+
+  def pool(x):
+    pooled.append(x.shape)
+    return nn.max_pool(x, (2, 2), strides=(2, 2))
+
+  _abstract_params(models.get_model(name, pool=pool), shape)
+  assert len(pooled) == {"mnist_cnn": 1, "cifar_cnn": 3, "lenet5": 2}[name]
 
 
 def test_count_params_counts_arrays_and_shapes():

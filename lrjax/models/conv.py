@@ -2,6 +2,8 @@
 
 The models take ``conv: ModuleDef`` and ``pool`` fields, as Flax's imagenet example
 does; ``None`` (the default) picks the layers fastest on the backend that runs them.
+`ConvLayers` / `ConvPoolLayers` hold those fields, their check and their resolution
+once, for every model that convolves.
 A configuration file or the command line cannot hold a class, so ``conv_impl`` names
 one of `CONVS` instead; ``"auto"`` is the per-backend default of `default_conv_impl`.
 Every convolution creates a ``kernel`` (kh, kw, cin, features) and ``bias`` under the
@@ -65,3 +67,53 @@ def resolve_pool(pool: Callable | None) -> Callable:
   is elementwise, fast on every backend, so it is the default everywhere.
   """
   return max_pool_2x2 if pool is None else pool
+
+
+class ConvLayers(nn.Module, kw_only=True):
+  """Base of a model whose convolution is injected: the ``conv`` / ``conv_impl`` fields.
+
+  The fields are keyword-only, so a subclass's own fields (``num_classes`` ...) keep
+  their positions in its constructor; `__post_init__` checks ``conv_impl``.
+
+  Attributes:
+    conv: the convolution class (`nn.Conv`'s signature); None: ``conv_impl``.
+    conv_impl: a name in `lrjax.models.conv.CONVS`, or "auto" (fastest on the backend).
+  """
+
+  conv: ModuleDef | None = None
+  conv_impl: str = "auto"
+
+  def __post_init__(self):
+    check_conv_impl(self.conv_impl)
+    super().__post_init__()
+
+  @nn.nowrap
+  def conv_layer(self) -> ModuleDef:
+    """The convolution class this model uses (`resolve_conv`)."""
+    return resolve_conv(self.conv, self.conv_impl)
+
+
+class ConvPoolLayers(ConvLayers, kw_only=True):
+  """`ConvLayers` plus the injected 2x2 / stride-2 max pool: the ``pool`` field.
+
+  Attributes:
+    pool: the 2x2 / stride-2 max pool; None: `lrjax.models.layers.max_pool_2x2`.
+
+  Example (a model of one's own that takes the layers as the built-in ones do):
+    >>> import flax.linen as nn
+    >>> class Tiny(ConvPoolLayers):
+    ...   features: int = 4
+    ...   @nn.compact
+    ...   def __call__(self, x, *, train: bool = False):
+    ...     conv, pool = self.layers()
+    ...     return pool(conv(features=self.features, kernel_size=(3, 3), name="conv1")(x))
+    >>> Tiny(8, conv_impl="im2col").conv_layer().__name__
+    'Im2ColConv'
+  """
+
+  pool: Callable | None = None
+
+  @nn.nowrap
+  def layers(self) -> tuple[ModuleDef, Callable]:
+    """``(conv, pool)``: the convolution class and pool this model uses."""
+    return self.conv_layer(), resolve_pool(self.pool)

@@ -11,38 +11,30 @@ parameters on 32x32x3 inputs.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import flax.linen as nn
 
 from lrjax import _validation
-from lrjax.models.conv import ModuleDef, check_conv_impl, resolve_conv, resolve_pool
+from lrjax.models.conv import ConvPoolLayers
 
 
-class LeNet5(nn.Module):
+class LeNet5(ConvPoolLayers):
   """LeNet-5 (ReLU, max pooling), NHWC in, logits out.
 
   Attributes:
     num_classes: size of the output layer.
-    conv: the convolution class (`nn.Conv`'s signature); None: ``conv_impl``.
-    conv_impl: a name in `lrjax.models.conv.CONVS`, or "auto" (fastest on the backend).
-    pool: the 2x2 / stride-2 max pool; None: `lrjax.models.layers.max_pool_2x2`.
+    conv, conv_impl, pool (keyword-only): the layers, see `ConvPoolLayers`.
   """
 
   num_classes: int = 10
-  conv: ModuleDef | None = None
-  conv_impl: str = "auto"
-  pool: Callable | None = None
 
   def __post_init__(self):
-    check_conv_impl(self.conv_impl)
     _validation.check_positive_int("num_classes", self.num_classes)
     super().__post_init__()
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
     del train  # no dropout, no batch statistics
-    conv, pool = resolve_conv(self.conv, self.conv_impl), resolve_pool(self.pool)
+    conv, pool = self.layers()
     for i, k in enumerate((6, 16), start=1):
       x = conv(features=k, kernel_size=(5, 5), padding="VALID", name=f"conv{i}")(x)
       x = pool(nn.relu(x))

@@ -7,15 +7,13 @@ initialisers (the report does not state any).
 
 from __future__ import annotations
 
-from typing import Callable
-
 import flax.linen as nn
 
 from lrjax import _validation
-from lrjax.models.conv import ModuleDef, check_conv_impl, resolve_conv, resolve_pool
+from lrjax.models.conv import ConvPoolLayers
 
 
-class MnistCNN(nn.Module):
+class MnistCNN(ConvPoolLayers):
   """The report's MNIST model: ``d20, f3380-128, ReLU, f128-10, Softmax``.
 
   "d_k denotes a 3x3 Convolution-Maxpooling-ReLU layer with k filters, stride 1, and
@@ -25,25 +23,19 @@ class MnistCNN(nn.Module):
 
   Attributes:
     num_classes: size of the output layer (10 in the report).
-    conv: the convolution class (`nn.Conv`'s signature); None: ``conv_impl``.
-    conv_impl: a name in `lrjax.models.conv.CONVS`, or "auto" (fastest on the backend).
-    pool: the 2x2 / stride-2 max pool; None: `lrjax.models.layers.max_pool_2x2`.
+    conv, conv_impl, pool (keyword-only): the layers, see `ConvPoolLayers`.
   """
 
   num_classes: int = 10
-  conv: ModuleDef | None = None
-  conv_impl: str = "auto"
-  pool: Callable | None = None
 
   def __post_init__(self):
-    check_conv_impl(self.conv_impl)
     _validation.check_positive_int("num_classes", self.num_classes)
     super().__post_init__()
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
     del train  # no dropout, no batch statistics
-    conv, pool = resolve_conv(self.conv, self.conv_impl), resolve_pool(self.pool)
+    conv, pool = self.layers()
     x = conv(features=20, kernel_size=(3, 3), padding="VALID", name="conv1")(x)
     x = pool(x)
     x = nn.relu(x)
@@ -52,7 +44,7 @@ class MnistCNN(nn.Module):
     return nn.Dense(self.num_classes, name="fc2")(x)
 
 
-class CifarCNN(nn.Module):
+class CifarCNN(ConvPoolLayers):
   """The report's CIFAR-10 model: ``d16, d32, d64, Dropout, f1024-500, Elu, Dropout,
   f500-10``.
 
@@ -67,26 +59,20 @@ class CifarCNN(nn.Module):
     num_classes: size of the output layer (10 in the report).
     dropout_rate: rate of both dropouts (active only with ``train=True``, using the
       'dropout' rng).
-    conv: the convolution class (`nn.Conv`'s signature); None: ``conv_impl``.
-    conv_impl: a name in `lrjax.models.conv.CONVS`, or "auto" (fastest on the backend).
-    pool: the 2x2 / stride-2 max pool; None: `lrjax.models.layers.max_pool_2x2`.
+    conv, conv_impl, pool (keyword-only): the layers, see `ConvPoolLayers`.
   """
 
   num_classes: int = 10
   dropout_rate: float = 0.25
-  conv: ModuleDef | None = None
-  conv_impl: str = "auto"
-  pool: Callable | None = None
 
   def __post_init__(self):
-    check_conv_impl(self.conv_impl)
     _validation.check_positive_int("num_classes", self.num_classes)
     _validation.check_in_range("dropout_rate", self.dropout_rate, 0.0, 1.0, high_open=True)
     super().__post_init__()
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
-    conv, pool = resolve_conv(self.conv, self.conv_impl), resolve_pool(self.pool)
+    conv, pool = self.layers()
     for i, k in enumerate((16, 32, 64), start=1):
       x = conv(features=k, kernel_size=(3, 3), padding="SAME", name=f"conv{i}")(x)
       x = pool(nn.elu(x))

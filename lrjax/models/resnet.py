@@ -23,7 +23,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from lrjax import _validation
-from lrjax.models.conv import ModuleDef, check_conv_impl, resolve_conv
+from lrjax.models.conv import ConvLayers, ModuleDef
 
 NORMS = ("batch", "group", "none")
 
@@ -71,7 +71,7 @@ class BasicBlock(nn.Module):
     return nn.relu(x + y)
 
 
-class ResNet18(nn.Module):
+class ResNet18(ConvLayers):
   """CIFAR ResNet-18, NHWC in, logits out.
 
   With ``norm="batch"`` the running statistics live in the 'batch_stats' collection:
@@ -87,8 +87,7 @@ class ResNet18(nn.Module):
     stage_sizes: BasicBlocks per stage ((2, 2, 2, 2) for ResNet-18).
     norm: "batch" (BatchNorm, as in ResNet), "group" (GroupNorm, gcd(32, C) groups,
       no running statistics) or "none" (convolutions then get a bias).
-    conv: the convolution class (`nn.Conv`'s signature); None: ``conv_impl``.
-    conv_impl: a name in `lrjax.models.conv.CONVS`, or "auto" (fastest on the backend).
+    conv, conv_impl (keyword-only): the convolution, see `ConvLayers`.
   """
 
   num_classes: int = 10
@@ -97,11 +96,8 @@ class ResNet18(nn.Module):
   num_filters: int = 64
   stage_sizes: Sequence[int] = (2, 2, 2, 2)
   norm: str = "batch"
-  conv: ModuleDef | None = None
-  conv_impl: str = "auto"
 
   def __post_init__(self):
-    check_conv_impl(self.conv_impl)
     _validation.check_positive_int("num_classes", self.num_classes)
     _validation.check_in_range("dropout_rate", self.dropout_rate, 0.0, 1.0, high_open=True)
     _validation.check_positive_int("num_filters", self.num_filters)
@@ -115,7 +111,7 @@ class ResNet18(nn.Module):
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
-    conv = resolve_conv(self.conv, self.conv_impl)
+    conv = self.conv_layer()
     x = conv(features=self.num_filters, kernel_size=(3, 3), strides=1, padding=1,
              use_bias=self.norm == "none", name="stem_conv")(x)
     x = nn.relu(_norm(self.norm, train, "stem_norm")(x))

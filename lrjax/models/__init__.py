@@ -10,7 +10,8 @@ from lrjax import _extras
 
 _extras.require_train("lrjax.models")
 
-from lrjax.models.conv import CONV_IMPLS, CONVS, default_conv_impl
+from lrjax.models.conv import (CONV_IMPLS, CONVS, ConvLayers, ConvPoolLayers,
+                               default_conv_impl)
 from lrjax.models.cost import count_params, flops_per_example
 from lrjax.models.im2col import Im2ColConv
 from lrjax.models.layers import Conv, max_pool_2x2
@@ -22,7 +23,7 @@ from lrjax.models.resnet import BasicBlock, ResNet18
 
 __all__ = [
     "MnistCNN", "CifarCNN", "LeNet5", "ResNet18", "BasicBlock",
-    "LinearRegression", "LogisticRegression", "Im2ColConv", "Conv", "max_pool_2x2", "CONV_IMPLS", "CONVS",
-    "default_conv_impl",
+    "LinearRegression", "LogisticRegression", "Im2ColConv", "Conv", "max_pool_2x2",
+    "CONV_IMPLS", "CONVS", "ConvLayers", "ConvPoolLayers", "default_conv_impl",
     "MODELS", "get_model", "count_params", "flops_per_example",
 ]

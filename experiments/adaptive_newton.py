@@ -420,8 +420,7 @@ def parse_args(argv=None):
   p.add_argument("--no-restart", action="store_true", help="skip section 5.1")
   p.add_argument("--no-reference", action="store_true",
                  help="skip Adam / DoG / Prodigy / Mechanic")
-  p.add_argument("--test-size", type=int, default=None,
-                 help="validation/test examples kept (random subset)")
+  # --test-size: experiments/common.py's shared flags
   p.add_argument("--lenet-train-size", type=int, default=None,
                  help="CIFAR-10 training examples for LeNet (random subset)")
   return p.parse_args(argv)

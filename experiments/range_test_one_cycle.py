@@ -172,8 +172,7 @@ def parse_args(argv=None):
   p.add_argument("--cycle-train-size", type=int, default=None,
                  help="CIFAR-10 training examples of the one-cycle comparison")
   p.add_argument("--weight-decay", type=float, default=1e-4)
-  p.add_argument("--test-size", type=int, default=None,
-                 help="validation/test examples kept (random subset; default all)")
+  # --test-size: experiments/common.py's shared flags
   p.add_argument("--model", default=None,
                  help="one model for every dataset (default: mnist_cnn / cifar_cnn)")
   args = p.parse_args(argv)

@@ -109,7 +109,7 @@ def test_results_files_roundtrip(four_variant_sweep, tmp_path):
   np.testing.assert_allclose(loaded["history"]["valid_acc"],
                              four_variant_sweep.history["valid_acc"])
   rows = paths["csv"].read_text().strip().splitlines()
-  assert len(rows) == 1 + 3 * 4
+  assert len(rows) == 1 + 4 * 4  # header, the untrained model (epoch 0), epochs 1-3
   assert "| seq1 epoch |" in paths["markdown"].read_text()
   json.loads(paths["json"].read_text())  # strict JSON (no NaN literals)
   assert "NaN" not in paths["json"].read_text()

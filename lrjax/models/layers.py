@@ -8,7 +8,8 @@ scanned epoch compiles to:
 * `Conv`: a convolution with a custom VJP that writes the input gradient as a
   convolution in the canonical layout (input batch-spatial-feature, kernel
   spatial-in-out), the only layout XLA:CPU sends to its fast convolution library, and
-  the kernel gradient as matrix products (one per kernel tap, batched).  JAX's own
+  the kernel gradient as one matrix product of the input's taps with the output
+  gradient (`_kernel_grad`).  JAX's own
   transpose rules give the kernel gradient a transposed layout; XLA:CPU's
   convolution-canonicalization pass, which would fix that, visits only the entry
   computation, not a while-loop body, so inside `lax.scan` that convolution falls to the
@@ -32,6 +33,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 _CANONICAL = ("NHWC", "HWIO", "NHWC")
@@ -78,10 +80,9 @@ def _conv2d_fwd(x, kernel, strides, padding):
 
 def _conv2d_bwd(strides, padding, residuals, g):
   x, kernel = residuals
-  kh, kw, cin, cout = kernel.shape
-  (pt, pb), (pl, pr) = padding
+  kh, kw = kernel.shape[:2]
+  (pt, _), (pl, _) = padding
   h, w = x.shape[1:3]
-  n, ho, wo = g.shape[:3]
   gd = _dilate(g, strides)  # (N, (Ho-1)*sh+1, (Wo-1)*sw+1, Cout): now a stride-1 problem
   hd, wd = gd.shape[1:3]
   # Input gradient: the full correlation of g with the flipped, in/out-swapped kernel.
@@ -95,23 +96,53 @@ def _conv2d_bwd(strides, padding, residuals, g):
 
 
 def _kernel_grad(x, g, kernel_shape, strides, padding):
-  """dk[i, j, c, o] = sum_{n,h,w} xpad[n, sh*h+i, sw*w+j, c] g[n, h, w, o]."""
+  """dk[i, j, c, o] = sum_{n,h,w} xpad[n, sh*h+i, sw*w+j, c] g[n, h, w, o].
+
+  One matrix product: the taps matrix (kh*kw*Cin, N*Ho*Wo), row (i, j, c) the strided
+  window of tap (i, j) of channel c, times g as (N*Ho*Wo, Cout).  Not a convolution
+  (with the batch as the feature axis, its 16x16 "kernel" for CIFAR conv2 ran at about
+  10 GFLOP/s inside a scan).  How the taps matrix is built decides the compile time:
+
+  * Cin > 1: one gather of the kh*kw windows of the (Cin, N, Hp, Wp)-transposed input,
+    which XLA:CPU fuses with the padding and the transpose into a single loop writing
+    the matrix.  Stacking kh*kw strided slices instead (the previous code) costs
+    kh*kw + 2 kernels per convolution: XLA:CPU does not fuse a concatenate of more than
+    8 operands, so each slice, the concatenate and the transposing copy are compiled
+    apart.
+  * Cin == 1: the input is already (1, N*Hp*Wp), no transpose is needed, and the
+    stacked slices are plain strided copies, faster than the gather's per-element
+    indexing (the MNIST CNN's kernel gradient: 1.5x faster alone in a scan).
+
+  Measured on the shared 2-core CPU, loaded (benchmarks/conv_grad_benchmark.py --forms
+  stack current --compiles 7 --rounds 15 --steps 10: interleaved, medians), stacked
+  slices everywhere -> this: the training-step gradient compiles in 3.7 -> 2.5 s
+  (CIFAR-10 CNN) and 11.6 -> 5.7 s (ResNet-18); the MNIST CNN's program is unchanged.
+  The scanned CIFAR-10 training step takes 1.03x / 1.00x / 0.80x the time (median of
+  per-round ratios / ratio of medians / of minima: equal within the machine's noise);
+  its kernel gradients alone, in a scan, 0.83-0.96x.  Also tried: one dot per tap
+  (compiles slower), `lax.conv_general_dilated_patches` (a grouped convolution, step
+  1.5x slower), `lax.map` over the taps (no compile gain), concatenates of at most 8
+  taps (the fastest kernel gradient, 0.7x, but compiles only 10-20% faster).
+  """
   kh, kw, cin, cout = kernel_shape
   (pt, pb), (pl, pr) = padding
   n, ho, wo = g.shape[:3]
-  # One matrix product per tap (i, j), batched over the taps.  The taps are stacked on
-  # a new leading axis (contiguous copies), not concatenated along the channels (an
-  # im2col matrix, written with a stride of Cin floats, 1.2x slower for CIFAR-10).  On
-  # the 2-core CPU this made the whole scanned training step 1.18x faster for the
-  # CIFAR-10 CNN and 1.29x for the MNIST CNN (interleaved A/B, medians) than the
-  # previous kernel gradient, a convolution with the batch as the feature axis, whose
-  # 16x16 "kernel" (CIFAR conv2) XLA:CPU ran at about 10 GFLOP/s.
-  xpad = jnp.pad(x, ((0, 0), (pt, max(pb, 0)), (pl, max(pr, 0)), (0, 0)))
   sh, sw = strides
-  taps = jnp.stack([xpad[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw, :]
-                    for i in range(kh) for j in range(kw)])  # (kh*kw, N, Ho, Wo, Cin)
-  dk = jnp.einsum("tkc,ko->tco", taps.reshape(kh * kw, n * ho * wo, cin),
-                  g.reshape(n * ho * wo, cout))
+  xpad = jnp.pad(x, ((0, 0), (pt, max(pb, 0)), (pl, max(pr, 0)), (0, 0)))
+  hd, wd = sh * (ho - 1) + 1, sw * (wo - 1) + 1  # the extent of one tap's window
+  if cin == 1:
+    taps = jnp.stack([xpad[:, i:i + hd:sh, j:j + wd:sw, 0]
+                      for i in range(kh) for j in range(kw)])  # (kh*kw, N, Ho, Wo)
+  else:
+    xt = jnp.transpose(xpad, (3, 0, 1, 2))  # (Cin, N, Hp, Wp)
+    starts = np.stack(np.meshgrid(np.arange(kh), np.arange(kw), indexing="ij"), -1)
+    dims = lax.GatherDimensionNumbers(offset_dims=(1, 2, 3, 4), collapsed_slice_dims=(),
+                                      start_index_map=(2, 3))
+    windows = lax.gather(xt, starts.reshape(kh * kw, 2).astype(np.int32), dims,
+                         slice_sizes=(cin, n, hd, wd),
+                         mode=lax.GatherScatterMode.PROMISE_IN_BOUNDS)
+    taps = windows[..., ::sh, ::sw]  # (kh*kw, Cin, N, Ho, Wo)
+  dk = jnp.dot(taps.reshape(kh * kw * cin, n * ho * wo), g.reshape(n * ho * wo, cout))
   return dk.reshape(kh, kw, cin, cout)
 
 

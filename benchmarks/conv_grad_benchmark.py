@@ -9,7 +9,8 @@ For each formulation (``--forms``) this script measures, in one process:
   compile: seconds of ``jax.jit(grad).lower(...).compile()`` of the training-step
     gradient of MnistCNN, CifarCNN and ResNet18 (batch ``--batch``), a fresh closure and
     `jax.clear_caches()` before each, the median of ``--compiles`` compiles, the
-    formulations interleaved (compile k of every form, then compile k + 1);
+    formulations interleaved (compile k of every form, then compile k + 1), and the
+    median of the per-round ratios to the first form's;
   runtime: one compiled ``lax.scan`` of ``--steps`` SGD steps (MnistCNN, CifarCNN),
     timed in ``--rounds`` interleaved rounds (round r runs every form once); medians, and
     each form's time over the first form's: the median of the per-round ratios (the
@@ -17,7 +18,7 @@ For each formulation (``--forms``) this script measures, in one process:
     the spread between these three is the noise).
 
 The formulation is swapped by replacing `layers._kernel_grad` while tracing; ``current``
-is lrjax's own (`hybrid` when this was written), ``stack`` the code before it.
+is lrjax's own, ``stack`` the code before it.
 
   python benchmarks/conv_grad_benchmark.py                       # stack vs current
   python benchmarks/conv_grad_benchmark.py --forms stack current --compiles 7 --rounds 15 --steps 10
@@ -277,7 +278,9 @@ def check_equal(forms, batch=4):
   """Every formulation gives the kernel gradient of the first (CIFAR shapes + strides)."""
   rng = np.random.default_rng(0)
   for (h, cin), k, s, pad in [((9, 3), 3, 1, ((1, 1), (1, 1))), ((9, 3), 3, 2, ((1, 1), (1, 1))),
-                               ((8, 4), 1, 2, ((0, 0), (0, 0))), ((7, 2), 3, 1, ((2, 1), (0, 2)))]:
+                               ((8, 4), 1, 2, ((0, 0), (0, 0))), ((7, 2), 3, 1, ((2, 1), (0, 2))),
+                               ((9, 16), 3, 2, ((1, 1), (1, 1))), ((7, 8), 3, 1, ((2, 1), (0, 2))),
+                               ((9, 1), 3, 2, ((0, 1), (1, 0)))]:
     x = jnp.asarray(rng.normal(size=(batch, h, h, cin)), jnp.float32)
     kernel = jnp.zeros((k, k, cin, 5), jnp.float32)
     out = layers._conv(x, kernel, (s, s), pad)
@@ -310,11 +313,15 @@ def main():
       for _ in range(args.compiles):
         for f in args.forms:
           times[f].append(compile_seconds(name, FORMS[f], args.batch))
+      base = args.forms[0]
       for f in args.forms:
         lower = statistics.median(t[0] for t in times[f])
         comp = statistics.median(t[1] for t in times[f])
-        results["compile"].setdefault(name, {})[f] = {"lower_s": lower, "compile_s": comp}
+        ratio = statistics.median(t[1] / b[1] for t, b in zip(times[f], times[base]))
+        results["compile"].setdefault(name, {})[f] = {"lower_s": lower, "compile_s": comp,
+                                                      f"compile_over_{base}": ratio}
         print(f"compile {name:10s} {f:10s} lower {lower:6.3f} s  compile {comp:6.3f} s  "
+              f"/ {base}: {ratio:.3f} (median of per-round ratios)  "
               f"(all: {', '.join(f'{t[1]:.2f}' for t in times[f])})", flush=True)
   if not args.no_runtime:
     for name in args.models:

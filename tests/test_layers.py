@@ -17,12 +17,16 @@ from lrjax.models import layers
 # and ResNet-18 (stride-2 3x3 and 1x1 projections), odd sizes, explicit pads.
 CONV_CASES = [
     ((9, 9, 1), (3, 3), 1, "VALID"),
+    ((9, 9, 1), (3, 3), 2, ((0, 1), (1, 0))),
     ((8, 8, 3), (3, 3), 1, "SAME"),
     ((10, 10, 2), (5, 5), 1, "VALID"),
     ((8, 8, 3), (3, 3), 2, 1),
     ((9, 8, 3), (3, 3), 2, "SAME"),
     ((8, 8, 4), (1, 1), 2, "VALID"),
     ((7, 7, 3), (3, 3), 1, ((2, 1), (0, 2))),
+    # Cin >= 8: the kernel gradient's gather path (layers._GATHER_MIN_CIN).
+    ((9, 9, 8), (3, 3), 2, "SAME"),
+    ((7, 7, 8), (3, 3), 1, ((2, 1), (0, 2))),
 ]
 CONVS = [layers.Conv, models.Im2ColConv]
 
@@ -59,8 +63,9 @@ def test_conv_equals_flax_conv_values_and_gradients(conv, shape, kernel, strides
     np.testing.assert_allclose(dp_mine[name], dp_ref[name], rtol=1e-4, atol=1e-4)
 
 
-def test_conv_gradients_under_vmap_and_inside_scan():
-  x = _x((8, 8, 3), n=4)
+@pytest.mark.parametrize("cin", [3, 8])  # both ways of building the kernel gradient
+def test_conv_gradients_under_vmap_and_inside_scan(cin):
+  x = _x((8, 8, cin), n=4)
   ref, mine = nn.Conv(4, (3, 3)), layers.Conv(4, (3, 3))
   stacked = jax.vmap(lambda k: ref.init(k, x))(jax.random.split(jax.random.PRNGKey(0), 3))
 
@@ -72,7 +77,7 @@ def test_conv_gradients_under_vmap_and_inside_scan():
       def body(p, xb):
         g = jax.grad(loss)(p, xb)
         return jax.tree.map(lambda a, b: a - 0.1 * b, p, g), None
-      return jax.lax.scan(body, params, x.reshape(2, 2, 8, 8, 3))[0]
+      return jax.lax.scan(body, params, x.reshape(2, 2, 8, 8, cin))[0]
 
     return jax.jit(jax.vmap(epoch))(stacked["params"])
 

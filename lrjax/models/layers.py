@@ -8,7 +8,8 @@ scanned epoch compiles to:
 * `Conv`: a convolution with a custom VJP that writes the input gradient as a
   convolution in the canonical layout (input batch-spatial-feature, kernel
   spatial-in-out), the only layout XLA:CPU sends to its fast convolution library, and
-  the kernel gradient as matrix products (one per kernel tap, batched).  JAX's own
+  the kernel gradient as one matrix product of the input's taps with the output
+  gradient (`_kernel_grad`).  JAX's own
   transpose rules give the kernel gradient a transposed layout; XLA:CPU's
   convolution-canonicalization pass, which would fix that, visits only the entry
   computation, not a while-loop body, so inside `lax.scan` that convolution falls to the
@@ -32,6 +33,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 _CANONICAL = ("NHWC", "HWIO", "NHWC")
@@ -78,10 +80,9 @@ def _conv2d_fwd(x, kernel, strides, padding):
 
 def _conv2d_bwd(strides, padding, residuals, g):
   x, kernel = residuals
-  kh, kw, cin, cout = kernel.shape
-  (pt, pb), (pl, pr) = padding
+  kh, kw = kernel.shape[:2]
+  (pt, _), (pl, _) = padding
   h, w = x.shape[1:3]
-  n, ho, wo = g.shape[:3]
   gd = _dilate(g, strides)  # (N, (Ho-1)*sh+1, (Wo-1)*sw+1, Cout): now a stride-1 problem
   hd, wd = gd.shape[1:3]
   # Input gradient: the full correlation of g with the flipped, in/out-swapped kernel.
@@ -90,21 +91,77 @@ def _conv2d_bwd(strides, padding, residuals, g):
   pad_in = ((lo_h, h + kh - 1 - hd - lo_h), (lo_w, w + kw - 1 - wd - lo_w))
   flipped = jnp.swapaxes(kernel[::-1, ::-1], 2, 3)  # (kh, kw, Cout, Cin)
   dx = _conv(gd, flipped, (1, 1), pad_in)
-  # Kernel gradient: dk[i, j, c, o] = sum_{n,h,w} xpad[n, sh*h+i, sw*w+j, c] g[n, h, w, o],
-  # one matrix product per tap (i, j), batched over the taps.  The taps are stacked on
-  # a new leading axis (contiguous copies), not concatenated along the channels (an
-  # im2col matrix, written with a stride of Cin floats, 1.2x slower for CIFAR-10).  On
-  # the 2-core CPU this made the whole scanned training step 1.18x faster for the
-  # CIFAR-10 CNN and 1.29x for the MNIST CNN (interleaved A/B, medians) than the
-  # previous kernel gradient, a convolution with the batch as the feature axis, whose
-  # 16x16 "kernel" (CIFAR conv2) XLA:CPU ran at about 10 GFLOP/s.
-  xpad = jnp.pad(x, ((0, 0), (pt, max(pb, 0)), (pl, max(pr, 0)), (0, 0)))
+  dk = _kernel_grad(x, g, kernel.shape, strides, padding)
+  return dx.astype(x.dtype), dk.astype(kernel.dtype)
+
+
+# XLA:CPU fuses a concatenate of at most this many operands (cpu_instruction_fusion.cc).
+_MAX_FUSED_CONCAT = 8
+# From this many input channels on, the taps matrix is built by one gather.
+_GATHER_MIN_CIN = 8
+
+
+def _kernel_grad(x, g, kernel_shape, strides, padding):
+  """dk[i, j, c, o] = sum_{n,h,w} xpad[n, sh*h+i, sw*w+j, c] g[n, h, w, o].
+
+  Matrix products of the taps matrix (kh*kw*Cin, N*Ho*Wo), row (i, j, c) the strided
+  window of tap (i, j) of channel c, with g as (N*Ho*Wo, Cout).  Not a convolution
+  (with the batch as the feature axis, its 16x16 "kernel" for CIFAR conv2 ran at about
+  10 GFLOP/s inside a scan).  How the taps matrix is built decides the compile time
+  (XLA:CPU compiles each fused kernel apart) and the speed:
+
+  * Cin >= 8: one gather of the kh*kw windows of the (Cin, N, Hp, Wp)-transposed input,
+    which XLA:CPU fuses with the padding and the transpose into a single loop writing
+    the matrix.  Stacking the kh*kw strided slices (the previous code) costs kh*kw + 2
+    kernels: XLA:CPU does not fuse a concatenate of more than 8 operands, so each slice,
+    the concatenate and the transposing copy are compiled apart.
+  * 1 < Cin < 8: the gather's per-element indexing is slow for a few channels and many
+    pixels (CIFAR conv1: 1.8x the stacked slices' time), so the slices of the transposed
+    input are concatenated in groups of at most 8 (each group one fused loop and one
+    product: CIFAR conv1's kernel gradient 0.7x the stacked slices' time).
+  * Cin == 1: no transpose is needed and the stacked slices are plain strided copies
+    (one product; faster here than both of the above).
+
+  Measured on the shared, loaded 2-core CPU (benchmarks/conv_grad_benchmark.py --forms
+  stack current hybrid --compiles 5 --rounds 21 --steps 10: interleaved, medians),
+  stacked slices everywhere -> this: the training-step gradient compiles in 0.8x the
+  time for the CIFAR-10 CNN (3.4 -> 2.9 s) and 0.48x for ResNet-18 (9.2 -> 4.5 s); the
+  MNIST CNN's program is unchanged.  The CIFAR-10 CNN's kernel gradients alone, in a
+  scan, take 0.68x the time; its whole scanned training step 0.92x (median of per-round
+  ratios; identical programs differ by up to 5% here).  The gather for every Cin > 1
+  (``hybrid``) compiles CIFAR-10 in 0.7x, but its conv1 kernel gradient takes 1.8x and
+  the whole step measured 1.02-1.03x in three runs of four.  Also tried: one dot per
+  tap (compiles slower), `lax.conv_general_dilated_patches` (a grouped convolution,
+  step 1.5x slower), `lax.map` over the taps (no compile gain).
+  """
+  kh, kw, cin, cout = kernel_shape
+  (pt, pb), (pl, pr) = padding
+  n, ho, wo = g.shape[:3]
   sh, sw = strides
-  taps = jnp.stack([xpad[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw, :]
-                    for i in range(kh) for j in range(kw)])  # (kh*kw, N, Ho, Wo, Cin)
-  dk = jnp.einsum("tkc,ko->tco", taps.reshape(kh * kw, n * ho * wo, cin),
-                  g.reshape(n * ho * wo, cout))
-  return dx.astype(x.dtype), dk.reshape(kh, kw, cin, cout).astype(kernel.dtype)
+  xpad = jnp.pad(x, ((0, 0), (pt, max(pb, 0)), (pl, max(pr, 0)), (0, 0)))
+  xt = jnp.transpose(xpad, (3, 0, 1, 2))  # (Cin, N, Hp, Wp)
+  hd, wd = sh * (ho - 1) + 1, sw * (wo - 1) + 1  # the extent of one tap's window
+  g2 = g.reshape(n * ho * wo, cout)
+  if cin >= _GATHER_MIN_CIN:
+    starts = np.stack(np.meshgrid(np.arange(kh), np.arange(kw), indexing="ij"), -1)
+    dims = lax.GatherDimensionNumbers(offset_dims=(1, 2, 3, 4), collapsed_slice_dims=(),
+                                      start_index_map=(2, 3))
+    windows = lax.gather(xt, starts.reshape(kh * kw, 2).astype(np.int32), dims,
+                         slice_sizes=(cin, n, hd, wd),
+                         mode=lax.GatherScatterMode.PROMISE_IN_BOUNDS)
+    taps = windows[..., ::sh, ::sw]  # (kh*kw, Cin, N, Ho, Wo)
+    dk = jnp.dot(taps.reshape(kh * kw * cin, n * ho * wo), g2)
+  else:
+    taps = [(i, j) for i in range(kh) for j in range(kw)]
+    groups = ([range(len(taps))] if cin == 1 else
+              np.array_split(np.arange(len(taps)), -(-len(taps) // _MAX_FUSED_CONCAT)))
+    parts = []
+    for group in groups:
+      rows = lax.concatenate([xt[:, :, i:i + hd:sh, j:j + wd:sw]
+                              for i, j in (taps[t] for t in group)], 0)  # (len*Cin, N, Ho, Wo)
+      parts.append(jnp.dot(rows.reshape(len(group) * cin, n * ho * wo), g2))
+    dk = parts[0] if len(parts) == 1 else lax.concatenate(parts, 0)
+  return dk.reshape(kh, kw, cin, cout)
 
 
 conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)

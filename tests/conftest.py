@@ -1,15 +1,35 @@
-"""Shared test fixtures: small generated data, never the shared datasets."""
+"""Shared test fixtures: small generated data, never the shared datasets.
 
+Also the suite's compile settings (tests are mostly XLA compile time on a CPU, each on
+small models and data):
+
+* XLA's CPU backend at optimization level 0 (``--xla_backend_optimization_level=0``,
+  unless XLA_FLAGS already sets a level): LLVM's optimizations are most of a CPU
+  compile, and these programs run for milliseconds.  A third to a half less CPU time
+  on the compile-bound files; the few run-bound ones (tests/test_benchmark.py) run
+  slower.  ``XLA_FLAGS=--xla_backend_optimization_level=2 pytest`` tests XLA's default.
+* XLA's persistent compilation cache in a fresh per-session folder: many tests build
+  the same programs again (a new closure per `lrjax.sweep` call, so `jax.jit`'s
+  in-memory cache misses); the persistent cache keys on the compiled program itself,
+  so the second build is a load.  Exported through the environment, so the command
+  lines the tests start in subprocesses load what this process compiled.  Nothing is
+  kept between runs, and no test sees another run's cache.
+"""
+
+import os
 import tempfile
 
-import jax
-import pytest
+_OPT_LEVEL = "--xla_backend_optimization_level"
+if _OPT_LEVEL not in os.environ.get("XLA_FLAGS", ""):
+  # Read when the CPU backend starts (the first computation, after this file is loaded).
+  os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_OPT_LEVEL}=0".strip()
+os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="lrjax_tests_xla_")
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 
-# Many tests build the same programs again (a new closure per `lrjax.sweep` call, so
-# `jax.jit`'s in-memory cache misses); XLA's persistent cache keys on the compiled
-# program itself, so the second build is a load.  A fresh folder per session: nothing
-# is kept between runs, and no test sees another run's cache.
-jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="lrjax_tests_xla_"))
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 

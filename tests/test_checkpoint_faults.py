@@ -354,6 +354,7 @@ def _shared_tmp() -> Path:
 def _run_unprivileged(mode: str, folder: Path, out: Path) -> dict:
   env = dict(os.environ, PYTHONPATH=str(REPO), HOME=str(folder.parent),
              MPLCONFIGDIR=str(folder.parent / "mpl"), JAX_PLATFORMS="cpu")
+  env.pop("JAX_COMPILATION_CACHE_DIR", None)  # conftest's cache is root's only
   t0 = time.perf_counter()
   proc = subprocess.run([sys.executable, "-c", _DROP_AND_RUN, mode, str(folder), str(out)],
                         env=env, capture_output=True, text=True, timeout=600)

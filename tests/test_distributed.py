@@ -42,7 +42,9 @@ TIMEOUT_S = 300
 def _env(cache: Path | None = None) -> dict:
   env = dict(os.environ, JAX_PLATFORMS="cpu",
              PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-  env.pop("XLA_FLAGS", None)  # one device per process
+  # One device per process: no device-count flag (conftest's other XLA flags kept).
+  env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
+                              if "device_count" not in f)
   if cache is not None:  # the 2-process runs compile the same programs once
     env.update(JAX_COMPILATION_CACHE_DIR=str(cache),
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",

@@ -141,19 +141,27 @@ print(json.dumps(out))
 SHARDED_CASES = [(8, {"0": (8, 1), "1": (8, 1)}), (2, {"2": (2, 3), "0": (6, 1)})]
 
 
+@pytest.fixture(scope="module")
+def one_device_alone(blobs):
+  """The sharded runs' sweep on this process's one device, one variant per call (shared
+  by both cases: only read)."""
+  variants = tuple(Variant(f"v{i}", "seq" + str(1 + i % 4), "epoch", 0.1 * (1 + i), seed=i % 2)
+                   for i in range(6))
+  return run_sweep(SweepConfig(model="logistic", variants=variants, epochs=2, batch_size=32,
+                               variants_per_call=1), blobs, progress=False)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("devices, expected", SHARDED_CASES, ids=["8-devices", "2-devices"])
-def test_sharded_path_compiles_once_and_equals_one_device(blobs, devices, expected):
-  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-             JAX_PLATFORMS="cpu")
+def test_sharded_path_compiles_once_and_equals_one_device(one_device_alone, devices,
+                                                          expected):
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=" ".join([  # + conftest's flags
+      os.environ.get("XLA_FLAGS", ""), f"--xla_force_host_platform_device_count={devices}"]))
   proc = subprocess.run([sys.executable, "-c", _SHARDED, str(devices), *expected],
                         env=env, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   out = json.loads(proc.stdout.strip().splitlines()[-1])
-  variants = tuple(Variant(f"v{i}", "seq" + str(1 + i % 4), "epoch", 0.1 * (1 + i), seed=i % 2)
-                   for i in range(6))
-  alone = run_sweep(SweepConfig(model="logistic", variants=variants, epochs=2, batch_size=32,
-                                variants_per_call=1), blobs, progress=False)
+  alone = one_device_alone
   for per_call, (chunk, calls) in expected.items():
     plan = out[per_call]["plan"]
     assert (plan["variants_per_call"], plan["calls_per_epoch"]) == (chunk, calls)

@@ -154,6 +154,10 @@ def test_batch_larger_than_training_set_is_refused(blobs):
     run_sweep(_config(FOUR[:1], batch_size=10**6), blobs, progress=False)
 
 
+# The subprocess gets these variants by their repr (Variant is a plain dataclass).
+SHARDED_VARIANTS = tuple(
+    Variant(f"v{i}", "seq" + str(1 + i % 4), ("epoch", "cutoff", "oscillate")[i % 3],
+            0.1 * (1 + i)) for i in range(6))
 _SHARDED_SCRIPT = r"""
 import json, sys
 import jax, numpy as np
@@ -161,23 +165,25 @@ from lrjax import data
 from lrjax.train import SweepConfig, Variant, run_sweep
 assert jax.device_count() == int(sys.argv[1]), jax.devices()
 blobs = data.synthetic("tiny", num_train=640, num_test=200, seed=0)
-variants = tuple(Variant(f"v{i}", "seq" + str(1 + i % 4), ("epoch", "cutoff", "oscillate")[i % 3],
-                         0.1 * (1 + i)) for i in range(6))
-r = run_sweep(SweepConfig(model="logistic", variants=variants, epochs=2, batch_size=32),
-              blobs, progress=False)
+r = run_sweep(SweepConfig(model="logistic", variants=SHARDED_VARIANTS, epochs=2,
+                          batch_size=32), blobs, progress=False)
 print(json.dumps({"device": r.device, "valid_loss": r.history["valid_loss"].tolist()}))
 """
 
 
 @pytest.mark.slow
-def test_sharded_sweep_on_eight_host_devices_matches_one_device():
-  outs = {}
-  for count in (1, 8):
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={count}",
-               JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, "-c", _SHARDED_SCRIPT, str(count)], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    outs[count] = json.loads(proc.stdout.strip().splitlines()[-1])
-  assert outs[8]["device"] == "cpu x8"
-  np.testing.assert_allclose(outs[8]["valid_loss"], outs[1]["valid_loss"], rtol=1e-5)
+def test_sharded_sweep_on_eight_host_devices_matches_one_device(blobs):
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=" ".join([  # + conftest's flags
+      os.environ.get("XLA_FLAGS", ""), "--xla_force_host_platform_device_count=8"]))
+  script = (f"from lrjax.train import Variant\nSHARDED_VARIANTS = {SHARDED_VARIANTS!r}\n"
+            + _SHARDED_SCRIPT)
+  proc = subprocess.run([sys.executable, "-c", script, "8"], env=env,
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  sharded = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert sharded["device"] == "cpu x8"
+  # The one-device run in this process (the same data: `blobs`), not a second subprocess.
+  one = run_sweep(SweepConfig(model="logistic", variants=SHARDED_VARIANTS, epochs=2,
+                              batch_size=32), blobs, progress=False)
+  assert one.device == "cpu x1"
+  np.testing.assert_allclose(sharded["valid_loss"], one.history["valid_loss"], rtol=1e-5)

@@ -7,6 +7,7 @@ delete.  The unwritable-folder cases run in a subprocess without the privileges 
 root write anywhere.
 """
 
+import gc
 import json
 import os
 import re
@@ -108,6 +109,9 @@ def _orbax_restores(folder: Path, step: int) -> bool:
   try:
     return "states" in checkpointer.manager.restore(step)
   except Exception:  # pylint: disable=broad-except
+    # orbax leaves the failed read's coroutines behind; collect them now, inside the
+    # searching test (whose warning filter expects them), not in a later test.
+    gc.collect()
     return False
   finally:
     checkpointer.close()
@@ -156,7 +160,13 @@ FAULTS = {
 }
 
 
-@pytest.mark.parametrize("fault", list(FAULTS))
+# A failed read attempt of the search in _flip_silently leaves an unawaited coroutine.
+SEARCH_LEFTOVERS = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+@pytest.mark.parametrize("fault", [
+    pytest.param(f, marks=SEARCH_LEFTOVERS) if FAULTS[f][0] is _flip_silently else f
+    for f in FAULTS])
 def test_damaged_newest_step_falls_back_to_identical_results(fault, pristine, damaged, small,
                                                              capfd):
   reference, _ = pristine
@@ -182,6 +192,7 @@ def test_damaged_newest_step_falls_back_to_identical_results(fault, pristine, da
   _assert_same_results(again, reference)
 
 
+@SEARCH_LEFTOVERS
 def test_orbax_alone_reads_the_flipped_data_file_without_error(damaged):
   """Why the digest is needed: the silent case of the issue."""
   reference = ckpt.SweepCheckpointer(damaged, CONFIG.to_dict())

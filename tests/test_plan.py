@@ -99,6 +99,47 @@ def test_requested_plan_and_devices():
     _config(variants_per_call=-2)
 
 
+def test_cpu_calls_run_one_per_core(monkeypatch):
+  monkeypatch.setattr(plan_lib, "cpu_cores", lambda: 4)
+  assert plan_lib.make_plan(14, 1, backend="cpu").concurrent_calls == 4
+  assert plan_lib.make_plan(14, 5, backend="cpu").concurrent_calls == 3  # 3 calls
+  assert plan_lib.make_plan(14, backend="cpu", variant_bytes=30 * 2**20).concurrent_calls == 4
+  # One call per epoch, an accelerator, or the variants sharded over devices: one at a time.
+  assert plan_lib.make_plan(14, 14, backend="cpu").concurrent_calls == 1
+  assert plan_lib.make_plan(14, 1, backend="gpu").concurrent_calls == 1
+  assert plan_lib.make_plan(20, 3, backend="cpu", multiple=8).concurrent_calls == 1
+  monkeypatch.setattr(plan_lib, "cpu_cores", lambda: 1)
+  assert plan_lib.make_plan(14, 1, backend="cpu").concurrent_calls == 1
+  assert plan_lib.make_plan(3, 1, backend="cpu").to_dict()["concurrent_calls"] == 1
+
+
+def test_calls_side_by_side_equal_one_after_another(blobs):
+  """Threads running the chunks' calls at once give bit-identical states and metrics,
+  through the one compiled program."""
+  import dataclasses
+
+  from lrjax import models
+  data = epoch_lib.put_data(blobs)
+  ((spec, hyper, _),) = optimizers.group_variants(VARIANTS[:5])
+  runs = []
+  for at_once in (1, 3):
+    trainer = epoch_lib.GroupTrainer(models.get_model("mnist_cnn"), spec, hyper,
+                                     task="classification", batch_size=32,
+                                     eval_batch_size=100, variants_per_call=1)
+    trainer.plan = dataclasses.replace(trainer.plan, concurrent_calls=at_once)
+    state = trainer.init(data.train_x[:1])
+    trainer.compile(state, data)
+    epochs = []
+    for epoch in range(2):
+      state, metrics = trainer.run_epoch(state, data, epoch)
+      epochs.append(jax.device_get(metrics))
+    assert trainer._epoch_fn._cache_size() == 0  # never traced again: one compile
+    runs.append((jax.device_get(state), epochs))
+  (state_a, epochs_a), (state_b, epochs_b) = runs
+  jax.tree.map(np.testing.assert_array_equal, state_a, state_b)
+  jax.tree.map(np.testing.assert_array_equal, epochs_a, epochs_b)
+
+
 def test_eval_batch_per_backend():
   assert plan_lib.eval_batch_size(backend="cpu") == 200
   assert plan_lib.eval_batch_size(backend="gpu") == 1000

@@ -17,6 +17,7 @@ by field (`lrjax.train.readouts`).  `lrjax.sweep` (`lrjax.train.api`) drives it.
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 import zlib
 from typing import Any, Callable, NamedTuple, Sequence
@@ -345,9 +346,21 @@ class GroupTrainer:
     else:
       # The same compiled program for every chunk; the state stays one stacked tree (as
       # checkpoints store it), cut into chunks here and joined after.
-      outs = [fn(self.shard(self._chunk(state, c)), self.device_hyper[c],
-                 self.order_keys(epoch, c), data) for c in range(self.plan.num_calls)]
+      chunks = [self.shard(self._chunk(state, c)) for c in range(self.plan.num_calls)]
       del state
+
+      def call(c):
+        return fn(chunks[c], self.device_hyper[c], self.order_keys(epoch, c), data)
+
+      if self.plan.concurrent_calls > 1 and self._compiled is not None:
+        # Side by side, one per core (lrjax.train.plan): each thread waits for its own
+        # call, so the next one starts as soon as a core is free.  Only through the
+        # compiled program: jit's first trace must not run twice at once.
+        with concurrent.futures.ThreadPoolExecutor(self.plan.concurrent_calls) as pool:
+          outs = list(pool.map(lambda c: jax.block_until_ready(call(c)),
+                               range(self.plan.num_calls)))
+      else:
+        outs = [call(c) for c in range(self.plan.num_calls)]
       state, metrics = jax.tree.map(lambda *a: jnp.concatenate(a), *outs)
       state = self.shard(state)
     return state, jax.tree.map(lambda a: a[: self.num_variants], metrics)

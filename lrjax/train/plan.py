@@ -27,12 +27,21 @@ Which plan is fastest depends on the backend:
 
 The user overrides the rule with ``SweepConfig.variants_per_call`` (``lrjax sweep
 --variants-per-call``); the plan used is reported in the results.
+
+On a CPU the calls of an epoch also run side by side, one per core
+(``concurrent_calls``): XLA:CPU gets little from a second core on one small model's
+step (MNIST CNN: 4.5-5.2 ms per step on one core, 3.4-5.5 on two), so two one-variant
+calls at once do more.  14 report settings, MNIST CNN, 4,096 images, 2-core CPU, six
+interleaved rounds: 2.90 s per epoch with two calls at once, 3.38 s one after another
+(1.17x), the same numbers.  Each call is still the group's one compiled program; a
+call's results do not depend on what runs beside it (tested bit-equal).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 
 import jax
 from jax.extend import core as jex_core
@@ -50,11 +59,13 @@ class ExecutionPlan:
     num_variants: the group's real variants.
     chunk: variants trained by one compiled call.
     reason: why this chunk (printed in the results).
+    concurrent_calls: calls of an epoch run at once (threads; 1: one after another).
   """
 
   num_variants: int
   chunk: int
   reason: str
+  concurrent_calls: int = 1
 
   @property
   def num_calls(self) -> int:
@@ -68,7 +79,24 @@ class ExecutionPlan:
 
   def to_dict(self) -> dict:
     return {"num_variants": self.num_variants, "variants_per_call": self.chunk,
-            "calls_per_epoch": self.num_calls, "reason": self.reason}
+            "calls_per_epoch": self.num_calls, "concurrent_calls": self.concurrent_calls,
+            "reason": self.reason}
+
+
+def cpu_cores() -> int:
+  """The cores this process may run on."""
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:  # not on Linux
+    return os.cpu_count() or 1
+
+
+def with_concurrency(plan: ExecutionPlan, backend: str) -> ExecutionPlan:
+  """On a CPU, up to one call per core at once (module docstring); elsewhere the
+  device runs one program at a time."""
+  if backend != "cpu" or plan.num_calls == 1:
+    return plan
+  return dataclasses.replace(plan, concurrent_calls=min(plan.num_calls, cpu_cores()))
 
 
 def step_bytes(fn, *args) -> int:
@@ -136,9 +164,11 @@ def make_plan(num_variants: int, requested: int | None = None, *,
       reason = f"requested {requested}, rounded to a multiple of {multiple} devices"
     return ExecutionPlan(num_variants, chunk, reason)
   if requested:
-    return ExecutionPlan(num_variants, min(requested, num_variants), f"requested {requested}")
+    return with_concurrency(
+        ExecutionPlan(num_variants, min(requested, num_variants), f"requested {requested}"),
+        backend)
   chunk, reason = choose_chunk(num_variants, backend=backend, variant_bytes=variant_bytes)
-  return ExecutionPlan(num_variants, chunk, reason)
+  return with_concurrency(ExecutionPlan(num_variants, chunk, reason), backend)
 
 
 # Evaluation batch per backend.  On a CPU a batch of 1000 images streams its

@@ -226,9 +226,11 @@ def plan_lines(result) -> str:
   """One markdown line per group: its execution plan (lrjax.train.plan)."""
   lines = [f"\nExecution ({result.device}):\n"]
   for plan in getattr(result, "plans", []):
+    at_once = plan.get("concurrent_calls", 1)  # results.json files before it lack it
+    side = f" ({at_once} at once)" if at_once > 1 else ""
     lines.append(f"* {len(plan['variants'])} variant(s), {plan['variants_per_call']} per "
-                 f"compiled call, {plan['calls_per_epoch']} call(s) per epoch, evaluation "
-                 f"batch {plan['eval_batch_size']}: {plan['reason']}\n")
+                 f"compiled call, {plan['calls_per_epoch']} call(s) per epoch{side}, "
+                 f"evaluation batch {plan['eval_batch_size']}: {plan['reason']}\n")
   return "".join(lines) if len(lines) > 1 else ""
 
 

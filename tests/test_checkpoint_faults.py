@@ -79,13 +79,19 @@ def _files(step_dir: Path):
   return [p for p in step_dir.rglob("*") if p.is_file() and p.name != ckpt.RECORD_FILE]
 
 
+def _flipped(raw: bytes, offset: int, count: int) -> bytes:
+  """``raw`` with ``count`` bytes from ``offset`` inverted (the size unchanged)."""
+  return raw[:offset] + bytes(b ^ 0xFF for b in raw[offset:offset + count]) + raw[offset + count:]
+
+
+def _middle(size: int, count: int) -> int:
+  return max(0, size // 2 - count // 2)
+
+
 def _flip_middle(path: Path, count: int = 64):
-  raw = bytearray(path.read_bytes())
-  size = len(raw)
-  mid = max(0, size // 2 - count // 2)
-  raw[mid:mid + count] = bytes(b ^ 0xFF for b in raw[mid:mid + count])
-  path.write_bytes(bytes(raw))
-  assert path.stat().st_size == size
+  raw = path.read_bytes()
+  path.write_bytes(_flipped(raw, _middle(len(raw), count), count))
+  assert path.stat().st_size == len(raw)
 
 
 def _cut(path: Path):
@@ -127,13 +133,10 @@ def _flip_silently(folder: Path, count: int = 64):
   from the middle outwards until orbax reads the damaged step back."""
   path = _largest_data_file(folder)
   raw = path.read_bytes()
-  size = len(raw)
-  middle = max(0, size // 2 - count // 2)
-  offsets = sorted(range(0, size - count + 1, count), key=lambda o: abs(o - middle))
+  middle = _middle(len(raw), count)
+  offsets = sorted(range(0, len(raw) - count + 1, count), key=lambda o: abs(o - middle))
   for offset in [middle] + offsets:
-    damaged = bytearray(raw)
-    damaged[offset:offset + count] = bytes(b ^ 0xFF for b in raw[offset:offset + count])
-    path.write_bytes(bytes(damaged))
+    path.write_bytes(_flipped(raw, offset, count))
     if _orbax_restores(folder, 3):
       return
   path.write_bytes(raw)

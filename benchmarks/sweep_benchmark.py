@@ -11,7 +11,8 @@ one evaluation of the validation and the test images.  Rows:
   (2) a per-step `jax.jit` loop driven from Python (the Flax-examples pattern);
   (3) lrjax single model: `run_sweep` with one variant;
   (4) lrjax sweep of the report's 14 settings through `run_sweep`, automatic plan;
-  (5) the same sweep with each plan forced (``--plans``: variants per compiled call).
+  (5) the same sweep with each plan forced (``--plans``: variants per compiled call,
+      ``N:C`` also forces C calls at once; ``1:1`` = one variant after another).
 
 All rows run in one process, interleaved (round r runs every row once) and repeated
 ``--repeats`` times; the table shows medians.  Rows (3)-(5) time the second epoch of a
@@ -26,7 +27,7 @@ batch per backend (200 vs 1000), and an estimate of the full Table 1 run (14 set
 
   python benchmarks/sweep_benchmark.py                                  # MNIST + CIFAR
   python benchmarks/sweep_benchmark.py --models mnist_cnn --repeats 5   # MNIST only
-  python benchmarks/sweep_benchmark.py --models mnist_cnn --train-size 128 --repeats 1 --plans 1 14 --no-torch
+  python benchmarks/sweep_benchmark.py --models mnist_cnn --train-size 128 --repeats 1 --plans 1:1 1 14 --no-torch
 """
 
 from __future__ import annotations
@@ -217,13 +218,14 @@ def jit_loop_epoch_fn(model, ds, batch_size, eval_batch):
 SWEEP_EPOCHS = 2
 
 
-def sweep_epoch_fn(name, ds, variants, batch_size, per_call, eval_batch, conv_impl):
+def sweep_epoch_fn(name, ds, variants, batch_size, per_call, eval_batch, conv_impl,
+                   at_once=0):
   """`run_sweep` of `SWEEP_EPOCHS` epochs: returns the last epoch's seconds (compile
   excluded); ``info`` gets the plans and the first epoch's extra seconds."""
   config = SweepConfig(model=name, variants=tuple(variants), epochs=SWEEP_EPOCHS,
                        batch_size=batch_size, eval_batch_size=eval_batch,
-                       variants_per_call=per_call, model_kwargs={"conv_impl": conv_impl},
-                       checkpoint_every=0)
+                       variants_per_call=per_call, concurrent_calls=at_once,
+                       model_kwargs={"conv_impl": conv_impl}, checkpoint_every=0)
   info = {"first_epoch_extra": []}
 
   def epoch():
@@ -341,10 +343,11 @@ def run(name, args, out_rows):
       name, ds, variants, args.batch_size, 0, eval_batch, args.conv_impl)
   fns["(4) lrjax 14-setting sweep, auto plan"] = auto
   per_models["(4) lrjax 14-setting sweep, auto plan"] = k
-  for per_call in args.plans:
-    row = f"(5) lrjax 14-setting sweep, {per_call} per call"
+  for per_call, at_once in args.plans:
+    row = f"(5) lrjax 14-setting sweep, {per_call} per call" + (
+        f", {at_once} at once" if at_once else "")
     fns[row], infos[row] = sweep_epoch_fn(name, ds, variants, args.batch_size, per_call,
-                                          eval_batch, args.conv_impl)
+                                          eval_batch, args.conv_impl, at_once)
     per_models[row] = k
   gemm, gemm_flops = gemm_fn(args.gemm_size)
   fns["GEMM"] = gemm
@@ -367,6 +370,7 @@ def run(name, args, out_rows):
     plan = ""
     if r in infos and infos[r].get("plans"):
       plan = " + ".join(f"{p['num_variants']}:{p['variants_per_call']}/call"
+                        + (f" x{p['concurrent_calls']}" if p["concurrent_calls"] > 1 else "")
                         for p in infos[r]["plans"])
     print(f"  {r:44s} {s:13.4f} {vs_torch} {best_single / s:8.2f}x {gflops:8.1f} "
           f"{gflops * 1e9 / peak:7.1%}  {plan}")
@@ -380,14 +384,18 @@ def run(name, args, out_rows):
         f"first epoch of a run took {extra * 1e3:.0f} ms longer (single model, median), "
         f"once per run")
   auto_s = per_model["(4) lrjax 14-setting sweep, auto plan"]
-  seq_rows = [r for r in per_model if r.endswith(", 1 per call")]
+  # Sequential: one variant per call, one call at a time (else one per call).
+  seq_rows = ([r for r in per_model if r.endswith(", 1 per call, 1 at once")]
+              or [r for r in per_model if r.endswith(", 1 per call")])
   if seq_rows:
     seq_s = per_model[seq_rows[0]]
-    per_call = lambda row: [p["variants_per_call"] for p in infos[row].get("plans") or []]
-    same = per_call("(4) lrjax 14-setting sweep, auto plan") == per_call(seq_rows[0])
+    shape = lambda row: [(p["variants_per_call"], p["concurrent_calls"])
+                         for p in infos[row].get("plans") or []]
+    same = shape("(4) lrjax 14-setting sweep, auto plan") == shape(seq_rows[0])
     verdict = ("the same plan: the difference is noise" if same
                else "OK" if auto_s <= seq_s * 1.05 else "SLOWER")
-    print(f"  check: auto plan vs 1 per call: {seq_s / auto_s:.2f}x ({verdict}; the automatic "
+    what = seq_rows[0].split("sweep, ")[1]
+    print(f"  check: auto plan vs {what}: {seq_s / auto_s:.2f}x ({verdict}; the automatic "
           f"plan must not be slower than sequential, 5% noise allowed)")
   # Training step alone (no evaluation): percent of the GEMM peak.
   steps_fn, steps = scanned_steps_fn(model, ds, args.batch_size)
@@ -418,6 +426,18 @@ def run(name, args, out_rows):
     out_rows.append({"model": name, "row": "table1 estimate", "minutes": minutes})
 
 
+def _plan_arg(text: str) -> tuple[int, int]:
+  """``--plans`` item: ``N`` or ``N:C`` -> (variants per call, calls at once; 0 = auto)."""
+  per_call, _, at_once = str(text).partition(":")
+  try:
+    value = int(per_call), int(at_once or 0)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r} is not N or N:C (whole numbers)") from None
+  if value[0] < 1 or value[1] < 0 or (at_once and value[1] < 1):
+    raise argparse.ArgumentTypeError(f"{text!r}: N and C must be at least 1")
+  return value
+
+
 def parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -430,8 +450,10 @@ def parser() -> argparse.ArgumentParser:
                       help="evaluation batch of every row (0: the backend's default)")
   parser.add_argument("--eval-batch-sizes", type=int, nargs="+", default=[200, 1000],
                       help="evaluation batches timed against each other")
-  parser.add_argument("--plans", type=int, nargs="+", default=[1, 4, 14],
-                      help="variants per compiled call to force, one row each")
+  parser.add_argument("--plans", type=_plan_arg, nargs="+",
+                      default=[(1, 1), (1, 0), (4, 0), (14, 0)],
+                      help="plans to force, one row each: N variants per compiled call, "
+                           "or N:C for C calls at once too (1:1 = one after another)")
   parser.add_argument("--conv-impl", default="auto", choices=models.CONV_IMPLS)
   parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (medians)")
   parser.add_argument("--threads", type=int, nargs="+", default=sorted({1, os.cpu_count()}),

@@ -91,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
   sweep.add_argument("--variants-per-call", type=int, default=0,
                      help="variants trained per compiled call (1: one after another; "
                           "0: automatic per backend, see BUILD.md)")
+  sweep.add_argument("--concurrent-calls", type=int, default=0,
+                     help="compiled calls of an epoch run at once (1: one after another; "
+                          "0: automatic, one per core on a CPU, see BUILD.md)")
   sweep.add_argument("--eval-batch-size", type=int, default=0,
                      help="batch of the validation/test passes (0: per backend)")
   sweep.add_argument("--config", default=None, metavar="FILE",
@@ -153,6 +156,7 @@ class UsageError(ValueError):
 # the errors raised by the library's own checks.
 _FLAG_OF = {"epochs": "--epochs", "batch_size": "--batch-size",
             "eval_batch_size": "--eval-batch-size", "variants_per_call": "--variants-per-call",
+            "concurrent_calls": "--concurrent-calls",
             "checkpoint_every": "--checkpoint-every", "convergence_tolerance": "--tolerance",
             "validation_fraction": "--validation-fraction", "learning_rate": "--r0",
             "name": "--model", "conv_impl": "--conv-impl"}
@@ -183,6 +187,7 @@ def _check_flags(args) -> None:
     require(value > 0 and value < float("inf"), flag, "a positive number", value)
   require(args.tolerance >= 0, "--tolerance", "at least 0", args.tolerance)
   for flag, value in (("--variants-per-call", args.variants_per_call),
+                      ("--concurrent-calls", args.concurrent_calls),
                       ("--eval-batch-size", args.eval_batch_size),
                       ("--checkpoint-every", args.checkpoint_every)):
     require(value >= 0, flag, "at least 0", value)
@@ -262,12 +267,23 @@ def _join_run(args) -> None:
     raise UsageError(str(err)) from err
 
 
+def _check_device_flags(args) -> None:
+  """The flag checks that need the devices the run sees (after `_join_run`)."""
+  import jax
+  from lrjax.train import plan as plan_lib
+  try:
+    plan_lib.check_concurrent_calls(args.concurrent_calls, devices=len(jax.devices()))
+  except ValueError as err:
+    raise UsageError(_as_flags(err)) from err
+
+
 def _sweep(args) -> int:
   from lrjax.train import SweepConfig, report_variants, run_sweep
   from lrjax.train import plotting, results
 
   _check_flags(args)
   _join_run(args)
+  _check_device_flags(args)
   try:
     dataset = load_dataset(args.dataset, source_dir=args.source_dir, data_dir=args.data_dir,
                            validation_fraction=args.validation_fraction,
@@ -281,7 +297,8 @@ def _sweep(args) -> int:
         epochs=args.epochs, batch_size=args.batch_size, task=task,
         convergence_tolerance=args.tolerance, checkpoint_every=args.checkpoint_every,
         model_kwargs=_model_kwargs(args), observe_untrained_loss=args.observe_untrained_loss,
-        variants_per_call=args.variants_per_call, eval_batch_size=args.eval_batch_size)
+        variants_per_call=args.variants_per_call, concurrent_calls=args.concurrent_calls,
+        eval_batch_size=args.eval_batch_size)
   except UsageError:
     raise
   except ValueError as err:  # the library's own checks of what the flags built
@@ -358,6 +375,7 @@ def _sweep_file(args, typed: set[str]) -> int:
                        f"settings")
   _check_flags(args)
   _join_run(args)
+  _check_device_flags(args)
   overrides = {key: getattr(args, dest) for dest, key in _FILE_KEY_OF.items() if dest in typed}
   try:
     spec = sweep_file.load(args.config, overrides, default_models=DEFAULT_MODEL)
@@ -383,6 +401,7 @@ def _sweep_file(args, typed: set[str]) -> int:
   try:
     result = spec.sweep(dataset, eval_batch_size=args.eval_batch_size or None,
                         variants_per_call=args.variants_per_call or None,
+                        concurrent_calls=args.concurrent_calls or None,
                         progress=not args.no_progress, convergence_tolerance=args.tolerance,
                         checkpoint_dir=file_checkpoint_dir(args, typed, out),
                         checkpoint_every=args.checkpoint_every, out_dir=out,

@@ -35,15 +35,16 @@ def test_cpu_smoke_command_prints_every_row(bench, tmp_path, capsys):
   rows = bench.main(argv)
   out = capsys.readouterr().out
   table = [r for r in rows if "seconds_per_model_epoch" in r]
-  assert [r["row"][:3] for r in table] == ["(2)", "(3)", "(4)", "(5)", "(5)"]
+  assert [r["row"][:3] for r in table] == ["(2)", "(3)", "(4)", "(5)", "(5)", "(5)"]
   assert "(1) PyTorch eager: skipped (--no-torch)" in out
   for r in table:
     assert r["seconds_per_model_epoch"] > 0 and np.isfinite(r["vs_best_single"])
     assert r["vs_torch"] is None
   assert max(r["vs_best_single"] for r in table[:2]) == pytest.approx(1.0)
   forced = {r["row"]: r["plans"] for r in table if r["row"].startswith("(5)")}
-  assert [p[0]["variants_per_call"] for p in forced.values()] == [1, 13]  # SGD group
-  assert "check: auto plan vs 1 per call" in out
+  assert [p[0]["variants_per_call"] for p in forced.values()] == [1, 1, 13]  # SGD group
+  assert [p[0]["concurrent_calls"] for p in forced.values()][0] == 1  # 1:1, one at a time
+  assert "check: auto plan vs 1 per call, 1 at once" in out
   assert "lrjax rows are steady-state epochs (epoch 2 of 2)" in out
   assert "estimate of the full Table 1 run" in out
   assert any(r["row"] == "gemm peak" and r["gflops"] > 0 for r in rows)

@@ -149,6 +149,7 @@ def _one_line_error(capsys, flag: str) -> str:
     (["--benchmark-lr", "nan"], "--benchmark-lr", "positive"),
     (["--tolerance", "-1"], "--tolerance", "at least 0"),
     (["--checkpoint-every", "-1"], "--checkpoint-every", "at least 0"),
+    (["--concurrent-calls", "-1"], "--concurrent-calls", "at least 0"),
     (["--source-dir", "/no/such/folder"], "--source-dir", "not a folder"),
 ])
 def test_bad_flag_values_are_one_line_naming_the_flag_and_exit_2(tmp_path, capsys, monkeypatch,
@@ -173,6 +174,23 @@ def test_unparsable_flags_are_one_line_naming_the_flag_and_exit_2(capsys, flags,
     cli.main(["sweep"] + flags)
   assert exit_.value.code == 2
   _one_line_error(capsys, flag)
+
+
+def test_calls_at_once_on_several_devices_are_refused_naming_the_flag(tmp_path, capsys,
+                                                                    monkeypatch):
+  """Variants sharded over devices run one call at a time (lrjax.train.plan)."""
+  import jax
+  from lrjax.train import sweep
+  def no_training(*args, **kwargs):
+    raise AssertionError("a bad flag must be refused before training")
+  monkeypatch.setattr(sweep, "run_sweep", no_training)
+  monkeypatch.setattr("lrjax.train.run_sweep", no_training)
+  monkeypatch.setattr(jax, "devices", lambda *a: ["device 0", "device 1"])
+  argv = ["sweep", "--no-progress", "--out", str(tmp_path / "o"), "--concurrent-calls", "2"]
+  assert cli.main(argv) == 2
+  assert "must be 0 or 1 when the variants are sharded over 2 devices" in _one_line_error(
+      capsys, "--concurrent-calls")
+  assert not (tmp_path / "o").exists()
 
 
 def test_library_errors_are_reported_with_the_flag_names():

@@ -24,7 +24,8 @@ FIELDS = ("train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "lr
 
 
 def _config(**kw):
-  return SweepConfig(model="mnist_cnn", variants=VARIANTS, epochs=2, batch_size=32, **kw)
+  return SweepConfig(**{"model": "mnist_cnn", "variants": VARIANTS, "epochs": 2,
+                        "batch_size": 32, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -113,11 +114,49 @@ def test_cpu_calls_run_one_per_core(monkeypatch):
   assert plan_lib.make_plan(3, 1, backend="cpu").to_dict()["concurrent_calls"] == 1
 
 
+def test_calls_at_once_requested(monkeypatch):
+  monkeypatch.setattr(plan_lib, "cpu_cores", lambda: 2)
+  one = plan_lib.make_plan(14, 1, backend="cpu", concurrent_calls=1)
+  assert (one.num_calls, one.concurrent_calls) == (14, 1)
+  assert one.reason == "requested 1; 1 call(s) at once requested"
+  # More than the cores is the user's call; more than the calls is cut to them.
+  assert plan_lib.make_plan(14, 1, backend="cpu", concurrent_calls=4).concurrent_calls == 4
+  assert plan_lib.make_plan(14, 5, backend="cpu", concurrent_calls=9).concurrent_calls == 3
+  assert plan_lib.make_plan(14, 1, backend="gpu", concurrent_calls=2).concurrent_calls == 2
+  auto = plan_lib.make_plan(14, backend="cpu", variant_bytes=30 * 2**20, concurrent_calls=0)
+  assert auto.concurrent_calls == 2 and "at once" not in auto.reason
+  # Sharded: 0 and 1 are accepted (one at a time), more is refused by name.
+  assert plan_lib.make_plan(20, 3, backend="cpu", multiple=8,
+                            concurrent_calls=1).concurrent_calls == 1
+  with pytest.raises(ValueError, match="`concurrent_calls` must be 0 or 1 .* 8 devices"):
+    plan_lib.make_plan(20, 3, backend="cpu", multiple=8, concurrent_calls=2)
+  for bad in (-1, 1.5, True):
+    with pytest.raises(ValueError, match="`concurrent_calls` must be a non-negative"):
+      plan_lib.make_plan(4, 1, concurrent_calls=bad)
+  with pytest.raises(ValueError, match="`concurrent_calls`"):
+    _config(concurrent_calls=-1)
+
+
+def test_calls_at_once_change_no_checkpointed_run(blobs, tmp_path, capsys):
+  """A run resumed with another number of calls at once continues (the numbers are the
+  same); one asked for another plan of variants per call is another run."""
+  from lrjax.train import checkpoint as checkpoint_lib
+  config = dict(variants=VARIANTS[:3], epochs=1, variants_per_call=1)
+  run_sweep(_config(**config, concurrent_calls=1), blobs, progress=False,
+            checkpoint_dir=tmp_path)
+  capsys.readouterr()
+  resumed = run_sweep(_config(**dict(config, epochs=2), concurrent_calls=2), blobs,
+                      progress=False, checkpoint_dir=tmp_path)
+  assert "resumed from epoch 1 of 2" in capsys.readouterr().err
+  assert resumed.plans[0]["concurrent_calls"] == 2
+  with pytest.raises(checkpoint_lib.DifferentSweepError, match="variants_per_call"):
+    run_sweep(_config(**dict(config, epochs=2, variants_per_call=3)), blobs,
+              progress=False, checkpoint_dir=tmp_path)
+
+
 def test_calls_side_by_side_equal_one_after_another(blobs):
   """Threads running the chunks' calls at once give bit-identical states and metrics,
   through the one compiled program."""
-  import dataclasses
-
   from lrjax import models
   data = epoch_lib.put_data(blobs)
   ((spec, hyper, _),) = optimizers.group_variants(VARIANTS[:5])
@@ -125,8 +164,9 @@ def test_calls_side_by_side_equal_one_after_another(blobs):
   for at_once in (1, 3):
     trainer = epoch_lib.GroupTrainer(models.get_model("mnist_cnn"), spec, hyper,
                                      task="classification", batch_size=32,
-                                     eval_batch_size=100, variants_per_call=1)
-    trainer.plan = dataclasses.replace(trainer.plan, concurrent_calls=at_once)
+                                     eval_batch_size=100, variants_per_call=1,
+                                     concurrent_calls=at_once)
+    assert trainer.plan.concurrent_calls == at_once
     state = trainer.init(data.train_x[:1])
     trainer.compile(state, data)
     epochs = []

@@ -434,8 +434,8 @@ def _variants_of(settings, seeds, names, tags):
 def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.GradientTransformation],
           hparams, *, epochs: int, batch_size: int, seeds: Sequence[int] | None = None,
           task: Task | str = CLASSIFICATION, eval_batch_size: int | None = None,
-          variants_per_call: int | None = None, observe_untrained_loss: bool = True,
-          progress: bool = True, checkpoint_dir: str | Path | None = None,
+          variants_per_call: int | None = None, concurrent_calls: int | None = None,
+          observe_untrained_loss: bool = True, progress: bool = True, checkpoint_dir: str | Path | None = None,
           checkpoint_every: int = 1, out_dir: str | Path | None = None,
           on_epoch_end: Callable[[int, dict], None] | None = None,
           data_provenance: Mapping[str, object] | None = None,
@@ -460,6 +460,8 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
       user's own (per-example loss and metrics, `lrjax.train.task`).
     eval_batch_size: evaluation batch (default: per backend, `lrjax.train.plan`).
     variants_per_call: variants per compiled call (default: the plan's rule).
+    concurrent_calls: calls of an epoch run at once (default: the plan's rule, one per
+      core on a CPU; 1: one after another).  Every value gives the same numbers.
     observe_untrained_loss: pass the untrained model's validation loss to the
       optimizer as ``initial_observation`` on the first step (the report's loss_0).
     progress: show a tqdm bar over epochs.
@@ -518,6 +520,8 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
   dtypes = _number_dtypes([h for h, *_ in each])
   eval_batch_size = plan_lib.eval_batch_size(eval_batch_size)
   mesh = epoch_lib.variant_mesh()
+  plan_lib.check_concurrent_calls(concurrent_calls,
+                                  devices=mesh.devices.size if mesh is not None else 1)
   data = epoch_lib.put_data(dataset, mesh)
   sample_x = data.train_x[:1]
   variables_shape = jax.eval_shape(
@@ -580,7 +584,8 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
           model, _Transform(optimizer_fn, group.static), hyper, task=task,
           batch_size=batch_size, eval_batch_size=eval_batch_size, mesh=mesh,
           observe_untrained_loss=observe_untrained_loss,
-          variants_per_call=variants_per_call or None, sample_x=sample_x, streams=streams)
+          variants_per_call=variants_per_call or None, sample_x=sample_x, streams=streams,
+          concurrent_calls=concurrent_calls or None)
       group.plan = trainer.plan
       state, untrained = trainer.init_and_evaluate(sample_x, data)
       for field, values in untrained.items():

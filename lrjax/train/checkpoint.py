@@ -49,8 +49,9 @@ LOCK_FILE = ".lrjax.lock"
 RECORD_FORMAT = 1
 DATA_SPLITS = ("train_x", "train_y", "valid_x", "valid_y", "test_x", "test_y")
 # Config keys a continued run may change, as they change no trained value: more epochs
-# extend a finished run; how often to checkpoint and the summary's tolerance are host-side.
-EXTENSIBLE_KEYS = ("epochs", "checkpoint_every", "convergence_tolerance")
+# extend a finished run; how often to checkpoint and the summary's tolerance are host-side;
+# calls at once give bit-identical numbers (tests/test_plan.py).
+EXTENSIBLE_KEYS = ("epochs", "checkpoint_every", "convergence_tolerance", "concurrent_calls")
 
 
 class CheckpointError(Exception):

@@ -96,6 +96,9 @@ class SweepConfig:
     variants_per_call: variants of a group trained by one compiled call (1: one after
       another; 0: the automatic plan of `lrjax.train.plan`, which vmaps the whole group
       on accelerators).  Every value gives the same results.
+    concurrent_calls: calls of an epoch run at once (1: one after another; 0: the
+      automatic plan, one per core on a CPU).  Every value gives the same numbers, so
+      a resumed run may change it.
   """
 
   model: str
@@ -109,6 +112,7 @@ class SweepConfig:
   model_kwargs: tuple[tuple[str, Any], ...] = ()
   observe_untrained_loss: bool = True
   variants_per_call: int = 0
+  concurrent_calls: int = 0
 
   def __post_init__(self):
     if not isinstance(self.observe_untrained_loss, bool):
@@ -123,6 +127,7 @@ class SweepConfig:
     _validation.check_positive_int("batch_size", self.batch_size)
     _validation.check_non_negative_int("eval_batch_size", self.eval_batch_size)
     _validation.check_non_negative_int("variants_per_call", self.variants_per_call)
+    _validation.check_non_negative_int("concurrent_calls", self.concurrent_calls)
     _validation.check_non_negative_int("checkpoint_every", self.checkpoint_every)
     _validation.check_non_negative("convergence_tolerance", self.convergence_tolerance)
     if self.task not in ("classification", "regression"):

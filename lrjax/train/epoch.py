@@ -109,6 +109,8 @@ class GroupTrainer:
     observe_untrained_loss: evaluate the untrained model in `init` and pass its
       validation loss to the optimizer as the initial observation (the report's loss_0).
     variants_per_call: variants per compiled call (None: the plan's rule).
+    concurrent_calls: calls of an epoch run at once (None: the plan's rule; 1: one
+      after another).
     sample_x: one input example (for the plan's working-set estimate).
     streams: the model's RNG streams in training (`stream_keys`).
   """
@@ -117,7 +119,7 @@ class GroupTrainer:
                batch_size: int, eval_batch_size: int, mesh: Mesh | None = None,
                observe_untrained_loss: bool = False,
                variants_per_call: int | None = None, sample_x=None,
-               streams: Sequence[str] = ("dropout",)):
+               streams: Sequence[str] = ("dropout",), concurrent_calls: int | None = None):
     self.model = model
     self.transform = transform
     # The report's loss_0: evaluate the untrained model in `init` and pass its
@@ -135,7 +137,7 @@ class GroupTrainer:
     self.plan = plan_lib.make_plan(
         self.num_variants, variants_per_call,
         multiple=mesh.devices.size if mesh is not None else 1,
-        variant_bytes=self._variant_bytes(hyper, sample_x))
+        variant_bytes=self._variant_bytes(hyper, sample_x), concurrent_calls=concurrent_calls)
     padded = self.plan.padded
     self.hyper = jax.tree.map(
         lambda a: np.concatenate([a, np.repeat(a[-1:], padded - len(a), axis=0)]), hyper)

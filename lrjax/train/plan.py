@@ -34,7 +34,9 @@ step (MNIST CNN: 4.5-5.2 ms per step on one core, 3.4-5.5 on two), so two one-va
 calls at once do more.  14 report settings, MNIST CNN, 4,096 images, 2-core CPU, six
 interleaved rounds: 2.90 s per epoch with two calls at once, 3.38 s one after another
 (1.17x), the same numbers.  Each call is still the group's one compiled program; a
-call's results do not depend on what runs beside it (tested bit-equal).
+call's results do not depend on what runs beside it (tested bit-equal).  The user sets
+the number of calls at once with ``SweepConfig.concurrent_calls`` (``lrjax sweep
+--concurrent-calls``; 1: one after another).
 """
 
 from __future__ import annotations
@@ -91,12 +93,24 @@ def cpu_cores() -> int:
     return os.cpu_count() or 1
 
 
-def with_concurrency(plan: ExecutionPlan, backend: str) -> ExecutionPlan:
-  """On a CPU, up to one call per core at once (module docstring); elsewhere the
-  device runs one program at a time."""
+def with_concurrency(plan: ExecutionPlan, backend: str,
+                     requested: int | None = None) -> ExecutionPlan:
+  """Calls at once: ``requested`` (cut to the calls there are), else on a CPU up to one
+  per core (module docstring); elsewhere the device runs one program at a time."""
+  if requested:
+    at_once = min(requested, plan.num_calls)
+    return dataclasses.replace(plan, concurrent_calls=at_once,
+                               reason=f"{plan.reason}; {at_once} call(s) at once requested")
   if backend != "cpu" or plan.num_calls == 1:
     return plan
   return dataclasses.replace(plan, concurrent_calls=min(plan.num_calls, cpu_cores()))
+
+
+def _check_request(name: str, value) -> None:
+  if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                            or value < 0):
+    raise ValueError(f"`{name}` must be a non-negative integer (0: automatic), "
+                     f"got {value!r}.")
 
 
 def step_bytes(fn, *args) -> int:
@@ -136,9 +150,18 @@ def choose_chunk(num_variants: int, *, backend: str,
                  f"step each; vmapped up to {VMAP_BUDGET_BYTES / 2**20:.0f} MiB)")
 
 
+def check_concurrent_calls(value: int | None, devices: int = 1) -> None:
+  """``concurrent_calls`` as the user gave it: a non-negative integer, at most 1 when the
+  group is sharded over several devices (see `make_plan`)."""
+  _check_request("concurrent_calls", value)
+  if devices > 1 and value and value > 1:
+    raise ValueError(f"`concurrent_calls` must be 0 or 1 when the variants are sharded "
+                     f"over {devices} devices (their calls run one at a time), got {value}.")
+
+
 def make_plan(num_variants: int, requested: int | None = None, *,
               backend: str | None = None, variant_bytes: int | None = None,
-              multiple: int = 1) -> ExecutionPlan:
+              multiple: int = 1, concurrent_calls: int | None = None) -> ExecutionPlan:
   """The plan of a group.
 
   Args:
@@ -149,11 +172,13 @@ def make_plan(num_variants: int, requested: int | None = None, *,
     variant_bytes: one variant's step working set (`step_bytes`), for the CPU rule.
     multiple: the chunk is rounded up to a multiple of this (the device count, when
       the variant axis is sharded over devices).
+    concurrent_calls: calls of an epoch run at once, forced by the user (None or 0:
+      automatic; values above the calls per epoch are cut to them).  A sharded group
+      runs one call at a time: its calls are collectives over every device (and every
+      process), which must start in the same order everywhere.
   """
-  if requested is not None and (isinstance(requested, bool) or not isinstance(requested, int)
-                                or requested < 0):
-    raise ValueError(f"`variants_per_call` must be a non-negative integer (0: automatic), "
-                     f"got {requested!r}.")
+  _check_request("variants_per_call", requested)
+  check_concurrent_calls(concurrent_calls, devices=multiple)
   backend = backend or jax.default_backend()
   if multiple > 1:
     # Sharded over devices: every device takes its slice of one program's variants.
@@ -166,9 +191,10 @@ def make_plan(num_variants: int, requested: int | None = None, *,
   if requested:
     return with_concurrency(
         ExecutionPlan(num_variants, min(requested, num_variants), f"requested {requested}"),
-        backend)
+        backend, concurrent_calls)
   chunk, reason = choose_chunk(num_variants, backend=backend, variant_bytes=variant_bytes)
-  return with_concurrency(ExecutionPlan(num_variants, chunk, reason), backend)
+  return with_concurrency(ExecutionPlan(num_variants, chunk, reason), backend,
+                          concurrent_calls)
 
 
 # Evaluation batch per backend.  On a CPU a batch of 1000 images streams its

@@ -46,6 +46,7 @@ def report_preset(config: SweepConfig) -> dict[str, Any]:
       batch_size=config.batch_size, task=config.task,
       eval_batch_size=config.eval_batch_size or None,
       variants_per_call=config.variants_per_call or None,
+      concurrent_calls=config.concurrent_calls or None,
       observe_untrained_loss=config.observe_untrained_loss,
       convergence_tolerance=config.convergence_tolerance,
       checkpoint_every=config.checkpoint_every,

@@ -30,8 +30,8 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
     config: what to train; its ``checkpoint_every`` is the checkpoint interval.
     dataset: arrays with ``train_x/y``, ``valid_x/y``, ``test_x/y``.
     checkpoint_dir, out_dir, progress, on_epoch_end, data_provenance: as `lrjax.sweep`
-      (the checkpoint's identity is the config, ``epochs``, ``checkpoint_every`` and
-      ``convergence_tolerance`` aside).
+      (the checkpoint's identity is the config, ``epochs``, ``checkpoint_every``,
+      ``convergence_tolerance`` and ``concurrent_calls`` aside).
 
   Returns:
     A `SweepResult` (with ``config``).

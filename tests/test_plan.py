@@ -118,7 +118,7 @@ def test_calls_at_once_requested(monkeypatch):
   monkeypatch.setattr(plan_lib, "cpu_cores", lambda: 2)
   one = plan_lib.make_plan(14, 1, backend="cpu", concurrent_calls=1)
   assert (one.num_calls, one.concurrent_calls) == (14, 1)
-  assert one.reason == "requested 1; 1 call(s) at once requested"
+  assert one.reason == "requested 1; 1 at once (requested)"
   # More than the cores is the user's call; more than the calls is cut to them.
   assert plan_lib.make_plan(14, 1, backend="cpu", concurrent_calls=4).concurrent_calls == 4
   assert plan_lib.make_plan(14, 5, backend="cpu", concurrent_calls=9).concurrent_calls == 3

@@ -100,7 +100,7 @@ def with_concurrency(plan: ExecutionPlan, backend: str,
   if requested:
     at_once = min(requested, plan.num_calls)
     return dataclasses.replace(plan, concurrent_calls=at_once,
-                               reason=f"{plan.reason}; {at_once} call(s) at once requested")
+                               reason=f"{plan.reason}; {at_once} at once (requested)")
   if backend != "cpu" or plan.num_calls == 1:
     return plan
   return dataclasses.replace(plan, concurrent_calls=min(plan.num_calls, cpu_cores()))

@@ -362,7 +362,8 @@ def run(name, args, out_rows):
   per_model = {r: medians[r] / per_models[r] for r in medians}
   torch_s = min((per_model[r] for r in torch_rows), default=None)  # the best PyTorch
   best_single = min(per_model["(2) jax.jit per-step loop"], per_model["(3) lrjax single model"])
-  print(f"  {'row':44s} {'s/model-epoch':>13s} {'vs best(1)':>10s} {'vs best 1':>9s} "
+  width = max(len(r) for r in per_model)
+  print(f"  {'row':{width}s} {'s/model-epoch':>13s} {'vs best(1)':>10s} {'vs best 1':>9s} "
         f"{'GFLOP/s':>8s} {'of peak':>7s}  plan")
   for r, s in per_model.items():
     vs_torch = f"{torch_s / s:9.2f}x" if torch_s else "       n/a"
@@ -372,7 +373,7 @@ def run(name, args, out_rows):
       plan = " + ".join(f"{p['num_variants']}:{p['variants_per_call']}/call"
                         + (f" x{p['concurrent_calls']}" if p["concurrent_calls"] > 1 else "")
                         for p in infos[r]["plans"])
-    print(f"  {r:44s} {s:13.4f} {vs_torch} {best_single / s:8.2f}x {gflops:8.1f} "
+    print(f"  {r:{width}s} {s:13.4f} {vs_torch} {best_single / s:8.2f}x {gflops:8.1f} "
           f"{gflops * 1e9 / peak:7.1%}  {plan}")
     out_rows.append({"model": name, "row": r, "seconds_per_model_epoch": s,
                      "samples": samples[r], "vs_torch": torch_s / s if torch_s else None,

@@ -103,10 +103,11 @@ def test_requested_plan_and_devices():
 def test_cpu_calls_run_one_per_core(monkeypatch):
   monkeypatch.setattr(plan_lib, "cpu_cores", lambda: 4)
   assert plan_lib.make_plan(14, 1, backend="cpu").concurrent_calls == 4
-  assert plan_lib.make_plan(14, 5, backend="cpu").concurrent_calls == 3  # 3 calls
   assert plan_lib.make_plan(14, backend="cpu", variant_bytes=30 * 2**20).concurrent_calls == 4
-  # One call per epoch, an accelerator, or the variants sharded over devices: one at a time.
-  assert plan_lib.make_plan(14, 14, backend="cpu").concurrent_calls == 1
+  # Not cut to the group's own calls: in a sweep other groups' calls run beside them.
+  assert plan_lib.make_plan(14, 5, backend="cpu").concurrent_calls == 4  # 3 calls
+  assert plan_lib.make_plan(14, 14, backend="cpu").concurrent_calls == 4  # 1 call
+  # An accelerator, or the variants sharded over devices: one at a time.
   assert plan_lib.make_plan(14, 1, backend="gpu").concurrent_calls == 1
   assert plan_lib.make_plan(20, 3, backend="cpu", multiple=8).concurrent_calls == 1
   monkeypatch.setattr(plan_lib, "cpu_cores", lambda: 1)
@@ -119,9 +120,9 @@ def test_calls_at_once_requested(monkeypatch):
   one = plan_lib.make_plan(14, 1, backend="cpu", concurrent_calls=1)
   assert (one.num_calls, one.concurrent_calls) == (14, 1)
   assert one.reason == "requested 1; 1 at once (requested)"
-  # More than the cores is the user's call; more than the calls is cut to them.
+  # More than the cores or the group's calls is the user's call.
   assert plan_lib.make_plan(14, 1, backend="cpu", concurrent_calls=4).concurrent_calls == 4
-  assert plan_lib.make_plan(14, 5, backend="cpu", concurrent_calls=9).concurrent_calls == 3
+  assert plan_lib.make_plan(14, 5, backend="cpu", concurrent_calls=9).concurrent_calls == 9
   assert plan_lib.make_plan(14, 1, backend="gpu", concurrent_calls=2).concurrent_calls == 2
   auto = plan_lib.make_plan(14, backend="cpu", variant_bytes=30 * 2**20, concurrent_calls=0)
   assert auto.concurrent_calls == 2 and "at once" not in auto.reason
@@ -135,6 +136,25 @@ def test_calls_at_once_requested(monkeypatch):
       plan_lib.make_plan(4, 1, concurrent_calls=bad)
   with pytest.raises(ValueError, match="`concurrent_calls`"):
     _config(concurrent_calls=-1)
+
+
+@pytest.mark.parametrize("per_call", [1, 5])  # 5: each group is one call
+def test_groups_side_by_side_equal_one_call_at_a_time(blobs, per_call):
+  """The sweep runs all groups' calls on shared threads (the SGD group's and the Adam
+  group's together): the numbers are bit-identical to one call after another."""
+  runs = [run_sweep(_config(variants_per_call=per_call, concurrent_calls=at_once), blobs,
+                    progress=False) for at_once in (1, 2)]
+  assert [p["concurrent_calls"] for p in runs[1].plans] == [2, 2]
+  assert "1 call(s) per epoch (up to 2 calls at once, every group's together)" in (
+      results.plan_lines(runs[1]))
+  assert [p["calls_per_epoch"] for p in runs[1].plans] == [-(-5 // per_call), 1]
+  for field in FIELDS:
+    np.testing.assert_array_equal(runs[1].history[field], runs[0].history[field],
+                                  err_msg=field)
+  for field in ("step_loss", "step_lr"):
+    np.testing.assert_array_equal(runs[1].step_history[field], runs[0].step_history[field])
+  seconds = runs[1].history["group_seconds"]
+  assert np.all(seconds > 0) and np.all(seconds <= np.asarray(runs[1].epoch_seconds)[:, None])
 
 
 def test_calls_at_once_change_no_checkpointed_run(blobs, tmp_path, capsys):

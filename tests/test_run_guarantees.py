@@ -208,14 +208,14 @@ _SIGNAL_DURING_EPOCH = textwrap.dedent(r"""
   from lrjax import cli
   from lrjax.train import epoch as epoch_lib
   signum, at = getattr(signal, sys.argv[1]), int(sys.argv[2])
-  real = epoch_lib.GroupTrainer.run_epoch
+  real = epoch_lib.GroupTrainer.epoch_calls  # what every epoch of every group goes through
   sent = []
-  def run_epoch(self, state, data, epoch):
+  def epoch_calls(self, state, data, epoch):
     if epoch == at and not sent:  # once: the first group of the epoch
       sent.append(signum)
       os.kill(os.getpid(), signum)  # delivered while this epoch is dispatched and runs
     return real(self, state, data, epoch)
-  epoch_lib.GroupTrainer.run_epoch = run_epoch
+  epoch_lib.GroupTrainer.epoch_calls = epoch_calls
   sys.exit(cli.main(sys.argv[3:]))
 """)
 

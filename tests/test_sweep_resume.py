@@ -69,14 +69,14 @@ def assert_same(a, b, epochs=None):
 def test_sigint_mid_run_then_resume_equals_uninterrupted(data, straight, tmp_path,
                                                          monkeypatch, capfd):
   folder, out = tmp_path / "ckpt", tmp_path / "out"
-  real = epoch_lib.GroupTrainer.run_epoch
+  real = epoch_lib.GroupTrainer.epoch_calls  # what every epoch of every group goes through
 
-  def run_epoch(self, state, device_data, epoch):
+  def epoch_calls(self, state, device_data, epoch):
     if epoch == 1:  # a real SIGINT, delivered while epoch 2 of 3 trains
       os.kill(os.getpid(), signal.SIGINT)
     return real(self, state, device_data, epoch)
 
-  monkeypatch.setattr(epoch_lib.GroupTrainer, "run_epoch", run_epoch)
+  monkeypatch.setattr(epoch_lib.GroupTrainer, "epoch_calls", epoch_calls)
   with pytest.raises(SweepInterrupted) as info:
     run(data, 3, checkpoint_dir=folder, out_dir=out)
   monkeypatch.undo()

@@ -206,7 +206,8 @@ class SweepResult:
     history: field -> array ``[epochs, variants]`` (float64): the per-epoch fields of
       `lrjax.train.epoch.EpochMetrics` (``train/valid/test_loss``, ``*_acc`` (NaN for
       regression), ``lr``, ``index``, ``nonfinite``) and ``group_seconds`` (the wall
-      time of the epoch of the variant's group).
+      time of the epoch of the variant's group; with the groups' calls side by side,
+      from the epoch's start until the group's last call finished).
     step_history: ``step_loss`` / ``step_lr`` -> array ``[epochs, variants, steps]``.
     summary: one dict per variant (`lrjax.train.metrics.summarize`, with its ``seed``
       and ``group``).

@@ -18,6 +18,7 @@ by field (`lrjax.train.readouts`).  `lrjax.sweep` (`lrjax.train.api`) drives it.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import time
 import zlib
 from typing import Any, Callable, NamedTuple, Sequence
@@ -337,35 +338,59 @@ class GroupTrainer:
       cost = cost[0] if cost else {}
     return dict(cost or {})
 
+  def epoch_calls(self, state: TrainState, data: DeviceData, epoch: int):
+    """The epoch as its compiled calls, not run yet, and how to join their outputs:
+    ``(calls, join)``; ``join([call() for call in calls])`` is `run_epoch`'s result.
+
+    The calls are independent (any order, any number at once), which lets the sweep
+    loop run them beside other groups' calls.  ``state`` is donated to them.
+    """
+    fn = self._compiled or self._epoch_fn
+    if self.plan.num_calls == 1:
+      calls = [functools.partial(fn, state, self.device_hyper[0], self.order_keys(epoch),
+                                 data)]
+    else:
+      # The same compiled program for every chunk; the state stays one stacked tree (as
+      # checkpoints store it), cut into chunks here and joined after.
+      calls = [functools.partial(fn, self.shard(self._chunk(state, c)), self.device_hyper[c],
+                                 self.order_keys(epoch, c), data)
+               for c in range(self.plan.num_calls)]
+    del state
+
+    def join(outs):
+      if len(outs) == 1:
+        state, metrics = outs[0]
+      else:
+        state, metrics = jax.tree.map(lambda *a: jnp.concatenate(a), *outs)
+        state = self.shard(state)
+      return state, jax.tree.map(lambda a: a[: self.num_variants], metrics)
+
+    return calls, join
+
   def run_epoch(self, state: TrainState, data: DeviceData, epoch: int):
     """Trains every variant of the group for one epoch; returns (state, EpochMetrics).
 
     ``state`` is donated: use the returned one.  Metrics are cut to the real variants.
     """
-    fn = self._compiled or self._epoch_fn
-    if self.plan.num_calls == 1:
-      state, metrics = fn(state, self.device_hyper[0], self.order_keys(epoch), data)
-    else:
-      # The same compiled program for every chunk; the state stays one stacked tree (as
-      # checkpoints store it), cut into chunks here and joined after.
-      chunks = [self.shard(self._chunk(state, c)) for c in range(self.plan.num_calls)]
-      del state
+    calls, join = self.epoch_calls(state, data, epoch)
+    del state
+    # Side by side only through the compiled program: jit's first trace must not run
+    # twice at once.
+    at_once = self.plan.concurrent_calls if self._compiled is not None else 1
+    return join(run_calls(calls, at_once))
 
-      def call(c):
-        return fn(chunks[c], self.device_hyper[c], self.order_keys(epoch, c), data)
 
-      if self.plan.concurrent_calls > 1 and self._compiled is not None:
-        # Side by side, one per core (lrjax.train.plan): each thread waits for its own
-        # call, so the next one starts as soon as a core is free.  Only through the
-        # compiled program: jit's first trace must not run twice at once.
-        with concurrent.futures.ThreadPoolExecutor(self.plan.concurrent_calls) as pool:
-          outs = list(pool.map(lambda c: jax.block_until_ready(call(c)),
-                               range(self.plan.num_calls)))
-      else:
-        outs = [call(c) for c in range(self.plan.num_calls)]
-      state, metrics = jax.tree.map(lambda *a: jnp.concatenate(a), *outs)
-      state = self.shard(state)
-    return state, jax.tree.map(lambda a: a[: self.num_variants], metrics)
+def run_calls(calls: Sequence[Callable[[], Any]], at_once: int) -> list:
+  """The outputs of ``calls``, in order, run up to ``at_once`` side by side.
+
+  Side by side (lrjax.train.plan): one thread per call in flight, each waiting for its
+  own call's result, so the next call starts as soon as a core is free.  One at a time:
+  called in order, JAX's asynchronous dispatch left as it is.
+  """
+  if at_once <= 1 or len(calls) <= 1:
+    return [call() for call in calls]
+  with concurrent.futures.ThreadPoolExecutor(min(at_once, len(calls))) as pool:
+    return list(pool.map(lambda call: jax.block_until_ready(call()), calls))
 
 
 def put_data(dataset, mesh: Mesh | None = None) -> DeviceData:

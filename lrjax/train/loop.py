@@ -1,7 +1,8 @@
 """The host loop of a sweep: epochs, checkpoints, resume, signals, results.
 
-Each epoch of each group is one compiled call (`lrjax.train.epoch.GroupTrainer`); this
-loop only sequences them and makes the run safe to interrupt:
+Each epoch of each group is one or more compiled calls (`lrjax.train.epoch.GroupTrainer`);
+this loop only sequences them, all groups' calls side by side where the plans say so
+(on a CPU, one per core: `lrjax.train.plan`), and makes the run safe to interrupt:
 
 * with a checkpoint folder, an orbax checkpoint (`lrjax.train.checkpoint`) is written
   every ``checkpoint_every`` epochs and at the end; a run finds the latest step that
@@ -28,12 +29,13 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import jax
 import numpy as np
 from tqdm.auto import tqdm
 
 from lrjax import distributed
 from lrjax.train.checkpoint import CheckpointSaveError, FolderLock, SweepCheckpointer
-from lrjax.train.epoch import EPOCH_FIELDS, STEP_FIELDS
+from lrjax.train.epoch import EPOCH_FIELDS, STEP_FIELDS, run_calls
 
 HISTORY_FIELDS = EPOCH_FIELDS
 
@@ -156,6 +158,8 @@ def _run(trainers, members, states, data, epochs, steps, checkpointer, checkpoin
 
   # Compile each group's epoch program ahead of time, so compile time is reported apart.
   compile_seconds = sum(t.compile(s, data) for t, s in zip(trainers, states))
+  # Calls at once across the groups (lrjax.train.plan; 1 wherever a group is sharded).
+  at_once = min(t.plan.concurrent_calls for t in trainers)
 
   bar = tqdm(range(start, epochs), initial=start, total=epochs, desc=desc,
              disable=not progress, unit="epoch")
@@ -168,12 +172,18 @@ def _run(trainers, members, states, data, epochs, steps, checkpointer, checkpoin
       if distributed.agree_stop(requests):  # before any epoch of this run: nothing new
         raise SweepInterrupted(requests[0], done, epochs, checkpointer.directory)
       t0 = time.perf_counter()
-      for g, (trainer, group_members) in enumerate(zip(trainers, members)):
-        t_group = time.perf_counter()
-        states[g], metrics = trainer.run_epoch(states[g], data, epoch)
-        # Waits for the group's epoch (d13: `fetch` gathers other processes' variants too).
-        metrics = distributed.fetch(metrics)
-        history["group_seconds"][epoch, group_members] = time.perf_counter() - t_group
+      if at_once > 1:
+        epoch_metrics, seconds = _groups_side_by_side(trainers, states, data, epoch, at_once)
+      else:
+        epoch_metrics, seconds = [], []
+        for g, trainer in enumerate(trainers):
+          t_group = time.perf_counter()
+          states[g], metrics = trainer.run_epoch(states[g], data, epoch)
+          # Waits for the group's epoch (d13: `fetch` gathers other processes' variants).
+          epoch_metrics.append(distributed.fetch(metrics))
+          seconds.append(time.perf_counter() - t_group)
+      for metrics, group_seconds, group_members in zip(epoch_metrics, seconds, members):
+        history["group_seconds"][epoch, group_members] = group_seconds
         for field in HISTORY_FIELDS:
           history[field][epoch, group_members] = np.asarray(getattr(metrics, field),
                                                             np.float64)
@@ -210,6 +220,32 @@ def _run(trainers, members, states, data, epochs, steps, checkpointer, checkpoin
   if out_dir is not None:
     save_results(result, out_dir)
   return result
+
+
+def _groups_side_by_side(trainers, states, data, epoch: int, at_once: int):
+  """One epoch of every group, all groups' calls sharing ``at_once`` threads
+  (`lrjax.train.epoch.run_calls`); ``states`` is updated in place.  Returns each group's
+  metrics and seconds: from the epoch's start until the group's last call finished."""
+  t0 = time.perf_counter()
+  pending = [t.epoch_calls(states[g], data, epoch) for g, t in enumerate(trainers)]
+  owner = [g for g, (calls, _) in enumerate(pending) for _ in calls]
+  done_at = [0.0] * len(owner)  # one slot per call: no two threads write the same one
+
+  def timed(i, call):
+    def run():
+      out = jax.block_until_ready(call())
+      done_at[i] = time.perf_counter() - t0
+      return out
+    return run
+
+  calls = [call for calls, _ in pending for call in calls]
+  outs = run_calls([timed(i, call) for i, call in enumerate(calls)], at_once)
+  epoch_metrics, seconds = [], []
+  for g, (_, join) in enumerate(pending):
+    states[g], metrics = join([out for h, out in zip(owner, outs) if h == g])
+    epoch_metrics.append(jax.device_get(metrics))
+    seconds.append(max(t for h, t in zip(owner, done_at) if h == g))
+  return epoch_metrics, seconds
 
 
 def _save_completed(result, done: int, out_dir, save_results) -> str:

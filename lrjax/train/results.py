@@ -227,7 +227,7 @@ def plan_lines(result) -> str:
   lines = [f"\nExecution ({result.device}):\n"]
   for plan in getattr(result, "plans", []):
     at_once = plan.get("concurrent_calls", 1)  # results.json files before it lack it
-    side = f" ({at_once} at once)" if at_once > 1 else ""
+    side = f" (up to {at_once} calls at once, every group's together)" if at_once > 1 else ""
     lines.append(f"* {len(plan['variants'])} variant(s), {plan['variants_per_call']} per "
                  f"compiled call, {plan['calls_per_epoch']} call(s) per epoch{side}, "
                  f"evaluation batch {plan['eval_batch_size']}: {plan['reason']}\n")

@@ -163,13 +163,14 @@ FAULTS = {
 }
 
 
-# A failed read attempt of the search in _flip_silently leaves an unawaited coroutine.
+# A failed orbax read (the search in _flip_silently, or the resume's read of a cut data
+# file) leaves unawaited coroutines behind.
 SEARCH_LEFTOVERS = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+FAILED_READS = ("flipped bytes, largest data file", "truncated data file")
 
 
 @pytest.mark.parametrize("fault", [
-    pytest.param(f, marks=SEARCH_LEFTOVERS) if FAULTS[f][0] is _flip_silently else f
-    for f in FAULTS])
+    pytest.param(f, marks=SEARCH_LEFTOVERS) if f in FAILED_READS else f for f in FAULTS])
 def test_damaged_newest_step_falls_back_to_identical_results(fault, pristine, damaged, small,
                                                              capfd):
   reference, _ = pristine
@@ -177,6 +178,7 @@ def test_damaged_newest_step_falls_back_to_identical_results(fault, pristine, da
   damage(damaged)
   capfd.readouterr()
   resumed = run_sweep(CONFIG, small, checkpoint_dir=damaged, progress=False)
+  gc.collect()  # the failed read's leftovers, here (see FAILED_READS), not in a later test
   err = capfd.readouterr().err
   notices = _notices(err, resumed_from=2)
   assert len(notices) == 1, err

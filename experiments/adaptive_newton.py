@@ -3,7 +3,8 @@
     python experiments/adaptive_newton.py --quick --out results/adaptive_newton
 
 Methods (all through the vmapped sweep engine, each optimizer its own compiled group,
-so ``history["group_seconds"]`` is that method's wall-clock per epoch):
+run one call at a time, so ``history["group_seconds"]`` is that method's wall-clock per
+epoch):
 
 * ``SGD``: the paper's *basic method*, plain SGD at the fixed initial rate;
 * ``Newton eps=1e-5``: second order (eq. 16-18) with the paper's eps = 1e-5.  In
@@ -126,6 +127,11 @@ def reference_variants():
           Variant("DoG", learning_rate=1.0, optimizer="dog"),
           Variant("Prodigy", learning_rate=1.0, optimizer="prodigy"),
           Variant("Mechanic", learning_rate=1.0, optimizer="mechanic")]
+
+
+# The seconds per epoch compared between methods are each group's own: one call at a
+# time, not beside another method's call (lrjax.train.plan, concurrent_calls).
+ONE_METHOD_AT_A_TIME = 1
 
 
 # ------------------------------------------------------------------------ analysis
@@ -444,7 +450,7 @@ def run_task(task: Task, args, out: Path, newton_eps) -> dict:
       variants += reference_variants()
     config = SweepConfig(model=task.model, variants=tuple(variants), epochs=epochs,
                          batch_size=batch, task=task.kind, checkpoint_every=0,
-                         model_kwargs=model_kwargs)
+                         model_kwargs=model_kwargs, concurrent_calls=ONE_METHOD_AT_A_TIME)
     sweep = f"lr{rate:g}"
     print(f"[{task.name}] {sweep}: {len(variants)} methods, {epochs} epochs, batch {batch}",
           flush=True)
@@ -483,7 +489,7 @@ def run_task(task: Task, args, out: Path, newton_eps) -> dict:
     if variants:
       config = SweepConfig(model=task.model, variants=tuple(variants), epochs=epochs,
                            batch_size=batch, task=task.kind, checkpoint_every=0,
-                           model_kwargs=model_kwargs)
+                           model_kwargs=model_kwargs, concurrent_calls=ONE_METHOD_AT_A_TIME)
       print(f"[{task.name}] restart: {[v.name for v in variants]}", flush=True)
       restart = run_sweep(config, dataset, out_dir=out / task.name / "restart",
                           progress=progress)

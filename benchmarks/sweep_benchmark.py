@@ -381,9 +381,11 @@ def run(name, args, out_rows):
                      "of_peak": gflops * 1e9 / peak, "plans": infos.get(r, {}).get("plans"),
                      "train_size": len(ds.train_x), "device": _device_name()})
   extra = statistics.median(single_info["first_epoch_extra"])
+  # A negative extra is the machine's noise (the first epoch was the faster one).
+  longer = "longer" if extra >= 0 else "less (noise: no one-off cost seen)"
   print(f"  lrjax rows are steady-state epochs (epoch {SWEEP_EPOCHS} of {SWEEP_EPOCHS}); the "
-        f"first epoch of a run took {extra * 1e3:.0f} ms longer (single model, median), "
-        f"once per run")
+        f"first epoch of a run took {abs(extra) * 1e3:.0f} ms {longer} (single model, "
+        f"median), once per run")
   auto_s = per_model["(4) lrjax 14-setting sweep, auto plan"]
   # Sequential: one variant per call, one call at a time (else one per call).
   seq_rows = ([r for r in per_model if r.endswith(", 1 per call, 1 at once")]

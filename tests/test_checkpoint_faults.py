@@ -164,9 +164,10 @@ FAULTS = {
 
 
 # A failed orbax read (the search in _flip_silently, or the resume's read of a cut data
-# file) leaves unawaited coroutines behind.
+# file or a cut _METADATA, whose arrays orbax may start reading before it fails: seen in
+# a CI run, not in every run) leaves unawaited coroutines behind.
 SEARCH_LEFTOVERS = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-FAILED_READS = ("flipped bytes, largest data file", "truncated data file")
+FAILED_READS = ("flipped bytes, largest data file", "truncated data file", "truncated _METADATA")
 
 
 @pytest.mark.parametrize("fault", [

@@ -13,7 +13,8 @@ small models and data):
   in-memory cache misses); the persistent cache keys on the compiled program itself,
   so the second build is a load.  Exported through the environment, so the command
   lines the tests start in subprocesses load what this process compiled.  Nothing is
-  kept between runs, and no test sees another run's cache.
+  kept between runs, and no test sees another run's cache.  Under pytest-xdist (`-n 2`,
+  the README's command) each worker process has its own folder.
 """
 
 import os

@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import statistics
 import sys
 import tempfile
@@ -59,9 +60,26 @@ TABLE1 = {"settings": 14, "epochs": 50, "train": 54_000, "valid": 6_000, "test":
 TARGETS = {"mnist_cnn": {"sweep": 1.8, "single": 2.0}, "cifar_cnn": {"sweep": 1.5}}
 
 
+def cpu_model() -> str:
+  """The processor's name (Linux's /proc/cpuinfo, else `platform.processor`) and its
+  core count: the ratios against PyTorch differ between CPU models (BUILD.md, "Speed")."""
+  fields = {}
+  try:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+      key, _, value = line.partition(":")
+      fields.setdefault(key.strip(), value.strip())
+  except OSError:
+    pass
+  name = fields.get("model name", "")
+  if name and fields.get("model"):  # virtual machines often name only the vendor
+    name = f"{name} model {fields['model']}"
+  return f"{name or platform.processor() or 'unknown CPU'}, {os.cpu_count()} cores"
+
+
 def _device_name() -> str:
   d = jax.devices()[0]
-  return f"{d.platform}:{getattr(d, 'device_kind', '')} x{jax.device_count()}"
+  name = f"{d.platform}:{getattr(d, 'device_kind', '')} x{jax.device_count()}"
+  return f"{name} ({cpu_model()})" if d.platform == "cpu" else name
 
 
 def _data(shape, n, seed):

@@ -47,6 +47,8 @@ def test_cpu_smoke_command_prints_every_row(bench, tmp_path, capsys):
   assert "check: auto plan vs 1 per call, 1 at once" in out
   assert "lrjax rows are steady-state epochs (epoch 2 of 2)" in out
   assert "estimate of the full Table 1 run" in out
+  assert f"({bench.cpu_model()})" in out and "cores)" in out  # the CPU model is recorded
+  assert all(bench.cpu_model() in r["device"] for r in rows if "device" in r)
   assert any(r["row"] == "gemm peak" and r["gflops"] > 0 for r in rows)
   assert json.loads((tmp_path / "bench.json").read_text()) == json.loads(json.dumps(rows))
 

@@ -33,6 +33,7 @@ batch per backend (200 vs 1000), and an estimate of the full Table 1 run (14 set
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -60,9 +61,11 @@ TABLE1 = {"settings": 14, "epochs": 50, "train": 54_000, "valid": 6_000, "test":
 TARGETS = {"mnist_cnn": {"sweep": 1.8, "single": 2.0}, "cifar_cnn": {"sweep": 1.5}}
 
 
+@functools.cache  # read once per run: every row's record names the device
 def cpu_model() -> str:
-  """The processor's name (Linux's /proc/cpuinfo, else `platform.processor`) and its
-  core count: the ratios against PyTorch differ between CPU models (BUILD.md, "Speed")."""
+  """The processor's name (Linux's /proc/cpuinfo, else `platform.processor`) and the
+  cores this process may use (those the plan counts): the ratios against PyTorch differ
+  between CPU models (BUILD.md, "Speed")."""
   fields = {}
   try:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -73,7 +76,7 @@ def cpu_model() -> str:
   name = fields.get("model name", "")
   if name and fields.get("model"):  # virtual machines often name only the vendor
     name = f"{name} model {fields['model']}"
-  return f"{name or platform.processor() or 'unknown CPU'}, {os.cpu_count()} cores"
+  return f"{name or platform.processor() or 'unknown CPU'}, {plan_lib.cpu_cores()} cores"
 
 
 def _device_name() -> str:

@@ -51,9 +51,9 @@ import optax
 from lrjax import models
 from lrjax.data.dataset import Dataset
 from lrjax.train import SweepConfig, report_variants, run_sweep
-from lrjax.train import plan as plan_lib
-from lrjax.train.step import TrainState, evaluate, task_loss, train_step
-from lrjax.train import optimizers
+from lrjax.train.engine import plan as plan_lib
+from lrjax.train.engine.step import TrainState, evaluate, task_loss, train_step
+from lrjax.train.frontends import optimizers
 
 SHAPES = {"mnist_cnn": (28, 28, 1), "cifar_cnn": (32, 32, 3)}
 # Table 1 of the report: MNIST, 54,000 training / 6,000 validation / 10,000 test images.

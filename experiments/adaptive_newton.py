@@ -48,9 +48,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 import common  # noqa: E402
-from lrjax.train import plotting  # noqa: E402
-from lrjax.train.config import SweepConfig, Variant  # noqa: E402
-from lrjax.train.sweep import run_sweep  # noqa: E402
+from lrjax.train.reports import plotting  # noqa: E402
+from lrjax.train.frontends.config import SweepConfig, Variant  # noqa: E402
+from lrjax.train.api import run_sweep  # noqa: E402
 
 PAPER_EPS = 1e-5
 
@@ -130,7 +130,7 @@ def reference_variants():
 
 
 # The seconds per epoch compared between methods are each group's own: one call at a
-# time, not beside another method's call (lrjax.train.plan, concurrent_calls).
+# time, not beside another method's call (lrjax.train.engine.plan, concurrent_calls).
 ONE_METHOD_AT_A_TIME = 1
 
 

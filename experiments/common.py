@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lrjax import data  # noqa: E402
-from lrjax.train import metrics  # noqa: E402
+from lrjax.train.reports import metrics  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -183,7 +183,7 @@ def setting_names(result, named_settings) -> list[str]:
 
 
 def seed_aggregates(result, named_settings) -> dict[str, dict]:
-  """Setting name -> its `lrjax.train.metrics.aggregate_seeds` row (mean, std, min, max
+  """Setting name -> its `lrjax.train.reports.metrics.aggregate_seeds` row (mean, std, min, max
   over the seeds of each summary measure, ``per_seed``, ``names``, ``nonfinite_seeds``)."""
   rows = metrics.aggregate_seeds(result.summary, setting_names(result, named_settings))
   return {r["setting"]: r for r in rows}

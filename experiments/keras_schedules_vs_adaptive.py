@@ -61,9 +61,9 @@ import numpy as np  # noqa: E402
 
 import common  # noqa: E402
 from lrjax.models import CONV_IMPLS  # noqa: E402
-from lrjax.train import plotting  # noqa: E402
-from lrjax.train.config import SweepConfig, Variant  # noqa: E402
-from lrjax.train.sweep import run_sweep  # noqa: E402
+from lrjax.train.reports import plotting  # noqa: E402
+from lrjax.train.frontends.config import SweepConfig, Variant  # noqa: E402
+from lrjax.train.api import run_sweep  # noqa: E402
 
 SCHEDULES = ("Constant lr", "Time-based", "Step decay", "Exponential decay")
 ADAPTIVE = ("Adagrad", "Adadelta", "RMSprop", "Adam")

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax import schedules as S
-from lrjax.train import plotting
+from lrjax.train.reports import plotting
 
 plt = plotting.pyplot()
 

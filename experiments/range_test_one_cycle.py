@@ -48,7 +48,8 @@ import common  # noqa: E402
 import lrjax  # noqa: E402
 from lrjax import schedules  # noqa: E402
 from lrjax.models import get_model  # noqa: E402
-from lrjax.train import plotting, range_test, range_test_vectorized  # noqa: E402
+from lrjax.train import range_test, range_test_vectorized  # noqa: E402
+from lrjax.train.reports import plotting
 
 MODELS = {"mnist": "mnist_cnn", "cifar10": "cifar_cnn"}
 DOCUMENT_SCALE = ("the document: ResNet-56 on the full CIFAR-10, batch 512, momentum 0.9, "

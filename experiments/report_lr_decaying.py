@@ -15,7 +15,7 @@ Choices the report leaves open, said in the output too: batch size 64 (not state
 report; 64 is the default of the PyTorch MNIST example the MNIST model follows), the
 validation set is 10% of the training set drawn at random (the report only says it
 split the data), Flax's default initialisers, dropout 0.25 in CifarCNN.  The
-convergence epoch is the engine's (`lrjax.train.metrics`): the first epoch after which
+convergence epoch is the engine's (`lrjax.train.reports.metrics`): the first epoch after which
 the validation accuracy stays within ``--tolerance`` (absolute, default 0.005) of its
 final value; the report does not define its own.  The "optimal settings" of Figures 5
 and 7b are chosen as the report does: within each strategy the sequence that converges
@@ -64,10 +64,10 @@ import numpy as np  # noqa: E402
 
 import common  # noqa: E402
 from lrjax.models import CONV_IMPLS  # noqa: E402
-from lrjax.train import plotting  # noqa: E402
-from lrjax.train.checkpoint import DifferentSweepError  # noqa: E402
-from lrjax.train.config import SweepConfig, report_variants  # noqa: E402
-from lrjax.train.sweep import run_sweep  # noqa: E402
+from lrjax.train.reports import plotting  # noqa: E402
+from lrjax.train.runner.checkpoint import DifferentSweepError  # noqa: E402
+from lrjax.train.frontends.config import SweepConfig, report_variants  # noqa: E402
+from lrjax.train.api import run_sweep  # noqa: E402
 
 # ------------------------------------------------------------------ the report's numbers
 # Tables 1 and 2 of the report, typed in: (final validation accuracy, convergence epoch).

@@ -17,7 +17,7 @@ rankings of the sequences and the best of all 14 (``loss0_comparison.md/.json``)
 
 Each observation is split into the claims it makes, each claim a function of the
 per-seed results of the 14 settings: final and best validation accuracy, final test
-accuracy, the convergence epoch under the run's rule (`lrjax.train.metrics`:
+accuracy, the convergence epoch under the run's rule (`lrjax.train.reports.metrics`:
 the first epoch after which the validation accuracy stays within the run's tolerance of
 its final value, recomputed here from the history with the run's tolerance), the
 number of sequence advances, and, for the claims about curves, a stated reading of
@@ -56,8 +56,8 @@ import numpy as np  # noqa: E402
 
 import common  # noqa: E402
 import report_lr_decaying as report  # noqa: E402
-from lrjax.train import metrics  # noqa: E402
-from lrjax.train import results as results_lib  # noqa: E402
+from lrjax.train.reports import metrics  # noqa: E402
+from lrjax.train.reports import results as results_lib  # noqa: E402
 
 # --------------------------------------------------------------------- the definitions
 # "Within noise": the noise band of a difference of two means over seeds is NOISE_Z
@@ -139,7 +139,7 @@ def dataset_of(config) -> str:
 def from_history(config, history: Mapping[str, np.ndarray],
                  info: Mapping | None = None, *, require_all: bool = True) -> Runs:
   """`Runs` of a run of ``config`` (a `SweepConfig`) with ``history`` (``[epochs,
-  variants]`` arrays): the summary recomputed by `lrjax.train.metrics.summarize` with
+  variants]`` arrays): the summary recomputed by `lrjax.train.reports.metrics.summarize` with
   the config's tolerance, the seeds of each setting by `metrics.aggregate_seeds`.
   ``require_all``: refuse a run of fewer than the 14 settings (``--strategies``)."""
   try:

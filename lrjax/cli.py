@@ -5,7 +5,7 @@ on a small built-in synthetic dataset for a few epochs (about a minute on a lapt
 and writes the results table, CSV/JSON and plots to ``results/sweep``.
 
 ``lrjax sweep --config sweep.toml`` trains what a sweep file says (any model, optax
-optimizer, schedule or strategy, grid: `lrjax.train.sweep_file` describes the format)
+optimizer, schedule or strategy, grid: `lrjax.train.frontends.sweep_file` describes the format)
 through `lrjax.sweep`; flags given on the command line override the file's values.
 
 Runs lose nothing: checkpoints go to ``<out>/checkpoints`` by default, and running the
@@ -97,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
   sweep.add_argument("--eval-batch-size", type=int, default=0,
                      help="batch of the validation/test passes (0: per backend)")
   sweep.add_argument("--config", default=None, metavar="FILE",
-                     help="a sweep file (TOML; format: lrjax.train.sweep_file, README): "
+                     help="a sweep file (TOML; format: lrjax.train.frontends.sweep_file, README): "
                           "model, data, optimizer, schedule, grid; flags given here "
                           "override the file's values (--epochs, --batch-size, --seeds, "
                           "--out, --dataset, --source-dir, --data-dir, --train-size, "
@@ -270,7 +270,7 @@ def _join_run(args) -> None:
 def _check_device_flags(args) -> None:
   """The flag checks that need the devices the run sees (after `_join_run`)."""
   import jax
-  from lrjax.train import plan as plan_lib
+  from lrjax.train.engine import plan as plan_lib
   try:
     plan_lib.check_concurrent_calls(args.concurrent_calls, devices=len(jax.devices()))
   except ValueError as err:
@@ -279,7 +279,8 @@ def _check_device_flags(args) -> None:
 
 def _sweep(args) -> int:
   from lrjax.train import SweepConfig, report_variants, run_sweep
-  from lrjax.train import plotting, results
+  from lrjax.train.reports import plotting
+  from lrjax.train.reports import results
 
   _check_flags(args)
   _join_run(args)
@@ -365,9 +366,10 @@ def file_checkpoint_dir(args, typed: set[str], out: Path) -> Path | None:
 def _sweep_file(args, typed: set[str]) -> int:
   """``lrjax sweep --config FILE``: the file's sweep through `lrjax.sweep`, checkpointed
   under OUT/checkpoints as the preset's."""
-  from lrjax.train import plan as plan_lib
-  from lrjax.train import plotting, results
-  from lrjax.train import sweep_file
+  from lrjax.train.engine import plan as plan_lib
+  from lrjax.train.reports import plotting
+  from lrjax.train.reports import results
+  from lrjax.train.frontends import sweep_file
 
   for dest, flag in _PRESET_ONLY.items():
     if dest in typed:
@@ -430,7 +432,7 @@ def _plot_file_run(path: Path, out: Path) -> list[Path] | None:
   """The plot of a --config run's results.json (None: not one; the preset's layout)."""
   import json
   import numpy as np
-  from lrjax.train import plotting
+  from lrjax.train.reports import plotting
   file = path / "results.json" if path.is_dir() else path
   if not file.is_file():
     return None
@@ -447,7 +449,8 @@ def _plot_file_run(path: Path, out: Path) -> list[Path] | None:
 
 
 def _plot(args) -> int:
-  from lrjax.train import plotting, results
+  from lrjax.train.reports import plotting
+  from lrjax.train.reports import results
   out = Path(args.out) if args.out else Path(args.results if Path(args.results).is_dir()
                                              else Path(args.results).parent)
   paths = _plot_file_run(Path(args.results), out)
@@ -478,10 +481,10 @@ def main(argv=None) -> int:
     print(f"lrjax: error: {error}", file=sys.stderr)
     return 2
   if args.command == "sweep":
-    from lrjax.train.checkpoint import CheckpointError
+    from lrjax.train.runner.checkpoint import CheckpointError
     from lrjax.distributed import DistributedError
-    from lrjax.train.sweep import SweepInterrupted
-    from lrjax.train.sweep_file import SweepFileError
+    from lrjax.train.runner.loop import SweepInterrupted
+    from lrjax.train.frontends.sweep_file import SweepFileError
     try:
       if args.config is not None:
         return _sweep_file(args, typed_flags(argv))

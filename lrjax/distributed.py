@@ -3,7 +3,7 @@
 A sweep's variants are independent, so spreading them over processes needs no scheduler
 of our own: every process runs the same command, `initialize` joins them with
 ``jax.distributed.initialize``, ``jax.devices()`` then lists every process's devices,
-and the 1-D ``variant`` mesh of `lrjax.train.epoch.variant_mesh` spans them all.  Each
+and the 1-D ``variant`` mesh of `lrjax.train.engine.epoch.variant_mesh` spans them all.  Each
 process loads the dataset itself; host values placed with a global sharding
 (``jax.device_put``) give every process its own slice of the variants (a process's
 devices hold only their shards), and the epoch program runs with no communication

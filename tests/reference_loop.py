@@ -1,6 +1,6 @@
 """A plain training loop: what the compiled engine must compute, written as for-loops.
 
-The engine (`lrjax.train.epoch` / `lrjax.train.sweep`) trains many variants in one
+The engine (`lrjax.train.engine.epoch` / `lrjax.train.api`) trains many variants in one
 vmapped, scanned XLA program; this module trains ONE variant with Python ``for`` loops
 over epochs and steps, optax's own optimizers updated by hand, and a strategy written
 out as plain Python (no `lrjax.strategies`, no `lrjax.train`).  `tests/
@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-# The engine's random streams, written out (lrjax.train.epoch documents the same).
+# The engine's random streams, written out (lrjax.train.engine.epoch documents the same).
 INIT_SALT, ORDER_SALT, DROPOUT_SALT = 0, 1, 2
 
 # Inner optimizers as optax ships them, with the rate as an injected hyperparameter,

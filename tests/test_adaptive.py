@@ -536,7 +536,8 @@ def test_engine_newton_preset_takes_the_newton_branch():
   """The engine's Newton (no eps given) takes eq. 16 on most steps, in float32."""
   pytest.importorskip("flax")  # the engine's extra
   from lrjax import models
-  from lrjax.train import optimizers, step as step_lib
+  from lrjax.train.frontends import optimizers
+  from lrjax.train.engine import step as step_lib
 
   rng = np.random.default_rng(0)
   x = rng.normal(size=(512, 13)).astype(np.float32)

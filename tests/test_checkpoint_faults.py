@@ -26,8 +26,8 @@ import pytest
 
 from lrjax import cli
 from lrjax.train import SweepConfig, Variant, run_sweep
-from lrjax.train import checkpoint as ckpt
-from lrjax.train import results
+from lrjax.train.runner import checkpoint as ckpt
+from lrjax.train.reports import results
 
 REPO = Path(__file__).resolve().parents[1]
 FIELDS = ("train_loss", "valid_loss", "valid_acc", "test_acc", "lr", "index", "nonfinite")
@@ -317,7 +317,8 @@ _DROP_AND_RUN = textwrap.dedent(r"""
   mode, folder, out = sys.argv[1], sys.argv[2], sys.argv[3]
   import numpy as np
   from lrjax import cli, data
-  from lrjax.train import SweepConfig, Variant, run_sweep, checkpoint
+  from lrjax.train import SweepConfig, Variant, run_sweep
+  from lrjax.train.runner import checkpoint
   import traceback, tempfile, shutil, csv, io, linecache  # used after the drop
   small = data.synthetic("tiny", num_train=320, num_test=100, seed=0)
   variants = (Variant("seq1 epoch", "seq1", "epoch", 0.5),

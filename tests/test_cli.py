@@ -76,7 +76,7 @@ def test_sweep_then_plot_writes_the_library_results_and_plots_them(tmp_path, cap
 
 def test_sweep_interrupted_from_the_command_line_resumes_to_the_same_results(
     tmp_path, monkeypatch, capsys, direct_run):
-  from lrjax.train import checkpoint
+  from lrjax.train.runner import checkpoint
   args = ARGS + ["--checkpoint-dir", str(tmp_path / "ckpt"), "--out", str(tmp_path / "a")]
   save = checkpoint.SweepCheckpointer.save
 
@@ -154,7 +154,7 @@ def _one_line_error(capsys, flag: str) -> str:
 ])
 def test_bad_flag_values_are_one_line_naming_the_flag_and_exit_2(tmp_path, capsys, monkeypatch,
                                                                  flags, flag, says):
-  from lrjax.train import sweep
+  from lrjax.train import api as sweep
   def no_training(*args, **kwargs):
     raise AssertionError("a bad flag must be refused before training")
   monkeypatch.setattr(sweep, "run_sweep", no_training)
@@ -178,9 +178,9 @@ def test_unparsable_flags_are_one_line_naming_the_flag_and_exit_2(capsys, flags,
 
 def test_calls_at_once_on_several_devices_are_refused_naming_the_flag(tmp_path, capsys,
                                                                     monkeypatch):
-  """Variants sharded over devices run one call at a time (lrjax.train.plan)."""
+  """Variants sharded over devices run one call at a time (lrjax.train.engine.plan)."""
   import jax
-  from lrjax.train import sweep
+  from lrjax.train import api as sweep
   def no_training(*args, **kwargs):
     raise AssertionError("a bad flag must be refused before training")
   monkeypatch.setattr(sweep, "run_sweep", no_training)

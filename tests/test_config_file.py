@@ -1,4 +1,4 @@
-"""The sweep file (`lrjax.train.sweep_file`) and ``lrjax sweep --config`` end to end.
+"""The sweep file (`lrjax.train.frontends.sweep_file`) and ``lrjax sweep --config`` end to end.
 
 Trained runs use the issue's file as written (the built-in model and data) or a tiny
 Flax module written into tmp_path; everything else only reads and checks files.
@@ -18,7 +18,8 @@ import pytest
 
 import lrjax
 from lrjax import cli, schedules, strategies
-from lrjax.train import grid, sweep_file
+from lrjax.train import grid
+from lrjax.train.frontends import sweep_file
 
 ISSUE_FILE = """\
 epochs = 2

@@ -75,7 +75,7 @@ def _reference(out: Path, monkeypatch) -> dict[str, np.ndarray]:
   """The sweep as one process (in this test process: one CPU device), without its plots
   (seconds of matplotlib; results.json is what is compared)."""
   from lrjax import cli
-  from lrjax.train import plotting
+  from lrjax.train.reports import plotting
   monkeypatch.setattr(plotting, "plot_report_figures", lambda *args, **kwargs: None)
   assert cli.main(SWEEP + ["--no-checkpoint", "--out", str(out)]) == 0
   return _history(out)

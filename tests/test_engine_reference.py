@@ -22,9 +22,10 @@ import pytest
 import reference_loop as ref
 from lrjax import data as data_lib
 from lrjax import models, strategies
-from lrjax.train import SweepConfig, Variant, optimizers, run_sweep
-from lrjax.train import epoch as epoch_lib
-from lrjax.train.checkpoint import SweepCheckpointer
+from lrjax.train import SweepConfig, Variant, run_sweep
+from lrjax.train.frontends import optimizers
+from lrjax.train.engine import epoch as epoch_lib
+from lrjax.train.runner.checkpoint import SweepCheckpointer
 
 RTOL, ATOL = 2e-5, 2e-6
 BATCH = 8

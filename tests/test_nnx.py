@@ -1,4 +1,4 @@
-"""Flax NNX models in `lrjax.sweep` (issue 16): `lrjax.train.nnx_adapter`.
+"""Flax NNX models in `lrjax.sweep` (issue 16): `lrjax.train.engine.nnx_adapter`.
 
 References: NNX itself (the adapter's outputs and BatchNorm updates equal the NNX
 model's own ``model.train()`` / ``model.eval()`` calls), solo sweeps (K = 1, the
@@ -23,8 +23,8 @@ from flax import nnx
 
 import lrjax
 from lrjax.data import synthetic
-from lrjax.train import nnx_adapter
-from lrjax.train.epoch import _INIT_SALT, variant_key
+from lrjax.train.engine import nnx_adapter
+from lrjax.train.engine.epoch import _INIT_SALT, variant_key
 
 TOL = 1e-5
 COMPARED = ("train_loss", "valid_loss", "test_loss", "valid_acc", "test_acc", "lr")

@@ -1,4 +1,4 @@
-"""lrjax.train.plan: every execution plan gives the same results, one compile per group."""
+"""lrjax.train.engine.plan: every execution plan gives the same results, one compile per group."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import jax
 import numpy as np
 import pytest
 
-from lrjax.train import SweepConfig, Variant, optimizers, results, run_sweep
-from lrjax.train import epoch as epoch_lib
-from lrjax.train import plan as plan_lib
+from lrjax.train import SweepConfig, Variant, run_sweep
+from lrjax.train.frontends import optimizers
+from lrjax.train.reports import results
+from lrjax.train.engine import epoch as epoch_lib
+from lrjax.train.engine import plan as plan_lib
 
 # Five SGD variants on two seeds (so the data orders differ inside a chunk) + one Adam.
 VARIANTS = tuple(
@@ -160,7 +162,7 @@ def test_groups_side_by_side_equal_one_call_at_a_time(blobs, per_call):
 def test_calls_at_once_change_no_checkpointed_run(blobs, tmp_path, capsys):
   """A run resumed with another number of calls at once continues (the numbers are the
   same); one asked for another plan of variants per call is another run."""
-  from lrjax.train import checkpoint as checkpoint_lib
+  from lrjax.train.runner import checkpoint as checkpoint_lib
   config = dict(variants=VARIANTS[:3], epochs=1, variants_per_call=1)
   run_sweep(_config(**config, concurrent_calls=1), blobs, progress=False,
             checkpoint_dir=tmp_path)

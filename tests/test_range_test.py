@@ -18,7 +18,7 @@ import pytest
 from lrjax.data import synthetic
 from lrjax.train import range_finder as rf
 from lrjax.train import range_test, range_test_vectorized
-from lrjax.train.step import evaluate
+from lrjax.train.engine.step import evaluate
 
 
 class TinyMLP(nn.Module):

@@ -25,8 +25,8 @@ sys.path.insert(0, str(REPO / "experiments"))
 
 import report_lr_decaying as report  # noqa: E402
 import report_observations as obs  # noqa: E402
-from lrjax.train import metrics  # noqa: E402
-from lrjax.train.config import SweepConfig, report_variants  # noqa: E402
+from lrjax.train.reports import metrics  # noqa: E402
+from lrjax.train.frontends.config import SweepConfig, report_variants  # noqa: E402
 
 R, N, W = obs.REPRODUCED, obs.NOT_REPRODUCED, obs.WITHIN_NOISE
 OFFSETS = np.array([-1.0, 0.0, 1.0])  # three seeds: mean 0, sample std 1

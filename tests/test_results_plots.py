@@ -13,8 +13,11 @@ import pytest
 from figures import capture_figures, lines
 
 from lrjax.train import SweepConfig, report_variants
-from lrjax.train import metrics, plotting, results
-from lrjax.train.sweep import HISTORY_FIELDS, SweepResult
+from lrjax.train.reports import metrics
+from lrjax.train.reports import plotting
+from lrjax.train.reports import results
+from lrjax.train.runner.loop import HISTORY_FIELDS
+from lrjax.train.api import SweepResult
 
 EPOCHS = 3
 

@@ -20,7 +20,7 @@ import pytest
 
 from lrjax import cli, data
 from lrjax.train import SweepConfig, Variant, run_sweep
-from lrjax.train import checkpoint as ckpt
+from lrjax.train.runner import checkpoint as ckpt
 
 REPO = Path(__file__).resolve().parents[1]
 FIELDS = ("train_loss", "valid_loss", "valid_acc", "test_acc", "lr", "index", "nonfinite")
@@ -206,7 +206,7 @@ def test_cli_refuses_a_folder_in_use_in_one_line(tmp_path, capsys):
 _SIGNAL_DURING_EPOCH = textwrap.dedent(r"""
   import os, signal, sys
   from lrjax import cli
-  from lrjax.train import epoch as epoch_lib
+  from lrjax.train.engine import epoch as epoch_lib
   signum, at = getattr(signal, sys.argv[1]), int(sys.argv[2])
   real = epoch_lib.GroupTrainer.epoch_calls  # what every epoch of every group goes through
   sent = []

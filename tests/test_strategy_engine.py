@@ -9,9 +9,9 @@ pytest.importorskip("flax")  # the engine's extra
 
 from lrjax import cli, models  # noqa: E402
 from lrjax.train import SweepConfig, Variant, run_sweep  # noqa: E402
-from lrjax.train import epoch as epoch_lib  # noqa: E402
-from lrjax.train import optimizers  # noqa: E402
-from lrjax.train.step import evaluate  # noqa: E402
+from lrjax.train.engine import epoch as epoch_lib  # noqa: E402
+from lrjax.train.frontends import optimizers  # noqa: E402
+from lrjax.train.engine.step import evaluate  # noqa: E402
 
 # A rate so small that the validation loss moves by ~1e-6 per epoch: every by-cutoff
 # test |L_t - L_{t-1}| < c_t (c_0 = 1% of a loss ~2.3, then x0.2) holds, so the index

@@ -19,10 +19,10 @@ import pytest
 
 import lrjax
 from lrjax.data import synthetic
-from lrjax.train import checkpoint as ckpt
-from lrjax.train import epoch as epoch_lib
-from lrjax.train import results
-from lrjax.train.sweep import SweepInterrupted
+from lrjax.train.runner import checkpoint as ckpt
+from lrjax.train.engine import epoch as epoch_lib
+from lrjax.train.reports import results
+from lrjax.train.runner.loop import SweepInterrupted
 
 FIELDS = ("train_loss", "valid_loss", "valid_acc", "test_loss", "lr", "index", "nonfinite")
 HPARAMS = {"learning_rate": [0.3, 0.05], "momentum": [0.9, 0.0]}

@@ -1,4 +1,4 @@
-"""Task objects (`lrjax.train.task`): the per-example losses and metrics against numpy
+"""Task objects (`lrjax.train.engine.task`): the per-example losses and metrics against numpy
 formulas and optax, under jit / vmap / grad; the engine's steps with a task object or
 its name; and user-defined tasks (a Huber regression, a top-2 accuracy) through
 `lrjax.sweep`, checked against a hand computation."""
@@ -14,7 +14,10 @@ import pytest
 
 import lrjax
 from lrjax.data import synthetic
-from lrjax.train import CLASSIFICATION, REGRESSION, Task, metrics, step, task as task_lib
+from lrjax.train import CLASSIFICATION, REGRESSION, Task
+from lrjax.train.reports import metrics
+from lrjax.train.engine import step
+from lrjax.train.engine import task as task_lib
 
 RNG = np.random.default_rng(0)
 LOGITS = RNG.normal(size=(2, 12, 5)).astype(np.float32)  # [variant, batch, class]

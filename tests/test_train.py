@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from lrjax.train import SweepConfig, Variant, convergence_epoch, report_variants, run_sweep
-from lrjax.train import optimizers, results
+from lrjax.train.frontends import optimizers
+from lrjax.train.reports import results
 
 MODEL = "logistic"
 

@@ -27,8 +27,8 @@ mkdir -p "$OUT/tree"
 cd "$OUT/tree"
 cat > cosmic-ray.toml <<TOML
 [cosmic-ray]
-module-path = ["lrjax/train/epoch.py", "lrjax/train/step.py", "lrjax/train/optimizers.py",
-               "lrjax/train/sweep.py", "lrjax/strategies/strategy.py"]
+module-path = ["lrjax/train/engine/epoch.py", "lrjax/train/engine/step.py", "lrjax/train/frontends/optimizers.py",
+               "lrjax/train/api.py", "lrjax/strategies/strategy.py"]
 timeout = $TIMEOUT.0
 excluded-modules = []
 test-command = "$PY -m pytest -x -q -p no:cacheprovider -m 'not slow' $TESTS"

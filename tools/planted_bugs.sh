@@ -13,20 +13,20 @@ PY=${PYTHON:-python}
 ENGINE_TESTS="tests/test_engine_reference.py tests/test_train.py"
 declare -A FILE SED TESTS WHAT
 WHAT[1]="the same data permutation reused every epoch"
-FILE[1]="lrjax/train/epoch.py"; SED[1]='s/_ORDER_SALT, epoch)/_ORDER_SALT, 0)/g'
+FILE[1]="lrjax/train/engine/epoch.py"; SED[1]='s/_ORDER_SALT, epoch)/_ORDER_SALT, 0)/g'
 TESTS[1]=$ENGINE_TESTS
 WHAT[2]="one minibatch skipped every epoch (epoch program and sweep alike)"
-FILE[2]="lrjax/train/epoch.py lrjax/train/sweep.py"
+FILE[2]="lrjax/train/engine/epoch.py lrjax/train/api.py"
 SED[2]='s|steps = n // batch_size$|steps = n // batch_size - 1|; s|steps = dataset.train_x.shape\[0\] // config.batch_size$|steps = dataset.train_x.shape[0] // config.batch_size - 1|'
 TESTS[2]=$ENGINE_TESTS
 WHAT[3]="value_fn ignores its argument (Newton's rate never moves)"
-FILE[3]="lrjax/train/step.py"; SED[3]='s/return loss_fn(params)\[0\]/return loss_fn(state.params)[0]/'
+FILE[3]="lrjax/train/engine/step.py"; SED[3]='s/return loss_fn(params)\[0\]/return loss_fn(state.params)[0]/'
 TESTS[3]=$ENGINE_TESTS
 WHAT[4]="the epoch boundary fed on the second step of the epoch"
-FILE[4]="lrjax/train/epoch.py"; SED[4]='s/boundary = (i == 0) \& (st.epoch > 0)/boundary = (i == 1) \& (st.epoch > 0)/'
+FILE[4]="lrjax/train/engine/epoch.py"; SED[4]='s/boundary = (i == 0) \& (st.epoch > 0)/boundary = (i == 1) \& (st.epoch > 0)/'
 TESTS[4]=$ENGINE_TESTS
 WHAT[5]="the training loss fed to the strategies instead of the validation loss"
-FILE[5]="lrjax/train/epoch.py"; SED[5]='s/state._replace(valid_loss=valid_loss,/state._replace(valid_loss=train_loss,/'
+FILE[5]="lrjax/train/engine/epoch.py"; SED[5]='s/state._replace(valid_loss=valid_loss,/state._replace(valid_loss=train_loss,/'
 TESTS[5]=$ENGINE_TESTS
 WHAT[6]="a ResNet block losing its output ReLU"
 FILE[6]="lrjax/models/resnet.py"; SED[6]='s/return nn.relu(x + y)/return x + y/'

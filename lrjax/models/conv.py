@@ -33,7 +33,7 @@ ModuleDef = Any
 CONVS: dict[str, ModuleDef] = {"xla": nn.Conv, "canonical": Conv, "im2col": Im2ColConv}
 CONV_IMPLS = ("auto",) + tuple(CONVS)
 
-# Per backend: CPU runs one variant per compiled call (see lrjax.train.plan), where the
+# Per backend: CPU runs one variant per compiled call (see lrjax.train.engine.plan), where the
 # canonical-gradient convolution is the fastest (benchmarks/sweep_benchmark.py);
 # accelerators vmap the whole group, where im2col's batched GEMMs win.
 _DEFAULT_CONV = {"cpu": "canonical"}

@@ -38,7 +38,7 @@ pass the boundary on the emitting micro-step yourself
 with a NaN/inf gradient, the strategy's state included, so a boundary that falls on
 such a step is lost and the sequence stays one position behind from then on.  Put the
 strategy *outside* the wrapper, as the engine does
-(``lrjax.train.optimizers.make_transform``)::
+(``lrjax.train.frontends.optimizers.make_transform``)::
 
   optax.chain(optax.apply_if_finite(inner, max_consecutive_errors), strategy)
 

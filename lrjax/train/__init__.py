@@ -20,14 +20,14 @@ from lrjax import _extras
 
 _extras.require_train("lrjax.train")
 
-from lrjax.train.config import SweepConfig, Variant, report_variants
-from lrjax.train.metrics import aggregate_seeds, convergence_epoch, summarize
-from lrjax.train.step import TrainState, evaluate, evaluate_metrics, task_loss, train_step
-from lrjax.train.task import CLASSIFICATION, REGRESSION, Task
-from lrjax.train.sweep import SweepResult, run_sweep
-# `sweep` itself is `lrjax.sweep` (here `lrjax.train.sweep` is the run_sweep module).
-from lrjax.train.api import grid
+from lrjax.train.frontends.config import SweepConfig, Variant, report_variants
+from lrjax.train.reports.metrics import aggregate_seeds, convergence_epoch, summarize
+from lrjax.train.engine.step import TrainState, evaluate, evaluate_metrics, task_loss, train_step
+from lrjax.train.engine.task import CLASSIFICATION, REGRESSION, Task
+from lrjax.train.api import SweepResult, run_sweep
+from lrjax.train.api import grid, sweep
+from lrjax.train.runner.loop import SweepInterrupted
 # (module `range_finder`, so that `lrjax.train.range_test` stays the function)
 from lrjax.train.range_finder import (RangeTestResult, Suggestions, range_test,
                                       range_test_vectorized)
-from lrjax.train.nnx_adapter import as_linen
+from lrjax.train.engine.nnx_adapter import as_linen

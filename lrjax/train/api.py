@@ -1,7 +1,7 @@
 """`sweep`: train any Flax model with any optax optimizer over a grid, in one program.
 
 The library entry point (issue 11), `lrjax.sweep`, and the one engine of lrjax
-(`run_sweep` is its preset for a `SweepConfig`, see `lrjax.train.presets`):
+(`run_sweep` is its preset for a `SweepConfig`, see `lrjax.train.frontends.presets`):
 
 * ``model``: a `flax.linen.Module` called as ``model(x, *, train)`` (mutable
   collections such as ``batch_stats`` are updated in training; every RNG stream the
@@ -17,23 +17,23 @@ The library entry point (issue 11), `lrjax.sweep`, and the one engine of lrjax
 
 Variants are grouped by their static hyperparameters and by the structure of their
 optimizer state, ``jax.tree.structure(jax.eval_shape(tx.init, params))``: one compiled
-program per group (`lrjax.train.epoch.GroupTrainer`), called once per chunk of the
-group's variants (`lrjax.train.plan`), the variant axis sharded over the local devices.
+program per group (`lrjax.train.engine.epoch.GroupTrainer`), called once per chunk of the
+group's variants (`lrjax.train.engine.plan`), the variant axis sharded over the local devices.
 The rate, the strategy position and the non-finite flag of a variant are read from its
-optimizer state by field name (`lrjax.train.readouts`), whatever the optimizer.
+optimizer state by field name (`lrjax.train.engine.readouts`), whatever the optimizer.
 
-Runs lose nothing (`lrjax.train.loop`): with ``checkpoint_dir`` a checkpoint is written
+Runs lose nothing (`lrjax.train.runner.loop`): with ``checkpoint_dir`` a checkpoint is written
 every ``checkpoint_every`` epochs recording the run's identity (model, every variant's
 hyperparameters and seed, task, batch sizes: `run_identity`) and the data's
-(`lrjax.train.checkpoint.data_identity`); the same call resumes from it (one line on
+(`lrjax.train.runner.checkpoint.data_identity`); the same call resumes from it (one line on
 stderr), anything different is refused saying what differs, a finished run asked for
 more epochs continues, and SIGINT / SIGTERM stop after the epoch in progress is
 checkpointed (`SweepInterrupted`).  ``out_dir`` receives the results files
-(`lrjax.train.results.save`).  Under ``jax.distributed`` (`lrjax.distributed`) the
+(`lrjax.train.reports.results.save`).  Under ``jax.distributed`` (`lrjax.distributed`) the
 variant axis spans every process's devices; the processes must agree on the run and the
 data (checked before anything compiles) and process 0 alone writes files.
 ``task`` is any `lrjax.train.Task`
-(`lrjax.train.task`): `CLASSIFICATION`, `REGRESSION` or the user's own.
+(`lrjax.train.engine.task`): `CLASSIFICATION`, `REGRESSION` or the user's own.
 """
 
 from __future__ import annotations
@@ -54,17 +54,19 @@ import numpy as np
 import optax
 
 from lrjax import distributed
-from lrjax.train import checkpoint as checkpoint_lib
-from lrjax.train import epoch as epoch_lib
-from lrjax.train import inputs
-from lrjax.train import loop
-from lrjax.train import plan as plan_lib
-from lrjax.train.epoch import stream_keys as _stream_keys  # noqa: F401 (was defined here)
-from lrjax.train.loop import HISTORY_FIELDS, SweepInterrupted  # noqa: F401 (re-exported)
-from lrjax.train.metrics import summarize
-from lrjax.train.readouts import (INDEX_FIELD, LR_FIELDS, NONFINITE_FIELD,  # noqa: F401
+from lrjax.train.runner import checkpoint as checkpoint_lib
+from lrjax.train.engine import epoch as epoch_lib
+from lrjax.train.frontends import inputs
+from lrjax.train.runner import loop
+from lrjax.train.engine import plan as plan_lib
+from lrjax.train.frontends import presets
+from lrjax.train.frontends.config import SweepConfig
+from lrjax.train.engine.epoch import stream_keys as _stream_keys  # noqa: F401 (was defined here)
+from lrjax.train.runner.loop import HISTORY_FIELDS, SweepInterrupted  # noqa: F401 (re-exported)
+from lrjax.train.reports.metrics import summarize
+from lrjax.train.engine.readouts import (INDEX_FIELD, LR_FIELDS, NONFINITE_FIELD,  # noqa: F401
                                   read_index, read_lr, read_nonfinite)
-from lrjax.train.task import CLASSIFICATION, REGRESSION, Task, as_task as _as_task  # noqa: F401
+from lrjax.train.engine.task import CLASSIFICATION, REGRESSION, Task, as_task as _as_task  # noqa: F401
 
 
 # -- hyperparameters -----------------------------------------------------------------
@@ -204,18 +206,18 @@ class SweepResult:
 
   Attributes:
     history: field -> array ``[epochs, variants]`` (float64): the per-epoch fields of
-      `lrjax.train.epoch.EpochMetrics` (``train/valid/test_loss``, ``*_acc`` (NaN for
+      `lrjax.train.engine.epoch.EpochMetrics` (``train/valid/test_loss``, ``*_acc`` (NaN for
       regression), ``lr``, ``index``, ``nonfinite``) and ``group_seconds`` (the wall
       time of the epoch of the variant's group; with the groups' calls side by side,
       from the epoch's start until the group's last call finished).
     step_history: ``step_loss`` / ``step_lr`` -> array ``[epochs, variants, steps]``.
-    summary: one dict per variant (`lrjax.train.metrics.summarize`, with its ``seed``
+    summary: one dict per variant (`lrjax.train.reports.metrics.summarize`, with its ``seed``
       and ``group``).
     compile_seconds: time spent compiling the epoch programs.
     epoch_seconds: wall time of each epoch of this run (all groups), NaN for epochs
       restored from a checkpoint.
     device: the platform and device count used.
-    plans: per group, its execution plan (`lrjax.train.plan.ExecutionPlan.to_dict`,
+    plans: per group, its execution plan (`lrjax.train.engine.plan.ExecutionPlan.to_dict`,
       plus the group's variant names and the evaluation batch).
     config: the `SweepConfig` of a `run_sweep` run (None for `sweep`).
     variants: per variant, its identity: ``index``, ``name``, ``hparams``, ``seed``,
@@ -448,7 +450,7 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
 
   Args:
     model: a `flax.linen.Module`, called ``model(x, train=...)``; or an NNX model: an
-      ``nnx.Module`` instance or a factory ``rngs -> nnx.Module`` (`lrjax.train.nnx_adapter`).
+      ``nnx.Module`` instance or a factory ``rngs -> nnx.Module`` (`lrjax.train.engine.nnx_adapter`).
     dataset: a `lrjax.data.Dataset` (or any object with ``train_x`` ... ``test_y``).
     optimizer_fn: ``h -> optax.GradientTransformation`` (ExtraArgs or not), called with
       one variant's hyperparameters inside the traced program.
@@ -459,8 +461,8 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
       setting-major; default ``(0,)``).  The seed fixes initialisation, data order and
       RNG streams.
     task: a `lrjax.train.Task`: `CLASSIFICATION`, `REGRESSION` (or their name) or the
-      user's own (per-example loss and metrics, `lrjax.train.task`).
-    eval_batch_size: evaluation batch (default: per backend, `lrjax.train.plan`).
+      user's own (per-example loss and metrics, `lrjax.train.engine.task`).
+    eval_batch_size: evaluation batch (default: per backend, `lrjax.train.engine.plan`).
     variants_per_call: variants per compiled call (default: the plan's rule).
     concurrent_calls: calls of an epoch run at once (default: the plan's rule, one per
       core on a CPU; 1: one after another).  Every value gives the same numbers.
@@ -471,17 +473,17 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
       epochs (0: only when stopped) and at the end, and the sweep resumes from the
       latest one found there with the results of an uninterrupted run (one line on
       stderr says so).  The checkpoint records the run's identity (`run_identity`) and
-      the data's (`lrjax.train.checkpoint.data_identity`): anything different is
+      the data's (`lrjax.train.runner.checkpoint.data_identity`): anything different is
       refused, saying what differs; a finished run asked for more epochs continues.
       SIGINT / SIGTERM stop the run after the epoch in progress is checkpointed
       (`SweepInterrupted`).  The folder is locked for the run.
-    out_dir: if given, the results are written there (`lrjax.train.results.save`); the
+    out_dir: if given, the results are written there (`lrjax.train.reports.results.save`); the
       folder is locked for the run.
     on_epoch_end: called as ``on_epoch_end(epoch, history)`` after each epoch (and its
       checkpoint); an exception raised there interrupts the sweep.
     data_provenance: how the data were made (subset size and seed, validation
       fraction ...), recorded with the data's identity.
-    convergence_tolerance: of the summary's convergence epoch (`lrjax.train.metrics`).
+    convergence_tolerance: of the summary's convergence epoch (`lrjax.train.reports.metrics`).
     names: one label per variant (default ``name=value,...,seed=s``).
     tags: one dict per variant, added to its ``tags``.
     identity: for presets: the run identity the checkpoint records (default
@@ -492,7 +494,7 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
     a `SweepResult`.
 
   Raises:
-    lrjax.train.checkpoint.CheckpointError: the checkpoint folder is not writable, holds
+    lrjax.train.runner.checkpoint.CheckpointError: the checkpoint folder is not writable, holds
       another run or other data, or has no step that verifies; or a save failed
       (`CheckpointSaveError`; the completed epochs are written to ``out_dir`` first).
       `FolderInUseError` when another run holds the checkpoint or output folder.
@@ -613,7 +615,7 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
                        groups=groups, task=task, initial=initial)
 
   def save_results(result, out):
-    from lrjax.train import results  # local: results pulls in matplotlib lazily too
+    from lrjax.train.reports import results  # local: results pulls in matplotlib lazily too
     results.save(result, out)
 
   steps = dataset.train_x.shape[0] // batch_size
@@ -622,3 +624,27 @@ def sweep(model: nn.Module, dataset, optimizer_fn: Callable[[dict], optax.Gradie
                   out_dir=out_dir, progress=progress,
                   desc=f"{type(model).__name__} x{len(variants)}",
                   on_epoch_end=on_epoch_end, finish=finish, save_results=save_results)
+
+
+def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None = None,
+              out_dir: str | Path | None = None, progress: bool = True,
+              on_epoch_end: Callable[[int, dict], None] | None = None,
+              data_provenance: Mapping[str, object] | None = None) -> SweepResult:
+  """Trains all variants of ``config`` on ``dataset`` (a `lrjax.data.Dataset`).
+
+  Args:
+    config: what to train; its ``checkpoint_every`` is the checkpoint interval.
+    dataset: arrays with ``train_x/y``, ``valid_x/y``, ``test_x/y``.
+    checkpoint_dir, out_dir, progress, on_epoch_end, data_provenance: as `lrjax.sweep`
+      (the checkpoint's identity is the config, ``epochs``, ``checkpoint_every``,
+      ``convergence_tolerance`` and ``concurrent_calls`` aside).
+
+  Returns:
+    A `SweepResult` (with ``config``).
+
+  Raises:
+    as `lrjax.sweep`.
+  """
+  return sweep(dataset=dataset, progress=progress, checkpoint_dir=checkpoint_dir,
+                   out_dir=out_dir, on_epoch_end=on_epoch_end,
+                   data_provenance=data_provenance, **presets.report_preset(config))

@@ -17,7 +17,7 @@ Both curves go through the same pure `suggest` (fastai's ``minimum``, ``steep`` 
 the loss is still decreasing"; it is also the document's choice of one-cycle's
 ``max_lr`` (with the lower bound 1/5 or 1/10 of it).
 
-The training is the engine's: `lrjax.train.step.train_step` on a `TrainState`, and
+The training is the engine's: `lrjax.train.engine.step.train_step` on a `TrainState`, and
 `evaluate` for the validation loss of the vectorized test.
 """
 
@@ -34,8 +34,8 @@ import numpy as np
 import optax
 
 from lrjax.schedules.range_test import lr_range_test
-from lrjax.train import inputs
-from lrjax.train.step import TrainState, evaluate, train_step
+from lrjax.train.frontends import inputs
+from lrjax.train.engine.step import TrainState, evaluate, train_step
 
 # fastai's defaults: AvgSmoothLoss(beta=0.98); LRFinder stops at 4 x the best loss
 DEFAULT_BETA = 0.98
@@ -310,7 +310,7 @@ def range_test(model: nn.Module, dataset, optimizer_fn: Callable[[Any], optax.Gr
 
   Args:
     model: a `flax.linen.Module` called ``model(x, train=...)``, or an ``nnx.Module``
-      instance or factory ``rngs -> nnx.Module`` (`lrjax.train.nnx_adapter.as_linen`).
+      instance or factory ``rngs -> nnx.Module`` (`lrjax.train.engine.nnx_adapter.as_linen`).
     dataset: a `lrjax.data.Dataset` (only ``train_x`` / ``train_y`` are used).
     optimizer_fn: ``lr -> optax.GradientTransformation``, e.g.
       ``lambda lr: optax.sgd(lr, momentum=0.9)``; ``lr`` is an optax schedule.

@@ -5,9 +5,9 @@ model's outputs and the targets, each returning one value per example) and what 
 summaries make of them: which quantity is monitored for the best value and the
 convergence epoch (higher or lower is better), and the metrics derived from the mean
 loss after training (RMSE = sqrt(MSE), in the data's units).  Training
-(`lrjax.train.step.train_step`), evaluation (`evaluate`), summaries
-(`lrjax.train.metrics.summarize`), tables (`lrjax.train.results`) and plots
-(`lrjax.train.plotting`) all read the task instead of switching on its name, so a
+(`lrjax.train.engine.step.train_step`), evaluation (`evaluate`), summaries
+(`lrjax.train.reports.metrics.summarize`), tables (`lrjax.train.reports.results`) and plots
+(`lrjax.train.reports.plotting`) all read the task instead of switching on its name, so a
 user's task (a Huber loss, a top-k accuracy) works everywhere the built-in ones do.
 
 History fields are named ``{split}_loss``, ``{split}_{metric}`` for each metric and

@@ -12,7 +12,7 @@ variant's transformation (``transform(hyper) -> optax.GradientTransformation``, 
 inside the traced program with that variant's slice of the hyper tree), the
 variant-stacked hyper tree (any pytree with a ``seed`` field), the model's RNG streams
 and the task; the rate, position and non-finite flag are read from the optimizer state
-by field (`lrjax.train.readouts`).  `lrjax.sweep` (`lrjax.train.api`) drives it.
+by field (`lrjax.train.engine.readouts`).  `lrjax.sweep` (`lrjax.train.api`) drives it.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lrjax import distributed
-from lrjax.train import plan as plan_lib
-from lrjax.train.readouts import read_index, read_lr, read_nonfinite
-from lrjax.train.step import TrainState, evaluate, train_step
-from lrjax.train.task import as_task
+from lrjax.train.engine import plan as plan_lib
+from lrjax.train.engine.readouts import read_index, read_lr, read_nonfinite
+from lrjax.train.engine.step import TrainState, evaluate, train_step
+from lrjax.train.engine.task import as_task
 
 # Salts of the per-variant random streams (same seed -> same stream for every group).
 _INIT_SALT, _ORDER_SALT, _DROPOUT_SALT = 0, 1, 2
@@ -132,7 +132,7 @@ class GroupTrainer:
     self.task = task
     self.batch_size = batch_size
     self.eval_batch_size = eval_batch_size
-    # How many variants one compiled call trains (lrjax.train.plan); the variant axis is
+    # How many variants one compiled call trains (lrjax.train.engine.plan); the variant axis is
     # padded to a whole number of calls (a multiple of the device count when sharded):
     # padded copies of the last variant are trained and dropped from the results.
     self.plan = plan_lib.make_plan(
@@ -383,7 +383,7 @@ class GroupTrainer:
 def run_calls(calls: Sequence[Callable[[], Any]], at_once: int) -> list:
   """The outputs of ``calls``, in order, run up to ``at_once`` side by side.
 
-  Side by side (lrjax.train.plan): one thread per call in flight, each waiting for its
+  Side by side (lrjax.train.engine.plan): one thread per call in flight, each waiting for its
   own call's result, so the next call starts as soon as a core is free.  One at a time:
   called in order, JAX's asynchronous dispatch left as it is.
   """

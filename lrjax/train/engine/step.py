@@ -1,7 +1,7 @@
 """The pure training and evaluation steps of one variant (Flax-examples style).
 
 Nothing here touches the host: `train_step` maps (state, batch) to (state, metrics) and
-is vmapped over variants and scanned over batches by `lrjax.train.epoch`.
+is vmapped over variants and scanned over batches by `lrjax.train.engine.epoch`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lrjax.train.task import ACCURACY, Task, as_task
+from lrjax.train.engine.task import ACCURACY, Task, as_task
 
 
 class TrainState(NamedTuple):

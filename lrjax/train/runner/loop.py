@@ -1,10 +1,10 @@
 """The host loop of a sweep: epochs, checkpoints, resume, signals, results.
 
-Each epoch of each group is one or more compiled calls (`lrjax.train.epoch.GroupTrainer`);
+Each epoch of each group is one or more compiled calls (`lrjax.train.engine.epoch.GroupTrainer`);
 this loop only sequences them, all groups' calls side by side where the plans say so
-(on a CPU, one per core: `lrjax.train.plan`), and makes the run safe to interrupt:
+(on a CPU, one per core: `lrjax.train.engine.plan`), and makes the run safe to interrupt:
 
-* with a checkpoint folder, an orbax checkpoint (`lrjax.train.checkpoint`) is written
+* with a checkpoint folder, an orbax checkpoint (`lrjax.train.runner.checkpoint`) is written
   every ``checkpoint_every`` epochs and at the end; a run finds the latest step that
   verifies and resumes from it (one line on stderr says so), with the same results as an
   uninterrupted run; a finished run asked for more epochs continues;
@@ -34,8 +34,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lrjax import distributed
-from lrjax.train.checkpoint import CheckpointSaveError, FolderLock, SweepCheckpointer
-from lrjax.train.epoch import EPOCH_FIELDS, STEP_FIELDS, run_calls
+from lrjax.train.runner.checkpoint import CheckpointSaveError, FolderLock, SweepCheckpointer
+from lrjax.train.engine.epoch import EPOCH_FIELDS, STEP_FIELDS, run_calls
 
 HISTORY_FIELDS = EPOCH_FIELDS
 
@@ -158,7 +158,7 @@ def _run(trainers, members, states, data, epochs, steps, checkpointer, checkpoin
 
   # Compile each group's epoch program ahead of time, so compile time is reported apart.
   compile_seconds = sum(t.compile(s, data) for t, s in zip(trainers, states))
-  # Calls at once across the groups (lrjax.train.plan; 1 wherever a group is sharded).
+  # Calls at once across the groups (lrjax.train.engine.plan; 1 wherever a group is sharded).
   at_once = min(t.plan.concurrent_calls for t in trainers)
 
   bar = tqdm(range(start, epochs), initial=start, total=epochs, desc=desc,
@@ -224,7 +224,7 @@ def _run(trainers, members, states, data, epochs, steps, checkpointer, checkpoin
 
 def _groups_side_by_side(trainers, states, data, epoch: int, at_once: int):
   """One epoch of every group, all groups' calls sharing ``at_once`` threads
-  (`lrjax.train.epoch.run_calls`); ``states`` is updated in place.  Returns each group's
+  (`lrjax.train.engine.epoch.run_calls`); ``states`` is updated in place.  Returns each group's
   metrics and seconds: from the epoch's start until the group's last call finished."""
   t0 = time.perf_counter()
   pending = [t.epoch_calls(states[g], data, epoch) for g, t in enumerate(trainers)]

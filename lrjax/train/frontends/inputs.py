@@ -13,7 +13,7 @@ from typing import Sequence
 
 import flax.linen as nn
 
-from lrjax.train.nnx_adapter import as_linen
+from lrjax.train.engine.nnx_adapter import as_linen
 
 
 def check_int(name: str, value, low: int = 1) -> None:

@@ -28,7 +28,7 @@ class Variant:
 
   Attributes:
     name: label used in tables and plots.
-    sequence: schedule name in `lrjax.train.optimizers.SEQUENCES` (``seq1`` ..
+    sequence: schedule name in `lrjax.train.frontends.optimizers.SEQUENCES` (``seq1`` ..
       ``seq4``, ``constant``, ``step_decay``, ...), indexed by the strategy's position n.
     rule: when to advance the sequence: ``fixed``, ``epoch``, ``cutoff``,
       ``oscillate``, ``plateau`` (lrjax strategies, advanced at epoch boundaries) or
@@ -83,9 +83,9 @@ class SweepConfig:
     epochs: number of epochs.
     batch_size: minibatch size (the last partial batch of an epoch is dropped).
     eval_batch_size: batch size of the validation/test passes (0: the backend's
-      default, `lrjax.train.plan.eval_batch_size`).
+      default, `lrjax.train.engine.plan.eval_batch_size`).
     task: ``classification`` (cross-entropy) or ``regression`` (mean squared error).
-    convergence_tolerance: see `lrjax.train.metrics.convergence_epoch`.
+    convergence_tolerance: see `lrjax.train.reports.metrics.convergence_epoch`.
     checkpoint_every: save an orbax checkpoint every this many epochs (0: never).
     model_kwargs: keyword arguments of the model constructor.
     observe_untrained_loss: the report's ``loss_0`` is the validation loss of the
@@ -94,7 +94,7 @@ class SweepConfig:
       and by-oscillate can first advance after epoch 1), or the loss after the first
       epoch (False: first decision after epoch 2).  See `lrjax.strategies.strategy`.
     variants_per_call: variants of a group trained by one compiled call (1: one after
-      another; 0: the automatic plan of `lrjax.train.plan`, which vmaps the whole group
+      another; 0: the automatic plan of `lrjax.train.engine.plan`, which vmaps the whole group
       on accelerators).  Every value gives the same results.
     concurrent_calls: calls of an epoch run at once (1: one after another; 0: the
       automatic plan, one per core on a CPU).  Every value gives the same numbers, so

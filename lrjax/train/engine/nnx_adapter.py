@@ -1,6 +1,6 @@
 """Flax NNX models in the engine: an `nnx.Module` presented as a Linen module (issue 16).
 
-The engine (`lrjax.train.step`, `lrjax.sweep`) trains a Linen module through
+The engine (`lrjax.train.engine.step`, `lrjax.sweep`) trains a Linen module through
 ``init(key, x, train=False) -> variables`` and ``apply(variables, x, train=, rngs=,
 mutable=)``: pure functions of an explicit variables dict, which it stacks over the
 variant axis with `jax.vmap`.  An NNX module is a stateful object instead.  `as_linen`

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from lrjax import _atomic
-from lrjax.train import metrics
-from lrjax.train.config import SweepConfig
-from lrjax.train.task import ACCURACY, Task, as_task
+from lrjax.train.reports import metrics
+from lrjax.train.frontends.config import SweepConfig
+from lrjax.train.engine.task import ACCURACY, Task, as_task
 
 
 def _clean(value):
@@ -120,7 +120,7 @@ def _mean_std_cell(row: dict, field: str, digits: int) -> str:
 
 
 def seed_table(rows: list[dict], *, digits: int = 4) -> str:
-  """A markdown table of `lrjax.train.metrics.aggregate_seeds` rows: per setting the
+  """A markdown table of `lrjax.train.reports.metrics.aggregate_seeds` rows: per setting the
   number of seeds, ``mean ± std`` of the task's final/best metrics, the losses and the
   convergence epoch, the range (min - max) of the first final validation metric, and
   the seeds that met a non-finite value."""
@@ -223,7 +223,7 @@ def save(result, out_dir: str | Path) -> dict[str, Path]:
 
 
 def plan_lines(result) -> str:
-  """One markdown line per group: its execution plan (lrjax.train.plan)."""
+  """One markdown line per group: its execution plan (lrjax.train.engine.plan)."""
   lines = [f"\nExecution ({result.device}):\n"]
   for plan in getattr(result, "plans", []):
     at_once = plan.get("concurrent_calls", 1)  # results.json files before it lack it

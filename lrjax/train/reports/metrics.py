@@ -8,7 +8,7 @@ for every ``t >= e``.  ``acc_final`` is the mean of the last ``final_window`` ep
 with NaNs at the end has no convergence epoch (returned as None).
 
 `summarize` gives one row per variant, with the columns of its task
-(`lrjax.train.task`); `aggregate_seeds` one row per setting (a variant's
+(`lrjax.train.engine.task`); `aggregate_seeds` one row per setting (a variant's
 hyperparameters without its seed, or its ``setting`` tag): mean, std, min and max over
 the seeds, so that no script has to parse labels to group seeds.
 """
@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from lrjax.train.task import CLASSIFICATION, REGRESSION, Task, as_task
+from lrjax.train.engine.task import CLASSIFICATION, REGRESSION, Task, as_task
 
 
 def convergence_epoch(curve, tolerance: float = 0.005, final_window: int = 1) -> int | None:

@@ -3,9 +3,9 @@
 A sweep has 14 or more series, too many for one colour each: a series' colour says one
 factor (its sequence, e.g. seq1..seq4, or the benchmark optimizer) and its line style the
 other (its strategy), so "By Cutoff seq3" is the seq3 colour in the by-cutoff style.  The
-factors come from the variants (`lrjax.train.config.Variant`) where the caller has them
+factors come from the variants (`lrjax.train.frontends.config.Variant`) where the caller has them
 and from the names otherwise.  The legend sits outside the axes, the epoch axis has
-integer ticks.  The panels are the task's (accuracy or RMSE, `lrjax.train.task`), and
+integer ticks.  The panels are the task's (accuracy or RMSE, `lrjax.train.engine.task`), and
 the untrained model's values (a sweep result's ``initial``) are drawn at epoch 0.
 """
 
@@ -17,8 +17,8 @@ from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from lrjax.train import metrics
-from lrjax.train.task import Task, as_task
+from lrjax.train.reports import metrics
+from lrjax.train.engine.task import Task, as_task
 
 # Distinct dash patterns, one per strategy (cycled beyond five).
 LINE_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)))
@@ -143,7 +143,7 @@ def plot_curves(history: dict[str, np.ndarray], names: Sequence[str], out_path: 
   untrained model's values) puts epoch 0 on the curves of the fields it has (x = 0 ..
   epochs); without it, or for fields it lacks (the training loss, the rate), the
   curves start at epoch 1.  ``fields`` default to the task's (`default_fields`;
-  ``task`` default: `lrjax.train.metrics.infer_task`); fields with no finite value
+  ``task`` default: `lrjax.train.reports.metrics.infer_task`); fields with no finite value
   among the selected variants are left out."""
   from matplotlib.ticker import MaxNLocator
   plt = pyplot()
@@ -183,7 +183,7 @@ def plot_report_figures(history, names, out_dir: str | Path, prefix: str = "",
                         variants=None, initial=None, task=None) -> list[Path]:
   """The report's figure set: one figure per strategy, plus the benchmarks' comparison.
 
-  Variants are matched by the names of `lrjax.train.config.report_variants`;
+  Variants are matched by the names of `lrjax.train.frontends.config.report_variants`;
   ``initial`` and ``task`` as in `plot_curves`.
   """
   out_dir = Path(out_dir)

@@ -2,7 +2,7 @@
 
 `report_preset` turns a `SweepConfig` (the report's 14 settings, `report_variants`, or
 any list of `Variant` s) into the arguments of `lrjax.sweep`: the model named by the
-config, the variants' transformations (`lrjax.train.optimizers`) and one hyperparameter
+config, the variants' transformations (`lrjax.train.frontends.optimizers`) and one hyperparameter
 dict per variant.  A variant's inner optimizer (with its options) and whether its
 schedule runs per step are static (a `GroupSpec`, carrying the bank of sequences of its
 group); its r0, which sequence of the bank and which strategy rule are numbers, so the
@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from lrjax import models
-from lrjax.train import optimizers
-from lrjax.train.config import SweepConfig
+from lrjax.train.frontends import optimizers
+from lrjax.train.frontends.config import SweepConfig
 
 
 def report_optimizer(h: dict):

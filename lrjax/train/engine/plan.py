@@ -35,7 +35,7 @@ calls at once do more.  14 report settings, MNIST CNN, 4,096 images, 2-core CPU,
 interleaved rounds: 2.90 s per epoch with two calls at once, 3.38 s one after another
 (1.17x), the same numbers.  Each call is still the group's one compiled program; a
 call's results do not depend on what runs beside it (tested bit-equal).  In a sweep the
-calls of all groups share the threads (`lrjax.train.loop`), so groups of one call (a
+calls of all groups share the threads (`lrjax.train.runner.loop`), so groups of one call (a
 grid over optimizers, one variant each) run side by side too: SGD + Adam, one variant
 each, MNIST CNN, 1.08x and 1.16x over each group on its own (two A/Bs of five rounds); the
 report's 13 SGD + 1 Adam calls run as 7 pairs, even within noise (0.98x).  The user sets
@@ -67,7 +67,7 @@ class ExecutionPlan:
     reason: why this chunk (printed in the results).
     concurrent_calls: compiled calls run at once in an epoch (threads; 1: one after
       another): this group's calls, and in a sweep the other groups' calls with them
-      (`lrjax.train.loop`), so a group of one call may run beside another group's.
+      (`lrjax.train.runner.loop`), so a group of one call may run beside another group's.
   """
 
   num_variants: int

@@ -6,9 +6,9 @@ group the per-variant numbers (r0, which sequence, which strategy rule) are *arr
 (`GroupHyper`), and `make_transform` builds the transformation from them inside the
 vmapped function, so one compiled program serves all of the group's variants.  A
 `GroupSpec` is itself the group's transformation builder (``spec(hyper)``), the form
-`lrjax.train.epoch.GroupTrainer` takes; `lrjax.train.presets.report_preset` runs a
+`lrjax.train.engine.epoch.GroupTrainer` takes; `lrjax.train.frontends.presets.report_preset` runs a
 `SweepConfig` through `lrjax.sweep` with it.  Nothing here reads a state back: the
-engine reads the rate, position and non-finite flag by field (`lrjax.train.readouts`).
+engine reads the rate, position and non-finite flag by field (`lrjax.train.engine.readouts`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 import optax
 
 from lrjax import adaptive, schedules, strategies
-from lrjax.train.config import SELF_TUNING_OPTIMIZERS, Variant
+from lrjax.train.frontends.config import SELF_TUNING_OPTIMIZERS, Variant
 
 # A consecutive-error budget so large that `apply_if_finite` never gives up: a step whose
 # gradient is NaN/inf is skipped (parameters and optimizer state kept) and counted.

@@ -345,12 +345,13 @@ class FileRunConfig:
   the sweep file's checked content."""
 
   def __init__(self, spec):
+    from lrjax._describe import describe
     self.task = spec.task
     self._record = {
         "sweep_file": str(spec.path), "file": spec.table, "model": spec.model_name,
         "optimizer_fn": repr(spec.optimizer_fn), "task": spec.task, "epochs": spec.epochs,
         "batch_size": spec.batch_size, "seeds": list(spec.seeds),
-        "data": dataclasses.asdict(spec.data), "hparams": spec.hparams}
+        "data": dataclasses.asdict(spec.data), "hparams": describe(spec.hparams)}
 
   def to_dict(self) -> dict:
     return self._record
@@ -366,7 +367,6 @@ def file_checkpoint_dir(args, typed: set[str], out: Path) -> Path | None:
 def _sweep_file(args, typed: set[str]) -> int:
   """``lrjax sweep --config FILE``: the file's sweep through `lrjax.sweep`, checkpointed
   under OUT/checkpoints as the preset's."""
-  from lrjax.train.engine import plan as plan_lib
   from lrjax.train.reports import plotting
   from lrjax.train.reports import results
   from lrjax.train.frontends import sweep_file
@@ -400,18 +400,17 @@ def _sweep_file(args, typed: set[str]) -> int:
   out = spec.out
   provenance = {"train_size": data.train_size, "subset_seed": 0 if data.train_size else None,
                 "validation_fraction": data.validation_fraction}
+  from lrjax.train import api
   try:
-    result = spec.sweep(dataset, eval_batch_size=args.eval_batch_size or None,
-                        variants_per_call=args.variants_per_call or None,
-                        concurrent_calls=args.concurrent_calls or None,
-                        progress=not args.no_progress, convergence_tolerance=args.tolerance,
-                        checkpoint_dir=file_checkpoint_dir(args, typed, out),
-                        checkpoint_every=args.checkpoint_every, out_dir=out,
-                        data_provenance=provenance, config=FileRunConfig(spec),
-                        identity=spec.identity(
-                            eval_batch_size=plan_lib.eval_batch_size(
-                                args.eval_batch_size or None),
-                            checkpoint_every=args.checkpoint_every))
+    result = api.run(
+        spec.spec(eval_batch_size=args.eval_batch_size or None,
+                  variants_per_call=args.variants_per_call or None,
+                  concurrent_calls=args.concurrent_calls or None,
+                  convergence_tolerance=args.tolerance,
+                  checkpoint_every=args.checkpoint_every),
+        dataset, progress=not args.no_progress,
+        checkpoint_dir=file_checkpoint_dir(args, typed, out), out_dir=out,
+        data_provenance=provenance, config=FileRunConfig(spec))
   except (TypeError, ValueError) as err:
     if not str(err).startswith("`"):  # not one of lrjax.sweep's checks: a bug, shown
       raise

@@ -251,3 +251,20 @@ def agree_stop(requests: list[int]) -> bool:
   if not requests and signals.any():
     requests.append(int(signals[signals > 0][0]))
   return bool(requests)
+
+
+def broadcast(value: Any) -> Any:
+  """Process 0's ``value`` (any picklable object) on every process, exactly (sent as
+  bytes, so float64 stays float64).  Collective in a multi-process run; ``value`` as it
+  is in a single process."""
+  if not multi_process():
+    return value
+  import pickle
+  from jax.experimental import multihost_utils
+  data = np.frombuffer(pickle.dumps(value), np.uint8) if is_writer() else np.zeros(0, np.uint8)
+  size = int(np.asarray(multihost_utils.broadcast_one_to_all(
+      np.asarray([data.size], np.int32))).reshape(-1)[0])
+  padded = np.zeros(size, np.uint8)
+  padded[:min(size, data.size)] = data[:size]
+  sent = np.asarray(multihost_utils.broadcast_one_to_all(padded), np.uint8)
+  return pickle.loads(sent.tobytes())

@@ -29,6 +29,14 @@ from lrjax.train import SweepConfig, Variant, run_sweep
 from lrjax.train.runner import checkpoint as ckpt
 from lrjax.train.reports import results
 
+
+def _identity(config):
+  """The run identity a `run_sweep` of ``config`` records (its sweep_config.json)."""
+  from lrjax.train import api
+  from lrjax.train.frontends import presets
+  return api.run_identity(presets.report_preset(config))
+
+
 REPO = Path(__file__).resolve().parents[1]
 FIELDS = ("train_loss", "valid_loss", "valid_acc", "test_acc", "lr", "index", "nonfinite")
 # Two variants of one optimizer group: one compiled program, seconds per sweep.
@@ -111,7 +119,7 @@ def _largest_data_file(folder: Path) -> Path:
 
 
 def _orbax_restores(folder: Path, step: int) -> bool:
-  checkpointer = ckpt.SweepCheckpointer(folder, CONFIG.to_dict())
+  checkpointer = ckpt.SweepCheckpointer(folder, _identity(CONFIG))
   try:
     return "states" in checkpointer.manager.restore(step)
   except Exception:  # pylint: disable=broad-except
@@ -201,13 +209,13 @@ def test_damaged_newest_step_falls_back_to_identical_results(fault, pristine, da
 @SEARCH_LEFTOVERS
 def test_orbax_alone_reads_the_flipped_data_file_without_error(damaged):
   """Why the digest is needed: the silent case of the issue."""
-  reference = ckpt.SweepCheckpointer(damaged, CONFIG.to_dict())
+  reference = ckpt.SweepCheckpointer(damaged, _identity(CONFIG))
   try:
     saved = reference.manager.restore(3)["states"]
   finally:
     reference.close()
   FAULTS["flipped bytes, largest data file"][0](damaged)
-  checkpointer = ckpt.SweepCheckpointer(damaged, CONFIG.to_dict())
+  checkpointer = ckpt.SweepCheckpointer(damaged, _identity(CONFIG))
   try:
     restored = checkpointer.manager.restore(3)["states"]
   finally:
@@ -278,7 +286,7 @@ def test_deleted_config_file_resumes_the_same_sweep_and_is_rewritten(pristine, d
   resumed = run_sweep(CONFIG, small, checkpoint_dir=damaged, progress=False)
   _assert_same_results(resumed, pristine[0])
   assert json.loads((damaged / ckpt.CONFIG_FILE).read_text()) == json.loads(
-      json.dumps(CONFIG.to_dict()))
+      json.dumps(_identity(CONFIG)))
 
 
 def test_cli_refuses_a_damaged_folder_in_one_line(tmp_path, capsys):

@@ -96,6 +96,71 @@ def test_the_issues_file_runs_as_written(tmp_path, monkeypatch, capsys):
   assert "learning_rate=0.01,momentum=0.9,seed=0" in capsys.readouterr().out
 
 
+SEARCH_FILES = {  # the issue's two files, as written
+    "successive_halving": """\
+epochs = 6
+[data]
+dataset = "synthetic"
+[optimizer]
+name = "sgd"
+[search]
+method = "successive_halving"
+samples = 9
+reduction = 3
+min_epochs = 2
+[search.space]
+learning_rate = {log_uniform = [0.001, 0.3]}
+momentum = {uniform = [0.0, 0.95]}
+""",
+    "pbt": """\
+epochs = 6
+[data]
+dataset = "synthetic"
+[optimizer]
+name = "sgd"
+[search]
+method = "pbt"
+population = 8
+interval = 2
+[search.space]
+learning_rate = {log_uniform = [0.001, 0.3]}
+""",
+}
+
+
+@pytest.mark.parametrize("method", sorted(SEARCH_FILES))
+def test_the_issues_search_files_run(tmp_path, capsys, method):
+  """The files as written (a smaller training set by flag, to keep the suite short: the
+  full files were run by hand, BUILD.md), their searches recorded in every results file."""
+  path = tmp_path / "search.toml"
+  path.write_text(SEARCH_FILES[method])
+  out = tmp_path / "out"
+  assert cli.main(["sweep", "--config", str(path), "--no-progress", "--train-size", "256",
+                   "--out", str(out)]) == 0
+  payload = json.loads((out / "results.json").read_text())
+  history = {k: np.asarray(v, float) for k, v in payload["history"].items()}
+  alive = history["alive"] > 0
+  if method == "successive_halving":
+    np.testing.assert_array_equal(alive.sum(axis=1), [9, 9, 3, 3, 3, 3])
+    assert len(payload["variants"]) == 9
+  else:
+    moved = history["parent"] != np.arange(8)
+    np.testing.assert_array_equal(moved.any(axis=1), [False, False, True, False, True, False])
+    assert alive.all()
+  assert payload["spec"]["controller"]["class"].endswith(
+      {"pbt": "PBT", "successive_halving": "SuccessiveHalving"}[method])
+  rates = history["hparams.learning_rate"]
+  assert ((rates >= 0.001 * (1 - 1e-6)) & (rates <= 0.3 * (1 + 1e-6)))[alive].all()
+  rows = list(csv.DictReader((out / "history.csv").open()))
+  assert {"alive", "parent", "started", "hparams.learning_rate"} <= set(rows[0])
+  # The same command again resumes the finished search: nothing to train, same results.
+  assert cli.main(["sweep", "--config", str(path), "--no-progress", "--train-size", "256",
+                   "--out", str(out)]) == 0
+  again = json.loads((out / "results.json").read_text())
+  assert again["history"] == payload["history"]
+  assert "resumed from epoch 6 of 6" in capsys.readouterr().err
+
+
 def test_a_users_module_with_flag_overrides_equals_the_library_call(tmp_path, tiny_net,
                                                                      capsys):
   """``[model] path = module:attr`` with its arguments, optax's sgd with a fixed argument,
@@ -248,11 +313,35 @@ def test_a_schedule_and_a_strategy_with_their_grid_names(tmp_path):
     ('[schedule]\nname = "seq3"\nr0 = 0.1\nrule = "sometimes"\n', "schedule.rule:",
      "fixed"),
     ("epochs = 2\n[grid\n", "sweep.toml:", "not valid TOML"),
+    ('[search]\nmethod = "grid"\n', "search.method:", "successive_halving, hyperband"),
+    ("[search]\nsamples = 9\n", "search.method:", "required"),
+    ('[search]\nmethod = "pbt"\npopulaton = 8\n', "search.populaton:",
+     "not an option of pbt; allowed: method, population, interval"),
+    ('[search]\nmethod = "successive_halving"\nsamples = 0\n[search.space]\n'
+     'learning_rate = {log_uniform = [0.001, 0.3]}\n', "search.samples:", "integer >= 1"),
+    ('[search]\nmethod = "pbt"\npopulation = "8"\n', "search.population:", "a number"),
+    ('[search]\nmethod = "pbt"\npopulation = 8\n[search.space]\n'
+     'learning_rate = {log_uniform = [0.0, 0.3]}\n', "search.space.learning_rate.log_uniform:",
+     "0 < low < high"),
+    ('[search]\nmethod = "pbt"\npopulation = 8\n[search.space]\n'
+     'learning_rate = {normal = [0.0, 0.3]}\n', "search.space.learning_rate:",
+     "log_uniform = [...]"),
+    ('[search]\nmethod = "pbt"\npopulation = 8\n[search.space]\n'
+     'learning_rate = {uniform = [0.1]}\n', "search.space.learning_rate.uniform:",
+     "[low, high]"),
+    ('[search]\nmethod = "pbt"\npopulation = 8\n[search.space]\nmomentun = '
+     '{uniform = [0.0, 0.9]}\nlearning_rate = 0.1\n', "search.space.momentun:",
+     "allowed: learning_rate, momentum"),
+    ('[search]\nmethod = "pbt"\npopulation = 8\nsampler = "grid"\n[search.space]\n'
+     'learning_rate = {uniform = [0.01, 0.1]}\n', "search.sampler:", "halton, sobol"),
+    ('[grid]\nmomentum = [0.0]\n[search]\nmethod = "pbt"\npopulation = 8\n'
+     '[search.space]\nlearning_rate = {uniform = [0.01, 0.1]}\n', "search.space:",
+     "not both"),
 ])
 def test_a_bad_file_is_one_line_naming_the_file_and_key_and_exits_2(tmp_path, capsys,
                                                                     monkeypatch, text, key,
                                                                     says):
-  monkeypatch.setattr(sweep_file.SweepFile, "sweep", _no_training)
+  monkeypatch.setattr(sweep_file.SweepFile, "spec", _no_training)
   path = _write(tmp_path, text)
   assert cli.main(["sweep", "--config", str(path), "--out", str(tmp_path / "o")]) == 2
   _one_line_error(capsys, key, says, str(tmp_path))
@@ -264,7 +353,7 @@ def _no_training(*args, **kwargs):
 
 
 def test_a_missing_file_and_a_flag_of_the_preset_exit_2(tmp_path, capsys, monkeypatch):
-  monkeypatch.setattr(sweep_file.SweepFile, "sweep", _no_training)
+  monkeypatch.setattr(sweep_file.SweepFile, "spec", _no_training)
   assert cli.main(["sweep", "--config", str(tmp_path / "nope.toml")]) == 2
   assert re.search(r"nope\.toml: no such file$", _one_line_error(capsys))
   path = _write(tmp_path, ISSUE_FILE)
@@ -294,8 +383,13 @@ def test_the_preset_flag_and_its_old_name(capsys):
 
 def test_the_readmes_sweep_files_load(tmp_path):
   readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
-  first, second = re.findall(r"```toml\n(.*?)```", readme, re.S)[:2]
-  assert first == ISSUE_FILE
+  blocks = re.findall(r"```toml\n(.*?)```", readme, re.S)
+  assert ISSUE_FILE in blocks
+  second = next(b for b in blocks if "mynets" in b)
+  (searched,) = [b for b in blocks if "[search]" in b]
+  found = sweep_file.load(_write(tmp_path, searched))
+  assert isinstance(found.controller, lrjax.train.search.SuccessiveHalving)
+  assert found.hparams.names == ["learning_rate", "momentum"]
   (tmp_path / "mynets.py").write_text(TINY_NET.replace("class Net", "class MLP"))
   spec = sweep_file.load(_write(tmp_path, second))
   assert spec.model.width == 64 and len(spec.hparams) == 2 * 2 * 2 + 1

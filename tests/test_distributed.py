@@ -189,3 +189,45 @@ def test_flags_that_do_not_go_together_are_refused():
   # process), so the sweep is a single process as before.
   assert distributed.initialize() is False
   assert distributed.is_writer()
+
+
+SEARCH_FILE = """\
+epochs = 4
+[data]
+dataset = "synthetic"
+train_size = 128
+[model]
+name = "logistic"
+[optimizer]
+name = "sgd"
+[search]
+method = "pbt"
+population = 6
+interval = 2
+[search.space]
+learning_rate = {log_uniform = [0.001, 0.3]}
+"""
+
+
+def test_two_processes_with_a_controller_decide_what_one_process_decides(tmp_path):
+  """PBT over 2 processes (its decisions taken from process 0, its copies gathered
+  across them) writes the single-process search: the same lineages and hyperparameters,
+  the same curves."""
+  from lrjax import cli
+  path = tmp_path / "pbt.toml"
+  path.write_text(SEARCH_FILE)
+  args = ["sweep", "--config", str(path), "--no-progress", "--no-checkpoint"]
+  assert cli.main(args + ["--out", str(tmp_path / "one")]) == 0
+  proc = _launch(args + ["--out", str(tmp_path / "two")], None)
+  output, _ = proc.communicate(timeout=TIMEOUT_S)
+  assert proc.returncode == 0, output
+  one = json.loads((tmp_path / "one" / "results.json").read_text())["history"]
+  two = json.loads((tmp_path / "two" / "results.json").read_text())
+  assert two["device"] == "cpu x2"
+  assert np.any(np.asarray(one["parent"]) != np.arange(6))  # PBT did copy
+  for field in ("alive", "parent", "started"):
+    np.testing.assert_array_equal(two["history"][field], one[field], err_msg=field)
+  for field in ("valid_loss", "train_loss", "lr", "hparams.learning_rate"):
+    np.testing.assert_allclose(np.asarray(two["history"][field], float),
+                               np.asarray(one[field], float), rtol=1e-5, atol=1e-6,
+                               err_msg=field)

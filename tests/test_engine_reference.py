@@ -71,15 +71,15 @@ def engine(model, variants, dataset, *, epochs, task="classification",
                                      eval_batch_size=EVAL_BATCH,
                                      observe_untrained_loss=observe_untrained_loss)
     # One device: no padded copies; one shared data order exactly when the seeds agree.
-    assert trainer.hyper.seed.shape == (len(members),)
+    assert trainer.initial_hyper.seed.shape == (len(members),)
     assert trainer.shared_order == (len({variants[i].seed for i in members}) == 1)
     state = trainer.init(data.train_x[:1], data)
     metrics, strategy_states = [], []
     for e in range(epochs):
       state, m = trainer.run_epoch(state, data, e)
       metrics.append(jax.device_get(m))
-      strategy_states.append(jax.device_get(_find(state.opt_state, strategies.StrategyState)))
-    final = jax.device_get(state)
+      strategy_states.append(jax.device_get(_find(state.train.opt_state, strategies.StrategyState)))
+    final = jax.device_get(state.train)
     for j, i in enumerate(members):
       pick = functools.partial(jax.tree.map, lambda a: np.asarray(a)[j])
       out[i] = {"metrics": [pick(m) for m in metrics],
@@ -359,9 +359,10 @@ def test_batch_norm_statistics_are_checkpointed_and_resumed(dataset, bn_runs, tm
   with ocp.CheckpointManager(tmp_path) as manager:
     assert manager.latest_step() == 2
     saved = manager.restore(2, args=ocp.args.StandardRestore())
-  (group_state,) = saved["states"]
-  stats = group_state["model_state"]["batch_stats"] if isinstance(group_state, dict) \
-      else group_state[1]["batch_stats"]
+  (group_state,) = saved["states"]  # a VariantState: the training state, hyper, alive
+  train = group_state["train"] if isinstance(group_state, dict) else group_state[0]
+  stats = train["model_state"]["batch_stats"] if isinstance(train, dict) \
+      else train[1]["batch_stats"]
   for k, run in enumerate(runs):  # the statistics after epoch 2, per variant
     jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a)[k], b, rtol=1e-4,
                                                          atol=1e-5),

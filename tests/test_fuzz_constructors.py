@@ -116,6 +116,8 @@ KINDS = {
     "rule": kind(["nope", "", None, 1.5, True, [1], 5, -1, 2 ** 31, NAN, 1j]),
     "sequence": kind(SEQUENCE_POOL),
     "schedules": kind([[], None, "seq1", [None], [0.1], 0.1, S.seq1(0.1)]),
+    "values": kind([None, "x", [], [NAN], [-1.0], [[0.1]], [1j], 0.1, ["0.1"], [1e39],
+                    [True], [0.1, [0.2]]]),
     "index": kind([-1, 2, 2 ** 31, 2.5, 0.5, "0", None, True, NAN, [0], 1j]),
     "transformation": kind([None, "adam", 0.1, [], S.seq1(0.1), lambda g: g]),
     "choice": kind(["nope", "", None, 1, 1.5, True, ["linear"]]),
@@ -307,6 +309,8 @@ REGISTRY: list[Entry] = [
           use_schedule),
     Entry(S.switch, dict(schedules=[S.seq1(0.1), S.seq3(0.1)], index=1),
           dict(schedules="schedules", index="index"), use_schedule),
+    Entry(S.from_values, dict(values=[0.1, 0.05, 0.01]), dict(values="values"),
+          use_schedule),
     # options added to existing schedules
     Entry(S.exponential_decay, dict(r0=0.1, k=-0.05, lr_cap=1.0),
           dict(k="number", lr_cap="positive"), use_schedule),

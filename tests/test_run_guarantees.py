@@ -18,9 +18,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+
 from lrjax import cli, data
 from lrjax.train import SweepConfig, Variant, run_sweep
 from lrjax.train.runner import checkpoint as ckpt
+
+
+def _identity(config):
+  """The run identity a `run_sweep` of ``config`` records (its sweep_config.json)."""
+  from lrjax.train import api
+  from lrjax.train.frontends import presets
+  return api.run_identity(presets.report_preset(config))
+
 
 REPO = Path(__file__).resolve().parents[1]
 FIELDS = ("train_loss", "valid_loss", "valid_acc", "test_acc", "lr", "index", "nonfinite")
@@ -171,7 +180,7 @@ def test_help_documents_the_default_checkpoint_folder(capsys):
 
 def test_a_second_run_on_the_same_folder_is_refused_until_the_first_ends(small, tmp_path):
   folder = tmp_path / "ckpt"
-  first = ckpt.SweepCheckpointer(folder, _config(2).to_dict())
+  first = ckpt.SweepCheckpointer(folder, _identity(_config(2)))
   with pytest.raises(ckpt.FolderInUseError,
                      match=f"checkpoint folder {folder} is in use by another run "
                            f"\\(pid {os.getpid()}\\)"):

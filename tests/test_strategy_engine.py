@@ -49,12 +49,12 @@ def test_init_stores_the_untrained_validation_loss(blobs):
   trainer = epoch_lib.GroupTrainer(model, spec, hyper, observe_untrained_loss=True, **kw)
   state = trainer.init(data.train_x[:1], data)
   plain = epoch_lib.GroupTrainer(model, spec, hyper, **kw).init(data.train_x[:1])
-  assert np.isinf(np.asarray(plain.valid_loss)).all()
+  assert np.isinf(np.asarray(plain.train.valid_loss)).all()
   for k in range(len(TINY)):
-    params = jax.tree.map(lambda a: a[k], plain.params)
+    params = jax.tree.map(lambda a: a[k], plain.train.params)
     want, _ = evaluate(model, "classification", params, {}, data.valid_x, data.valid_y, 1000)
-    np.testing.assert_allclose(float(state.valid_loss[k]), float(want), rtol=1e-6)
-  assert np.all(np.asarray(state.valid_loss) > 1.0)  # ~ln(10) for an untrained model
+    np.testing.assert_allclose(float(state.train.valid_loss[k]), float(want), rtol=1e-6)
+  assert np.all(np.asarray(state.train.valid_loss) > 1.0)  # ~ln(10) for an untrained model
   with pytest.raises(ValueError, match="`data`"):
     trainer.init(data.train_x[:1])
 

@@ -22,6 +22,7 @@ import lrjax
 from lrjax import adaptive, schedules, strategies
 from lrjax.data import synthetic
 from lrjax.train import api
+from lrjax.train.engine import readouts
 
 TOL = 1e-5
 COMPARED = ("train_loss", "valid_loss", "test_loss", "valid_acc", "lr", "index", "nonfinite")
@@ -200,7 +201,7 @@ def test_regression_task_reports_rmse():
       return nn.Dense(1)(x)[:, 0]
 
   result = run(Linear(), data, lambda h: optax.sgd(h["learning_rate"]),
-               {"learning_rate": [0.05, 0.01]}, task=api.REGRESSION)
+               {"learning_rate": [0.05, 0.01]}, task=lrjax.train.REGRESSION)
   assert np.isnan(result.history["valid_acc"]).all()
   assert result.summary[0]["final_valid_rmse"] == pytest.approx(
       float(np.sqrt(result.history["valid_loss"][-1, 0])))
@@ -269,7 +270,7 @@ def test_readme_example_runs_in_at_most_15_lines(capsys):
 
 def test_lazy_entry_point():
   assert lrjax.sweep is api.sweep
-  assert lrjax.train.grid is api.grid and lrjax.train.REGRESSION is api.REGRESSION
+  assert lrjax.train.grid is api.grid and lrjax.train.REGRESSION is lrjax.train.engine.task.REGRESSION
 
 
 def test_readouts_by_field_match_lrjax_readers_under_jit_and_vmap():
@@ -288,8 +289,8 @@ def test_readouts_by_field_match_lrjax_readers_under_jit_and_vmap():
 
   r0s = jnp.asarray([0.1, 0.02])
   stacked = jax.vmap(strategy_state)(r0s)
-  lr = jax.jit(jax.vmap(api.read_lr))(stacked)
-  index = jax.jit(jax.vmap(api.read_index))(stacked)
+  lr = jax.jit(jax.vmap(readouts.read_lr))(stacked)
+  index = jax.jit(jax.vmap(readouts.read_index))(stacked)
   for k in range(2):
     one = jax.tree.map(lambda a: a[k], stacked)
     assert float(lr[k]) == pytest.approx(float(strategies.current_lr(one)))
@@ -299,12 +300,12 @@ def test_readouts_by_field_match_lrjax_readers_under_jit_and_vmap():
   newton = adaptive.newton_lr(0.1, eps=1e-2)
   value_fn = lambda p: jnp.sum(jnp.square(p["w"]))
   state = states(optax.with_extra_args_support(newton), {"value_fn": value_fn})
-  assert float(jax.jit(api.read_lr)(state)) == pytest.approx(
+  assert float(jax.jit(readouts.read_lr)(state)) == pytest.approx(
       float(adaptive.learned_lr(state)))
-  assert int(api.read_index(state)) == -1
+  assert int(readouts.read_index(state)) == -1
 
   plain = optax.sgd(0.1).init(params)
-  assert np.isnan(float(api.read_lr(plain))) and not bool(api.read_nonfinite(plain))
+  assert np.isnan(float(readouts.read_lr(plain))) and not bool(readouts.read_nonfinite(plain))
   guarded = optax.apply_if_finite(optax.sgd(0.1), 5)
   _, bad = guarded.update({"w": jnp.full(3, jnp.nan)}, guarded.init(params), params)
-  assert bool(jax.jit(api.read_nonfinite)(bad))
+  assert bool(jax.jit(readouts.read_nonfinite)(bad))

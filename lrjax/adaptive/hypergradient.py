@@ -77,6 +77,10 @@ class HypergradientState(NamedTuple):
     num_clipped: int32, proposed rates clipped into ``[min_lr, max_lr]``.
   """
 
+  # The learned rate starts at the `learning_rate` hyperparameter: a sweep that changes
+  # that hyperparameter between epochs restarts it there (lrjax.train.engine.hyperparams).
+  hyperparameter_fields = ("lr",)
+
   count: jax.Array
   lr: jax.Array
   inner_state: optax.OptState

@@ -137,6 +137,10 @@ class NewtonLRState(NamedTuple):
     num_clipped: int32, proposed rates clipped into ``[min_lr, max_lr]``.
   """
 
+  # The learned rate starts at the `learning_rate` hyperparameter: a sweep that changes
+  # that hyperparameter between epochs restarts it there (lrjax.train.engine.hyperparams).
+  hyperparameter_fields = ("lr",)
+
   count: jax.Array
   lr: jax.Array
   loss: jax.Array

@@ -1,6 +1,6 @@
 """Learning-rate schedules: pure ``step -> lr`` functions (optax ``Schedule``)."""
 
-from lrjax.schedules.base import Schedule, constant, switch
+from lrjax.schedules.base import Schedule, constant, from_values, switch
 from lrjax.schedules.report import REPORT_SEQUENCES, seq1, seq2, seq3, seq4
 from lrjax.schedules.decay import (
     exponential_decay, inverse_time_decay, keras_step_decay, keras_time_based_decay,
@@ -22,7 +22,7 @@ from lrjax.schedules.momentum import (
 from lrjax.schedules.porting import from_keras, from_torch, per_epoch
 
 __all__ = [
-    "Schedule", "constant", "switch",
+    "Schedule", "constant", "switch", "from_values",
     "REPORT_SEQUENCES", "seq1", "seq2", "seq3", "seq4",
     "step_decay", "keras_step_decay", "exponential_decay", "inverse_time_decay",
     "keras_time_based_decay", "polynomial_decay",

@@ -62,3 +62,39 @@ def switch(schedules: Sequence[Schedule], index: chex.Numeric) -> Schedule:
     return jax.lax.switch(jnp.asarray(index, jnp.int32), branches, count)
 
   return schedule
+
+
+def from_values(values) -> Schedule:
+  """A recorded trajectory as a schedule: ``lr_n = values[n]``, the last value after
+  the end (a searched variant's rates, `lrjax.train.SweepResult.lr_schedule`).
+
+  ``values``: a non-empty 1-D sequence of finite, non-negative rates (checked here, on
+  the host).  The step may be traced; steps below 0 give ``values[0]``.
+
+  Example:
+    >>> import lrjax
+    >>> schedule = lrjax.schedules.from_values([0.1, 0.1, 0.05])
+    >>> [round(float(schedule(n)), 3) for n in (0, 2, 10)]
+    [0.1, 0.05, 0.05]
+  """
+  import numpy as np
+  try:
+    table = np.asarray(values)
+    ok = table.dtype.kind in "iuf" and table.ndim == 1 and table.size > 0
+  except (TypeError, ValueError):  # ragged or otherwise not an array of numbers
+    ok = False
+  if not ok:
+    raise _validation.ArgumentTypeError(
+        f"`values` must be a non-empty 1-D sequence of numbers (rates), got {values!r}.")
+  table = table.astype(np.float32)  # as the schedule holds them
+  bad = ~np.isfinite(table) | (table < 0)
+  if bad.any():
+    i = int(np.flatnonzero(bad)[0])
+    raise ValueError(f"`values` must be finite (in float32) and >= 0, got "
+                     f"{np.asarray(values)[i]!r} at step {i}.")
+  rates = jnp.asarray(table, jnp.float32)
+
+  def schedule(count):
+    return rates[jnp.clip(jnp.asarray(count, jnp.int32), 0, table.size - 1)]
+
+  return schedule

@@ -145,7 +145,8 @@ class StrategyState(NamedTuple):
 
   Attributes:
     index: int32, the sequence position ``n`` (0 at the start).
-    lr: float32, ``sequence(index)``: the rate applied to the updates.
+    lr: float32, ``sequence(index)``: the rate applied to the last update (computed
+      at every update from the sequence, so a changed sequence applies at once).
     cutoff: float32, by-cutoff threshold (inf until ``loss_0`` sets ``c_0``).
     prev_loss: float32, last finite observed validation loss (inf before any).
     best_loss: float32, best finite observed loss in the plateau sense (inf before any).
@@ -407,6 +408,12 @@ def scale_by_strategy(
       boundary = jnp.asarray(epoch_boundary).astype(bool).reshape(())
       initial = jnp.asarray(initial_observation).astype(bool).reshape(())
       state = observe(state, valid_loss, boundary, initial)
+    # The rate of the current position, from the sequence as it is now: a sweep that
+    # changes the sequence's hyperparameters between epochs (r0, a decay) gets the new
+    # rate from the next step (lrjax.train.engine.hyperparams).  A bad rate is never
+    # applied (the last good one is kept), as when the sequence advances.
+    candidate = rate(state.index, state.lr.dtype)
+    state = state._replace(lr=jnp.where(good_rate(candidate), candidate, state.lr))
     step = -state.lr
     updates = jax.tree.map(lambda g: jnp.asarray(step, g.dtype) * g, updates)
     return updates, state

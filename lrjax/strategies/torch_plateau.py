@@ -188,6 +188,10 @@ def reduce_lr_on_plateau(
     if valid_loss is not None and epoch_boundary is not False:
       boundary = jnp.asarray(epoch_boundary).astype(bool).reshape(())
       state = observe(state, valid_loss, boundary)
+    # The rate of the reductions so far, from the arguments as they are now (lr0 before
+    # any): a sweep that changes them between epochs gets the new rate from the next step.
+    state = state._replace(lr=jnp.where(state.num_reductions > 0, rate(state.num_reductions),
+                                        jnp.asarray(learning_rate, f32)).astype(f32))
     step = -state.lr
     updates = jax.tree.map(lambda g: jnp.asarray(step, g.dtype) * g, updates)
     return updates, state

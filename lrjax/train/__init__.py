@@ -1,17 +1,15 @@
-"""The compiled training engine.
+"""The compiled training engine and the sweep built on it.
 
-* `config`: `Variant`, `SweepConfig`, `report_variants` (the report's 14 settings).
-* `optimizers`: a variant -> an optax transformation; grouping by state structure.
-* `task`: `Task` (per-example loss and metrics), `CLASSIFICATION`, `REGRESSION`.
-* `step`: the pure `train_step` and `evaluate` of one variant.
-* `epoch`: `GroupTrainer`, one epoch as a `lax.scan`, vmapped over a group's variants,
-  sharded over devices; `readouts`: rate / index / non-finite flag read by field.
-* `api`: `sweep(model, dataset, optimizer_fn, hparams, ...)` (`lrjax.sweep`), the one
-  engine: any Flax model, any optax optimizer, any grid (`grid`); `loop`: its host loop
-  over epochs (checkpoints, resume, signals, locks, results).
-* `presets`: `report_preset(config)`; `sweep`: `run_sweep(config)`, `lrjax.sweep` with it.
-* `nnx_adapter`: `as_linen`, Flax NNX models (an instance or a factory) for the engine.
-* `metrics`, `results`, `plotting`, `checkpoint`: what comes out of a sweep.
+* `sweep` (`lrjax.sweep`): any Flax model, any optax optimizer, a grid (`grid`) or a
+  search (`search_space` + a controller: `successive_halving`, `hyperband`,
+  `median_stopping`, `pbt`, `random_search`, or your own), one compiled program per
+  group of variants; `run_sweep(config)`: the report's settings (`SweepConfig`,
+  `Variant`, `report_variants`).  `SweepResult` is what comes back.
+* `engine/`: the compiled part (`train_step`, `evaluate`, the epoch as a `lax.scan`,
+  the plan, the task: `Task`, `CLASSIFICATION`, `REGRESSION`); `runner/`: the host loop,
+  checkpoints, the controller's turn between epochs; `search/`: spaces and controllers;
+  `reports/`: summaries (`summarize`, `aggregate_seeds`, `convergence_epoch`), results
+  files, plots; `frontends/`: the report preset, the sweep file, argument checks.
 * `range_finder`: the LR range test (`range_test`) and K constant rates side by side
   (`range_test_vectorized`), with fastai's suggested rates (`suggest`).
 """
@@ -31,3 +29,7 @@ from lrjax.train.runner.loop import SweepInterrupted
 from lrjax.train.range_finder import (RangeTestResult, Suggestions, range_test,
                                       range_test_vectorized)
 from lrjax.train.engine.nnx_adapter import as_linen
+from lrjax.train import search
+from lrjax.train.search import (choice, hyperband, int_uniform, log_uniform, median_stopping,
+                                pbt, random_search, search_space, successive_halving,
+                                uniform)

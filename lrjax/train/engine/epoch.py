@@ -13,6 +13,17 @@ inside the traced program with that variant's slice of the hyper tree), the
 variant-stacked hyper tree (any pytree with a ``seed`` field), the model's RNG streams
 and the task; the rate, position and non-finite flag are read from the optimizer state
 by field (`lrjax.train.engine.readouts`).  `lrjax.sweep` (`lrjax.train.api`) drives it.
+
+What a variant carries from one epoch to the next is its `VariantState`: the training
+state, its hyperparameters in force and whether it is alive.  The epoch program is a
+pure function of (state, data order, data): the optimizer is built inside it from the
+state's hyperparameters, so hyperparameters changed between epochs (by a search
+controller, `lrjax.train.search`) take effect from the next step with no recompile, and
+a stopped variant's state passes through unchanged (on the CPU plan its calls are not
+made at all).  `GroupTrainer.apply` carries out a controller's decisions on the device:
+a gather along the variant axis (a variant continuing from another's state), the
+optimizer state's hyperparameter copies written (`lrjax.train.engine.hyperparams`),
+fresh initialisations for restarted variants; one compiled program, whatever is decided.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lrjax import distributed
+from lrjax.train.engine import hyperparams as hyperparams_lib
 from lrjax.train.engine import plan as plan_lib
 from lrjax.train.engine.readouts import read_index, read_lr, read_nonfinite
 from lrjax.train.engine.step import TrainState, evaluate, train_step
@@ -46,6 +58,14 @@ class DeviceData(NamedTuple):
   valid_y: jax.Array
   test_x: jax.Array
   test_y: jax.Array
+
+
+class VariantState(NamedTuple):
+  """What a variant carries between epochs (stacked: a leading variant axis)."""
+
+  train: TrainState  # parameters, model state, optimizer state, last validation loss
+  hyper: Any  # the hyperparameters in force (a pytree with a ``seed`` field)
+  alive: jax.Array  # bool: the variant trains in the next epoch
 
 
 class EpochMetrics(NamedTuple):
@@ -100,10 +120,11 @@ class GroupTrainer:
   Args:
     model: the Flax module, called ``model(x, train=...)``.
     transform: ``transform(hyper) -> optax transformation`` of one variant, called inside
-      the traced program with that variant's slice of ``hyper`` (ExtraArgs or not).
-    hyper: the variant-stacked hyper tree (leading axis = variant) with a ``seed``
-      field (int32 [K]): the seed fixes the variant's initialisation, data order and
-      RNG streams.
+      the traced program with that variant's slice of the hyperparameters (ExtraArgs or
+      not).
+    hyper: the variants' initial hyperparameters, stacked (leading axis = variant),
+      with a ``seed`` field (int32 [K]): the seed fixes the variant's initialisation,
+      data order and RNG streams.  From `init` on they are part of the `VariantState`.
     task: ``classification`` or ``regression`` (passed to `train_step` / `evaluate`).
     batch_size, eval_batch_size: training and evaluation batches.
     mesh: the device mesh of the variant axis (`variant_mesh`), or None.
@@ -132,31 +153,39 @@ class GroupTrainer:
     self.task = task
     self.batch_size = batch_size
     self.eval_batch_size = eval_batch_size
-    # How many variants one compiled call trains (lrjax.train.engine.plan); the variant axis is
-    # padded to a whole number of calls (a multiple of the device count when sharded):
-    # padded copies of the last variant are trained and dropped from the results.
+    # How many variants one compiled call trains (lrjax.train.engine.plan); the variant
+    # axis is padded to a whole number of calls (a multiple of the device count when
+    # sharded) with copies of the last variant, which never train (not alive) and are
+    # dropped from the results.
     self.plan = plan_lib.make_plan(
         self.num_variants, variants_per_call,
         multiple=mesh.devices.size if mesh is not None else 1,
         variant_bytes=self._variant_bytes(hyper, sample_x), concurrent_calls=concurrent_calls)
     padded = self.plan.padded
-    self.hyper = jax.tree.map(
+    # The start of every variant (`init`); afterwards the hyperparameters in force are
+    # the state's, never this.
+    self.initial_hyper = jax.tree.map(
         lambda a: np.concatenate([a, np.repeat(a[-1:], padded - len(a), axis=0)]), hyper)
-    self.shared_order = bool(np.all(self.hyper.seed == self.hyper.seed[0]))
-    # Placed on the device(s) once, one tree per call; every epoch reads the same arrays.
-    self.device_hyper = [self.shard(self._chunk(self.hyper, c))
-                         for c in range(self.plan.num_calls)]
+    self.shared_order = bool(np.all(self.initial_hyper.seed == self.initial_hyper.seed[0]))
+    split, whole = self._variant_sharding(), self._replicated_sharding()
     if mesh is None:
       self._epoch_fn = jax.jit(self._build_epoch_fn(), donate_argnums=(0,))
+      self._apply_fn = jax.jit(self._build_apply_fn(), donate_argnums=(0,))
     else:
       # Pin every variant-stacked array to the variant axis, in and out, so the state's
       # layout is the same at every epoch (and after a restore).
-      split, whole = self._variant_sharding(), NamedSharding(mesh, PartitionSpec())
       key_sharding = whole if self.shared_order else split
       self._epoch_fn = jax.jit(self._build_epoch_fn(), donate_argnums=(0,),
-                               in_shardings=(split, split, key_sharding, whole),
+                               in_shardings=(split, key_sharding, whole),
                                out_shardings=(split, split))
+      self._apply_fn = jax.jit(self._build_apply_fn(), donate_argnums=(0,),
+                               in_shardings=(split, split, whole, whole, split, whole,
+                                             whole),
+                               out_shardings=split)
+    self._fresh_fn = self._build_fresh_fn()
+    self._untrained_fns: dict = {}
     self._compiled = None
+    self._compiled_apply = None
 
   def _chunk(self, tree, call: int):
     """The variants of compiled call ``call`` (an index) of a variant-stacked tree."""
@@ -193,6 +222,9 @@ class GroupTrainer:
   def _variant_sharding(self):
     return NamedSharding(self.mesh, PartitionSpec("variant")) if self.mesh else None
 
+  def _replicated_sharding(self):
+    return NamedSharding(self.mesh, PartitionSpec()) if self.mesh else None
+
   def shard(self, tree):
     """Puts a variant-stacked tree on the devices, split along the variant axis."""
     sharding = self._variant_sharding()
@@ -204,7 +236,11 @@ class GroupTrainer:
     return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec()))
 
   # -- initialisation ---------------------------------------------------------
-  def init(self, sample_x, data: DeviceData | None = None) -> TrainState:
+  def _alive0(self) -> np.ndarray:
+    """The real variants alive, the padded copies not."""
+    return np.arange(self.plan.padded) < self.num_variants
+
+  def init(self, sample_x, data: DeviceData | None = None) -> VariantState:
     """Variant-stacked initial states (parameters drawn from each variant's seed).
 
     With ``observe_untrained_loss`` the untrained model's validation loss (``data``
@@ -215,21 +251,28 @@ class GroupTrainer:
     state = self._init_states(sample_x)
     return self.observe_untrained(state, data) if self.observe_untrained_loss else state
 
-  def _init_states(self, sample_x) -> TrainState:
-    one = lambda hyper: self._init_one(sample_x, hyper, variant_key(hyper.seed, _INIT_SALT))
-    init = jax.jit(jax.vmap(one), out_shardings=self._variant_sharding())
-    return init(self.shard(self.hyper))
+  def _build_fresh_fn(self):
+    """``(hyper, sample_x) -> TrainState``: every variant initialised from its seed (one
+    program: the start of the run, and of a restarted variant)."""
+    def one(hyper, sample_x):
+      return self._init_one(sample_x, hyper, variant_key(hyper.seed, _INIT_SALT))
+    return jax.jit(jax.vmap(one, in_axes=(0, None)), out_shardings=self._variant_sharding())
 
-  def init_and_evaluate(self, sample_x, data: DeviceData) -> tuple[TrainState, dict]:
+  def _init_states(self, sample_x) -> VariantState:
+    hyper = self.shard(self.initial_hyper)
+    return VariantState(train=self._fresh_fn(hyper, sample_x), hyper=hyper,
+                        alive=self.shard(self._alive0()))
+
+  def init_and_evaluate(self, sample_x, data: DeviceData) -> tuple[VariantState, dict]:
     """`init`, and the untrained model's ``valid_loss/acc`` and ``test_loss/acc``
     (``[num_variants]`` numpy arrays: epoch 0 of the curves)."""
     state = self._init_states(sample_x)
     state, initial = self._evaluate_untrained(state, data, test=True)
-    initial = {k: np.asarray(v)[: self.num_variants] for k, v in  # d13: every process's
-               distributed.fetch(initial).items()}
+    initial = {k: np.asarray(v)[: self.num_variants] for k, v in
+               distributed.fetch(initial).items()}  # every process's variants
     return state, initial
 
-  def observe_untrained(self, state: TrainState, data: DeviceData) -> TrainState:
+  def observe_untrained(self, state: VariantState, data: DeviceData) -> VariantState:
     """``state`` with ``valid_loss`` = each variant's validation loss before training.
 
     The first step of epoch 0 passes it to the strategy as ``initial_observation``
@@ -238,26 +281,42 @@ class GroupTrainer:
     """
     return self._evaluate_untrained(state, data, test=False)[0]
 
-  def _evaluate_untrained(self, state: TrainState, data: DeviceData, *, test: bool):
+  def _untrained_metrics(self, data: DeviceData, test: bool):
     model, task, eval_batch_size = self.model, self.task, self.eval_batch_size
-    observe = self.observe_untrained_loss
 
-    def one(st: TrainState):
+    def metrics_of(st: TrainState) -> dict:  # (`data` traced: an argument of the program)
       loss, acc = evaluate(model, task, st.params, st.model_state, data.valid_x,
                            data.valid_y, eval_batch_size)
-      loss = jnp.asarray(loss, jnp.float32)
-      metrics = {"valid_loss": loss, "valid_acc": acc}
+      metrics = {"valid_loss": jnp.asarray(loss, jnp.float32), "valid_acc": acc}
       if test:
         metrics["test_loss"], metrics["test_acc"] = evaluate(
             model, task, st.params, st.model_state, data.test_x, data.test_y,
             eval_batch_size)
-      return (st._replace(valid_loss=loss) if observe else st), metrics
+      return metrics
 
-    if self.mesh is None:
-      each = lambda st: jax.lax.map(one, st, batch_size=self.plan.chunk)
-    else:  # one slice of the variants per device
-      each = jax.vmap(one)
-    return jax.jit(each, out_shardings=(self._variant_sharding(), None))(state)
+    return metrics_of
+
+  def _build_untrained_fn(self, test: bool):
+    """``(train, data) -> (train with its loss_0, metrics)`` of untrained variants."""
+    observe = self.observe_untrained_loss
+
+    def each(train, data):
+      metrics_of = self._untrained_metrics(data, test)
+
+      def one(st: TrainState):
+        metrics = metrics_of(st)
+        return (st._replace(valid_loss=metrics["valid_loss"]) if observe else st), metrics
+
+      if self.mesh is None:
+        return jax.lax.map(one, train, batch_size=self.plan.chunk)
+      return jax.vmap(one)(train)  # one slice of the variants per device
+
+    return jax.jit(each, out_shardings=(self._variant_sharding(), None))
+
+  def _evaluate_untrained(self, state: VariantState, data: DeviceData, *, test: bool):
+    fn = self._untrained_fns.setdefault(test, self._build_untrained_fn(test))
+    train, metrics = fn(state.train, data)
+    return state._replace(train=train), metrics
 
   # -- one epoch ---------------------------------------------------------------
   def _build_epoch_fn(self):
@@ -265,7 +324,8 @@ class GroupTrainer:
     batch_size, eval_batch_size = self.batch_size, self.eval_batch_size
     observe_untrained = self.observe_untrained_loss
 
-    def one_variant(state: TrainState, hyper, order_key, data: DeviceData):
+    def one_variant(variant: VariantState, order_key, data: DeviceData):
+      hyper = variant.hyper
       tx = transform(hyper)
       n = data.train_x.shape[0]
       steps = n // batch_size
@@ -281,7 +341,8 @@ class GroupTrainer:
                            initial_observation=initial)
         return st, (m, read_lr(st.opt_state))
 
-      state, (step_metrics, step_lr) = jax.lax.scan(body, state, (order, jnp.arange(steps)))
+      state, (step_metrics, step_lr) = jax.lax.scan(body, variant.train,
+                                                    (order, jnp.arange(steps)))
       train_loss = jnp.mean(step_metrics.loss)
       train_acc = jnp.sum(step_metrics.correct) / jnp.sum(step_metrics.count)
       valid_loss, valid_acc = evaluate(model, task, state.params, state.model_state,
@@ -297,18 +358,21 @@ class GroupTrainer:
           nonfinite=read_nonfinite(state.opt_state) | ~jnp.isfinite(valid_loss),
           step_loss=step_metrics.loss, step_lr=step_lr)
       state = state._replace(valid_loss=valid_loss, epoch=state.epoch + 1)
-      return state, metrics
+      # A stopped variant (in a call that trains others) keeps its state as it was.
+      state = jax.tree.map(lambda new, old: jnp.where(variant.alive, new, old), state,
+                           variant.train)
+      return variant._replace(train=state), metrics
 
     key_axis = None if self.shared_order else 0
     if self.plan.chunk > 1:
-      return jax.vmap(one_variant, in_axes=(0, 0, key_axis, None))
+      return jax.vmap(one_variant, in_axes=(0, key_axis, None))
 
-    def single(state, hyper, order_key, data):
+    def single(state, order_key, data):
       # One variant per call: the unbatched program (no size-1 variant axis inside, so
       # every layer keeps its plain, fastest form), with the axis added back outside.
       first = lambda tree: jax.tree.map(lambda a: a[0], tree)
       key = order_key if key_axis is None else order_key[0]
-      state, metrics = one_variant(first(state), first(hyper), key, data)
+      state, metrics = one_variant(first(state), key, data)
       return jax.tree.map(lambda a: a[None], (state, metrics))
 
     return single
@@ -316,18 +380,26 @@ class GroupTrainer:
   def order_keys(self, epoch: int, call: int = 0):
     """The data-order key(s) of an epoch (of one call): one key when all seeds agree."""
     if self.shared_order:
-      return variant_key(int(self.hyper.seed[0]), _ORDER_SALT, epoch)
-    seeds = jnp.asarray(self._chunk(self.hyper, call).seed)
+      return variant_key(int(self.initial_hyper.seed[0]), _ORDER_SALT, epoch)
+    seeds = jnp.asarray(self._chunk(self.initial_hyper, call).seed)
     return self.shard(jax.vmap(lambda s: variant_key(s, _ORDER_SALT, epoch))(seeds))
 
-  def compile(self, state: TrainState, data: DeviceData) -> float:
-    """Compiles the epoch program (one per group, whatever the plan); returns seconds."""
+  def compile(self, state: VariantState, data: DeviceData, *,
+              apply: bool = False) -> float:
+    """Compiles the epoch program (one per group, whatever the plan) and, with
+    ``apply``, the program of `apply` (a search: compiled before the first epoch, so
+    no decision compiles anything); returns seconds."""
     t0 = time.perf_counter()
-    # The chunk is placed as `run_epoch` places it (a slice of a sharded array is not
+    # The chunk is placed as `epoch_calls` places it (a slice of a sharded array is not
     # split over the devices any more, and a sharded program refuses it).
     self._compiled = self._epoch_fn.lower(self.shard(self._chunk(state, 0)),
-                                          self.device_hyper[0], self.order_keys(0),
-                                          data).compile()
+                                          self.order_keys(0), data).compile()
+    if apply:
+      k = self.plan.padded
+      fresh = self._fresh_fn(state.hyper, data.train_x[:1])
+      self._compiled_apply = self._apply_fn.lower(
+          state, fresh, np.arange(k, dtype=np.int32), np.zeros(k, bool), state.hyper,
+          self._alive0(), data).compile()
     return time.perf_counter() - t0
 
   def cost_analysis(self) -> dict:
@@ -338,37 +410,61 @@ class GroupTrainer:
       cost = cost[0] if cost else {}
     return dict(cost or {})
 
-  def epoch_calls(self, state: TrainState, data: DeviceData, epoch: int):
+  def _live_calls(self, state: VariantState) -> list[bool]:
+    """Per call, whether any of its variants is alive (on one device: a call of stopped
+    variants only is not made; sharded, the one program always runs)."""
+    if self.mesh is not None:
+      return [True] * self.plan.num_calls
+    alive = np.asarray(jax.device_get(state.alive), bool)
+    size = self.plan.chunk
+    return [bool(alive[c * size:(c + 1) * size].any()) for c in range(self.plan.num_calls)]
+
+  def epoch_calls(self, state: VariantState, data: DeviceData, epoch: int):
     """The epoch as its compiled calls, not run yet, and how to join their outputs:
     ``(calls, join)``; ``join([call() for call in calls])`` is `run_epoch`'s result.
 
     The calls are independent (any order, any number at once), which lets the sweep
-    loop run them beside other groups' calls.  ``state`` is donated to them.
+    loop run them beside other groups' calls.  ``state`` is donated to them.  A call
+    whose variants are all stopped is not among them: its variants' state passes
+    through, their metrics are zeros (the loop records nothing for a stopped variant).
     """
     fn = self._compiled or self._epoch_fn
+    live = self._live_calls(state)
     if self.plan.num_calls == 1:
-      calls = [functools.partial(fn, state, self.device_hyper[0], self.order_keys(epoch),
-                                 data)]
+      chunks = [state]
     else:
       # The same compiled program for every chunk; the state stays one stacked tree (as
       # checkpoints store it), cut into chunks here and joined after.
-      calls = [functools.partial(fn, self.shard(self._chunk(state, c)), self.device_hyper[c],
-                                 self.order_keys(epoch, c), data)
-               for c in range(self.plan.num_calls)]
+      chunks = [self.shard(self._chunk(state, c)) for c in range(self.plan.num_calls)]
     del state
+    calls = [functools.partial(fn, chunk, self.order_keys(epoch, c), data)
+             for c, chunk in enumerate(chunks) if live[c]]
 
     def join(outs):
-      if len(outs) == 1:
-        state, metrics = outs[0]
+      outs = iter(outs)
+      parts = [next(outs) if live[c] else (chunk, None) for c, chunk in enumerate(chunks)]
+      if all(live) and len(parts) == 1:
+        state, metrics = parts[0]
       else:
-        state, metrics = jax.tree.map(lambda *a: jnp.concatenate(a), *outs)
-        state = self.shard(state)
+        template = next((m for _, m in parts if m is not None), None)
+        if template is None:  # every variant of the group stopped
+          template = self._metrics_template(chunks[0], data)
+        filler = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), template)
+        metrics = [filler if m is None else jax.device_get(m) for _, m in parts]
+        metrics = jax.tree.map(lambda *a: np.concatenate(a), *metrics)
+        state = parts[0][0] if len(parts) == 1 else self.shard(
+            jax.tree.map(lambda *a: jnp.concatenate(a), *[s for s, _ in parts]))
       return state, jax.tree.map(lambda a: a[: self.num_variants], metrics)
 
     return calls, join
 
-  def run_epoch(self, state: TrainState, data: DeviceData, epoch: int):
-    """Trains every variant of the group for one epoch; returns (state, EpochMetrics).
+  def _metrics_template(self, chunk, data):
+    out = jax.eval_shape(self._epoch_fn, chunk, self.order_keys(0), data)[1]
+    return jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), out)
+
+  def run_epoch(self, state: VariantState, data: DeviceData, epoch: int):
+    """Trains every alive variant of the group for one epoch; returns (state,
+    EpochMetrics).
 
     ``state`` is donated: use the returned one.  Metrics are cut to the real variants.
     """
@@ -378,6 +474,61 @@ class GroupTrainer:
     # twice at once.
     at_once = self.plan.concurrent_calls if self._compiled is not None else 1
     return join(run_calls(calls, at_once))
+
+  # -- decisions between epochs -------------------------------------------------
+  def _build_apply_fn(self):
+    transform = self.transform
+
+    def apply(state: VariantState, fresh: TrainState, source, restart, hyper, alive,
+              data: DeviceData):
+      del data  # (the program's inputs are those of every call; data is not needed)
+      train = jax.tree.map(lambda a: a[source], state.train)
+      before = jax.tree.map(lambda a: a[source], state.hyper)  # what the copied state had
+
+      def synced(st: TrainState, old, new):
+        opt_state = hyperparams_lib.sync(st.opt_state, transform(old).init(st.params),
+                                         transform(new).init(st.params))
+        return st._replace(opt_state=opt_state)
+
+      train = jax.vmap(synced)(train, before, hyper)
+      train = jax.tree.map(
+          lambda new, kept: jnp.where(restart.reshape((-1,) + (1,) * (kept.ndim - 1)),
+                                      new, kept), fresh, train)
+      return VariantState(train=train, hyper=hyper, alive=alive)
+
+    return apply
+
+  def apply(self, state: VariantState, *, source, restart, hyper, alive,
+            data: DeviceData) -> VariantState:
+    """``state`` after a controller's decisions (``[num_variants]`` host arrays, the
+    padded copies kept as they are): each variant continues from ``state`` of
+    ``source`` (itself: nothing copied) with hyperparameters ``hyper`` (a host tree of
+    the state's hyper structure; the optimizer state's copies of them written), starts
+    afresh where ``restart``, and trains in the next epoch where ``alive``.  ``state``
+    is donated.  One compiled program (`compile` with ``apply=True``)."""
+    k, padded = self.num_variants, self.plan.padded
+
+    def pad(values, tail):  # the padded copies keep what they have: they never train
+      tail = np.asarray(tail)
+      return np.concatenate([np.asarray(values, tail.dtype)[:k], tail[k:]])
+
+    hyper = self.shard(jax.tree.map(pad, hyper, self.initial_hyper))
+    restart = pad(restart, np.zeros(padded, bool))
+    # A restarted variant starts as at the run's start (the same programs: the same
+    # bytes), with its loss_0 evaluated when the run observes it.
+    fresh = self._fresh_fn(hyper, data.train_x[:1])
+    if restart.any() and self.observe_untrained_loss:
+      fresh = self._evaluate_untrained(VariantState(fresh, hyper, None), data, test=True)[0].train
+    fn = self._compiled_apply or self._apply_fn
+    return fn(state, fresh, pad(source, np.arange(padded, dtype=np.int32)), restart, hyper,
+              pad(alive, self._alive0()), data)
+
+  def set_alive(self, state: VariantState, alive) -> VariantState:
+    """``state`` with the variants ``alive`` (``[num_variants]``) training next; the
+    padded copies never do.  Nothing is compiled."""
+    alive = np.concatenate([np.asarray(alive, bool)[: self.num_variants],
+                            self._alive0()[self.num_variants:]])
+    return state._replace(alive=self.shard(alive))
 
 
 def run_calls(calls: Sequence[Callable[[], Any]], at_once: int) -> list:

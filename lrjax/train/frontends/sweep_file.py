@@ -52,6 +52,20 @@ The format (every key optional; defaults in brackets)::
   learning_rate = 0.05
   schedule.rule = "epoch"
 
+  [search]                     # optional: a search instead of (or over) a grid
+  method = "pbt"               # successive_halving, hyperband, median_stopping, pbt,
+                               #   random (lrjax.train.search); the other keys are the
+  population = 8               #   method's arguments: samples, reduction, min_epochs,
+  interval = 2                 #   population, interval, fraction, perturb, burn_in,
+                               #   resample_probability, warmup_epochs, seed ...
+  sampler = "halton"           # [halton] how [search.space] is drawn: sobol, random
+  [search.space]               # what to draw from (instead of [grid] / [[variants]])
+  learning_rate = {log_uniform = [0.001, 0.3]}   # also uniform, int_uniform, choice
+  momentum = {uniform = [0.0, 0.95]}
+  nesterov = {choice = [false, true]}            # a string or boolean: one program each
+  schedule.r0 = {log_uniform = [0.01, 0.1]}      # schedule.<name> as in [grid]
+  weight_decay = 1e-4                            # a plain value: fixed
+
 Naming: a hyperparameter without a prefix is the optimizer's argument, ``schedule.x``
 the schedule's (or, with a rule, the strategy's); fixed values sit in their section,
 swept ones in ``[grid]`` / ``[[variants]]``.  Numbers become per-variant arrays (one
@@ -64,6 +78,13 @@ requires (``learning_rate`` for optax's, from ``[optimizer]``, the grid, or
 before training, so a value the factory refuses (``r0 = -1``) is reported with its key.
 A schedule counts optimizer steps (optax's convention); with a rule it is the
 strategy's sequence, indexed by its position.
+
+A ``[search]`` names a controller of `lrjax.train.search` by its ``method`` (looked up in
+`SEARCH_METHODS`, its keys checked against the controller's signature) and draws the
+configurations from ``[search.space]`` (`DISTRIBUTIONS`); ``median_stopping`` and
+``successive_halving`` may also steer a ``[grid]`` (without ``samples``).  The
+optimizer is built at the space's corners (every value low, then high) when the file is
+read, so a name or value the optimizer refuses is reported with its key.
 """
 
 from __future__ import annotations
@@ -85,6 +106,8 @@ import optax
 from lrjax import schedules as schedules_lib
 from lrjax import strategies as strategies_lib
 from lrjax.models.registry import MODELS, get_model
+from lrjax.train import search as search_lib
+from lrjax.train.frontends.spec import SweepSpec
 
 from lrjax.cli import DATASETS, DEFAULT_MODEL
 
@@ -258,7 +281,7 @@ class _TopLevel:
   observe_untrained_loss: bool = _option(True, "bool")
 
 
-_SECTIONS = ("data", "model", "optimizer", "schedule", "grid", "variants")
+_SECTIONS = ("data", "model", "optimizer", "schedule", "grid", "variants", "search")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -362,9 +385,12 @@ def _build_model(spec: _Named, kwargs: dict, default: str, path) -> tuple[nn.Mod
 
 # -- the optimizer ---------------------------------------------------------------------
 
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class OptimizerFn:
   """``h -> optax.GradientTransformation`` of a sweep file (`lrjax.sweep`'s
   ``optimizer_fn``): the file's fixed arguments updated by the variant's ``h``.
+
+  A dataclass, so the run's identity names a changed field (``optimizer_fn.fixed.momentum``).
 
   Attributes:
     optimizer: ``optax.<name>`` (called with keyword arguments, through
@@ -377,13 +403,22 @@ class OptimizerFn:
     strategy: the `lrjax.strategies` optimizer used when a rule is given.
   """
 
-  def __init__(self, optimizer, by_name: bool, fixed: dict, schedule=None,
-               schedule_fixed: dict | None = None, strategy=None):
-    self.optimizer, self.by_name, self.fixed = optimizer, by_name, dict(fixed)
-    self.schedule, self.schedule_fixed = schedule, dict(schedule_fixed or {})
-    self.strategy = strategy
-    self._schedule_args = (None if schedule is None or _parameters(schedule)[2]
-                           else set(_parameters(schedule)[0]))
+  optimizer: Any
+  by_name: bool
+  fixed: dict
+  schedule: Any = None
+  schedule_fixed: dict = dataclasses.field(default_factory=dict)
+  strategy: Any = None
+
+  def __post_init__(self):
+    object.__setattr__(self, "fixed", dict(self.fixed))
+    object.__setattr__(self, "schedule_fixed", dict(self.schedule_fixed or {}))
+
+  @property
+  def _schedule_args(self):
+    if self.schedule is None or _parameters(self.schedule)[2]:
+      return None
+    return set(_parameters(self.schedule)[0])
 
   def __repr__(self) -> str:
     # Stable across processes and complete: a checkpoint records it as the optimizer's
@@ -500,6 +535,115 @@ def _settings(raw: dict, path) -> tuple[list[dict], list[_Source]]:
   return settings, sources
 
 
+# -- the search ---------------------------------------------------------------------------
+
+# [search] method = name -> the controller's factory (its keyword arguments are the
+# section's other keys, checked against its signature).
+SEARCH_METHODS = {
+    "successive_halving": search_lib.successive_halving, "hyperband": search_lib.hyperband,
+    "median_stopping": search_lib.median_stopping, "pbt": search_lib.pbt,
+    "random": search_lib.random_search,
+}
+# [search.space] name = {<distribution> = [...]}
+DISTRIBUTIONS = {"uniform": search_lib.uniform, "log_uniform": search_lib.log_uniform,
+                 "int_uniform": search_lib.int_uniform, "choice": search_lib.choice}
+_SPACE_KEYS = ("sampler",)  # [search] keys of the space, not of the method
+
+
+def _distribution(value, key: str, path):
+  """A ``[search.space]`` entry: ``{log_uniform = [a, b]}`` ..., or a fixed value."""
+  if not isinstance(value, dict):
+    if isinstance(value, (dict, list)) or not isinstance(value, (str, bool, numbers.Real)):
+      raise SweepFileError(path, key, f"must be a distribution such as {{log_uniform = "
+                                      f"[0.001, 0.1]}} or a fixed value, got {value!r}")
+    return value
+  if len(value) != 1 or next(iter(value)) not in DISTRIBUTIONS:
+    raise SweepFileError(path, key, f"must be one of {{{', '.join(f'{d} = [...]' for d in DISTRIBUTIONS)}}}"
+                                    f", got {value!r}")
+  (kind, args), = value.items()
+  if not isinstance(args, list) or not args:
+    raise SweepFileError(path, f"{key}.{kind}", f"must be a list ({'[low, high]' if kind != 'choice' else '[option, ...]'}), got {args!r}")
+  try:
+    if kind == "choice":
+      return DISTRIBUTIONS[kind](args)
+    if len(args) != 2:
+      raise ValueError(f"give [low, high], got {args!r}")
+    return DISTRIBUTIONS[kind](*args)
+  except ValueError as err:
+    raise SweepFileError(path, f"{key}.{kind}", str(err).rstrip(".")) from None
+
+
+def _search(table: dict, path):
+  """``[search]``: (the controller or None, the search space or None)."""
+  if "search" not in table:
+    return None, None
+  raw = dict(_table(table["search"], "search", path))
+  space_table = raw.pop("space", None)
+  method = raw.pop("method", None)
+  if method is None:
+    raise SweepFileError(path, "search.method", f"required: one of "
+                                                f"{', '.join(SEARCH_METHODS)}")
+  if method not in SEARCH_METHODS:
+    raise SweepFileError(path, "search.method", f"must be one of {', '.join(SEARCH_METHODS)}; "
+                                                f"got {method!r}")
+  factory = SEARCH_METHODS[method]
+  allowed, _, _ = _parameters(factory)
+  space_options = {k: raw.pop(k) for k in _SPACE_KEYS if k in raw}
+  for name, value in raw.items():
+    if name not in allowed:
+      raise SweepFileError(path, f"search.{name}", f"not an option of {method}; allowed: "
+                                                   f"{', '.join(['method', *allowed, *_SPACE_KEYS])}")
+    values = value if isinstance(value, list) else [value]
+    if not values or any(isinstance(v, (bool, str, dict, list)) or not isinstance(
+        v, numbers.Real) for v in values):
+      raise SweepFileError(path, f"search.{name}", f"must be a number, got {value!r}")
+  try:
+    controller = factory(**raw)
+  except (TypeError, ValueError) as err:
+    text = str(err).rstrip(".")
+    key = next((f"search.{n}" for n in raw if f"`{n}`" in text), "search")
+    raise SweepFileError(path, key, text) from None
+  space = None
+  if space_table is not None:
+    space_table = _table(space_table, "search.space", path)
+    dimensions = {}
+    for name, value in space_table.items():
+      if name == "schedule" and isinstance(value, dict) and not (
+          len(value) == 1 and next(iter(value)) in DISTRIBUTIONS):
+        for sub, v in value.items():
+          dimensions[SCHEDULE_PREFIX + sub] = _distribution(
+              v, f"search.space.schedule.{sub}", path)
+      else:
+        dimensions[name] = _distribution(value, f"search.space.{name}", path)
+    if not dimensions:
+      raise SweepFileError(path, "search.space", "is empty; give at least one "
+                                                 "hyperparameter, e.g. learning_rate = "
+                                                 "{log_uniform = [0.001, 0.3]}")
+    sampler = space_options.get("sampler", "halton")
+    if sampler not in search_lib.space.SAMPLERS:
+      raise SweepFileError(path, "search.sampler", f"must be one of "
+                                                   f"{', '.join(search_lib.space.SAMPLERS)}; "
+                                                   f"got {sampler!r}")
+    space = search_lib.SearchSpace(tuple(dimensions.items()), sampler)
+  elif space_options:
+    raise SweepFileError(path, "search.sampler", "draws from [search.space], which is "
+                                                 "missing")
+  return controller, space
+
+
+def _corner(space, end: int) -> dict:
+  """A configuration with every searched value at its low (0) or high (1) end."""
+  out = {}
+  for name, dim in space.dimensions:
+    if isinstance(dim, search_lib.Choice):
+      out[name] = dim.options[-end]
+    elif isinstance(dim, search_lib.Distribution):
+      out[name] = dim.high if end else dim.low
+    else:
+      out[name] = dim
+  return out
+
+
 # -- the file ----------------------------------------------------------------------------
 
 @dataclasses.dataclass
@@ -511,8 +655,10 @@ class SweepFile:
     data: the ``[data]`` section (a `DataSpec`).
     model: the Flax module; ``model_name`` the built-in name or the ``module:attr``.
     optimizer_fn: an `OptimizerFn`.
-    hparams: one dict per setting (grid product, then ``[[variants]]``).
+    hparams: one dict per setting (grid product, then ``[[variants]]``), or the
+      ``[search.space]`` (a `SearchSpace`).
     epochs, batch_size, seeds, task, observe_untrained_loss: as `lrjax.sweep`.
+    controller: the ``[search]`` method's controller, or None.
     out: the output folder.
     table: the file's content after the command line's overrides (for results.json).
   """
@@ -522,7 +668,7 @@ class SweepFile:
   model: nn.Module
   model_name: str
   optimizer_fn: OptimizerFn
-  hparams: list[dict]
+  hparams: Any
   epochs: int
   batch_size: int
   seeds: tuple[int, ...]
@@ -530,28 +676,15 @@ class SweepFile:
   observe_untrained_loss: bool
   out: Path
   table: dict
+  controller: Any = None
 
-  def identity(self, *, eval_batch_size: int, checkpoint_every: int) -> dict:
-    """What a checkpoint of this file's run records as the run (`lrjax.sweep`'s
-    ``identity``): the model, the optimizer's parts, every setting and seed, the task
-    and batch sizes; ``epochs`` and ``checkpoint_every`` may change on a resume."""
-    from lrjax.train.api import describe
-    cls = type(self.model)
-    return {"model": {"class": f"{cls.__module__}.{cls.__qualname__}",
-                      "fields": describe(self.model)},
-            "optimizer_fn": self.optimizer_fn.describe(),
-            "variants": [{"hparams": h, "seed": s} for h in self.hparams for s in self.seeds],
-            "task": self.task, "batch_size": self.batch_size,
-            "eval_batch_size": eval_batch_size,
-            "observe_untrained_loss": self.observe_untrained_loss, "epochs": self.epochs,
-            "checkpoint_every": checkpoint_every}
-
-  def sweep(self, dataset, **kwargs):
-    """`lrjax.sweep` of this file on ``dataset`` (``kwargs``: its other arguments)."""
-    from lrjax.train.api import sweep
-    return sweep(self.model, dataset, self.optimizer_fn, self.hparams, epochs=self.epochs,
-                 batch_size=self.batch_size, seeds=self.seeds, task=self.task,
-                 observe_untrained_loss=self.observe_untrained_loss, **kwargs)
+  def spec(self, **options) -> SweepSpec:
+    """The file's `SweepSpec` (``options``: the other fields, e.g. ``eval_batch_size``,
+    ``variants_per_call``, ``checkpoint_every`` from the command line)."""
+    return SweepSpec(model=self.model, optimizer_fn=self.optimizer_fn, hparams=self.hparams,
+                     epochs=self.epochs, batch_size=self.batch_size, seeds=self.seeds,
+                     task=self.task, observe_untrained_loss=self.observe_untrained_loss,
+                     controller=self.controller, **options)
 
 
 def _override(table: dict, overrides: Mapping[str, Any]) -> dict:
@@ -613,15 +746,26 @@ def load(path, overrides: Mapping[str, Any] | None = None, *,
   default = (DEFAULT_MODEL if default_models is None else default_models)[data.dataset]
   model_spec, model_kwargs = _named(table.get("model", {}), "model", path)
   model, model_name = _build_model(model_spec, model_kwargs, default, path)
-  settings, sources = _settings(table, path)
+  controller, space = _search(table, path)
+  if space is not None:
+    if "grid" in table or "variants" in table:
+      raise SweepFileError(path, "search.space", "give the configurations either as "
+                           "[grid] / [[variants]] or as [search.space], not both")
+    # The optimizer is checked at the corners of the space (every searched value low,
+    # then every one high): what a draw can give.
+    settings = [_corner(space, end) for end in (0, 1)]
+    sources = [_Source("search.space", tuple(space.names))] * 2
+  else:
+    settings, sources = _settings(table, path)
   optimizer_fn = _build_optimizer(table, settings, sources, path)
   seeds = tuple(range(top.seeds)) if _is_int(top.seeds) else tuple(top.seeds)
   task = top.task or ("regression" if data.dataset == "boston_housing" else "classification")
   return SweepFile(path=path, data=data, model=model, model_name=model_name,
-                   optimizer_fn=optimizer_fn, hparams=settings, epochs=top.epochs,
+                   optimizer_fn=optimizer_fn,
+                   hparams=space if space is not None else settings, epochs=top.epochs,
                    batch_size=top.batch_size, seeds=seeds, task=task,
                    observe_untrained_loss=top.observe_untrained_loss, out=Path(top.out),
-                   table=table)
+                   table=table, controller=controller)
 
 
 def _build_optimizer(table, settings, sources, path) -> OptimizerFn:

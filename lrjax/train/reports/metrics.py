@@ -76,28 +76,34 @@ def summarize(history: dict[str, np.ndarray], names, *, task: Task | str | None 
   """
   task = infer_task(history) if task is None else as_task(task)
   metric_names = [m for m in task.metrics if f"valid_{m}" in history]
+  alive = history.get("alive")
   rows = []
   for k, name in enumerate(names):
-    valid_loss = history["valid_loss"][:, k]
-    test_loss = history["test_loss"][:, k] if "test_loss" in history else np.full_like(
-        valid_loss, np.nan)
+    # A variant a controller stopped is summarised at the last epoch it trained.
+    last = (int(np.flatnonzero(alive[:, k] > 0)[-1]) + 1
+            if alive is not None and (alive[:, k] > 0).any() else None)
+    h = {f: v[:last, k] for f, v in history.items()}
+    valid_loss = h["valid_loss"]
+    test_loss = h["test_loss"] if "test_loss" in h else np.full_like(valid_loss, np.nan)
     row = {"name": name}
     for m in metric_names:
-      row[f"final_valid_{m}"] = float(history[f"valid_{m}"][-1, k])
+      row[f"final_valid_{m}"] = float(h[f"valid_{m}"][-1])
       if m == task.monitor:
-        row[f"best_valid_{m}"] = _best(history[f"valid_{m}"][:, k], task.higher_is_better)
-      if f"test_{m}" in history:
-        row[f"final_test_{m}"] = float(history[f"test_{m}"][-1, k])
+        row[f"best_valid_{m}"] = _best(h[f"valid_{m}"], task.higher_is_better)
+      if f"test_{m}" in h:
+        row[f"final_test_{m}"] = float(h[f"test_{m}"][-1])
     best_valid_loss = _best(valid_loss, False)
     row.update(final_valid_loss=float(valid_loss[-1]), best_valid_loss=best_valid_loss,
                final_test_loss=float(test_loss[-1]),
-               final_train_loss=float(history["train_loss"][-1, k]))
-    monitored = history.get(task.monitor_field, history["valid_loss"])[:, k]
+               final_train_loss=float(h["train_loss"][-1]))
+    monitored = h.get(task.monitor_field, h["valid_loss"])
     curve = monitored if task.higher_is_better else -monitored
     row.update(convergence_epoch=convergence_epoch(curve, tolerance, final_window),
-               final_lr=float(history["lr"][-1, k]),
-               sequence_advances=int(history["index"][-1, k]),
-               nonfinite=bool(history["nonfinite"][-1, k]))
+               final_lr=float(h["lr"][-1]),
+               sequence_advances=int(np.nan_to_num(h["index"][-1], nan=-1)),
+               nonfinite=bool(np.nan_to_num(h["nonfinite"][-1], nan=0)))
+    if alive is not None:
+      row["epochs_trained"] = int(last or 0)
     for d, fn in task.derived_metrics.items():
       row[f"final_valid_{d}"] = _host(fn, row["final_valid_loss"])
       row[f"best_valid_{d}"] = _host(fn, best_valid_loss)

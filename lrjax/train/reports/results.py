@@ -45,6 +45,8 @@ def to_dict(result) -> dict:
       # lrjax.sweep results have no config; their variants say what ran.
       "config": config.to_dict() if config is not None else None,
       "variants": records() if records is not None else [],
+      # The one description of the run (lrjax.train.frontends.spec.SweepSpec).
+      "spec": getattr(result, "spec", None),
       "initial": {k: _json_array(v) for k, v in (getattr(result, "initial", None) or {}).items()},
       # Fewer than config.epochs when the run stopped early (a checkpoint save failed).
       "completed_epochs": int(next(iter(result.history.values())).shape[0]),
@@ -100,11 +102,16 @@ def markdown_table(summary: list[dict], *, digits: int = 4) -> str:
   columns = _metric_columns(summary) + [
       ("Final valid loss", "final_valid_loss"), ("Best valid loss", "best_valid_loss"),
       ("Final test loss", "final_test_loss")]
-  header = ["Method"] + [c[0] for c in columns] + ["Convergence epoch", "Final lr", "Non-finite"]
+  # A searched run's variants may stop early: how long each trained ("Final" is there).
+  trained = bool(summary) and "epochs_trained" in summary[0] and len(
+      {row["epochs_trained"] for row in summary}) > 1
+  header = (["Method"] + [c[0] for c in columns] + ["Convergence epoch"]
+            + (["Epochs trained"] if trained else []) + ["Final lr", "Non-finite"])
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for row in summary:
     cells = [row["name"]] + [_cell(row.get(key), digits) for _, key in columns]
-    cells += [str(row["convergence_epoch"]), f"{row['final_lr']:.3g}", str(row["nonfinite"])]
+    cells += [str(row["convergence_epoch"])] + ([str(row["epochs_trained"])] if trained else [])
+    cells += [f"{row['final_lr']:.3g}", str(row["nonfinite"])]
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
 
@@ -149,7 +156,7 @@ def seed_table(rows: list[dict], *, digits: int = 4) -> str:
 
 
 # History fields holding whole numbers (the strategy's position, a 0/1 flag).
-INTEGER_FIELDS = ("index", "nonfinite")
+INTEGER_FIELDS = ("index", "nonfinite", "alive", "parent", "started")
 # History fields measured in float64 (wall-clock seconds); the rest are float32 metrics.
 FLOAT64_FIELDS = ("group_seconds",)
 

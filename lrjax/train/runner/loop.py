@@ -15,19 +15,23 @@ this loop only sequences them, all groups' calls side by side where the plans sa
 * the checkpoint and output folders are locked for the run; when a checkpoint save fails
   the completed epochs are written to the output folder first;
 * in a multi-process run (`lrjax.distributed`) each group's metrics are gathered from
-  every process and a stop request to any process stops all of them after one epoch.
+  every process and a stop request to any process stops all of them after one epoch;
+* before every epoch after the first a controller, if any, acts on the run so far
+  (`lrjax.train.runner.control`); its state is checkpointed with the training state, so
+  a resumed search decides as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
@@ -36,6 +40,7 @@ from tqdm.auto import tqdm
 from lrjax import distributed
 from lrjax.train.runner.checkpoint import CheckpointSaveError, FolderLock, SweepCheckpointer
 from lrjax.train.engine.epoch import EPOCH_FIELDS, STEP_FIELDS, run_calls
+from lrjax.train.runner.control import Control, pack, unpack
 
 HISTORY_FIELDS = EPOCH_FIELDS
 
@@ -82,9 +87,11 @@ def stop_requests(enabled: bool):
       signal.signal(s, handler)
 
 
-def empty_history(epochs: int, num_variants: int) -> dict[str, np.ndarray]:
-  """Per-epoch fields (float64, NaN until trained) plus ``group_seconds``."""
-  fields = HISTORY_FIELDS + ("group_seconds",)
+def empty_history(epochs: int, num_variants: int,
+                  extra: Sequence[str] = ()) -> dict[str, np.ndarray]:
+  """Per-epoch fields (float64, NaN until trained) plus ``group_seconds`` and ``extra``
+  (the tracking fields of `lrjax.train.runner.control`)."""
+  fields = HISTORY_FIELDS + ("group_seconds",) + tuple(extra)
   return {f: np.full((epochs, num_variants), np.nan, np.float64) for f in fields}
 
 
@@ -103,40 +110,70 @@ def grown(arrays: dict[str, np.ndarray], epochs: int) -> dict[str, np.ndarray]:
   return out
 
 
-def run(trainers, members, states, data, *, epochs: int, steps: int,
-        checkpointer: SweepCheckpointer | None, checkpoint_every: int, out_dir,
-        progress: bool, desc: str, on_epoch_end: Callable[[int, dict], None] | None,
-        finish: Callable[..., object], save_results: Callable[[object, object], None]):
-  """Trains ``trainers`` (one per group; ``members[g]``: its variants' positions) from
-  ``states`` for ``epochs`` epochs; returns ``finish(history, step_history,
-  compile_seconds, epoch_seconds)``, also written to ``out_dir`` (`save_results`).
-  ``checkpointer`` (opened by the caller, which has checked the run's identity; closed
-  here) restores the latest step and saves every ``checkpoint_every`` epochs.
+@dataclasses.dataclass
+class Outcome:
+  """What a run produced: the history (``[epochs, variants]`` per field), the per-step
+  history, the final states (one `VariantState` per group), the compile and epoch
+  times and the controller's final state."""
 
-  See the module docstring for checkpoints, resume, signals and locks.
+  history: dict[str, np.ndarray]
+  step_history: dict[str, np.ndarray]
+  states: list
+  compile_seconds: float
+  epoch_seconds: np.ndarray
+  controller_state: Any = None
+
+  def first(self, done: int) -> "Outcome":
+    """The first ``done`` epochs of this outcome."""
+    return dataclasses.replace(
+        self, history={k: v[:done] for k, v in self.history.items()},
+        step_history={k: v[:done] for k, v in self.step_history.items()},
+        epoch_seconds=self.epoch_seconds[:done])
+
+
+def run(trainers, groups, states, data, control: Control, *, epochs: int, steps: int,
+        checkpointer: SweepCheckpointer | None, checkpoint_every: int, out_dir,
+        progress: bool, desc: str,
+        on_epoch_end: Callable[[int, dict], None] | None = None) -> Outcome:
+  """Trains ``trainers`` (one per group of ``groups``) from ``states`` for ``epochs``
+  epochs, ``control`` recording every variant and running the controller between
+  epochs; returns the `Outcome`.  ``checkpointer`` (opened by the caller, which has
+  checked the run's identity; closed here) restores the latest step and saves every
+  ``checkpoint_every`` epochs.  ``out_dir`` is locked for the run (after the checkpoint
+  folder is checked, so a refused run creates nothing).
+
+  A failed save raises `CheckpointSaveError` with the completed epochs as its
+  ``outcome`` attribute (the caller writes them).  See the module docstring for
+  checkpoints, resume, signals and locks.
   """
   with contextlib.ExitStack() as locks:
-    def lock_out():  # after the checkpoint folder is checked: a refused run creates nothing
+    def lock_out():
       if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         locks.callback(FolderLock(out_dir, "output folder").release)
 
-    return _run(trainers, members, list(states), data, epochs, steps, checkpointer,
-                checkpoint_every, out_dir, progress, desc, on_epoch_end, finish,
-                save_results, lock_out)
+    return _run(trainers, groups, list(states), data, control, epochs, steps, checkpointer,
+                checkpoint_every, progress, desc, on_epoch_end, lock_out)
 
 
-def _run(trainers, members, states, data, epochs, steps, checkpointer, checkpoint_every,
-         out_dir, progress, desc, on_epoch_end, finish, save_results, lock_out):
-  num_variants = sum(len(m) for m in members)
-  history = empty_history(epochs, num_variants)
+def _run(trainers, groups, states, data, control, epochs, steps, checkpointer,
+         checkpoint_every, progress, desc, on_epoch_end, lock_out) -> Outcome:
+  num_variants = sum(len(g.members) for g in groups)
+  extra = control.history_fields()
+  history = empty_history(epochs, num_variants, extra)
   step_history = empty_step_history(epochs, num_variants, steps)
   epoch_seconds = np.full(epochs, np.nan)
   start = 0
+  initial_controller = control.state
+
+  def tree(controller_state):
+    return {"states": states, "controller": pack(controller_state), "history": history,
+            "step_history": step_history}
 
   if checkpointer is not None:
     def target(saved_epochs: int):  # the tree as saved by a run configured for `epochs`
-      return {"states": states, "history": empty_history(saved_epochs, num_variants),
+      return {"states": states, "controller": pack(initial_controller),
+              "history": empty_history(saved_epochs, num_variants, extra),
               "step_history": empty_step_history(saved_epochs, num_variants, steps)}
 
     try:
@@ -148,6 +185,7 @@ def _run(trainers, members, states, data, epochs, steps, checkpointer, checkpoin
     if found is not None:
       latest, restored = found
       states = list(restored["states"])
+      control.state = unpack(restored["controller"], initial_controller)
       history = grown(restored["history"], epochs)
       step_history = grown(restored["step_history"], epochs)
       start = latest
@@ -156,10 +194,14 @@ def _run(trainers, members, states, data, epochs, steps, checkpointer, checkpoin
   else:
     lock_out()
 
-  # Compile each group's epoch program ahead of time, so compile time is reported apart.
-  compile_seconds = sum(t.compile(s, data) for t, s in zip(trainers, states))
-  # Calls at once across the groups (lrjax.train.engine.plan; 1 wherever a group is sharded).
+  # Compile each group's epoch program ahead of time, so compile time is reported apart
+  # (and, under a controller, the program of its decisions: no decision compiles).
+  steering = control.controller is not None
+  compile_seconds = sum(t.compile(s, data, apply=steering) for t, s in zip(trainers, states))
+  # Calls at once across the groups (lrjax.train.engine.plan; 1 wherever a group is
+  # sharded).
   at_once = min(t.plan.concurrent_calls for t in trainers)
+  members = [g.members for g in groups]
 
   bar = tqdm(range(start, epochs), initial=start, total=epochs, desc=desc,
              disable=not progress, unit="epoch")
@@ -168,9 +210,14 @@ def _run(trainers, members, states, data, epochs, steps, checkpointer, checkpoin
   done = start
   try:
     for epoch in bar:
-      # d13: `agree_stop`: a signal to any process stops all of them at the same epoch.
+      # `agree_stop`: a signal to any process stops all of them at the same epoch.
       if distributed.agree_stop(requests):  # before any epoch of this run: nothing new
         raise SweepInterrupted(requests[0], done, epochs, checkpointer.directory)
+      if steering and epoch > 0:  # the controller acts on the epochs done
+        states, parent, started = control.decide(epoch, history, states, data)
+        control.record(history, epoch, states, parent, started)
+      else:
+        control.record(history, epoch, states)
       t0 = time.perf_counter()
       if at_once > 1:
         epoch_metrics, seconds = _groups_side_by_side(trainers, states, data, epoch, at_once)
@@ -179,53 +226,51 @@ def _run(trainers, members, states, data, epochs, steps, checkpointer, checkpoin
         for g, trainer in enumerate(trainers):
           t_group = time.perf_counter()
           states[g], metrics = trainer.run_epoch(states[g], data, epoch)
-          # Waits for the group's epoch (d13: `fetch` gathers other processes' variants).
+          # Waits for the group's epoch (`fetch` gathers other processes' variants).
           epoch_metrics.append(distributed.fetch(metrics))
           seconds.append(time.perf_counter() - t_group)
+      trained = history["alive"][epoch] > 0
       for metrics, group_seconds, group_members in zip(epoch_metrics, seconds, members):
         history["group_seconds"][epoch, group_members] = group_seconds
+        live = trained[group_members]
         for field in HISTORY_FIELDS:
-          history[field][epoch, group_members] = np.asarray(getattr(metrics, field),
-                                                            np.float64)
+          values = np.asarray(getattr(metrics, field), np.float64)
+          history[field][epoch, group_members] = np.where(live, values, np.nan)
         for field in STEP_FIELDS:
-          step_history[field][epoch, group_members] = np.asarray(getattr(metrics, field))
+          values = np.asarray(getattr(metrics, field), np.float32)
+          step_history[field][epoch, group_members] = np.where(live[:, None], values, np.nan)
       epoch_seconds[epoch] = time.perf_counter() - t0
       bar.set_postfix(best_valid_acc=f"{np.nanmax(history['valid_acc'][epoch]):.4f}"
                       if np.isfinite(history["valid_acc"][epoch]).any()
                       else f"{np.nanmin(history['valid_loss'][epoch]):.4g}")
       done = epoch + 1
-      stopping = distributed.agree_stop(requests) and done < epochs  # d13
+      stopping = distributed.agree_stop(requests) and done < epochs
       if checkpointer is not None and (stopping or checkpoint_every and (
           done % checkpoint_every == 0 or done == epochs)):
-        checkpointer.save(done, {"states": states, "history": history,
-                                 "step_history": step_history})
+        checkpointer.save(done, tree(control.state))
       if on_epoch_end is not None:
         on_epoch_end(epoch, history)
       if stopping:
         raise SweepInterrupted(requests[0], done, epochs, checkpointer.directory)
   except CheckpointSaveError as err:
-    if out_dir is not None:  # the epochs trained so far are not lost with the checkpoint
-      partial = finish({k: v[:done] for k, v in history.items()},
-                       {k: v[:done] for k, v in step_history.items()}, compile_seconds,
-                       epoch_seconds[:done])
-      err.add_note(_save_completed(partial, done, out_dir, save_results))
+    # The epochs trained so far are not lost with the checkpoint: the caller writes them.
+    err.outcome = Outcome(history, step_history, states, compile_seconds, epoch_seconds,
+                          control.state).first(done)
     raise
   finally:
     stop.close()
     bar.close()
     if checkpointer is not None:
       checkpointer.close()
-
-  result = finish(history, step_history, compile_seconds, epoch_seconds)
-  if out_dir is not None:
-    save_results(result, out_dir)
-  return result
+  return Outcome(history, step_history, states, compile_seconds, epoch_seconds,
+                 control.state)
 
 
 def _groups_side_by_side(trainers, states, data, epoch: int, at_once: int):
   """One epoch of every group, all groups' calls sharing ``at_once`` threads
-  (`lrjax.train.engine.epoch.run_calls`); ``states`` is updated in place.  Returns each group's
-  metrics and seconds: from the epoch's start until the group's last call finished."""
+  (`lrjax.train.engine.epoch.run_calls`); ``states`` is updated in place.  Returns each
+  group's metrics and seconds: from the epoch's start until the group's last call
+  finished (0 for a group whose variants are all stopped)."""
   t0 = time.perf_counter()
   pending = [t.epoch_calls(states[g], data, epoch) for g, t in enumerate(trainers)]
   owner = [g for g, (calls, _) in enumerate(pending) for _ in calls]
@@ -244,15 +289,5 @@ def _groups_side_by_side(trainers, states, data, epoch: int, at_once: int):
   for g, (_, join) in enumerate(pending):
     states[g], metrics = join([out for h, out in zip(owner, outs) if h == g])
     epoch_metrics.append(jax.device_get(metrics))
-    seconds.append(max(t for h, t in zip(owner, done_at) if h == g))
+    seconds.append(max([t for h, t in zip(owner, done_at) if h == g], default=0.0))
   return epoch_metrics, seconds
-
-
-def _save_completed(result, done: int, out_dir, save_results) -> str:
-  """Writes the results of the first ``done`` epochs (a checkpoint save failed after them);
-  returns a note saying where, or why not."""
-  try:
-    save_results(result, out_dir)
-  except OSError as err:
-    return f"the results of the {done} completed epochs could not be written either ({err})"
-  return f"the results of the {done} completed epochs are in {Path(out_dir).absolute()}"

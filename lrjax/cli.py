@@ -140,11 +140,17 @@ def _parser() -> argparse.ArgumentParser:
                  help="run a command as N local processes of one jax.distributed run")
 
   parser.sweep_parser = sweep
-  plot = sub.add_parser("plot", help="plot a sweep's results.json",
-                        description="Redraw a sweep's plots from its results.json.",
+  plot = sub.add_parser("plot", help="plot a sweep's results (several: overlaid)",
+                        description="Redraw a sweep's plots from its results.json (written "
+                                    "by lrjax sweep, a sweep file or lrjax.sweep(..., "
+                                    "out_dir=...)); given several, overlay them, each "
+                                    "series named after its folder.",
                         formatter_class=_HelpFormatter)
-  plot.add_argument("results", help="results.json or the folder holding it")
-  plot.add_argument("--out", default=None, help="folder for the PNGs (default: beside)")
+  plot.add_argument("results", nargs="+",
+                    help="results.json or the folder holding it; several to compare them")
+  plot.add_argument("--out", default=None,
+                    help="folder for the PNGs (default: beside the results; with several, "
+                         "a folder 'comparison' beside the first)")
   return parser
 
 
@@ -311,9 +317,7 @@ def _sweep(args) -> int:
   from lrjax import distributed
   if not distributed.is_writer():  # d13: process 0 writes the plots and prints the table
     return 0
-  plotting.plot_report_figures(result.history, result.names, args.out,
-                               variants=config.variants, initial=result.initial,
-                               task=result.task)
+  plotting.plot_run(result, args.out)
   print(results.markdown_table(result.summary) + results.plan_lines(result))
   print(f"device: {result.device}; compile {result.compile_seconds:.1f} s; "
         f"epochs {sum(t for t in result.epoch_seconds if t == t):.1f} s; "
@@ -419,8 +423,7 @@ def _sweep_file(args, typed: set[str]) -> int:
   from lrjax import distributed
   if not distributed.is_writer():  # d13: process 0 writes the plot and prints the table
     return 0
-  plotting.plot_curves(result.history, result.names, out / "all_settings.png",
-                       title="all settings", initial=result.initial, task=result.task)
+  plotting.plot_run(result, out)
   print(results.markdown_table(result.summary) + results.plan_lines(result))
   print(f"device: {result.device}; compile {result.compile_seconds:.1f} s; "
         f"epochs {sum(t for t in result.epoch_seconds if t == t):.1f} s; "
@@ -428,39 +431,31 @@ def _sweep_file(args, typed: set[str]) -> int:
   return 0
 
 
-def _plot_file_run(path: Path, out: Path) -> list[Path] | None:
-  """The plot of a --config run's results.json (None: not one; the preset's layout)."""
-  import json
-  import numpy as np
-  from lrjax.train.reports import plotting
-  file = path / "results.json" if path.is_dir() else path
-  if not file.is_file():
-    return None
-  raw = json.loads(file.read_text())
-  if "sweep_file" not in raw.get("config", {}):
-    return None
-  history = {k: np.array([[np.nan if x is None else x for x in row] for row in v], float)
-             for k, v in raw["history"].items()}
-  names = [row["name"] for row in raw["summary"]]
-  initial = {k: np.array([np.nan if x is None else x for x in v], float)
-             for k, v in (raw.get("initial") or {}).items()}
-  return [plotting.plot_curves(history, names, out / "all_settings.png",
-                               title="all settings", initial=initial or None)]
+def _results_folder(path: str) -> Path:
+  path = Path(path)
+  return path.parent if path.suffix == ".json" else path
 
 
 def _plot(args) -> int:
+  """``lrjax plot DIR [DIR ...]``: one run's plots beside it, or several overlaid."""
   from lrjax.train.reports import plotting
   from lrjax.train.reports import results
-  out = Path(args.out) if args.out else Path(args.results if Path(args.results).is_dir()
-                                             else Path(args.results).parent)
-  paths = _plot_file_run(Path(args.results), out)
-  if paths is not None:
-    print("\n".join(map(str, paths)))
-    return 0
-  loaded = results.load(args.results)
-  for path in plotting.plot_report_figures(loaded["history"], loaded["names"], out,
-                                           variants=loaded["config"].variants,
-                                           initial=loaded.get("initial") or None):
+  loaded = []
+  for path in args.results:
+    try:
+      loaded.append(results.load(path))
+    except (FileNotFoundError, ValueError) as err:
+      raise UsageError(str(err)) from None
+  folders = [_results_folder(p) for p in args.results]
+  if len(loaded) == 1:
+    paths = plotting.plot_run(loaded[0], Path(args.out) if args.out else folders[0])
+  else:
+    out = Path(args.out) if args.out else folders[0].resolve().parent / "comparison"
+    try:
+      paths = plotting.plot_runs(loaded, plotting.run_labels(folders), out)
+    except ValueError as err:  # runs of different tasks, one folder twice
+      raise UsageError(str(err)) from None
+  for path in paths:
     print(path)
   return 0
 
@@ -515,7 +510,12 @@ def main(argv=None) -> int:
       text = "; ".join([str(err).rstrip(".")] + list(getattr(err, "__notes__", ())))
       print(f"lrjax: error: {text}.", file=sys.stderr)
       return 1
-  return _plot(args)
+  try:
+    return _plot(args)
+  except UsageError as err:
+    print(f"lrjax plot: error: {str(err).rstrip('.')} (see lrjax plot --help)",
+          file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -54,3 +54,13 @@ def report_preset(config: SweepConfig) -> dict[str, Any]:
       tags=[{"sequence": v.sequence, "rule": v.rule, "optimizer": v.optimizer,
              "learning_rate": v.learning_rate} for v in config.variants],
       identity=config.to_dict(), config=config)
+
+
+def variant_records(config: SweepConfig) -> list[dict]:
+  """Per variant of ``config``, its ``name``, ``seed`` and ``hparams`` (the `Variant`'s
+  sequence, rule, rate, optimizer and their options, empty options left out): what its
+  metric writer records (`lrjax.train.reports.writers.open_writers`)."""
+  return [{"name": v.name, "seed": v.seed,
+           "hparams": {k: x for k, x in v.to_dict().items()
+                       if k not in ("name", "seed") and x != {}}}
+          for v in config.variants]

@@ -314,6 +314,25 @@ def save(result, out_dir: str | Path) -> dict[str, Path]:
   return paths
 
 
+RESULT_FILES = ("results.json", "history.csv", "summary.md")
+
+
+class ResultsExistError(FileExistsError):
+  """An output folder already holds a sweep's results that a run without a checkpoint
+  would overwrite (`refuse_overwrite`)."""
+
+
+def refuse_overwrite(out_dir: str | Path) -> None:
+  """Raises `ResultsExistError` when ``out_dir`` already holds a sweep's results files:
+  a run that cannot resume (no checkpoint folder) must not silently replace another
+  run's results.  (A checkpointed run is safe: its checkpoint refuses another run.)"""
+  out = Path(out_dir)
+  found = [name for name in RESULT_FILES if (out / name).exists()]
+  if found:
+    raise ResultsExistError(f"{out} already holds a sweep's results ({', '.join(found)}), "
+                            f"which this run, without a checkpoint, would overwrite")
+
+
 def plan_lines(result) -> str:
   """One markdown line per group: its execution plan (lrjax.train.engine.plan)."""
   lines = [f"\nExecution ({result.device}):\n"]

@@ -351,3 +351,59 @@ def plot_runs(sources: Sequence, labels: Sequence[str], out_dir: str | Path) -> 
   setting_names = [n for r in runs for n in r.names]
   return plot_report_figures(history, names, out_dir, initial=initial or None,
                              task=runs[0].task, factors=factors, setting_names=setting_names)
+
+
+# -- the LR range test -----------------------------------------------------------------
+
+# How each rule of `lrjax.train.range_finder.Suggestions` reads in the legend.
+SUGGESTION_WORDS = {"valley": "valley", "minimum": "minimum (lowest loss / 10)",
+                    "steep": "steep (fastest fall)", "slide": "slide",
+                    "at_minimum": "lowest loss"}
+SUGGESTION_MARKERS = {"valley": "o", "minimum": "v", "steep": "^", "slide": "s",
+                      "at_minimum": "D"}
+
+
+def plot_range_test(result, path: str | Path | None = None, *, ax=None, title: str = "",
+                    rules: Sequence[str] = ("valley", "minimum", "steep", "slide")):
+  """A range test's loss against the rate (`lrjax.train.RangeTestResult`), as fastai's
+  ``lr_find`` plots it: log rate axis, the smoothed loss (and, faint, each step's),
+  each rule of ``rules`` marked on the curve at its rate, the chosen suggestion
+  (``result.suggested_by``) first and named as such.  Points after the divergence
+  stop are not drawn.  Returns the path written, or ``ax`` when ``path`` is None."""
+  plt = pyplot()
+  fig = None
+  if ax is None:
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+  kept = np.asarray(result.kept, bool)
+  lrs, smoothed = np.asarray(result.lrs)[kept], np.asarray(result.smoothed)[kept]
+  raw = np.asarray(result.losses)[kept]
+  constant_rates = result.step_losses is not None  # range_test_vectorized: K points
+  if not constant_rates and not np.allclose(raw, smoothed, equal_nan=True):
+    ax.plot(lrs, raw, color="tab:blue", alpha=0.25, lw=0.8, label="loss per step")
+  beta = getattr(result, "smoothing", None)
+  label = ("mean training loss per rate" if constant_rates else
+           f"smoothed loss (EMA {beta:g})" if beta else "loss")
+  ax.plot(lrs, smoothed, "o-" if constant_rates else "-", color="tab:blue", lw=1.8,
+          ms=3, label=label)
+  chosen = getattr(result, "suggested_by", "valley")
+  order = [chosen] + [r for r in rules if r != chosen]
+  colours = plt.rcParams["axes.prop_cycle"].by_key()["color"][1:]
+  for rule, colour in zip(order, colours):
+    rate = float(getattr(result.suggestions, rule))
+    if not np.isfinite(rate) or lrs.size == 0:
+      continue
+    # on the curve: the smoothed loss interpolated at the rate (in log rate)
+    at = float(np.interp(np.log(rate), np.log(lrs), smoothed))
+    words = SUGGESTION_WORDS.get(rule, rule)
+    ax.plot([rate], [at], SUGGESTION_MARKERS.get(rule, "o"), color=colour, ms=8,
+            label=f"{words}: {rate:.3g}" + (" (the suggestion)" if rule == chosen else ""))
+  ax.set_xscale("log")
+  ax.set_xlabel("learning rate (log)")
+  ax.set_ylabel("training loss")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8, loc="best")
+  if title:
+    ax.set_title(title)
+  if path is None:
+    return ax
+  return save_figure(ax.figure if fig is None else fig, path)

@@ -178,3 +178,25 @@ def test_lrjax_plot_refuses_what_is_not_a_results_folder_in_one_line(tmp_path, c
     assert cli.main(["plot", str(tmp_path / folder)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("lrjax plot: error: ") and says in err[0]
+
+
+def test_readmes_after_sweep_example_runs(tmp_path, monkeypatch, capsys):
+  import pathlib
+  import re
+  readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+  match = re.search(r"<!-- writers-example -->\s*```python\n(.*?)```", readme, re.S)
+  assert match, "README.md lost its `<!-- writers-example -->` block"
+  monkeypatch.chdir(tmp_path)
+  scope = {}
+  exec(compile(match.group(1), "README.md", "exec"), scope)  # noqa: S102 (our own README)
+  result = scope["result"]
+  printed = capsys.readouterr().out.splitlines()
+  # the user's writer: epochs 1-3, every variant's validation accuracy, prefixed by name
+  for epoch in (1, 2, 3):
+    line = " ".join(l for l in printed if l.startswith(f"{epoch} {{"))
+    for k, name in enumerate(result.names):
+      assert f"'{name}/valid/acc': {round(result.history['valid_acc'][epoch - 1, k], 3)}" \
+          in line
+  assert sorted(p.name for p in (tmp_path / "tb").iterdir()) == sorted(result.names)
+  assert (tmp_path / "results" / "mine" / "all_settings.png").is_file()
+  assert printed[-1] == "learning_rate=0.3, momentum=0.0"

@@ -417,7 +417,7 @@ def run_report(result, out: Path, plots, *, model: str, data, seconds: float,
       f"{len(data.valid_x)} validation examples) for {_count(epochs, 'epoch')}: "
       f"{seconds:.0f} s{compile_words}, on {result.device.split()[0]}.")
   lines += best.lines()
-  files = ["summary.md", "results.json", "history.csv"] + [Path(p).name for p in plots]
+  files = ["summary.md", "results.json", "history.csv"] + [Path(p).name for p in plots or ()]
   lines.append(f"Results in {out.absolute()}: {', '.join(files)} "
                f"(compare runs: lrjax plot {out} OTHER_DIR).")
   if tensorboard is not None:

@@ -11,7 +11,9 @@
   over epochs (checkpoints, resume, signals, locks, results).
 * `presets`: `report_preset(config)`; `sweep`: `run_sweep(config)`, `lrjax.sweep` with it.
 * `nnx_adapter`: `as_linen`, Flax NNX models (an instance or a factory) for the engine.
-* `metrics`, `results`, `plotting`, `checkpoint`: what comes out of a sweep.
+* `metrics`, `results`, `plotting`, `checkpoint`: what comes out of a sweep
+  (`aggregate_seeds(result)`, the best variant, `plotting.plot_run`); `writers`: live
+  metrics (CLU-shaped metric writers, TensorBoard).
 * `range_finder`: the LR range test (`range_test`) and K constant rates side by side
   (`range_test_vectorized`), with fastai's suggested rates (`suggest`).
 """

@@ -178,11 +178,12 @@ def test_suggest_equals_fastai_loops_and_vmaps():
   # with fastai's skipped ends (lrs[n // 10:-5])
   smooth_curves = np.stack([3 - np.tanh(np.linspace(-3, 3, 40) + 0.3 * i)
                             + 0.01 * rng.normal(size=40) for i in range(3)])
+  suggest = jax.jit(rf.suggest)  # the skips and the threshold traced: one compile
   for thresh in (0.005, 0.05, 0.2):
     for curve in np.concatenate([curves, smooth_curves]):
       for skip_start, skip_end in ((0, 0), (4, 5)):
-        got_one = rf.suggest(lrs, curve, skip_start=skip_start, skip_end=skip_end,
-                             slide_thresh=thresh)
+        got_one = suggest(lrs, curve, skip_start=skip_start, skip_end=skip_end,
+                          slide_thresh=thresh)
         stop = len(curve) - skip_end
         want = fastai_slide(lrs[skip_start:stop], curve[skip_start:stop], thresh=thresh)
         np.testing.assert_allclose(float(got_one.slide), want, rtol=1e-5)

@@ -41,3 +41,11 @@ def require_train(what: str) -> None:
     raise ImportError(
         f"{what} needs lrjax's 'train' extra (missing: {', '.join(missing)}); "
         "install it with: pip install 'lrjax[train]'")
+
+
+def require_tensorboard(what: str) -> None:
+  """Raises ImportError naming the ``tensorboard`` extra when tensorboardX is missing."""
+  if _missing("tensorboardX"):
+    raise ImportError(
+        f"{what} needs tensorboardX, lrjax's 'tensorboard' extra; install it with: "
+        'pip install "lrjax[tensorboard]"')

@@ -39,9 +39,30 @@ def test_sweep_then_plot_writes_the_library_results_and_plots_them(tmp_path, cap
   from figures import capture_figures, lines
   out = tmp_path / "sweep"
   with capture_figures() as figures:
-    assert cli.main(ARGS + ["--out", str(out)]) == 0
+    assert cli.main(ARGS + ["--out", str(out), "--tensorboard", str(tmp_path / "tb")]) == 0
   printed = capsys.readouterr().out
-  assert "| By Cutoff seq4 |" in printed and "compile" in printed
+  assert "| By Cutoff seq4 |" in printed or "| **By Cutoff seq4 (best)** |" in printed
+  # In the user's words: what ran, how long, which won, where the results are; the
+  # engine's plan (variants per compiled call, MiB per step) only in summary.md.
+  best = int(np.argmax([row["final_valid_acc"] for row in direct_run.summary]))
+  assert re.search(r"Trained 14 settings \(1 seed each\) of logistic on synthetic_mnist "
+                   r"\(\d+ training, \d+ validation examples\) for 2 epochs: \d+ s", printed)
+  assert f"Best variant: {direct_run.names[best]}, final validation accuracy" in printed
+  assert f"Results in {out.absolute()}: summary.md, results.json" in printed
+  assert "compiled call" not in printed and "MiB" not in printed
+  assert "per compiled call" in (out / "summary.md").read_text()
+  # --tensorboard: one run per variant, read back by TensorBoard's own reader
+  from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+  assert len(list((tmp_path / "tb").iterdir())) == 14
+  for k, name in enumerate(direct_run.names):
+    events = EventAccumulator(str(tmp_path / "tb" / name.replace(" ", "_")))
+    events.Reload()
+    acc = {e.step: e.value for e in events.Scalars("valid/acc")}
+    # step 0: the untrained model, where the curves start; then one step per epoch
+    assert acc == pytest.approx({0: direct_run.initial["valid_acc"][k]} | {
+        e + 1: direct_run.history["valid_acc"][e, k] for e in range(2)}, rel=1e-6)
+    assert {e.step for e in events.Scalars("lr")} == {1, 2}
+    assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
   payload = json.loads((out / "results.json").read_text())
   _assert_same_history(payload, direct_run)
   assert [row["final_valid_acc"] for row in payload["summary"]] == pytest.approx(
@@ -116,14 +137,42 @@ def test_sweep_interrupted_from_the_command_line_resumes_to_the_same_results(
   assert "batch_size: 32 here, 64 there" in err[0]
 
 
-def test_missing_dataset_is_one_clear_error(tmp_path, monkeypatch):
-  from lrjax.data import DatasetNotFoundError
+def test_missing_or_other_datasets_files_are_one_line_exit_2(tmp_path, monkeypatch, capsys):
   (tmp_path / "empty").mkdir()
   monkeypatch.setenv("LRJAX_SOURCE_DIR", str(tmp_path / "empty"))
   monkeypatch.setenv("LRJAX_DATA_DIR", str(tmp_path / "cache"))
-  with pytest.raises(DatasetNotFoundError, match="mnist"):
-    cli.main(["sweep", "--dataset", "mnist", "--source-dir", str(tmp_path / "empty"),
-              "--data-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "o")])
+  assert cli.main(["sweep", "--dataset", "mnist", "--source-dir", str(tmp_path / "empty"),
+                   "--data-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "o")]) == 2
+  line = _one_line_error(capsys, "--source-dir")
+  assert "no mnist files there (missing train-images-idx3-ubyte.gz" in line
+  # MNIST's files given for CIFAR-10: named as such, with the flag that fixes it
+  mnist = tmp_path / "mnist_files"
+  mnist.mkdir()
+  for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+    (mnist / f"{stem}.gz").write_bytes(b"")
+  assert cli.main(["sweep", "--dataset", "cifar10", "--source-dir", str(mnist),
+                   "--data-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "o")]) == 2
+  line = _one_line_error(capsys, "--source-dir")
+  assert f"--source-dir {mnist}: no cifar10 files there" in line
+  assert "it holds the files of mnist or fashion_mnist: use --dataset mnist" in line
+  assert not (tmp_path / "o").exists()
+
+
+def test_no_checkpoint_refuses_to_overwrite_another_runs_results(tmp_path, capsys,
+                                                                  monkeypatch):
+  import lrjax.train
+  def no_training(*args, **kwargs):
+    raise AssertionError("the run must be refused before training")
+  monkeypatch.setattr(lrjax.train, "run_sweep", no_training)  # what the CLI calls
+  out = tmp_path / "earlier"
+  out.mkdir()
+  (out / "results.json").write_text("{}")
+  assert cli.main(ARGS + ["--no-checkpoint", "--out", str(out)]) == 2
+  line = _one_line_error(capsys, "--out")
+  assert f"--out {out}: {out} already holds a sweep's results (results.json)" in line
+  assert "give another folder or delete them first" in line
+  assert (out / "results.json").read_text() == "{}"
 
 
 def _one_line_error(capsys, flag: str) -> str:

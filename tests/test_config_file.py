@@ -91,7 +91,9 @@ def test_the_issues_file_runs_as_written(tmp_path, monkeypatch, capsys):
   assert len(rows) == 3 * 4 and {r["epoch"] for r in rows} == {"0", "1", "2"}  # 0: untrained
   # Momentum changes training: the four variants end apart.
   assert len({r["valid_loss"] for r in rows if r["epoch"] == "2"}) == 4
-  assert (out / "summary.md").read_text().count("learning_rate=") == 4
+  table = [line for line in (out / "summary.md").read_text().splitlines()
+           if line.startswith("| ") and "learning_rate=" in line]
+  assert len(table) == 4
   assert (out / "all_settings.png").stat().st_size > 0
   assert "learning_rate=0.01,momentum=0.9,seed=0" in capsys.readouterr().out
 
@@ -161,6 +163,15 @@ def test_the_issues_search_files_run(tmp_path, capsys, method):
   assert "resumed from epoch 6 of 6" in capsys.readouterr().err
 
 
+def _tensorboard_scalars(run_dir) -> dict:
+  """tag -> {step: value} of a TensorBoard run, read by TensorBoard's own reader."""
+  from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+  events = EventAccumulator(str(run_dir))
+  events.Reload()
+  return {tag: {e.step: e.value for e in events.Scalars(tag)}
+          for tag in events.Tags()["scalars"]}
+
+
 def test_a_users_module_with_flag_overrides_equals_the_library_call(tmp_path, tiny_net,
                                                                      capsys):
   """``[model] path = module:attr`` with its arguments, optax's sgd with a fixed argument,
@@ -171,6 +182,7 @@ def test_a_users_module_with_flag_overrides_equals_the_library_call(tmp_path, ti
       batch_size = 32
       seeds = [0, 3]
       out = "{tmp_path / 'from_file'}"
+      tensorboard_dir = "{tmp_path / 'tb_file'}"
       [data]
       train_size = 128
       [model]
@@ -185,14 +197,26 @@ def test_a_users_module_with_flag_overrides_equals_the_library_call(tmp_path, ti
       """)
   out = tmp_path / "from_flag"
   command = ["sweep", "--config", str(path), "--out", str(out), "--no-progress"]
-  assert cli.main(command) == 0  # the file's 1 epoch, checkpointed
-  assert json.loads((out / "results.json").read_text())["completed_epochs"] == 1
+  # the file's 1 epoch, checkpointed; its live metrics where --tensorboard says
+  assert cli.main(command + ["--tensorboard", str(tmp_path / "tb_flag")]) == 0
+  first = json.loads((out / "results.json").read_text())
+  assert first["completed_epochs"] == 1
+  assert not (tmp_path / "tb_file").exists()
+  names = [row["name"] for row in first["summary"]]
+  for k, name in enumerate(names):
+    scalars = _tensorboard_scalars(tmp_path / "tb_flag" / name)
+    assert scalars["valid/loss"] == {0: np.float32(first["initial"]["valid_loss"][k]),
+                                     1: np.float32(first["history"]["valid_loss"][0][k])}
   # Extended by the flag: resumes from the checkpoint and trains the second epoch.
   capsys.readouterr()
   assert cli.main(command + ["--epochs", "2"]) == 0
   assert "resumed from epoch 1" in capsys.readouterr().err
   assert not (tmp_path / "from_file").exists()
   payload = json.loads((out / "results.json").read_text())
+  # the file's tensorboard_dir now: the resumed run wrote its one new epoch there
+  for k, name in enumerate(names):
+    scalars = _tensorboard_scalars(tmp_path / "tb_file" / name)
+    assert scalars["train/loss"] == {2: np.float32(payload["history"]["train_loss"][1][k])}
   assert payload["completed_epochs"] == 2 and payload["config"]["batch_size"] == 32
   assert payload["config"]["model"] == f"{tiny_net}:Net"
   data = cli.load_dataset("synthetic", train_size=128)
@@ -337,6 +361,21 @@ def test_a_schedule_and_a_strategy_with_their_grid_names(tmp_path):
     ('[grid]\nmomentum = [0.0]\n[search]\nmethod = "pbt"\npopulation = 8\n'
      '[search.space]\nlearning_rate = {uniform = [0.01, 0.1]}\n', "search.space:",
      "not both"),
+    # strings where the optimizer's / schedule's / strategy's argument is a number
+    ('[grid]\nlearning_rate = [0.1]\nmomentum = ["0.0", "0.9"]\n', "grid.momentum:",
+     "must be a number (the 'momentum' argument of optax.sgd), got '0.0'; write it "
+     "without quotes"),
+    ('[optimizer]\nname = "adam"\nb1 = "0.9"\n[grid]\nlearning_rate = [0.1]\n',
+     "optimizer.b1:", "must be a number (the 'b1' argument of optax.adam)"),
+    ('[schedule]\nname = "seq3"\nr0 = "0.1"\n', "schedule.r0:",
+     "must be a number (the 'r0' argument of lrjax.schedules.seq3)"),
+    ('[schedule]\nname = "seq3"\nr0 = 0.1\n[grid]\nschedule.rule = ["epoch"]\n'
+     'schedule.patience = ["3"]\n', "grid.schedule.patience:",
+     "'patience' argument of lrjax.strategies.scale_by_strategy"),
+    ('[optimizer]\nnesterov = "yes"\n[grid]\nlearning_rate = [0.1]\n',
+     "optimizer.nesterov:", "must be true or false (the 'nesterov' argument of "
+     "optax.sgd), got 'yes'"),
+    ("tensorboard_dir = 3\n", "sweep.toml: tensorboard_dir:", "must be a string"),
 ])
 def test_a_bad_file_is_one_line_naming_the_file_and_key_and_exits_2(tmp_path, capsys,
                                                                     monkeypatch, text, key,
@@ -350,6 +389,31 @@ def test_a_bad_file_is_one_line_naming_the_file_and_key_and_exits_2(tmp_path, ca
 
 def _no_training(*args, **kwargs):
   raise AssertionError("a bad file must be refused before training")
+
+
+def test_strings_for_the_strategy_rule_are_allowed_and_the_key_is_parsed(tmp_path):
+  spec = sweep_file.load(_write(tmp_path, """\
+      tensorboard_dir = "tb"
+      [schedule]
+      name = "seq3"
+      r0 = 0.1
+      [grid]
+      schedule.rule = ["epoch", "cutoff"]
+      """))
+  assert spec.tensorboard_dir == pathlib.Path("tb")
+  names = [v["name"] for v in lrjax.train.frontends.spec.variants_of(
+      spec.hparams, spec.seeds, None, None)]
+  assert names == ["schedule.rule=epoch,seed=0", "schedule.rule=cutoff,seed=0"]
+
+
+def test_a_model_without_a_train_argument_is_one_line(tmp_path, capsys, monkeypatch):
+  monkeypatch.setattr(sweep_file.SweepFile, "spec", _no_training)
+  module = f"no_train_{abs(hash(str(tmp_path))) % 10**8}"
+  (tmp_path / f"{module}.py").write_text(TINY_NET.replace(", *, train)", ")"))
+  path = _write(tmp_path, f'[model]\npath = "{module}:Net"\n')
+  assert cli.main(["sweep", "--config", str(path), "--out", str(tmp_path / "o")]) == 2
+  _one_line_error(capsys, "model.path:", f"{module}:Net: lrjax calls model(x, train=...): "
+                  "add a `train` argument to Net.__call__")
 
 
 def test_a_missing_file_and_a_flag_of_the_preset_exit_2(tmp_path, capsys, monkeypatch):

@@ -76,7 +76,7 @@ def _reference(out: Path, monkeypatch) -> dict[str, np.ndarray]:
   (seconds of matplotlib; results.json is what is compared)."""
   from lrjax import cli
   from lrjax.train.reports import plotting
-  monkeypatch.setattr(plotting, "plot_report_figures", lambda *args, **kwargs: None)
+  monkeypatch.setattr(plotting, "plot_run", lambda *args, **kwargs: [])
   assert cli.main(SWEEP + ["--no-checkpoint", "--out", str(out)]) == 0
   return _history(out)
 

@@ -78,6 +78,28 @@ def test_smooth_equals_numpy_ema_under_jit():
   np.testing.assert_array_equal(np.asarray(s), losses[:10])
 
 
+def test_default_smoothing_does_not_lag_a_100_step_test():
+  """A 100-step range-test curve (loss falling then exploding with the log rate, plus
+  noise): the default EMA equals the numpy reference and its minimum sits at the true
+  one, where fastai's 0.98 trails it by several steps."""
+  n = 100
+  log_lr = np.linspace(-7, 1, n)
+  true = 2.3 - 1.8 / (1 + np.exp(-3 * (log_lr + 3.5))) + np.where(
+      log_lr > -1.5, 3 * (log_lr + 1.5) ** 2, 0.0)
+  losses = (true + 0.05 * np.random.default_rng(0).normal(size=n)).astype(np.float32)
+  beta = rf.default_smoothing(n)
+  assert beta == pytest.approx(1 - 1 / (0.05 * n))  # a 5-step time constant: 0.8
+  got, kept = jax.jit(lambda l: rf.smooth(l, beta=beta, stop_factor=None))(losses)
+  want, _ = numpy_ema(losses.astype(np.float64), beta, None)
+  np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5)
+  assert np.asarray(kept).all()
+  lag = abs(int(np.argmin(np.asarray(got))) - int(np.argmin(true)))
+  fastai_lag = int(np.argmin(numpy_ema(losses, 0.98, None)[0])) - int(np.argmin(true))
+  assert lag <= 2 and fastai_lag >= 5, (lag, fastai_lag)
+  assert rf.default_smoothing(20) == 0.0 and rf.default_smoothing(1000) == 0.98 == \
+      rf.default_smoothing(5000)
+
+
 # A curve whose suggestions are computed by hand: lr doubles every point; the 4x stop
 # ends it at point 10 (5.0 > 4 x 0.85).
 CURVE_LRS = 1e-3 * 2.0 ** np.arange(12)
@@ -102,6 +124,27 @@ def test_suggest_on_a_known_curve():
   # skipping 3 at the end: points 0..6, minimum 1.2 at point 6
   end = rf.suggest(CURVE_LRS, CURVE, kept, skip_end=3)
   np.testing.assert_allclose(float(end.at_minimum), 0.064, rtol=1e-6)
+  # slide, interval 3, threshold 0.03: np.gradient of points 0..9 is
+  # [0, -.025, -.05, -.05, -.05, -.325, -.45, -.175, .05, .15]; the pairs (9, 6), (8, 5),
+  # ... (5, 2) differ by more than 0.03, (4, 1) by 0.025 does not: the last moving
+  # interval's left end is point 2
+  slid = rf.suggest(CURVE_LRS, CURVE, kept, slide_lr_diff=3, slide_thresh=0.03)
+  np.testing.assert_allclose(float(slid.slide), 0.004, rtol=1e-6)
+  # an interval longer than the curve starts (and stays) at its first point
+  np.testing.assert_allclose(float(got.slide), 0.001, rtol=1e-6)
+
+
+def fastai_slide(lrs, losses, lr_diff=15, thresh=0.005):
+  """fastai 2.7 callback/schedule.py `slide` (adjust_value 1), negative indices and all."""
+  loss_grad = np.gradient(losses)
+  r_idx = -1
+  l_idx = r_idx - lr_diff
+  local_min_lr = lrs[l_idx]
+  while (l_idx >= -len(losses)) and (abs(loss_grad[r_idx] - loss_grad[l_idx]) > thresh):
+    local_min_lr = lrs[l_idx]
+    r_idx -= 1
+    l_idx -= 1
+  return local_min_lr
 
 
 def fastai_suggestions(lrs, losses):
@@ -131,6 +174,19 @@ def test_suggest_equals_fastai_loops_and_vmaps():
     np.testing.assert_allclose(float(got.minimum[k]), minimum, rtol=1e-5)
     np.testing.assert_allclose(float(got.steep[k]), steep, rtol=1e-5)
     np.testing.assert_allclose(float(got.valley[k]), valley, rtol=1e-5)
+  # slide on smooth curves (the gradients settle) and rough ones, several thresholds,
+  # with fastai's skipped ends (lrs[n // 10:-5])
+  smooth_curves = np.stack([3 - np.tanh(np.linspace(-3, 3, 40) + 0.3 * i)
+                            + 0.01 * rng.normal(size=40) for i in range(3)])
+  suggest = jax.jit(rf.suggest)  # the skips and the threshold traced: one compile
+  for thresh in (0.005, 0.05, 0.2):
+    for curve in np.concatenate([curves, smooth_curves]):
+      for skip_start, skip_end in ((0, 0), (4, 5)):
+        got_one = suggest(lrs, curve, skip_start=skip_start, skip_end=skip_end,
+                          slide_thresh=thresh)
+        stop = len(curve) - skip_end
+        want = fastai_slide(lrs[skip_start:stop], curve[skip_start:stop], thresh=thresh)
+        np.testing.assert_allclose(float(got_one.slide), want, rtol=1e-5)
 
 
 def test_suggest_with_nothing_kept_is_nan_and_one_point_is_its_rate():
@@ -138,7 +194,7 @@ def test_suggest_with_nothing_kept_is_nan_and_one_point_is_its_rate():
   assert all(np.isnan(float(v)) for v in none)
   one = rf.suggest(CURVE_LRS[:3], np.array([1.0, np.nan, 2.0]))
   assert float(one.at_minimum) == float(one.steep) == float(one.valley) == \
-      pytest.approx(1e-3)
+      float(one.slide) == pytest.approx(1e-3)
 
 
 # -- the range test ----------------------------------------------------------------------
@@ -150,10 +206,18 @@ def test_range_test_rates_are_the_closed_form_and_the_loss_falls(data):
   i = np.arange(n)
   np.testing.assert_allclose(res.lrs, 1e-4 * (1.0 / 1e-4) ** (i / (n - 1)), rtol=2e-6)
   assert res.kept.all() and not res.diverged
-  np.testing.assert_allclose(res.smoothed, numpy_ema(res.losses, 0.98, None)[0], rtol=1e-5)
+  # the EMA's time constant is 5% of the 60 steps: beta = 1 - 1 / 3
+  assert res.smoothing == pytest.approx(2 / 3, abs=1e-6)
+  np.testing.assert_allclose(res.smoothed, numpy_ema(res.losses, 2 / 3, None)[0], rtol=1e-5)
   assert res.smoothed[-10:].mean() < res.smoothed[:10].mean()  # it learned
-  assert res.suggestion == res.suggestions.minimum
-  assert 1e-5 <= res.suggestion <= 0.1
+  assert res.suggestion == res.suggestions.valley and res.suggested_by == "valley"
+  assert 1e-5 <= res.suggestion <= 1.0
+  fastai = range_test(TinyMLP(), data, sgd, min_lr=1e-4, max_lr=1.0, num_steps=n,
+                      batch_size=32, stop_factor=None, smoothing=0.98, suggestion="minimum")
+  np.testing.assert_allclose(fastai.losses, res.losses, rtol=1e-6)  # the same training
+  np.testing.assert_allclose(fastai.smoothed, numpy_ema(res.losses, 0.98, None)[0],
+                             rtol=1e-5)
+  assert fastai.suggestion == fastai.suggestions.minimum
 
 
 def test_range_test_masks_divergence_and_suggests_a_finite_rate(data):
@@ -212,6 +276,7 @@ def test_vectorized_masks_diverged_rates(data):
     (dict(batch_size=10_000), "batch_size"),
     (dict(smoothing=1.0), "smoothing"),
     (dict(stop_factor=0.5), "stop_factor"),
+    (dict(suggestion="best"), "suggestion"),
 ])
 def test_range_test_bad_input(data, kwargs, match):
   with pytest.raises(ValueError, match=match):
@@ -229,6 +294,38 @@ def test_bad_model_and_optimizer(data):
     range_test(lambda x: x, data, sgd)
   with pytest.raises(TypeError, match="optimizer_fn"):
     range_test(TinyMLP(), data, "sgd")
+
+
+def test_plot_draws_the_kept_curve_on_a_log_axis_with_the_suggestions(data, tmp_path):
+  from figures import capture_figures, lines
+  res = range_test(TinyCNN(), data, sgd, min_lr=1e-3, max_lr=1e4, num_steps=100,
+                   batch_size=32)
+  assert res.diverged
+  with capture_figures() as figures:
+    assert res.plot(tmp_path / "lr_find.png", title="range test") == tmp_path / "lr_find.png"
+  drawn = lines(figures["lr_find.png"])
+  keep = res.kept
+  curve = drawn[f"smoothed loss (EMA {res.smoothing:g})"]
+  np.testing.assert_allclose(curve.x, res.lrs[keep])
+  np.testing.assert_allclose(curve.y, res.smoothed[keep])
+  np.testing.assert_allclose(drawn["loss per step"].y, res.losses[keep])
+  marked = [label for label in drawn if ":" in label]
+  assert marked[0] == f"valley: {res.suggestions.valley:.3g} (the suggestion)"
+  assert {m.split(":")[0].split(" (")[0] for m in marked} == {"valley", "minimum", "steep",
+                                                               "slide"}
+  for label in marked:
+    rule = label.split(":")[0].split(" (")[0]
+    rate = getattr(res.suggestions, rule)
+    np.testing.assert_allclose(drawn[label].x, [rate])
+    np.testing.assert_allclose(drawn[label].y, np.interp(
+        np.log(rate), np.log(res.lrs[keep]), res.smoothed[keep]), rtol=1e-6)
+  ax = figures.saved["lr_find.png"].axes[0]
+  assert ax.get_xscale() == "log" and ax.get_title() == "range test"
+  # into the caller's axes, without writing a file
+  import matplotlib.pyplot as plt
+  fig, given = plt.subplots()
+  assert res.plot(ax=given) is given and len(given.get_lines()) == 6
+  plt.close(fig)
 
 
 def test_range_tests_take_nnx_models_as_lrjax_sweep_does(data):

@@ -314,7 +314,7 @@ def test_aggregate_seeds_reads_setting_tags_or_hparams_and_refuses_ambiguity():
     metrics.aggregate_seeds(rows, ["same", "same", "same"])
   with pytest.raises(ValueError, match="`settings` has 2 entries for 3"):
     metrics.aggregate_seeds(rows, ["a", "b"])
-  with pytest.raises(ValueError, match="pass `settings`"):
+  with pytest.raises(ValueError, match=r"aggregate_seeds\(result\)\), or `settings`"):
     metrics.aggregate_seeds([{"name": "x", "final_valid_loss": 1.0}])
 
 

@@ -1318,3 +1318,59 @@ def test_finite_and_non_negative_at_random_int32_steps(name, which, step):
   factory, static, variants = VARIANTS[name]
   lr = float(factory(**variants[which], **static)(jnp.asarray(step, jnp.int32)))
   assert math.isfinite(lr) and lr >= 0, (name, which, step, lr)
+
+
+def test_current_lr_and_index_read_the_torch_plateau_state_in_any_chain():
+  # PyTorch's trace PLATEAU_REL is the reference: the rate after each epoch and, counted
+  # from it, the reductions applied (current_index: the position in lr0 factor^n).
+  want_lr = np.asarray(PLATEAU_REL, np.float32)
+  want_index = np.concatenate([[0], np.cumsum(np.diff(want_lr) < 0)])
+  chains = {
+      "alone": lambda: St.from_torch("ReduceLROnPlateau", lr=0.1, factor=0.5, patience=2),
+      "after adam": lambda: optax.chain(optax.scale_by_adam(), St.reduce_lr_on_plateau(
+          0.1, factor=0.5, patience=2)),
+      "apply_if_finite": lambda: optax.apply_if_finite(optax.with_extra_args_support(
+          optax.chain(optax.trace(0.9), St.reduce_lr_on_plateau(0.1, factor=0.5,
+                                                                patience=2))), 3),
+      "multi_steps": lambda: St.multi_steps(St.reduce_lr_on_plateau(
+          0.1, factor=0.5, patience=2), every_k_schedule=1),
+  }
+  for name, make in chains.items():
+    tx = make()
+
+    @jax.jit
+    def step(state, loss, tx=tx):
+      _, state = tx.update(jnp.ones(2), state, jnp.zeros(2), valid_loss=loss)
+      return state, St.current_lr(state), St.current_index(state)
+
+    state = tx.init(jnp.zeros(2))
+    assert float(St.current_lr(state)) == np.float32(0.1) and int(St.current_index(state)) == 0
+    lrs, indices = [], []
+    for loss in LOSSES:
+      state, lr, index = step(state, loss)
+      lrs.append(float(lr))
+      indices.append(int(index))
+    np.testing.assert_allclose(lrs, want_lr, rtol=RTOL, err_msg=name)
+    np.testing.assert_array_equal(indices, want_index, err_msg=name)
+    assert isinstance(St.strategy_state(state), St.TorchPlateauState)
+
+
+def test_current_lr_and_index_of_vmapped_torch_plateau_states():
+  factors = jnp.asarray([0.5, 0.2])
+
+  def run(factor):
+    tx = optax.chain(optax.scale_by_adam(), St.reduce_lr_on_plateau(0.1, factor=factor,
+                                                                    patience=0))
+    state = tx.init(jnp.zeros(2))
+    for loss in (1.0, 1.0, 1.0):  # best at 1.0, then two bad epochs: two reductions
+      _, state = tx.update(jnp.ones(2), state, jnp.zeros(2), valid_loss=loss)
+    return state
+
+  states = jax.jit(jax.vmap(run))(factors)
+  np.testing.assert_allclose(np.asarray(St.current_lr(states)),
+                             0.1 * np.asarray(factors) ** 2, rtol=1e-6)
+  np.testing.assert_array_equal(np.asarray(St.current_index(states)), [2, 2])
+  # a strategy state of each kind in one tree is ambiguous: refused, naming both kinds
+  both = optax.chain(St.fixed(0.1), St.reduce_lr_on_plateau(0.1)).init(jnp.zeros(2))
+  with pytest.raises(ValueError, match="StrategyState, TorchPlateauState.*found 2"):
+    St.current_lr(both)

@@ -694,3 +694,13 @@ def test_readme_search_example_runs_in_at_most_15_lines(capsys):
   assert isinstance(namespace["replay"], optax.GradientTransformation)
   assert result.lr_values(best).size == 6 * (1080 // 64)
   assert result.names[best] in capsys.readouterr().out
+
+
+def test_pytorchs_plateau_rule_reports_its_reductions_as_the_index(data, logistic):
+  result = run(logistic, data, lambda h: optax.chain(
+      optax.trace(0.9), strategies.reduce_lr_on_plateau(h["lr"], factor=0.5, patience=0)),
+      [{"lr": 0.3}], epochs=4)
+  index = result.history["index"][:, 0]
+  lr = result.history["lr"][:, 0]
+  assert (index >= 0).all()  # read from num_reductions, not -1
+  np.testing.assert_allclose(lr, 0.3 * 0.5 ** index, rtol=1e-6)

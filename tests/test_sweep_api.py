@@ -227,6 +227,22 @@ def test_bad_arguments_rejected(data):
     run(NormNet(), data, lambda h: h["learning_rate"], ok)
   with pytest.raises(TypeError, match="`model` must be a flax.linen.Module"):
     run(lambda x: x, data, lambda h: optax.sgd(0.1), ok)
+
+  class NoTrain(nn.Module):  # the engine calls model(x, train=...): refused, saying so
+    @nn.compact
+    def __call__(self, x):
+      return nn.Dense(10)(x.reshape((x.shape[0], -1)))
+
+  with pytest.raises(TypeError, match=r"^`model`: lrjax calls model\(x, train=\.\.\.\): add "
+                                      r"a `train` argument to NoTrain.__call__"):
+    run(NoTrain(), data, lambda h: optax.sgd(0.1), ok)
+
+  class AnyKeywords(nn.Module):  # **kwargs takes `train`: accepted
+    @nn.compact
+    def __call__(self, x, **kwargs):
+      return nn.Dense(10)(x.reshape((x.shape[0], -1)))
+
+  assert api.inputs.check_model(AnyKeywords()) is not None
   with pytest.raises(ValueError, match="`epochs` must be a positive integer"):
     run(NormNet(), data, lambda h: optax.sgd(0.1), ok, epochs=0)
   with pytest.raises(ValueError, match="`batch_size` .* exceeds the training set"):

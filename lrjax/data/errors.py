@@ -7,7 +7,22 @@ class DatasetNotFoundError(FileNotFoundError):
   """No local source files, no prepared copy, and no official download for a dataset.
 
   The message lists every place that was looked in and the files expected there.
+
+  Attributes:
+    dataset: the dataset asked for.
+    source_dir: the explicit folder looked in, or None.
+    missing: what that folder lacks (``"no cifar-10-batches-bin/ batches or ..."``).
+    found_instead: the other datasets whose files that folder holds (MNIST's files
+      given for CIFAR-10: ``("mnist", "fashion_mnist")``, which share the IDX layout).
+    summary: the whole story in one line, for a command line's error.
   """
+
+  def __init__(self, message: str, *, dataset: str = "", source_dir=None,
+               missing: str = "", found_instead: tuple[str, ...] = (), summary: str = ""):
+    super().__init__(message)
+    self.dataset, self.source_dir, self.missing = dataset, source_dir, missing
+    self.found_instead = tuple(found_instead)
+    self.summary = summary or message.splitlines()[0]
 
 
 class CorruptDatasetError(ValueError):

@@ -41,7 +41,29 @@ def _online_hint(err: BaseException) -> str:
   return text
 
 
+def found_instead(name: str, source_dir) -> tuple[str, ...]:
+  """The datasets other than ``name`` whose source files are in ``source_dir`` (a
+  folder given for the wrong dataset)."""
+  others = []
+  for other in catalog.SPECS.values():
+    if other.name != catalog.get(name).name:
+      source, _ = discovery.find(other, source_dir, None)
+      if source is not None:
+        others.append(other.name)
+  return tuple(others)
+
+
 def _not_found(spec, source_dir, data_dir, looked, online: str) -> DatasetNotFoundError:
+  summary, missing, others = "", "", ()
+  if source_dir is not None:
+    missing = looked[0].split("): ", 1)[-1] if looked else ""  # "{path} ({origin}): {why}"
+    others = found_instead(spec.name, source_dir)
+    summary = f"{source_dir} holds no {spec.name} files ({missing})"
+    if others:
+      summary += f"; it holds the files of {' or '.join(others)}"
+  else:
+    summary = (f"no {spec.name} data: no local source files, no prepared copy in "
+               f"{data_dir}, online: {online}; get {spec.expected}")
   lines = [f"No data for {spec.name!r}."]
   lines.append("Looked for the source files in:")
   lines += [f"  - {entry}" for entry in looked]
@@ -54,7 +76,8 @@ def _not_found(spec, source_dir, data_dir, looked, online: str) -> DatasetNotFou
   lines.append(f"To provide it, get {spec.expected}; then pass "
                f"load({spec.name!r}, source_dir=DIR) with DIR the folder holding them, or "
                f"put them in $LRJAX_SOURCE_DIR/{spec.dirnames[0]}/.")
-  return DatasetNotFoundError("\n".join(lines))
+  return DatasetNotFoundError("\n".join(lines), dataset=spec.name, source_dir=source_dir,
+                              missing=missing, found_instead=others, summary=summary)
 
 
 def raw_splits(name: str, *, source_dir=None, data_dir=None, download: bool = True):

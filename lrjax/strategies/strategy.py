@@ -516,28 +516,57 @@ def fixed(learning_rate: chex.Numeric) -> optax.GradientTransformationExtraArgs:
   return scale_by_strategy(sequence, Rule.FIXED)
 
 
-def strategy_state(opt_state: Any) -> StrategyState:
-  """The single `StrategyState` inside an optax state tree (chains, wrappers).
+# The state types of lrjax's strategies, found by `strategy_state` in any optax state
+# tree.  Each has an ``lr`` (the rate it applies now) and an ``index`` (its sequence
+# position; for PyTorch's plateau rule, the reductions applied).  A strategy module
+# with its own state class registers it (`register_state`) instead of this module
+# knowing about it.
+_STATE_TYPES: list[type] = [StrategyState]
+
+
+def register_state(cls: type) -> type:
+  """Makes `strategy_state`, `current_lr` and `current_index` find ``cls`` (a
+  strategy's state class with ``lr`` and ``index`` attributes).  Returns ``cls``."""
+  missing = [a for a in ("lr", "index") if not hasattr(cls, a)]
+  if missing:
+    raise _validation.ArgumentTypeError(
+        f"`cls` must have `lr` and `index` attributes to be a strategy state; "
+        f"{cls.__name__} lacks {missing}.")
+  if cls not in _STATE_TYPES:
+    _STATE_TYPES.append(cls)
+  return cls
+
+
+def strategy_state(opt_state: Any):
+  """The single lrjax strategy state inside an optax state tree (chains, wrappers):
+  a `StrategyState`, or the `lrjax.strategies.torch_plateau.TorchPlateauState` of
+  ``reduce_lr_on_plateau`` / ``from_torch("ReduceLROnPlateau", ...)``.
+
+  Reads the tree's structure only, so it works under `jax.jit` and on states batched
+  by `jax.vmap` (the fields then have the variant axis).
 
   Raises:
     ValueError: if there is none, or more than one.
   """
-  if isinstance(opt_state, StrategyState):
+  types = tuple(_STATE_TYPES)
+  if isinstance(opt_state, types):
     return opt_state
-  found = optax.tree_utils.tree_get_all_with_path(
-      opt_state, StrategyState.__name__,
-      filtering=lambda path, value: isinstance(value, StrategyState))
+  found = [node for node in jax.tree_util.tree_leaves(
+      opt_state, is_leaf=lambda x: isinstance(x, types)) if isinstance(node, types)]
   if len(found) != 1:
-    raise ValueError(f"expected exactly one StrategyState in the optimizer state, "
-                     f"found {len(found)}.")
-  return found[0][1]
+    names = ", ".join(t.__name__ for t in types)
+    raise ValueError(f"expected exactly one lrjax strategy state ({names}) in the "
+                     f"optimizer state, found {len(found)}.")
+  return found[0]
 
 
 def current_lr(opt_state: Any) -> jax.Array:
-  """The rate the strategy inside ``opt_state`` applies now (``state.lr``)."""
+  """The rate the strategy inside ``opt_state`` applies now (its state's ``lr``)."""
   return strategy_state(opt_state).lr
 
 
 def current_index(opt_state: Any) -> jax.Array:
-  """The sequence position ``n`` of the strategy inside ``opt_state``."""
+  """The sequence position ``n`` of the strategy inside ``opt_state`` (for PyTorch's
+  ``ReduceLROnPlateau``: the number of reductions applied, ``lr = max(lr0 factor^n,
+  min_lr)``)."""
   return strategy_state(opt_state).index

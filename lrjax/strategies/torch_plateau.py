@@ -38,6 +38,7 @@ import optax
 
 from lrjax import _validation
 from lrjax.schedules._numerics import pow_f32
+from lrjax.strategies.strategy import register_state
 
 MODES = ("min", "max")
 THRESHOLD_MODES = ("rel", "abs")
@@ -63,6 +64,15 @@ class TorchPlateauState(NamedTuple):
   num_reductions: jax.Array
   num_observations: jax.Array
   nonfinite: jax.Array
+
+  @property
+  def index(self) -> jax.Array:
+    """The position in the rate's sequence ``lr0 factor^n``: ``num_reductions`` (what
+    `lrjax.strategies.current_index` reads, as ``index`` of every lrjax strategy)."""
+    return self.num_reductions
+
+
+register_state(TorchPlateauState)
 
 
 def _choice(name, value, choices):
@@ -91,8 +101,8 @@ def reduce_lr_on_plateau(
     updates, state = tx.update(grads, state, params, valid_loss=loss)  # once per epoch
 
   Numbers may be traced (vmapped over variants); ``mode`` and ``threshold_mode`` are
-  Python strings.  The current rate inside a chain: ``optax.tree_utils.tree_get(state,
-  "lr")`` (PyTorch's ``get_last_lr()[0]``).
+  Python strings.  The current rate inside a chain: ``lrjax.strategies.current_lr(state)``
+  (PyTorch's ``get_last_lr()[0]``); the reductions applied: ``current_index(state)``.
 
   Args:
     learning_rate: the optimizer's initial rate, > 0.

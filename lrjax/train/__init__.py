@@ -10,6 +10,8 @@
   checkpoints, the controller's turn between epochs; `search/`: spaces and controllers;
   `reports/`: summaries (`summarize`, `aggregate_seeds`, `convergence_epoch`), results
   files, plots; `frontends/`: the report preset, the sweep file, argument checks.
+  `reports.writers`: live metrics (CLU-shaped metric writers, TensorBoard);
+  `aggregate_seeds(result)`, the best variant, `reports.plotting.plot_run`.
 * `range_finder`: the LR range test (`range_test`) and K constant rates side by side
   (`range_test_vectorized`), with fastai's suggested rates (`suggest`).
 """

@@ -52,7 +52,7 @@ import jax
 import numpy as np
 import optax
 
-from lrjax import distributed
+from lrjax import _extras, distributed
 from lrjax.train.engine import epoch as epoch_lib
 from lrjax.train.engine import plan as plan_lib
 from lrjax.train.engine.groups import Group, form_groups, rng_streams  # noqa: F401
@@ -62,6 +62,7 @@ from lrjax.train.frontends import inputs, presets
 from lrjax.train.frontends.config import SweepConfig
 from lrjax.train.frontends.spec import SweepSpec, describe, grid, variants_of  # noqa: F401
 from lrjax.train.reports.metrics import summarize
+from lrjax.train.reports import writers as writers_lib
 from lrjax.train.reports.result import SweepResult
 from lrjax.train.runner import checkpoint as checkpoint_lib
 from lrjax.train.runner import loop
@@ -80,7 +81,8 @@ def sweep(model, dataset, optimizer_fn: Callable[[dict], optax.GradientTransform
           on_epoch_end: Callable[[int, dict], None] | None = None,
           data_provenance: Mapping[str, object] | None = None,
           convergence_tolerance: float = 0.005, names: Sequence[str] | None = None,
-          tags: Sequence[Mapping] | None = None, config: Any = None) -> SweepResult:
+          tags: Sequence[Mapping] | None = None, tensorboard_dir: str | Path | None = None,
+          metric_writers=None, config: Any = None) -> SweepResult:
   """Trains ``model`` with ``optimizer_fn(h)`` for every ``h`` in ``hparams`` x ``seeds``.
 
   Args:
@@ -121,8 +123,9 @@ def sweep(model, dataset, optimizer_fn: Callable[[dict], optax.GradientTransform
       different is refused, saying what differs; a finished run asked for more epochs
       continues.  SIGINT / SIGTERM stop the run after the epoch in progress is
       checkpointed (`SweepInterrupted`).  The folder is locked for the run.
-    out_dir: if given, the results are written there (`lrjax.train.reports.results.save`);
-      the folder is locked for the run.
+    out_dir: if given, the results and their plots are written there
+      (`lrjax.train.reports.results.save`, `lrjax.train.reports.plotting.plot_run`); the
+      folder is locked for the run.
     on_epoch_end: called as ``on_epoch_end(epoch, history)`` after each epoch (and its
       checkpoint); an exception raised there interrupts the sweep.
     data_provenance: how the data were made (subset size and seed, validation
@@ -131,6 +134,13 @@ def sweep(model, dataset, optimizer_fn: Callable[[dict], optax.GradientTransform
       (`lrjax.train.reports.metrics`).
     names: one label per variant (default ``name=value,...,seed=s``).
     tags: one dict per variant, added to its ``tags``.
+    tensorboard_dir: live metrics: one TensorBoard run per variant in this folder (every
+      history field per epoch, the hyperparameters in force among them, and the
+      variant's hyperparameters in the HParams dashboard; `lrjax.train.reports.writers`,
+      extra ``lrjax[tensorboard]``).  Written by process 0 only.
+    metric_writers: the user's metric writers besides (CLU's ``MetricWriter`` shape:
+      ``write_scalars``, ``write_hparams``, ``flush``, ``close``): one for every variant,
+      a factory ``(name, hparams) -> writer``, or one per variant.
     config: for front ends: their own record of the run, kept in the result
       (``to_dict()`` in results.json).
 
@@ -159,13 +169,15 @@ def sweep(model, dataset, optimizer_fn: Callable[[dict], optax.GradientTransform
       names=names, tags=tags)
   return run(spec, dataset, checkpoint_dir=checkpoint_dir, out_dir=out_dir,
              progress=progress, on_epoch_end=on_epoch_end,
-             data_provenance=data_provenance, config=config)
+             data_provenance=data_provenance, tensorboard_dir=tensorboard_dir,
+             metric_writers=metric_writers, config=config)
 
 
 def run(spec: SweepSpec, dataset, *, checkpoint_dir: str | Path | None = None,
         out_dir: str | Path | None = None, progress: bool = True,
         on_epoch_end: Callable[[int, dict], None] | None = None,
         data_provenance: Mapping[str, object] | None = None,
+        tensorboard_dir: str | Path | None = None, metric_writers=None,
         config: Any = None) -> SweepResult:
   """Trains ``spec`` on ``dataset`` (the arguments as `sweep`'s)."""
   model = inputs.check_model(spec.model)  # NNX instance / factory -> Linen; Linen unchanged
@@ -184,6 +196,9 @@ def run(spec: SweepSpec, dataset, *, checkpoint_dir: str | Path | None = None,
   settings, controller_state = _configurations(spec)
   variants = variants_of(settings, spec.seeds, spec.names, spec.tags,
                          searched=spec.space is not None)
+  writers_lib.check_metric_writers(metric_writers, len(variants))
+  if tensorboard_dir is not None:
+    _extras.require_tensorboard("`tensorboard_dir`")
 
   # 2. The data, the model's shapes and RNG streams.
   eval_batch_size = plan_lib.eval_batch_size(spec.eval_batch_size)
@@ -235,22 +250,35 @@ def run(spec: SweepSpec, dataset, *, checkpoint_dir: str | Path | None = None,
     return _result(spec, outcome, variants, groups, eval_batch_size, initial, config)
 
   steps = dataset.train_x.shape[0] // spec.batch_size
+  # Live metrics: every epoch's history rows, to TensorBoard and the user's writers.
+  live = writers_lib.open_writers(variants, tensorboard_dir=tensorboard_dir,
+                                  metric_writers=metric_writers, task=task)
+
+  def epoch_done(epoch: int, history: dict) -> None:
+    live.on_epoch_end(epoch, history)
+    if on_epoch_end is not None:
+      on_epoch_end(epoch, history)
+
   try:
+    live.write_initial(initial)
     outcome = loop.run(trainers, groups, states, data, control, epochs=spec.epochs,
                        steps=steps, checkpointer=checkpointer,
                        checkpoint_every=spec.checkpoint_every, out_dir=out_dir,
                        progress=progress, desc=f"{type(model).__name__} x{len(variants)}",
-                       on_epoch_end=on_epoch_end)
+                       on_epoch_end=epoch_done)
   except checkpoint_lib.CheckpointSaveError as err:
     if out_dir is not None and getattr(err, "outcome", None) is not None:
       err.add_note(_save_completed(result_of(err.outcome), out_dir))
     raise
+  finally:
+    live.close()
 
-  # 6. The result.
+  # 6. The result, its files and plots.
   result = result_of(outcome)
   if out_dir is not None:
-    from lrjax.train.reports import results  # local: matplotlib loads lazily
+    from lrjax.train.reports import plotting, results  # local: matplotlib loads lazily
     results.save(result, out_dir)
+    result.plots = plotting.plot_run(result, out_dir)
   return result
 
 
@@ -343,7 +371,8 @@ def _save_completed(result: SweepResult, out_dir) -> str:
 def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None = None,
               out_dir: str | Path | None = None, progress: bool = True,
               on_epoch_end: Callable[[int, dict], None] | None = None,
-              data_provenance: Mapping[str, object] | None = None) -> SweepResult:
+              data_provenance: Mapping[str, object] | None = None,
+              tensorboard_dir: str | Path | None = None, metric_writers=None) -> SweepResult:
   """Trains all variants of ``config`` (a `SweepConfig`: the report's settings) on
   ``dataset`` (a `lrjax.data.Dataset`): `run` of `presets.report_preset` (``config``
   is kept as the result's ``config``).
@@ -351,7 +380,8 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
   Args:
     config: what to train; its ``checkpoint_every`` is the checkpoint interval.
     dataset: arrays with ``train_x/y``, ``valid_x/y``, ``test_x/y``.
-    checkpoint_dir, out_dir, progress, on_epoch_end, data_provenance: as `lrjax.sweep`.
+    checkpoint_dir, out_dir, progress, on_epoch_end, data_provenance, tensorboard_dir,
+      metric_writers: as `lrjax.sweep`.
 
   Returns:
     A `SweepResult` (with ``config``).
@@ -361,4 +391,5 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
   """
   return run(presets.report_preset(config), dataset, checkpoint_dir=checkpoint_dir,
              out_dir=out_dir, progress=progress, on_epoch_end=on_epoch_end,
-             data_provenance=data_provenance, config=config)
+             data_provenance=data_provenance, tensorboard_dir=tensorboard_dir,
+             metric_writers=metric_writers, config=config)

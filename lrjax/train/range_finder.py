@@ -4,18 +4,25 @@ Two ways to ask "which rate?" of a model, a dataset and an optimizer ``lr -> tx`
 
 * `range_test`: one run whose rate grows exponentially after every mini-batch,
   ``lr_i = min_lr (max_lr / min_lr)^(i / (n - 1))`` (`lrjax.schedules.lr_range_test`),
-  in one compiled `lax.scan`.  The mini-batch loss is smoothed as fastai does (EMA
-  ``beta = 0.98`` with bias correction) and the run stops (the rest masked) once the
-  smoothed loss is not finite or exceeds ``stop_factor`` (4) times its best.
+  in one compiled `lax.scan`.  The mini-batch loss is smoothed as fastai does (an EMA
+  with bias correction, `smooth`) and the run stops (the rest masked) once the
+  smoothed loss is not finite or exceeds ``stop_factor`` (4) times its best.  The
+  EMA's ``beta`` follows the test's length (`default_smoothing`): fastai's 0.98 has a
+  time constant of 50 steps, half of its own default 100-step test, so the smoothed
+  curve trails the rate (on a 100-step test its minimum came 6 steps, a factor 3 in
+  rate, after the true one; at 0.8, 1 step).  1000 steps and more get fastai's 0.98.
 * `range_test_vectorized`: K constant rates trained side by side from the same
   initialisation on the same batches, one vmapped program; the loss of each rate is
   its mean training loss over the last steps.
 
-Both curves go through the same pure `suggest` (fastai's ``minimum``, ``steep`` and
-``valley``, and the rate of the lowest loss).  The range-test document's rule is
+Both curves go through the same pure `suggest`: fastai's four rules ``minimum``,
+``steep``, ``valley`` and ``slide`` (fastai 2.7's ``lr_find`` suggestion functions),
+and the rate of the lowest loss.  ``result.suggestion`` is ``valley``, fastai's
+default (choose another with ``suggestion=``).  The range-test document's rule is
 ``minimum``: one order of magnitude below the rate of the lowest loss, "the value where
 the loss is still decreasing"; it is also the document's choice of one-cycle's
-``max_lr`` (with the lower bound 1/5 or 1/10 of it).
+``max_lr`` (with the lower bound 1/5 or 1/10 of it).  ``result.plot()`` draws the curve
+(log rate) with the four suggestions marked, as ``lr_find`` shows it.
 
 The training is the engine's: `lrjax.train.engine.step.train_step` on a `TrainState`, and
 `evaluate` for the validation loss of the vectorized test.
@@ -40,6 +47,27 @@ from lrjax.train.engine.step import TrainState, evaluate, train_step
 # fastai's defaults: AvgSmoothLoss(beta=0.98); LRFinder stops at 4 x the best loss
 DEFAULT_BETA = 0.98
 DEFAULT_STOP_FACTOR = 4.0
+# The EMA's time constant 1 / (1 - beta) as a fraction of the test's steps
+# (`default_smoothing`): 5 steps of a 100-step test, fastai's 50 at 1000 steps.
+SMOOTHING_FRACTION = 0.05
+# fastai's `slide`: the interval (in points) and the threshold on the loss gradient
+SLIDE_LR_DIFF = 15
+SLIDE_THRESH = 0.005
+# The default `RangeTestResult.suggestion`: fastai's default rule.
+DEFAULT_SUGGESTION = "valley"
+
+
+def default_smoothing(num_steps: int) -> float:
+  """The EMA ``beta`` of a ``num_steps`` range test: a time constant ``1 / (1 - beta)``
+  of 5% of the steps, ``1 - 1 / (0.05 num_steps)``, at most fastai's 0.98 (reached at
+  1000 steps) and 0 (no smoothing) for tests of 20 steps or fewer.
+
+  Example:
+    >>> default_smoothing(100), default_smoothing(1000)
+    (0.8, 0.98)
+  """
+  scale = SMOOTHING_FRACTION * num_steps
+  return round(min(DEFAULT_BETA, max(0.0, 1.0 - 1.0 / scale)), 6) if scale > 0 else 0.0
 
 
 class Suggestions(NamedTuple):
@@ -54,6 +82,10 @@ class Suggestions(NamedTuple):
       strictly decreasing subsequence of the curve, ``start + floor(L / 3) +
       floor(L / 6)`` with ``end`` its last index, ``start = end - length`` and
       ``L = end - start``.
+    slide: fastai's ``slide``: with ``g`` the loss's gradient per point
+      (``np.gradient``), an interval of ``lr_diff`` (15) points slides down from the
+      end of the curve while ``|g[right] - g[left]| > thresh`` (0.005); the rate at
+      its left end when it stopped (the last one where the gradients still differed).
     at_minimum: the rate of the lowest loss itself: the largest rate before the loss
       rises (for the constant-rate test: the best rate trained).
   """
@@ -61,6 +93,7 @@ class Suggestions(NamedTuple):
   minimum: jax.Array
   steep: jax.Array
   valley: jax.Array
+  slide: jax.Array
   at_minimum: jax.Array
 
 
@@ -76,7 +109,8 @@ class RangeTestResult(NamedTuple):
     kept: ``[n]`` bool, the points before the divergence stop (a prefix).
     diverged: whether the curve was stopped (non-finite or > stop_factor x best).
     suggestions: the `Suggestions` of the kept curve.
-    suggestion: ``suggestions.minimum``, the document's rule, as a float.
+    suggestion: the chosen rule's rate (``suggestions.valley`` unless the test was
+      asked for another), as a float.
     valid_losses: ``[K]`` validation loss of every rate after training (vectorized
       test with validation data), else None.
     step_losses: ``[K, num_steps]`` every step's training loss (vectorized), else None.
@@ -91,6 +125,23 @@ class RangeTestResult(NamedTuple):
   suggestion: float
   valid_losses: np.ndarray | None = None
   step_losses: np.ndarray | None = None
+  suggested_by: str = DEFAULT_SUGGESTION
+  smoothing: float | None = None
+
+  def plot(self, path=None, ax=None, *, title: str = ""):
+    """The loss against the rate (log axis) with the four suggestions marked, the
+    chosen one first in the legend (`lrjax.train.reports.plotting.plot_range_test`).
+
+    Args:
+      path: a PNG file to write (its folder made); None: only draw.
+      ax: matplotlib axes to draw in (default: a new figure).
+      title: the axes' title.
+
+    Returns:
+      the path written, or the axes when ``path`` is None.
+    """
+    from lrjax.train.reports import plotting
+    return plotting.plot_range_test(self, path, ax=ax, title=title)
 
 
 # -- the pure curve pieces -----------------------------------------------------------
@@ -144,8 +195,9 @@ def smooth(losses, *, beta: float = DEFAULT_BETA,
   return smoothed, kept
 
 
-def suggest(lrs, losses, kept=None, *, skip_start: int = 0,
-            skip_end: int = 0) -> Suggestions:
+def suggest(lrs, losses, kept=None, *, skip_start: int = 0, skip_end: int = 0,
+            slide_lr_diff: int = SLIDE_LR_DIFF,
+            slide_thresh: float = SLIDE_THRESH) -> Suggestions:
   """The suggested rates of a loss-vs-rate curve (pure, jittable, vmappable).
 
   Args:
@@ -155,6 +207,7 @@ def suggest(lrs, losses, kept=None, *, skip_start: int = 0,
     skip_start, skip_end: points left out at the start (the EMA's warm-up; fastai
       leaves out ``n // 10``) and before the end of the kept points (fastai: 5).  At
       least one kept point is always used.
+    slide_lr_diff, slide_thresh: fastai's ``slide`` interval and threshold.
 
   Returns:
     `Suggestions` (NaN where no point is kept).
@@ -197,7 +250,25 @@ def suggest(lrs, losses, kept=None, *, skip_start: int = 0,
   i_valley = jnp.clip(start + sections + sixths, lo, hi - 1)
   valley = lrs[i_valley]
 
-  out = Suggestions(at_minimum / 10.0, steep, valley, at_minimum)
+  # fastai's slide, on the window's points: the gradient as np.gradient (one-sided at
+  # the ends, central inside), then the interval [right - lr_diff, right] slides down
+  # from right = hi - 1 for as long as the gradients at its ends differ by > thresh.
+  nxt = jnp.take(losses, jnp.clip(idx + 1, 0, n - 1))
+  prv = jnp.take(losses, jnp.clip(idx - 1, 0, n - 1))
+  grad = jnp.where(idx == lo, nxt - losses,
+                   jnp.where(idx == hi - 1, losses - prv, (nxt - prv) / 2.0))
+  grad = jnp.where(hi - lo > 1, grad, 0.0)  # one point: no gradient
+  shift = jnp.arange(n + 1)
+  right = hi - 1 - shift
+  left = right - slide_lr_diff
+  differs = jnp.abs(jnp.take(grad, jnp.clip(right, 0, n - 1))
+                    - jnp.take(grad, jnp.clip(left, 0, n - 1))) > slide_thresh
+  moving = (left >= lo) & differs
+  stop = jnp.argmax(~moving)  # how many slides ran
+  i_slide = jnp.clip(hi - 1 - slide_lr_diff - jnp.maximum(stop - 1, 0), lo, hi - 1)
+  slide = lrs[i_slide]
+
+  out = Suggestions(at_minimum / 10.0, steep, valley, slide, at_minimum)
   return Suggestions(*(jnp.where(nothing, nan, v).astype(jnp.float32) for v in out))
 
 
@@ -286,20 +357,29 @@ def _no_finite_loss(what):
       f"the model and `min_lr`).")
 
 
-def _result(lrs, losses, smoothed, kept, suggestions, **extra) -> RangeTestResult:
+def _check_suggestion(suggestion) -> str:
+  if suggestion not in Suggestions._fields:
+    raise ValueError(f"`suggestion` must be one of {', '.join(Suggestions._fields)}, got "
+                     f"{suggestion!r}.")
+  return suggestion
+
+
+def _result(lrs, losses, smoothed, kept, suggestions, suggestion: str,
+            **extra) -> RangeTestResult:
   kept = np.asarray(kept, bool)
   nan_out = lambda a: np.where(kept, np.asarray(a, np.float64), np.nan)
   suggestions = Suggestions(*(float(v) for v in jax.device_get(suggestions)))
   return RangeTestResult(np.asarray(lrs, np.float64), nan_out(losses), nan_out(smoothed),
-                         kept, bool(not kept.all()), suggestions, suggestions.minimum,
-                         **extra)
+                         kept, bool(not kept.all()), suggestions,
+                         getattr(suggestions, suggestion), suggested_by=suggestion, **extra)
 
 
 def range_test(model: nn.Module, dataset, optimizer_fn: Callable[[Any], optax.GradientTransformation],
                *, min_lr: float = 1e-7, max_lr: float = 10.0, num_steps: int = 100,
-               batch_size: int = 64, seed: int = 0, smoothing: float = DEFAULT_BETA,
+               batch_size: int = 64, seed: int = 0, smoothing: float | None = None,
                stop_factor: float | None = DEFAULT_STOP_FACTOR,
                skip_start: int | None = None, skip_end: int = 0,
+               suggestion: str = DEFAULT_SUGGESTION,
                task: Any = "classification") -> RangeTestResult:
   """The LR range test: one run of exponentially growing rate (fastai's ``lr_find``).
 
@@ -318,21 +398,28 @@ def range_test(model: nn.Module, dataset, optimizer_fn: Callable[[Any], optax.Gr
     num_steps: mini-batches of the test (fastai: 100), >= 2.
     batch_size: examples per mini-batch.
     seed: initialisation, batch order and dropout.
-    smoothing: the EMA's ``beta`` (fastai: 0.98).
+    smoothing: the EMA's ``beta`` (default `default_smoothing`: 0.8 at 100 steps;
+      fastai: 0.98).
     stop_factor: stop once the smoothed loss exceeds this times its best (fastai: 4);
       None: only at a non-finite loss.
     skip_start, skip_end: points `suggest` leaves out (default ``num_steps // 10`` at
       the start, as fastai).
+    suggestion: the rule whose rate is ``result.suggestion`` (``valley``, fastai's
+      default; ``minimum``, the range-test document's; ``steep``, ``slide``,
+      ``at_minimum``).
     task: the engine's task (``"classification"`` or ``"regression"``).
 
   Returns:
-    a `RangeTestResult`; ``suggestion`` is the document's rule (``minimum``).
+    a `RangeTestResult` (``result.plot()`` draws it).
 
   Raises:
     FloatingPointError: the very first loss is not finite.
   """
+  _check_int("num_steps", num_steps, 2)
+  smoothing = default_smoothing(num_steps) if smoothing is None else smoothing
   model = _check_common(model, dataset, optimizer_fn, num_steps, batch_size, seed,
                         smoothing, stop_factor)
+  _check_suggestion(suggestion)
   for name, value in (("min_lr", min_lr), ("max_lr", max_lr)):
     if not (isinstance(value, numbers.Real) and 0.0 < value < math.inf):
       raise ValueError(f"`{name}` must be a positive finite number, got {value!r}.")
@@ -356,7 +443,8 @@ def range_test(model: nn.Module, dataset, optimizer_fn: Callable[[Any], optax.Gr
       jnp.asarray(dataset.train_x), jnp.asarray(dataset.train_y), jax.random.PRNGKey(seed)))
   if not kept[0]:
     raise _no_finite_loss(f"the first step (lr {float(lrs[0]):.3g})")
-  return _result(lrs, losses, smoothed, kept, suggestions)
+  return _result(lrs, losses, smoothed, kept, suggestions, suggestion,
+                 smoothing=float(smoothing))
 
 
 def range_test_vectorized(model: nn.Module, dataset,
@@ -365,6 +453,7 @@ def range_test_vectorized(model: nn.Module, dataset,
                           window: int | None = None,
                           stop_factor: float | None = DEFAULT_STOP_FACTOR,
                           eval_batch_size: int = 1000,
+                          suggestion: str = DEFAULT_SUGGESTION,
                           task: Any = "classification") -> RangeTestResult:
   """K constant rates trained side by side in one vmapped program.
 
@@ -385,6 +474,7 @@ def range_test_vectorized(model: nn.Module, dataset,
   """
   model = _check_common(model, dataset, optimizer_fn, num_steps, batch_size, seed, 0.0,
                         stop_factor)
+  _check_suggestion(suggestion)
   lrs_np = np.asarray(lrs, np.float64)
   if (lrs_np.ndim != 1 or lrs_np.size == 0 or not np.all(np.isfinite(lrs_np))
       or not np.all(lrs_np > 0) or not np.all(np.diff(lrs_np) > 0)):
@@ -423,10 +513,10 @@ def range_test_vectorized(model: nn.Module, dataset,
       jnp.asarray(dataset.train_y), vx, vy, jax.random.PRNGKey(seed)))
   if not kept[0]:
     raise _no_finite_loss(f"the smallest rate ({lrs_np[0]:.3g})")
-  return _result(lrs_np, final, final, kept, suggestions,
+  return _result(lrs_np, final, final, kept, suggestions, suggestion,
                  valid_losses=np.asarray(valid, np.float64) if has_valid else None,
                  step_losses=np.asarray(step_losses, np.float64))
 
 
-__all__ = ["RangeTestResult", "Suggestions", "make_range_test", "range_test",
-           "range_test_vectorized", "smooth", "suggest"]
+__all__ = ["RangeTestResult", "Suggestions", "default_smoothing", "make_range_test",
+           "range_test", "range_test_vectorized", "smooth", "suggest"]

@@ -7,7 +7,8 @@ chain reports them as the built-in ones do:
 
 * rate: the last scalar ``lr`` / ``learning_rate`` field (`lrjax.strategies`,
   `lrjax.adaptive`, ``optax.inject_hyperparams``), else NaN;
-* position: the first scalar ``index`` field (`lrjax.strategies.StrategyState`), else -1;
+* position: the first scalar ``index`` field (`lrjax.strategies.StrategyState`), or
+  ``num_reductions`` (PyTorch's plateau rule), else -1;
 * non-finite: any ``nonfinite`` flag, or a step skipped by `optax.apply_if_finite`
   (``total_notfinite > 0``).
 
@@ -22,6 +23,7 @@ import optax
 
 LR_FIELDS = ("lr", "learning_rate")
 INDEX_FIELD = "index"
+REDUCTIONS_FIELD = "num_reductions"  # lrjax.strategies.reduce_lr_on_plateau
 NONFINITE_FIELD = "nonfinite"
 SKIPPED_FIELD = "total_notfinite"  # optax.ApplyIfFiniteState
 
@@ -41,9 +43,13 @@ def read_lr(opt_state) -> jax.Array:
 
 
 def read_index(opt_state) -> jax.Array:
-  """The strategy's sequence position (an ``index`` field), else -1."""
-  values = _scalars(opt_state, INDEX_FIELD)
-  return jnp.asarray(values[0], jnp.int32) if values else jnp.asarray(-1, jnp.int32)
+  """The strategy's sequence position (an ``index`` field; for PyTorch's plateau rule the
+  reductions applied, ``num_reductions``), else -1."""
+  for field in (INDEX_FIELD, REDUCTIONS_FIELD):
+    values = _scalars(opt_state, field)
+    if values:
+      return jnp.asarray(values[0], jnp.int32)
+  return jnp.asarray(-1, jnp.int32)
 
 
 def read_nonfinite(opt_state) -> jax.Array:

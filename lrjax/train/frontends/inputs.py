@@ -8,6 +8,7 @@ argument, raised at the call instead of as a traceback from inside the traced pr
 
 from __future__ import annotations
 
+import inspect
 import numbers
 from typing import Sequence
 
@@ -23,10 +24,32 @@ def check_int(name: str, value, low: int = 1) -> None:
     raise ValueError(f"`{name}` must be {what}, got {value!r}.")
 
 
+def check_train_argument(model: nn.Module) -> None:
+  """Raises ``TypeError`` unless the Linen ``model``'s ``__call__`` takes ``train`` (a
+  parameter of that name, or ``**kwargs``): the engine calls ``model(x, train=...)``
+  (dropout and batch statistics on in training, off in evaluation)."""
+  try:
+    parameters = inspect.signature(type(model).__call__).parameters.values()
+  except (TypeError, ValueError):  # no signature to read: the call will tell
+    return
+  if any(p.name == "train" or p.kind == p.VAR_KEYWORD for p in parameters):
+    return
+  name = type(model).__name__
+  raise TypeError(f"`model`: lrjax calls model(x, train=...): add a `train` argument to "
+                  f"{name}.__call__ (e.g. `def __call__(self, x, *, train)`, passing "
+                  f"`deterministic=not train` to dropout and `use_running_average=not "
+                  f"train` to batch norm).")
+
+
 def check_model(model) -> nn.Module:
-  """The Linen module to train: ``model`` itself, or an NNX instance / factory
-  converted (`as_linen`, which raises ``TypeError`` naming ``model`` otherwise)."""
-  return as_linen(model)
+  """The Linen module to train: ``model`` itself (its ``__call__`` must take ``train``,
+  `check_train_argument`), or an NNX instance / factory converted (`as_linen`, which
+  raises ``TypeError`` naming ``model`` otherwise; an NNX ``__call__`` needs no
+  ``train``: the engine sets ``.train()`` / ``.eval()``)."""
+  linen = as_linen(model)
+  if linen is model:
+    check_train_argument(model)
+  return linen
 
 
 def check_dataset(dataset, fields: Sequence[str], batch_size: int) -> None:

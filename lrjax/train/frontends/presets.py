@@ -49,3 +49,4 @@ def report_preset(config: SweepConfig) -> SweepSpec:
       names=[v.name for v in config.variants],
       tags=[{"sequence": v.sequence, "rule": v.rule, "optimizer": v.optimizer,
              "learning_rate": v.learning_rate} for v in config.variants])
+

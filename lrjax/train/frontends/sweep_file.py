@@ -15,6 +15,8 @@ The format (every key optional; defaults in brackets)::
   out = "results/sweep"        # [results/sweep] folder of results.json, history.csv, ...
   task = "classification"      # [per dataset] or "regression" (boston_housing's default)
   observe_untrained_loss = true  # [true] loss_0 of the strategies: the untrained model's
+  tensorboard_dir = "tb"       # live metrics: one TensorBoard run folder per variant
+                               #   (needs pip install "lrjax[tensorboard]")
 
   [data]
   dataset = "synthetic"        # [synthetic] synthetic, mnist, fashion_mnist, cifar10,
@@ -95,6 +97,7 @@ import inspect
 import itertools
 import math
 import numbers
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -108,6 +111,7 @@ from lrjax import strategies as strategies_lib
 from lrjax.models.registry import MODELS, get_model
 from lrjax.train import search as search_lib
 from lrjax.train.frontends.spec import SweepSpec
+from lrjax.train.frontends import inputs
 
 from lrjax.cli import DATASETS, DEFAULT_MODEL
 
@@ -279,6 +283,7 @@ class _TopLevel:
   out: str = _option("results/sweep", "str")
   task: str | None = _option(None, "str", _one_of(TASKS))
   observe_untrained_loss: bool = _option(True, "bool")
+  tensorboard_dir: str | None = _option(None, "str")
 
 
 _SECTIONS = ("data", "model", "optimizer", "schedule", "grid", "variants", "search")
@@ -380,6 +385,11 @@ def _build_model(spec: _Named, kwargs: dict, default: str, path) -> tuple[nn.Mod
     raise SweepFileError(path, "model.path", f"{spec.path!r} gave a "
                                              f"{type(model).__name__}, not a "
                                              f"flax.linen.Module")
+  try:
+    inputs.check_train_argument(model)
+  except TypeError as err:
+    raise SweepFileError(path, "model.path", f"{spec.path}: "
+                                             f"{str(err).removeprefix('`model`: ')}") from None
   return model, spec.path
 
 
@@ -660,6 +670,7 @@ class SweepFile:
     epochs, batch_size, seeds, task, observe_untrained_loss: as `lrjax.sweep`.
     controller: the ``[search]`` method's controller, or None.
     out: the output folder.
+    tensorboard_dir: the folder of the live metrics' TensorBoard runs, or None.
     table: the file's content after the command line's overrides (for results.json).
   """
 
@@ -677,6 +688,7 @@ class SweepFile:
   out: Path
   table: dict
   controller: Any = None
+  tensorboard_dir: Path | None = None
 
   def spec(self, **options) -> SweepSpec:
     """The file's `SweepSpec` (``options``: the other fields, e.g. ``eval_batch_size``,
@@ -765,7 +777,9 @@ def load(path, overrides: Mapping[str, Any] | None = None, *,
                    hparams=space if space is not None else settings, epochs=top.epochs,
                    batch_size=top.batch_size, seeds=seeds, task=task,
                    observe_untrained_loss=top.observe_untrained_loss, out=Path(top.out),
-                   table=table, controller=controller)
+                   table=table, controller=controller,
+                   tensorboard_dir=None if top.tensorboard_dir is None else Path(
+                       top.tensorboard_dir))
 
 
 def _build_optimizer(table, settings, sources, path) -> OptimizerFn:
@@ -866,6 +880,36 @@ def _build_optimizer(table, settings, sources, path) -> OptimizerFn:
     for name in setting:
       check_name(name, f"{source.where}.{name}")
 
+  # Every value is of the kind its argument takes: a string where a number is expected
+  # (momentum = ["0.0", "0.9"]) would otherwise fail deep inside optax, mid-sweep.
+  def target(name: str):
+    """(the function ``name`` goes to, its argument) for the annotation."""
+    if name.startswith(SCHEDULE_PREFIX):
+      arg = name[len(SCHEDULE_PREFIX):]
+      if schedule is not None and arg in _parameters(schedule)[0]:
+        return schedule, arg
+      return strategies_lib.scale_by_strategy, arg
+    if opt_allowed is not None and name not in _parameters(optimizer)[0] and strategy:
+      return strategies_lib.scale_by_strategy, name
+    return (optimizer if opt_spec.path is None else None), name
+
+  def check_kind(name: str, key: str, value):
+    fn, arg = target(name)
+    expected = _expected_kind(fn, arg)
+    if expected is None or _is_kind(value, expected):
+      return
+    hint = "; write it without quotes" if _unquoted_is_kind(value, expected) else ""
+    raise SweepFileError(path, key, f"must be {expected} (the {arg!r} argument of "
+                                    f"{_qualified(fn)}), got {value!r}{hint}")
+
+  for name, value in opt_fixed.items():
+    check_kind(name, f"optimizer.{name}", value)
+  for name, value in sch_fixed.items():
+    check_kind(SCHEDULE_PREFIX + name, f"schedule.{name}", value)
+  for setting, source in zip(settings, sources):
+    for name, value in setting.items():
+      check_kind(name, f"{source.where}.{name}", value)
+
   fn = OptimizerFn(optimizer, by_name, opt_fixed, schedule, sch_fixed, strategy)
   for setting, source in zip(settings, sources):
     opt_args, sch_args = fn.arguments(setting)
@@ -884,6 +928,64 @@ def _build_optimizer(table, settings, sources, path) -> OptimizerFn:
         raise SweepFileError(path, key, f"must be positive, got {value!r}")
     _construct(fn, setting, source, path)
   return fn
+
+
+# Words in a type annotation that make an argument numeric (optax's chex.Numeric and
+# ScalarOrSchedule unions, lrjax's ``float``), and those that let it take anything.
+_NUMERIC_WORDS = {"float", "int", "Numeric", "number", "complex", "Array", "ArrayLike",
+                  "ScalarOrSchedule"}
+_ANY_WORDS = {"str", "Any", "object"}
+
+
+def _expected_kind(fn, arg: str) -> str | None:
+  """What the argument ``arg`` of ``fn`` takes, read from its annotation: ``"a number"``,
+  ``"true or false"``, or None when anything goes (a string among its types, ``Any``,
+  no annotation, or no such function / argument)."""
+  if fn is None:
+    return None
+  try:
+    parameter = inspect.signature(fn).parameters.get(arg)
+  except (TypeError, ValueError):
+    return None
+  if parameter is None or parameter.annotation is inspect.Parameter.empty:
+    return None
+  annotation = parameter.annotation
+  text = annotation if isinstance(annotation, str) else getattr(
+      annotation, "__name__", None) if isinstance(annotation, type) else str(annotation)
+  words = set(re.findall(r"[A-Za-z_]+", text or ""))
+  if words & _ANY_WORDS:
+    return None
+  if words & _NUMERIC_WORDS:
+    return "a number"
+  if "bool" in words:
+    return "true or false"
+  return None
+
+
+def _is_kind(value, expected: str) -> bool:
+  if expected == "a number":
+    return isinstance(value, numbers.Real)  # a boolean too: optax's Numeric takes one
+  if expected == "true or false":
+    return isinstance(value, bool)
+  return True
+
+
+def _unquoted_is_kind(value, expected: str) -> bool:
+  """Whether ``value`` is a string that, without its quotes, is the kind expected."""
+  if not isinstance(value, str):
+    return False
+  try:
+    return _is_kind(tomllib.loads(f"v = {value}")["v"], expected)
+  except tomllib.TOMLDecodeError:
+    return False
+
+
+def _qualified(fn) -> str:
+  module = getattr(fn, "__module__", "") or ""
+  public = ("optax" if module.startswith("optax") else
+            "lrjax.strategies" if module.startswith("lrjax.strategies") else
+            "lrjax.schedules" if module.startswith("lrjax.schedules") else module)
+  return f"{public}.{getattr(fn, '__name__', fn)}"
 
 
 def _construct(fn: OptimizerFn, setting: dict, source: _Source, path) -> None:

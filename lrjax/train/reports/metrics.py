@@ -155,8 +155,72 @@ def _identity_of(row: Mapping, k: int):
   if "hparams" in row:
     return row["hparams"]
   raise ValueError(f"summary row {k} ({row.get('name', '?')!r}) has no 'setting' tag or "
-                   f"'hparams': pass `settings`, one identity per row (a tag or the "
-                   f"hyperparameters without the seed).")
+                   f"'hparams': pass the sweep's result itself (aggregate_seeds(result)), "
+                   f"or `settings`, one identity per row (a tag or the hyperparameters "
+                   f"without the seed).")
+
+
+# The seed suffixes lrjax itself puts in variant names: `lrjax.sweep`'s default
+# ``name=value,...,seed=S`` and the report preset's ``"By Epoch seq1/sS"``.
+_SEED_SUFFIXES = (",seed={}", "/s{}")
+
+
+def _setting_name(name: str, seed) -> str | None:
+  """A variant's name without the seed suffix lrjax gave it (None: it has none)."""
+  for suffix in _SEED_SUFFIXES:
+    end = suffix.format(seed)
+    if seed is not None and name.endswith(end) and len(name) > len(end):
+      return name[:-len(end)]
+  return None
+
+
+def _part(source, name: str):
+  """``source.name`` or ``source[name]`` (a `SweepResult` or a loaded results dict)."""
+  if isinstance(source, Mapping):
+    return source.get(name)
+  return getattr(source, name, None)
+
+
+def is_result(source) -> bool:
+  """Whether ``source`` is a sweep's result (a `SweepResult`, or `results.load`'s dict)
+  rather than a list of summary rows."""
+  return _part(source, "summary") is not None and not isinstance(source, (list, tuple))
+
+
+def seed_rows(result) -> tuple[list[dict], list, list[str]]:
+  """A sweep result's summary rows, each with its ``hparams`` and ``seed``, the identity
+  of each row's setting and the setting's label.
+
+  The identity is the engine's own (the variant's ``tags["setting"]``: its
+  hyperparameters without the seed); for a result with only a `SweepConfig`, each
+  variant's configuration without its name and seed.  The label is the variant's name
+  without the seed suffix lrjax gave it (``"By Epoch seq1/s2"`` -> ``"By Epoch seq1"``),
+  else its hyperparameters (``learning_rate=0.1, momentum=0.9``).
+  """
+  summary = [dict(row) for row in _part(result, "summary")]
+  variants = list(_part(result, "variants") or [])
+  config = _part(result, "config")
+  if not variants and getattr(config, "variants", None):
+    variants = [{"name": v.name, "seed": v.seed,
+                 "hparams": {k: x for k, x in v.to_dict().items() if k not in ("name",
+                                                                               "seed")}}
+                for v in config.variants]
+  if len(variants) != len(summary):
+    raise ValueError(f"the result has {len(summary)} summary rows but {len(variants)} "
+                     f"variants: it says nothing of their settings; pass `settings`.")
+  identities, labels = [], []
+  for row, variant in zip(summary, variants):
+    hparams = dict(variant.get("hparams") or {})
+    seed = variant.get("seed", row.get("seed"))
+    row.setdefault("seed", seed)
+    row["hparams"] = hparams
+    tags = variant.get("tags") or {}
+    identity = tags.get("setting") if isinstance(tags, Mapping) else None
+    identities.append(_hashable(hparams) if identity is None else ("setting", identity))
+    name = variant.get("name", row.get("name", ""))
+    labels.append(_setting_name(name, seed) or (setting_label(hparams) if hparams
+                                                else name))
+  return summary, identities, labels
 
 
 def _is_measure(value) -> bool:
@@ -179,10 +243,14 @@ def aggregate_seeds(summary: Sequence[Mapping], settings: Sequence | None = None
   """One row per setting: the mean, std, min and max over its seeds of every measure.
 
   Args:
-    summary: per-variant rows (`summarize`, or `lrjax.sweep`'s ``result.summary()``).
+    summary: a sweep's result as it comes (`lrjax.sweep`'s or `run_sweep`'s
+      `SweepResult`, or `lrjax.train.reports.results.load`'s dict: its variants say
+      each row's setting, `seed_rows`), or per-variant rows (`summarize`,
+      ``result.summary``).
     settings: per row, the identity of its setting: a tag (``"By Epoch seq1"``) or its
-      hyperparameters without the seed (a dict).  Default: each row's ``setting`` (or
-      ``tags["setting"]``), else its ``hparams``; labels are never parsed.
+      hyperparameters without the seed (a dict).  Default: for a result, its variants'
+      settings; for rows, each row's ``setting`` (or ``tags["setting"]``), else its
+      ``hparams``.
     ddof: delta degrees of freedom of the std (1: the sample std, as the report's
       tables; a single seed has std 0).
 
@@ -201,6 +269,13 @@ def aggregate_seeds(summary: Sequence[Mapping], settings: Sequence | None = None
     >>> rows[0]["acc_mean"], round(rows[0]["acc_std"], 4), rows[0]["seeds"]
     (0.6, 0.1414, 2)
   """
+  labels = None
+  if is_result(summary):
+    summary, identities, labels = seed_rows(summary)
+    if settings is None:
+      settings = identities
+    else:
+      labels = None
   summary = list(summary)
   if settings is not None:
     settings = list(settings)
@@ -213,7 +288,9 @@ def aggregate_seeds(summary: Sequence[Mapping], settings: Sequence | None = None
   for k, row in enumerate(summary):
     identity = settings[k] if settings is not None else _identity_of(row, k)
     key = _hashable(identity)
-    group = groups.setdefault(key, {"identity": identity, "rows": []})
+    group = groups.setdefault(key, {"identity": identity, "rows": [],
+                                    "label": labels[k] if labels is not None
+                                    else setting_label(identity)})
     seed = row.get("seed")
     if seed is not None and any(r.get("seed") == seed for r in group["rows"]):
       raise ValueError(f"summary rows {row.get('name', k)!r} and another of setting "
@@ -225,11 +302,13 @@ def aggregate_seeds(summary: Sequence[Mapping], settings: Sequence | None = None
     rows = group["rows"]
     fields = [f for f in rows[0] if f not in _IDENTITY_FIELDS and f != "nonfinite"
               and all(f in r and _is_measure(r[f]) for r in rows)]
-    agg = {"setting": setting_label(group["identity"]), "seeds": len(rows),
+    agg = {"setting": group["label"], "seeds": len(rows),
            "seed_values": [r.get("seed") for r in rows],
            "names": [r.get("name") for r in rows]}
     if isinstance(group["identity"], Mapping):
       agg["hparams"] = dict(group["identity"])
+    elif isinstance(rows[0].get("hparams"), Mapping):
+      agg["hparams"] = dict(rows[0]["hparams"])
     for f in fields:
       for stat, value in _stats([r[f] for r in rows], ddof).items():
         agg[f"{f}_{stat}"] = value
@@ -237,3 +316,30 @@ def aggregate_seeds(summary: Sequence[Mapping], settings: Sequence | None = None
     agg["per_seed"] = {f: [r[f] for r in rows] for f in fields}
     out.append(agg)
   return out
+
+
+# -- the best variant and setting -----------------------------------------------------
+
+def monitored_field(task: Task | str, *, over_seeds: bool = False) -> str:
+  """The summary field that says which variant is best: the final validation value of
+  the task's monitored quantity (``final_valid_acc`` for classification,
+  ``final_valid_loss`` for regression); ``over_seeds``: its mean in `aggregate_seeds`
+  rows (``final_valid_acc_mean``)."""
+  field = f"final_valid_{as_task(task).monitor}"
+  return f"{field}_mean" if over_seeds else field
+
+
+def best_index(rows: Sequence[Mapping], task: Task | str, *,
+               over_seeds: bool = False) -> int | None:
+  """The position of the best of ``rows`` (`summarize` rows, or `aggregate_seeds` rows
+  with ``over_seeds``) by the task's monitored final validation value
+  (`monitored_field`; larger is better where ``task.higher_is_better``), the first of
+  equals; None when no row has a finite value (every variant diverged)."""
+  task = as_task(task)
+  field = monitored_field(task, over_seeds=over_seeds)
+  values = np.asarray([np.nan if row.get(field) is None else row[field] for row in rows],
+                      np.float64)
+  if not np.isfinite(values).any():
+    return None
+  values = np.where(np.isfinite(values), values, -np.inf if task.higher_is_better else np.inf)
+  return int(np.argmax(values) if task.higher_is_better else np.argmin(values))

@@ -91,11 +91,44 @@ def name_factors(name: str) -> Factors:
   return Factors(match.group(1), rest)
 
 
-def series_styles(names: Sequence[str], variants=None) -> list[dict]:
+def hparam_factors(records: Sequence[Mapping]) -> list[Factors]:
+  """Factors of `lrjax.sweep` variants from their hyperparameters (``records``: the
+  result's ``variants``, each with ``hparams``): of the hyperparameters whose values
+  differ between variants, the last one is the line style and the others together the
+  colour, so a grid ``learning_rate x momentum`` reads as one colour per rate and one
+  style per momentum.  Seeds of a setting share both."""
+  hparams = [{k: _describe(v) for k, v in dict(r.get("hparams") or {}).items()}
+             for r in records]
+  keys = list(dict.fromkeys(k for h in hparams for k in h))
+  varying = [k for k in keys if len({repr(h.get(k)) for h in hparams}) > 1]
+  if not varying:
+    return [Factors(str(r.get("name", k)), "") for k, r in enumerate(records)]
+  colour_keys, style_key = varying[:-1], varying[-1]
+
+  def words(h, ks):
+    return ", ".join(f"{k}={h.get(k)}" for k in ks)
+
+  if not colour_keys:  # one swept hyperparameter: a colour per value, solid
+    return [Factors(words(h, [style_key]), "") for h in hparams]
+  return [Factors(words(h, colour_keys), words(h, [style_key])) for h in hparams]
+
+
+def _describe(value):
+  """A hyperparameter as plain text (functions by name), as the legend shows it."""
+  if isinstance(value, (bool, int, float, str)) or value is None:
+    return value
+  return getattr(value, "__name__", str(value))
+
+
+def series_styles(names: Sequence[str], variants=None,
+                  factors: Sequence[Factors] | None = None) -> list[dict]:
   """Matplotlib keyword arguments (``color``, ``linestyle``) for each series, colours
-  and styles handed out in order of first appearance of their factor."""
-  factors = ([variant_factors(v) for v in variants] if variants is not None
-             else [name_factors(n) for n in names])
+  and styles handed out in order of first appearance of their factor.  The factors:
+  ``factors`` as given, else those of ``variants`` (`Variant` s), else of the names."""
+  if factors is None:
+    factors = ([variant_factors(v) for v in variants] if variants is not None
+               else [name_factors(n) for n in names])
+  factors = list(factors)
   if len(factors) != len(names):
     raise ValueError(f"`variants` has {len(factors)} entries for {len(names)} names.")
   colours = list(dict.fromkeys(f.colour for f in factors))
@@ -134,11 +167,13 @@ def plot_curves(history: dict[str, np.ndarray], names: Sequence[str], out_path: 
                 *, select: Sequence[str] | None = None, title: str = "",
                 fields: Sequence[str] | None = None, variants=None,
                 initial: Mapping[str, np.ndarray] | None = None,
-                task: Task | str | None = None) -> Path:
+                task: Task | str | None = None,
+                factors: Sequence[Factors] | None = None) -> Path:
   """One panel per field, one line per variant (``select`` keeps a subset by name).
 
-  ``variants`` (the sweep's `Variant`s, in the order of ``names``) give the colour and
-  line-style factors; without them they are read from the names.  ``initial`` (the
+  ``factors`` (one `Factors` per name), else ``variants`` (the sweep's `Variant`s, in
+  the order of ``names``) give the colour and line-style factors; without either they
+  are read from the names.  ``initial`` (the
   sweep result's ``initial``: ``{"valid_loss": [K], "valid_acc": [K], ...}``, the
   untrained model's values) puts epoch 0 on the curves of the fields it has (x = 0 ..
   epochs); without it, or for fields it lacks (the training loss, the rate), the
@@ -149,7 +184,7 @@ def plot_curves(history: dict[str, np.ndarray], names: Sequence[str], out_path: 
   plt = pyplot()
   task = metrics.infer_task(history) if task is None else as_task(task)
   history = {**task.derived(history), **history}  # RMSE columns where the history lacks them
-  styles = series_styles(names, variants)
+  styles = series_styles(names, variants, factors)
   keep = [k for k, n in enumerate(names) if select is None or n in select]
   wanted = default_fields(task) if fields is None else tuple(fields)
   fields = [f for f in wanted if f in history and np.isfinite(history[f][:, keep]).any()]
@@ -180,21 +215,195 @@ def plot_curves(history: dict[str, np.ndarray], names: Sequence[str], out_path: 
 
 
 def plot_report_figures(history, names, out_dir: str | Path, prefix: str = "",
-                        variants=None, initial=None, task=None) -> list[Path]:
+                        variants=None, initial=None, task=None, factors=None,
+                        setting_names: Sequence[str] | None = None) -> list[Path]:
   """The report's figure set: one figure per strategy, plus the benchmarks' comparison.
 
-  Variants are matched by the names of `lrjax.train.frontends.config.report_variants`;
-  ``initial`` and ``task`` as in `plot_curves`.
+  Variants are matched by the names of `lrjax.train.frontends.config.report_variants`
+  (``setting_names``, one per name: what to match instead, e.g. the names before an
+  overlay's run prefix); ``initial``, ``task`` and ``factors`` as in `plot_curves`.
+  A sweep without the report's settings gets the all-settings figure alone.
   """
   out_dir = Path(out_dir)
+  match = list(names) if setting_names is None else list(setting_names)
   paths = []
   for label in ("By Epoch", "By Cutoff", "By Oscillate"):
-    select = [n for n in names if n.startswith(label)]
+    select = [n for n, m in zip(names, match) if m.startswith(label)]
     if select:
       path = out_dir / f"{prefix}{label.replace(' ', '_').lower()}.png"
       paths.append(plot_curves(history, names, path, select=select, title=f"{prefix}{label}",
-                               variants=variants, initial=initial, task=task))
+                               variants=variants, initial=initial, task=task,
+                               factors=factors))
   paths.append(plot_curves(history, names, out_dir / f"{prefix}all_settings.png",
                            title=f"{prefix}all settings", variants=variants,
-                           initial=initial, task=task))
+                           initial=initial, task=task, factors=factors))
   return paths
+
+
+# -- a run's plots, and several runs overlaid -----------------------------------------
+
+class Run(NamedTuple):
+  """What the plots of one sweep need, from a `SweepResult` or a loaded results dict.
+
+  Attributes:
+    history: field -> ``[epochs, variants]``.
+    names: the variants' names.
+    initial: the untrained model's values (``{}`` when not recorded).
+    task: the `Task` (`lrjax.train.reports.results.result_task`).
+    factors: each variant's colour and line-style factors: the report preset's
+      `Variant` s, else `hparam_factors` of `lrjax.sweep`'s variants, else the names.
+  """
+
+  history: dict
+  names: list
+  initial: dict
+  task: Task
+  factors: list
+
+
+def as_run(source) -> Run:
+  """``source`` as a `Run`: a `SweepResult` (`lrjax.sweep`, `run_sweep`, a sweep file's
+  run) or what `lrjax.train.reports.results.load` read from any of their folders."""
+  from lrjax.train.reports import results
+  loaded = isinstance(source, Mapping)
+  part = (lambda key: source.get(key)) if loaded else (  # noqa: E731
+      lambda key: getattr(source, key, None))
+  history, names = part("history"), part("names")
+  if history is None or names is None:
+    raise TypeError(f"expected a sweep result (lrjax.sweep's SweepResult) or a loaded "
+                    f"results dict (lrjax.train.reports.results.load), got "
+                    f"{type(source).__name__}.")
+  names = list(names)
+  config, records = part("config"), list(part("variants") or [])
+  config_variants = getattr(config, "variants", None)
+  if config_variants and all(hasattr(v, "sequence") for v in config_variants):
+    factors = [variant_factors(v) for v in config_variants]
+  elif records and any(r.get("hparams") for r in records):
+    factors = hparam_factors(records)
+  else:
+    factors = [name_factors(n) for n in names]
+  return Run(dict(history), names, dict(part("initial") or {}), results.result_task(source),
+             factors)
+
+
+def plot_run(source, out_dir: str | Path) -> list[Path]:
+  """The plots of one sweep, written into ``out_dir``: the all-settings figure (one
+  panel per field of the task: validation metrics and loss, training loss, rate) and,
+  for the report's settings, one figure per strategy.  The same files whichever path
+  ran the sweep (``lrjax sweep``, a sweep file, `lrjax.sweep` with ``out_dir``) and
+  whether ``source`` is the `SweepResult` or its folder loaded
+  (`lrjax.train.reports.results.load`).  Returns the paths written."""
+  run = as_run(source)
+  return plot_report_figures(run.history, run.names, out_dir, initial=run.initial or None,
+                             task=run.task, factors=run.factors)
+
+
+def run_labels(paths: Sequence[str | Path]) -> list[str]:
+  """Short distinct labels of results folders: their names, with as many parent folders
+  as it takes to tell them apart (``a/sweep``, ``b/sweep``)."""
+  parts = [Path(p).resolve().parts for p in paths]
+  if len({tuple(p) for p in parts}) != len(parts):
+    raise ValueError(f"the same results folder is given twice: {[str(p) for p in paths]}.")
+  depth = 1
+  while True:
+    labels = ["/".join(p[-depth:]) for p in parts]
+    if len(set(labels)) == len(labels):
+      return labels
+    depth += 1
+
+
+def _padded(values: np.ndarray, epochs: int) -> np.ndarray:
+  out = np.full((epochs,) + values.shape[1:], np.nan)
+  out[:values.shape[0]] = values
+  return out
+
+
+def plot_runs(sources: Sequence, labels: Sequence[str], out_dir: str | Path) -> list[Path]:
+  """Several sweeps overlaid in one figure set (`plot_report_figures`) in ``out_dir``:
+  each series named ``"<label>: <name>"``, its colour its setting's (the same setting
+  has the same colour in every run) and its line style its run's.  Runs of different
+  lengths are drawn each over its own epochs.  Returns the paths written.
+
+  Raises:
+    ValueError: the runs are of different tasks (a classification and a regression),
+      or ``labels`` do not match ``sources``.
+  """
+  runs = [as_run(s) for s in sources]
+  labels = list(labels)
+  if len(labels) != len(runs) or len(set(labels)) != len(labels):
+    raise ValueError(f"`labels` must be {len(runs)} distinct labels, one per run, got "
+                     f"{labels!r}.")
+  tasks = {(r.task.name, r.task.monitor) for r in runs}
+  if len(tasks) > 1:
+    raise ValueError(f"cannot overlay runs of different tasks: "
+                     + ", ".join(f"{label}: {r.task.name}" for label, r in zip(labels, runs)))
+  epochs = max(next(iter(r.history.values())).shape[0] for r in runs)
+  fields = list(dict.fromkeys(f for r in runs for f in r.history))
+  history = {f: np.concatenate([_padded(r.history[f], epochs) if f in r.history else
+                                np.full((epochs, len(r.names)), np.nan) for r in runs], axis=1)
+             for f in fields}
+  initial_fields = list(dict.fromkeys(f for r in runs for f in r.initial))
+  initial = {f: np.concatenate([np.asarray(r.initial[f], np.float64) if f in r.initial
+                                else np.full(len(r.names), np.nan) for r in runs])
+             for f in initial_fields}
+  names = [f"{label}: {n}" for label, r in zip(labels, runs) for n in r.names]
+  factors = [Factors(f.colour, label) for label, r in zip(labels, runs) for f in r.factors]
+  setting_names = [n for r in runs for n in r.names]
+  return plot_report_figures(history, names, out_dir, initial=initial or None,
+                             task=runs[0].task, factors=factors, setting_names=setting_names)
+
+
+# -- the LR range test -----------------------------------------------------------------
+
+# How each rule of `lrjax.train.range_finder.Suggestions` reads in the legend.
+SUGGESTION_WORDS = {"valley": "valley", "minimum": "minimum (lowest loss / 10)",
+                    "steep": "steep (fastest fall)", "slide": "slide",
+                    "at_minimum": "lowest loss"}
+SUGGESTION_MARKERS = {"valley": "o", "minimum": "v", "steep": "^", "slide": "s",
+                      "at_minimum": "D"}
+
+
+def plot_range_test(result, path: str | Path | None = None, *, ax=None, title: str = "",
+                    rules: Sequence[str] = ("valley", "minimum", "steep", "slide")):
+  """A range test's loss against the rate (`lrjax.train.RangeTestResult`), as fastai's
+  ``lr_find`` plots it: log rate axis, the smoothed loss (and, faint, each step's),
+  each rule of ``rules`` marked on the curve at its rate, the chosen suggestion
+  (``result.suggested_by``) first and named as such.  Points after the divergence
+  stop are not drawn.  Returns the path written, or ``ax`` when ``path`` is None."""
+  plt = pyplot()
+  fig = None
+  if ax is None:
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+  kept = np.asarray(result.kept, bool)
+  lrs, smoothed = np.asarray(result.lrs)[kept], np.asarray(result.smoothed)[kept]
+  raw = np.asarray(result.losses)[kept]
+  constant_rates = result.step_losses is not None  # range_test_vectorized: K points
+  if not constant_rates and not np.allclose(raw, smoothed, equal_nan=True):
+    ax.plot(lrs, raw, color="tab:blue", alpha=0.25, lw=0.8, label="loss per step")
+  beta = getattr(result, "smoothing", None)
+  label = ("mean training loss per rate" if constant_rates else
+           f"smoothed loss (EMA {beta:g})" if beta else "loss")
+  ax.plot(lrs, smoothed, "o-" if constant_rates else "-", color="tab:blue", lw=1.8,
+          ms=3, label=label)
+  chosen = getattr(result, "suggested_by", "valley")
+  order = [chosen] + [r for r in rules if r != chosen]
+  colours = plt.rcParams["axes.prop_cycle"].by_key()["color"][1:]
+  for rule, colour in zip(order, colours):
+    rate = float(getattr(result.suggestions, rule))
+    if not np.isfinite(rate) or lrs.size == 0:
+      continue
+    # on the curve: the smoothed loss interpolated at the rate (in log rate)
+    at = float(np.interp(np.log(rate), np.log(lrs), smoothed))
+    words = SUGGESTION_WORDS.get(rule, rule)
+    ax.plot([rate], [at], SUGGESTION_MARKERS.get(rule, "o"), color=colour, ms=8,
+            label=f"{words}: {rate:.3g}" + (" (the suggestion)" if rule == chosen else ""))
+  ax.set_xscale("log")
+  ax.set_xlabel("learning rate (log)")
+  ax.set_ylabel("training loss")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8, loc="best")
+  if title:
+    ax.set_title(title)
+  if path is None:
+    return ax
+  return save_figure(ax.figure if fig is None else fig, path)

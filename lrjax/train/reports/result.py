@@ -49,6 +49,7 @@ class SweepResult:
       ``test_acc`` (``[variants]`` each): epoch 0 of the curves.
     spec: the `SweepSpec` as JSON (``SweepSpec.to_dict``).
     controller_state: the controller's state at the end (None without one).
+    plots: the PNGs written beside the results files (``out_dir``), else empty.
   """
 
   history: dict[str, np.ndarray]
@@ -65,6 +66,7 @@ class SweepResult:
   initial: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
   spec: dict | None = None
   controller_state: Any = None
+  plots: list = dataclasses.field(default_factory=list)
 
   @property
   def names(self) -> list[str]:

@@ -550,8 +550,26 @@ def _plot(args) -> int:
   return 0
 
 
+def _one_line_warnings() -> None:
+  """lrjax's own warnings (a diverged variant) as one line each on stderr."""
+  import warnings
+  previous = warnings.showwarning
+  if getattr(previous, "lrjax_one_line", False):
+    return
+
+  def show(message, category, filename, lineno, file=None, line=None):
+    if category.__module__.startswith("lrjax."):
+      print(f"lrjax: warning: {message}", file=sys.stderr, flush=True)
+    else:
+      previous(message, category, filename, lineno, file, line)
+
+  show.lrjax_one_line = True
+  warnings.showwarning = show
+
+
 def main(argv=None) -> int:
   argv = sys.argv[1:] if argv is None else list(argv)
+  _one_line_warnings()
   if argv[:1] == ["launch"]:  # d13: its own parser (the command after `--` is not parsed)
     from lrjax import launch
     return launch.main(argv[1:])

@@ -704,3 +704,103 @@ def test_pytorchs_plateau_rule_reports_its_reductions_as_the_index(data, logisti
   lr = result.history["lr"][:, 0]
   assert (index >= 0).all()  # read from num_reductions, not -1
   np.testing.assert_allclose(lr, 0.3 * 0.5 ** index, rtol=1e-6)
+
+
+def test_optimizer_fn_is_told_the_runs_length(data, logistic, tmp_path):
+  seen = []
+
+  def fn(h):
+    seen.append((h["total_steps"], h["steps_per_epoch"], h["epochs"]))
+    return optax.inject_hyperparams(optax.sgd)(
+        learning_rate=optax.cosine_decay_schedule(h["learning_rate"], h["total_steps"]))
+
+  result = run(logistic, data, fn, [{"learning_rate": 0.1}], epochs=3)
+  steps = steps_of(data)
+  assert set(seen) == {(3 * steps, steps, 3)}
+  rates = result.step_history["step_lr"][:, 0].reshape(-1)
+  np.testing.assert_allclose(rates, optax.cosine_decay_schedule(0.1, 3 * steps)(
+      np.arange(3 * steps)), rtol=1e-5, atol=1e-8)
+  assert rates[-1] > 0  # the schedule ends with the run, not before it
+  with pytest.raises(ValueError, match="may not name total_steps"):
+    run(logistic, data, fn, [{"learning_rate": 0.1, "total_steps": 5}])
+  # The sweep file: total_steps = "auto" is the run's length.
+  from lrjax.train.frontends import sweep_file
+  path = tmp_path / "auto.toml"
+  path.write_text('epochs = 2\n[schedule]\nname = "cosine_annealing"\nmax_lr = 0.1\n'
+                  'total_steps = "auto"\n[grid]\nmomentum = [0.0]\n')
+  spec = sweep_file.load(path)
+  tx = spec.optimizer_fn({"momentum": 0.0, "total_steps": 7, "steps_per_epoch": 7,
+                          "epochs": 1})
+  state = tx.init({"w": jnp.zeros(2)})
+  for _ in range(7):
+    _, state = tx.update({"w": jnp.ones(2)}, state, {"w": jnp.zeros(2)})
+  np.testing.assert_allclose(float(state.hyperparams["learning_rate"]),
+                             float(schedules.cosine_annealing(0.1, 7)(6)), rtol=1e-6)
+
+
+def test_schedule_free_sweeps_are_evaluated_at_optaxs_evaluation_weights(data, logistic):
+  """optax's schedule-free SGD trains y and is evaluated at schedule_free_eval_params:
+  the engine's validation loss is the model's at those weights (compared by hand)."""
+  from lrjax.train.engine.step import evaluate
+  result = run(logistic, data, lambda h: optax.contrib.schedule_free_sgd(h["learning_rate"]),
+               [{"learning_rate": 0.5}], epochs=2, keep="all")
+  kept = result.trained_state(0)
+  want = optax.contrib.schedule_free_eval_params(kept["opt_state"], kept["train_params"])
+  loss, _ = evaluate(logistic, "classification", want, {}, data.valid_x, data.valid_y, 64)
+  np.testing.assert_allclose(result.history["valid_loss"][-1, 0], loss, rtol=1e-5)
+  trained, _ = evaluate(logistic, "classification", kept["train_params"], {}, data.valid_x,
+                        data.valid_y, 64)
+  assert abs(float(trained) - float(loss)) > 1e-4  # the raw weights would report otherwise
+  jax.tree.map(np.testing.assert_allclose, result.params(0), want)
+
+
+# -- after the sweep: the model back, divergence said at once ------------------------------
+
+def test_the_best_model_comes_back_in_memory_and_from_disk(data, tmp_path):
+  model = NormNet()
+  result = run(model, data, adam, {"learning_rate": [0.03, 0.003, 0.0003]}, epochs=2,
+               out_dir=tmp_path / "out", keep="all")
+  best = result.best()
+  accs = [row["final_valid_acc"] for row in result.summary]
+  assert best["index"] == int(np.argmax(accs)) and best["name"] == result.names[best["index"]]
+  assert result.best("final_valid_loss")["index"] == int(np.argmin(
+      [row["final_valid_loss"] for row in result.summary]))
+  x = jnp.asarray(data.valid_x[:16])
+  from lrjax.train import load_variant
+  for k, name in enumerate(result.names):
+    logits = model.apply(result.variables(name), x, train=False)
+    loaded = load_variant(tmp_path / "out", name)  # checksum-verified
+    again = model.apply({"params": loaded["params"], **loaded["model_state"]}, x, train=False)
+    np.testing.assert_array_equal(np.asarray(again), np.asarray(logits))
+  # The recorded validation accuracy is that of these weights.
+  from lrjax.train.engine.step import evaluate
+  _, acc = evaluate(model, "classification", result.params(best["name"]),
+                    result.model_state(best["name"]), data.valid_x, data.valid_y, 64)
+  np.testing.assert_allclose(acc, accs[best["index"]], rtol=1e-6)
+  # keep="best" (the default) keeps the best alone; a damaged copy is refused in one line.
+  only = run(model, data, adam, {"learning_rate": [0.03, 0.003]}, epochs=1,
+             out_dir=tmp_path / "one")
+  assert list(only.models) == [only.best()["index"]]
+  with pytest.raises(KeyError, match="was not kept"):
+    only.params(1 - only.best()["index"])
+  from lrjax.train import ModelStoreError
+  with pytest.raises(ModelStoreError, match="no variant 'nope' saved"):
+    load_variant(tmp_path / "one", "nope")
+  folder = next(p for p in (tmp_path / "one" / "models").iterdir() if p.is_dir())
+  biggest = max((p for p in folder.rglob("*") if p.is_file() and "lrjax" not in p.name),
+                key=lambda p: p.stat().st_size)
+  raw = bytearray(biggest.read_bytes())
+  raw[len(raw) // 2] ^= 0xFF
+  biggest.write_bytes(bytes(raw))
+  with pytest.raises(ModelStoreError, match="is damaged"):
+    load_variant(tmp_path / "one", only.best()["name"])
+  with pytest.raises(ValueError, match="`keep`"):
+    run(model, data, adam, [{"learning_rate": 0.1}], keep="some")
+
+
+def test_a_diverging_variant_is_warned_the_epoch_it_happens(data, logistic):
+  with pytest.warns(lrjax.train.DivergenceWarning,
+                    match=r"variant 'learning_rate=1e\+38,seed=0' diverged in epoch 1") as seen:
+    run(logistic, data, lambda h: optax.sgd(h["learning_rate"]),
+        {"learning_rate": [0.1, 1e38]}, epochs=3)
+  assert len([w for w in seen if issubclass(w.category, lrjax.train.DivergenceWarning)]) == 1

@@ -26,7 +26,8 @@ from lrjax.train.engine.step import TrainState, evaluate, evaluate_metrics, task
 from lrjax.train.engine.task import CLASSIFICATION, REGRESSION, Task
 from lrjax.train.api import SweepResult, run_sweep
 from lrjax.train.api import grid, sweep
-from lrjax.train.runner.loop import SweepInterrupted
+from lrjax.train.runner.loop import DivergenceWarning, SweepInterrupted
+from lrjax.train.runner.model_store import ModelStoreError, load_variant
 # (module `range_finder`, so that `lrjax.train.range_test` stays the function)
 from lrjax.train.range_finder import (RangeTestResult, Suggestions, range_test,
                                       range_test_vectorized)

@@ -22,7 +22,8 @@ preset (`run_sweep`, `lrjax.train.frontends.presets`), the sweep file
   model (`lrjax.train.engine.nnx_adapter`);
 * ``optimizer_fn(h) -> optax.GradientTransformation``: called *inside* the traced,
   vmapped program with one variant's hyperparameters ``h`` (numbers as traced
-  scalars), so any optax chain, lrjax schedule, strategy or adaptive rate works, and a
+  scalars; and the run's ``h["total_steps"]``, ``h["steps_per_epoch"]``,
+  ``h["epochs"]`` as Python ints, for a schedule's length), so any optax chain, lrjax schedule, strategy or adaptive rate works, and a
   hyperparameter a controller changes takes effect from the next step; it receives the
   engine's extra args (``valid_loss``, ``epoch_boundary``, ``initial_observation``,
   ``value_fn``) through `optax.with_extra_args_support`;
@@ -56,7 +57,8 @@ from lrjax import _extras, distributed
 from lrjax.train.engine import epoch as epoch_lib
 from lrjax.train.engine import plan as plan_lib
 from lrjax.train.engine.groups import Group, form_groups, rng_streams  # noqa: F401
-from lrjax.train.engine.hyperparams import Transform, VariantHyper
+from lrjax.train.engine.readouts import eval_params
+from lrjax.train.engine.hyperparams import RUN_KEYS, Transform, VariantHyper, run_info
 from lrjax.train.engine.task import CLASSIFICATION, Task
 from lrjax.train.frontends import inputs, presets
 from lrjax.train.frontends.config import SweepConfig
@@ -66,6 +68,7 @@ from lrjax.train.reports import writers as writers_lib
 from lrjax.train.reports.result import SweepResult
 from lrjax.train.runner import checkpoint as checkpoint_lib
 from lrjax.train.runner import loop
+from lrjax.train.runner import model_store
 from lrjax.train.runner.control import Control
 from lrjax.train.runner.loop import HISTORY_FIELDS, SweepInterrupted  # noqa: F401
 from lrjax.train.search.controller import Setup
@@ -82,7 +85,7 @@ def sweep(model, dataset, optimizer_fn: Callable[[dict], optax.GradientTransform
           data_provenance: Mapping[str, object] | None = None,
           convergence_tolerance: float = 0.005, names: Sequence[str] | None = None,
           tags: Sequence[Mapping] | None = None, tensorboard_dir: str | Path | None = None,
-          metric_writers=None, config: Any = None) -> SweepResult:
+          metric_writers=None, keep: str = "best", config: Any = None) -> SweepResult:
   """Trains ``model`` with ``optimizer_fn(h)`` for every ``h`` in ``hparams`` x ``seeds``.
 
   Args:
@@ -91,7 +94,10 @@ def sweep(model, dataset, optimizer_fn: Callable[[dict], optax.GradientTransform
       (`lrjax.train.engine.nnx_adapter`).
     dataset: a `lrjax.data.Dataset` (or any object with ``train_x`` ... ``test_y``).
     optimizer_fn: ``h -> optax.GradientTransformation`` (ExtraArgs or not), called with
-      one variant's hyperparameters inside the traced program.
+      one variant's hyperparameters inside the traced program; ``h`` also holds the
+      run's ``total_steps`` (epochs x steps per epoch), ``steps_per_epoch`` and
+      ``epochs`` (Python ints), e.g. ``optax.cosine_decay_schedule(h["learning_rate"],
+      h["total_steps"])``.
     hparams: ``{name: [K values]}`` or a list of K dicts (see `grid`); a ``seed`` in
       every dict makes it that variant's seed (then ``seeds`` is not given).  Or a
       search space (`lrjax.train.search.search_space`): the ``controller`` draws the
@@ -141,6 +147,12 @@ def sweep(model, dataset, optimizer_fn: Callable[[dict], optax.GradientTransform
     metric_writers: the user's metric writers besides (CLU's ``MetricWriter`` shape:
       ``write_scalars``, ``write_hparams``, ``flush``, ``close``): one for every variant,
       a factory ``(name, hparams) -> writer``, or one per variant.
+    keep: which trained variants to keep, in the result (`SweepResult.params`,
+      ``model_state``, ``variables``) and, with ``out_dir``, on disk (``out_dir/models``,
+      checksum-verified: `lrjax.train.load_variant`): ``"best"`` (by the task's
+      monitored metric, `SweepResult.best`), ``"all"`` or ``"none"``.  Kept are the
+      evaluation weights (a schedule-free optimizer's, `engine.readouts.eval_params`)
+      and the model state, at the variant's last trained epoch.
     config: for front ends: their own record of the run, kept in the result
       (``to_dict()`` in results.json).
 
@@ -170,16 +182,18 @@ def sweep(model, dataset, optimizer_fn: Callable[[dict], optax.GradientTransform
   return run(spec, dataset, checkpoint_dir=checkpoint_dir, out_dir=out_dir,
              progress=progress, on_epoch_end=on_epoch_end,
              data_provenance=data_provenance, tensorboard_dir=tensorboard_dir,
-             metric_writers=metric_writers, config=config)
+             metric_writers=metric_writers, keep=keep, config=config)
 
 
 def run(spec: SweepSpec, dataset, *, checkpoint_dir: str | Path | None = None,
         out_dir: str | Path | None = None, progress: bool = True,
         on_epoch_end: Callable[[int, dict], None] | None = None,
         data_provenance: Mapping[str, object] | None = None,
-        tensorboard_dir: str | Path | None = None, metric_writers=None,
+        tensorboard_dir: str | Path | None = None, metric_writers=None, keep: str = "best",
         config: Any = None) -> SweepResult:
   """Trains ``spec`` on ``dataset`` (the arguments as `sweep`'s)."""
+  if keep not in KEEP:
+    raise ValueError(f"`keep` must be one of {', '.join(map(repr, KEEP))}, got {keep!r}.")
   model = inputs.check_model(spec.model)  # NNX instance / factory -> Linen; Linen unchanged
   task = spec.task
   inputs.check_dataset(dataset, ("train_x", "train_y", "valid_x", "valid_y", "test_x",
@@ -194,6 +208,11 @@ def run(spec: SweepSpec, dataset, *, checkpoint_dir: str | Path | None = None,
 
   # 1. The configurations, each trained once per seed.
   settings, controller_state = _configurations(spec)
+  for h in settings:
+    taken = sorted(set(h) & set(RUN_KEYS))
+    if taken:
+      raise ValueError(f"`hparams` may not name {', '.join(taken)}: lrjax gives "
+                       f"optimizer_fn the run's {', '.join(RUN_KEYS)} under those names.")
   variants = variants_of(settings, spec.seeds, spec.names, spec.tags,
                          searched=spec.space is not None)
   writers_lib.check_metric_writers(metric_writers, len(variants))
@@ -212,8 +231,10 @@ def run(spec: SweepSpec, dataset, *, checkpoint_dir: str | Path | None = None,
   streams = rng_streams(model, dict(variables_shape), sample_x)
 
   # 3. The groups: one compiled program each.
+  steps = dataset.train_x.shape[0] // spec.batch_size
+  run_keys = run_info(epochs=spec.epochs, steps_per_epoch=steps)
   groups, group_of = form_groups([v["hparams"] for v in variants], spec.optimizer_fn,
-                                 variables_shape["params"])
+                                 variables_shape["params"], run_keys)
   for v, g in zip(variants, group_of):
     v["group"] = g
 
@@ -236,7 +257,7 @@ def run(spec: SweepSpec, dataset, *, checkpoint_dir: str | Path | None = None,
                                                     data=dict(data_identity()))
   try:
     trainers, states, initial = _trainers(spec, model, groups, variants, data, mesh,
-                                          sample_x, streams, eval_batch_size)
+                                          sample_x, streams, eval_batch_size, run_keys)
   except BaseException:
     if checkpointer is not None:
       checkpointer.close()
@@ -249,7 +270,6 @@ def run(spec: SweepSpec, dataset, *, checkpoint_dir: str | Path | None = None,
   def result_of(outcome: loop.Outcome) -> SweepResult:
     return _result(spec, outcome, variants, groups, eval_batch_size, initial, config)
 
-  steps = dataset.train_x.shape[0] // spec.batch_size
   # Live metrics: every epoch's history rows, to TensorBoard and the user's writers.
   live = writers_lib.open_writers(variants, tensorboard_dir=tensorboard_dir,
                                   metric_writers=metric_writers, task=task)
@@ -273,13 +293,40 @@ def run(spec: SweepSpec, dataset, *, checkpoint_dir: str | Path | None = None,
   finally:
     live.close()
 
-  # 6. The result, its files and plots.
+  # 6. The result, the variants kept, its files and plots.
   result = result_of(outcome)
+  result.models = _kept(keep, result, outcome.states, groups)
   if out_dir is not None:
     from lrjax.train.reports import plotting, results  # local: matplotlib loads lazily
     results.save(result, out_dir)
+    if result.models:
+      model_store.save_variants(out_dir, {result.names[k]: m for k, m in result.models.items()})
     result.plots = plotting.plot_run(result, out_dir)
   return result
+
+
+KEEP = ("best", "all", "none")
+
+
+def _kept(keep: str, result: SweepResult, states, groups) -> dict[int, dict]:
+  """Per kept variant: its evaluation weights (``params``), the weights it trained
+  (``train_params``), ``model_state`` and ``opt_state``, as host arrays."""
+  if keep == "none":
+    return {}
+  wanted = (set(range(len(result.variants))) if keep == "all" else
+            {i for i in [result.best_index()] if i is not None})
+  out = {}
+  for g, state in zip(groups, states):
+    if not wanted & set(g.members):
+      continue
+    train = distributed.fetch(state.train)  # collective: every process gathers the group
+    for j, k in enumerate(g.members):
+      if k in wanted:
+        one = jax.tree.map(lambda a: np.asarray(a)[j], train)
+        out[k] = {"params": jax.tree.map(np.asarray, eval_params(one.opt_state, one.params)),
+                  "train_params": one.params, "model_state": one.model_state,
+                  "opt_state": one.opt_state}
+  return dict(sorted(out.items()))
 
 
 def run_identity(spec: SweepSpec) -> dict[str, Any]:
@@ -315,7 +362,7 @@ def _configurations(spec: SweepSpec) -> tuple[list[dict], Any]:
 
 
 def _trainers(spec, model, groups, variants, data, mesh, sample_x, streams,
-              eval_batch_size):
+              eval_batch_size, run_keys):
   """One `GroupTrainer` per group, its initial state, and the untrained metrics."""
   trainers, states, initial = [], [], {}
   for group in groups:
@@ -324,7 +371,7 @@ def _trainers(spec, model, groups, variants, data, mesh, sample_x, streams,
                          group.dtypes[n]) for n in group.numeric},
         seed=np.asarray([variants[k]["seed"] for k in group.members], np.int32))
     trainer = epoch_lib.GroupTrainer(
-        model, Transform(spec.optimizer_fn, group.static), hyper, task=spec.task,
+        model, Transform(spec.optimizer_fn, group.static, run_keys), hyper, task=spec.task,
         batch_size=spec.batch_size, eval_batch_size=eval_batch_size, mesh=mesh,
         observe_untrained_loss=spec.observe_untrained_loss,
         variants_per_call=spec.variants_per_call or None, sample_x=sample_x,
@@ -372,7 +419,8 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
               out_dir: str | Path | None = None, progress: bool = True,
               on_epoch_end: Callable[[int, dict], None] | None = None,
               data_provenance: Mapping[str, object] | None = None,
-              tensorboard_dir: str | Path | None = None, metric_writers=None) -> SweepResult:
+              tensorboard_dir: str | Path | None = None, metric_writers=None,
+              keep: str = "best") -> SweepResult:
   """Trains all variants of ``config`` (a `SweepConfig`: the report's settings) on
   ``dataset`` (a `lrjax.data.Dataset`): `run` of `presets.report_preset` (``config``
   is kept as the result's ``config``).
@@ -381,7 +429,7 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
     config: what to train; its ``checkpoint_every`` is the checkpoint interval.
     dataset: arrays with ``train_x/y``, ``valid_x/y``, ``test_x/y``.
     checkpoint_dir, out_dir, progress, on_epoch_end, data_provenance, tensorboard_dir,
-      metric_writers: as `lrjax.sweep`.
+      metric_writers, keep: as `lrjax.sweep`.
 
   Returns:
     A `SweepResult` (with ``config``).
@@ -392,4 +440,4 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
   return run(presets.report_preset(config), dataset, checkpoint_dir=checkpoint_dir,
              out_dir=out_dir, progress=progress, on_epoch_end=on_epoch_end,
              data_provenance=data_provenance, tensorboard_dir=tensorboard_dir,
-             metric_writers=metric_writers, config=config)
+             metric_writers=metric_writers, keep=keep, config=config)

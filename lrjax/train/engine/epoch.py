@@ -43,7 +43,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from lrjax import distributed
 from lrjax.train.engine import hyperparams as hyperparams_lib
 from lrjax.train.engine import plan as plan_lib
-from lrjax.train.engine.readouts import read_index, read_lr, read_nonfinite
+from lrjax.train.engine.readouts import eval_params, read_index, read_lr, read_nonfinite
 from lrjax.train.engine.step import TrainState, evaluate, train_step
 from lrjax.train.engine.task import as_task
 
@@ -285,12 +285,13 @@ class GroupTrainer:
     model, task, eval_batch_size = self.model, self.task, self.eval_batch_size
 
     def metrics_of(st: TrainState) -> dict:  # (`data` traced: an argument of the program)
-      loss, acc = evaluate(model, task, st.params, st.model_state, data.valid_x,
+      weights = eval_params(st.opt_state, st.params)
+      loss, acc = evaluate(model, task, weights, st.model_state, data.valid_x,
                            data.valid_y, eval_batch_size)
       metrics = {"valid_loss": jnp.asarray(loss, jnp.float32), "valid_acc": acc}
       if test:
         metrics["test_loss"], metrics["test_acc"] = evaluate(
-            model, task, st.params, st.model_state, data.test_x, data.test_y,
+            model, task, weights, st.model_state, data.test_x, data.test_y,
             eval_batch_size)
       return metrics
 
@@ -345,9 +346,10 @@ class GroupTrainer:
                                                     (order, jnp.arange(steps)))
       train_loss = jnp.mean(step_metrics.loss)
       train_acc = jnp.sum(step_metrics.correct) / jnp.sum(step_metrics.count)
-      valid_loss, valid_acc = evaluate(model, task, state.params, state.model_state,
+      weights = eval_params(state.opt_state, state.params)  # schedule-free: not params
+      valid_loss, valid_acc = evaluate(model, task, weights, state.model_state,
                                        data.valid_x, data.valid_y, eval_batch_size)
-      test_loss, test_acc = evaluate(model, task, state.params, state.model_state,
+      test_loss, test_acc = evaluate(model, task, weights, state.model_state,
                                      data.test_x, data.test_y, eval_batch_size)
       if "acc" not in as_task(task).metrics:
         train_acc = jnp.asarray(jnp.nan, jnp.float32)

@@ -99,9 +99,10 @@ class Group:
             "plan": self.plan.to_dict() if self.plan else None}
 
 
-def form_groups(settings: Sequence[dict], optimizer_fn: Callable,
-                params_shape) -> tuple[list[Group], list[int]]:
-  """The groups of ``settings`` (one dict per variant) and each variant's group index.
+def form_groups(settings: Sequence[dict], optimizer_fn: Callable, params_shape,
+                run: dict | None = None) -> tuple[list[Group], list[int]]:
+  """The groups of ``settings`` (one dict per variant) and each variant's group index
+  (``run``: what ``optimizer_fn`` is told of the run, `hyperparams.run_info`).
 
   Raises ``ValueError`` naming the setting when ``optimizer_fn`` refuses it.
   """
@@ -112,7 +113,8 @@ def form_groups(settings: Sequence[dict], optimizer_fn: Callable,
   for k, h in enumerate(settings):
     numeric, static = split(h, dtypes)
     try:
-      state_shape = jax.eval_shape(make_tx(optimizer_fn, h).init, params_shape)
+      state_shape = jax.eval_shape(make_tx(optimizer_fn, {**h, **(run or {})}).init,
+                                   params_shape)
     except ValueError as err:  # e.g. an lrjax factory's check of a Python number
       raise ValueError(f"`optimizer_fn` rejected hparams {h!r}: {err}") from err
     structure = jax.tree.structure(state_shape)

@@ -118,12 +118,25 @@ def make_tx(optimizer_fn: Callable, h: dict) -> optax.GradientTransformationExtr
   return optax.with_extra_args_support(tx)
 
 
+# What ``optimizer_fn(h)`` is told of the run besides the variant's hyperparameters
+# (Python ints, so a schedule's length can be set from them): its optimizer steps in all,
+# per epoch, and its epochs.
+RUN_KEYS = ("total_steps", "steps_per_epoch", "epochs")
+
+
+def run_info(*, epochs: int, steps_per_epoch: int) -> dict[str, int]:
+  """The `RUN_KEYS` of a run of ``epochs`` epochs of ``steps_per_epoch`` steps."""
+  return {"total_steps": int(epochs * steps_per_epoch),
+          "steps_per_epoch": int(steps_per_epoch), "epochs": int(epochs)}
+
+
 class Transform:
   """``hyper -> tx`` of one variant of a group: ``optimizer_fn`` with the group's static
-  hyperparameters and the variant's numeric ones (a `VariantHyper`)."""
+  hyperparameters, the variant's numeric ones (a `VariantHyper`) and the run's length
+  (``run``: `run_info`)."""
 
-  def __init__(self, optimizer_fn: Callable, static: dict):
-    self.optimizer_fn, self.static = optimizer_fn, dict(static)
+  def __init__(self, optimizer_fn: Callable, static: dict, run: dict | None = None):
+    self.optimizer_fn, self.static, self.run = optimizer_fn, dict(static), dict(run or {})
 
   def __call__(self, hyper: VariantHyper) -> optax.GradientTransformationExtraArgs:
-    return make_tx(self.optimizer_fn, {**self.static, **hyper.h})
+    return make_tx(self.optimizer_fn, {**self.static, **hyper.h, **self.run})

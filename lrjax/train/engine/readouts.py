@@ -60,3 +60,34 @@ def read_nonfinite(opt_state) -> jax.Array:
   for value in _scalars(opt_state, SKIPPED_FIELD):
     flag = flag | (value > 0)
   return flag
+
+
+# Optimizers whose evaluation weights differ from the weights they train (optax cannot
+# declare it): the state type -> ``fn(state, params) -> evaluation params``.
+EVAL_PARAMS = {optax.contrib.ScheduleFreeState: optax.contrib.schedule_free_eval_params}
+
+
+def _eval_rule(node):
+  rule = EVAL_PARAMS.get(type(node))
+  if rule is None and isinstance(node, tuple) and hasattr(node, "_fields"):
+    method = getattr(type(node), "eval_params", None)
+    rule = method if callable(method) else None
+  return rule
+
+
+def eval_params(opt_state, params):
+  """The weights to evaluate: ``params``, or what the optimizer says it evaluates at.
+
+  optax's schedule-free optimizers train one sequence and are evaluated at another
+  (``optax.contrib.schedule_free_eval_params``); a user's state declares the same with an
+  ``eval_params(self, params)`` method on its NamedTuple.  Pure: it runs inside the
+  epoch, for the validation and test passes and the kept model.
+  """
+  nodes = [x for x in jax.tree.leaves(opt_state, is_leaf=lambda x: _eval_rule(x) is not None)
+           if _eval_rule(x) is not None]
+  if not nodes:
+    return params
+  if len(nodes) > 1:
+    raise ValueError(f"the optimizer state holds {len(nodes)} states that say where to "
+                     f"evaluate ({', '.join(type(n).__name__ for n in nodes)}); keep one.")
+  return _eval_rule(nodes[0])(nodes[0], params)

@@ -44,6 +44,8 @@ The format (every key optional; defaults in brackets)::
                                #   cutoff, oscillate, plateau) stepping the schedule;
                                #   the optimizer is then lrjax.strategies.<name>
   cutoff_fraction = 0.01       #   and the strategy's arguments (cutoff_decay, patience, ...)
+  total_steps = "auto"         # a schedule's length: "auto" is the run's optimizer steps
+                               #   (epochs x steps per epoch)
 
   [grid]                       # axes of the cartesian product (last fastest)
   learning_rate = [0.1, 0.01]  # a plain name: an argument of the optimizer
@@ -110,12 +112,17 @@ from lrjax import schedules as schedules_lib
 from lrjax import strategies as strategies_lib
 from lrjax.models.registry import MODELS, get_model
 from lrjax.train import search as search_lib
+from lrjax.train.engine.hyperparams import RUN_KEYS
 from lrjax.train.frontends.spec import SweepSpec
 from lrjax.train.frontends import inputs
 
 from lrjax.cli import DATASETS, DEFAULT_MODEL
 
 TASKS = ("classification", "regression")
+# ``total_steps = "auto"`` in [schedule]: the run's optimizer steps (epochs x steps per
+# epoch), known once the data are; when the file is checked, this stand-in.
+AUTO = "auto"
+_CHECK_TOTAL_STEPS = 1000
 SCHEDULE_PREFIX = "schedule."
 # Arguments of the strategies' complete optimizers that the file sets otherwise.
 _STRATEGY_POSITIONAL = ("sequence", "rule")
@@ -451,10 +458,18 @@ class OptimizerFn:
             "schedule_fixed": dict(self.schedule_fixed)}
 
   def arguments(self, h: Mapping) -> tuple[dict, dict]:
-    """The optimizer's and the schedule's arguments for the variant ``h``."""
+    """The optimizer's and the schedule's arguments for the variant ``h`` (the run's
+    `RUN_KEYS` in ``h`` go to a user's factory only; a schedule's ``total_steps =
+    "auto"`` becomes the run's ``total_steps``)."""
+    run = {k: h[k] for k in RUN_KEYS if k in h}
+    h = {k: v for k, v in h.items() if k not in RUN_KEYS}
     opt = {**self.fixed, **{k: v for k, v in h.items() if not k.startswith(SCHEDULE_PREFIX)}}
+    if not self.by_name:
+      opt.update(run)
     sch = {**self.schedule_fixed, **{k[len(SCHEDULE_PREFIX):]: v for k, v in h.items()
                                      if k.startswith(SCHEDULE_PREFIX)}}
+    if sch.get("total_steps") == AUTO:
+      sch["total_steps"] = run.get("total_steps", _CHECK_TOTAL_STEPS)
     return opt, sch
 
   def _call_optimizer(self, fn, args: dict):
@@ -895,6 +910,8 @@ def _build_optimizer(table, settings, sources, path) -> OptimizerFn:
 
   def check_kind(name: str, key: str, value):
     fn, arg = target(name)
+    if name == SCHEDULE_PREFIX + "total_steps" and value == AUTO:
+      return  # the run's length, filled in when the sweep starts
     expected = _expected_kind(fn, arg)
     if expected is None or _is_kind(value, expected):
       return

@@ -50,6 +50,9 @@ class SweepResult:
     spec: the `SweepSpec` as JSON (``SweepSpec.to_dict``).
     controller_state: the controller's state at the end (None without one).
     plots: the PNGs written beside the results files (``out_dir``), else empty.
+    models: per kept variant's index (``keep``), its trained state as host arrays:
+      ``params`` (the evaluation weights), ``train_params``, ``model_state``,
+      ``opt_state``; read them with `params`, `model_state`, `variables`.
   """
 
   history: dict[str, np.ndarray]
@@ -67,6 +70,7 @@ class SweepResult:
   spec: dict | None = None
   controller_state: Any = None
   plots: list = dataclasses.field(default_factory=list)
+  models: dict = dataclasses.field(default_factory=dict)
 
   @property
   def names(self) -> list[str]:
@@ -148,3 +152,66 @@ class SweepResult:
                        f"recorded rate to follow (it never trained, diverged, or its "
                        f"optimizer keeps no rate in its state).")
     return schedules.from_values(values)
+
+  # -- the best model back ---------------------------------------------------------------
+  def best_index(self, metric: str | None = None, higher_is_better: bool | None = None
+                 ) -> int | None:
+    """The position of the best variant (None if none has a finite value): by the task's
+    monitored final validation value (`lrjax.train.reports.metrics.best_index`, what
+    summary.md marks), or by the summary field ``metric`` (``"final_test_acc"``,
+    ``"best_valid_loss"`` ...; a loss or error is better lower unless
+    ``higher_is_better`` says otherwise)."""
+    from lrjax.train.reports import metrics
+    if metric is None:
+      return metrics.best_index(self.summary, self.task)
+    if not self.summary or metric not in self.summary[0]:
+      fields = sorted(k for k, v in (self.summary[0] if self.summary else {}).items()
+                      if isinstance(v, (int, float)) and not isinstance(v, bool))
+      raise KeyError(f"`metric` {metric!r} is not a summary field; the fields are "
+                     f"{', '.join(fields)}.")
+    if higher_is_better is None:
+      higher_is_better = not any(w in metric for w in ("loss", "rmse", "mse", "mae",
+                                                       "error", "epoch"))
+    values = np.asarray([np.nan if r.get(metric) is None else r[metric]
+                         for r in self.summary], np.float64)
+    if not np.isfinite(values).any():
+      return None
+    values = np.where(np.isfinite(values), values, -np.inf if higher_is_better else np.inf)
+    return int(np.argmax(values) if higher_is_better else np.argmin(values))
+
+  def best(self, metric: str | None = None, higher_is_better: bool | None = None) -> dict:
+    """The best variant (`best_index`): its ``index``, ``name``, ``hparams``, ``seed``
+    and ``summary`` row; its weights are `params` of its name.
+
+    Raises:
+      ValueError: no variant has a finite value (every one diverged).
+    """
+    k = self.best_index(metric, higher_is_better)
+    if k is None:
+      raise ValueError("no variant has a finite value to rank by: every one diverged.")
+    v = self.variants[k] if self.variants else {"name": self.names[k]}
+    return {"index": k, "name": v["name"], "hparams": v.get("hparams"), "seed": v.get("seed"),
+            "summary": self.summary[k]}
+
+  def trained_state(self, variant: int | str) -> dict:
+    """The kept trained state of ``variant`` (`models`)."""
+    k = self.index_of(variant)
+    if k not in self.models:
+      kept = ", ".join(repr(self.names[i]) for i in self.models) or "none"
+      raise KeyError(f"variant {self.names[k]!r} was not kept (kept: {kept}); run the "
+                     f"sweep with keep='all' to keep every variant.")
+    return self.models[k]
+
+  def params(self, variant: int | str):
+    """The evaluation weights of ``variant`` (its name or index; what was evaluated)."""
+    return self.trained_state(variant)["params"]
+
+  def model_state(self, variant: int | str) -> dict:
+    """The non-parameter collections of ``variant`` (BatchNorm's ``batch_stats``)."""
+    return self.trained_state(variant)["model_state"]
+
+  def variables(self, variant: int | str) -> dict:
+    """``{"params": ..., **model_state}``: ``model.apply(result.variables(name), x,
+    train=False)`` predicts with the trained variant."""
+    state = self.trained_state(variant)
+    return {"params": state["params"], **state["model_state"]}

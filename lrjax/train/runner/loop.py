@@ -29,6 +29,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -43,6 +44,29 @@ from lrjax.train.engine.epoch import EPOCH_FIELDS, STEP_FIELDS, run_calls
 from lrjax.train.runner.control import Control, pack, unpack
 
 HISTORY_FIELDS = EPOCH_FIELDS
+
+
+class DivergenceWarning(UserWarning):
+  """A variant met a NaN or inf (a gradient step skipped, a validation loss, a rate):
+  warned the epoch it happens, naming the variant; its history's ``nonfinite`` says so
+  too."""
+
+
+def warn_diverged(history, epoch: int, names) -> None:
+  """A `DivergenceWarning` for each variant whose ``nonfinite`` flag is set first in
+  ``epoch`` (a restarted variant may warn again)."""
+  now = np.nan_to_num(history["nonfinite"][epoch]) > 0
+  before = (np.nan_to_num(history["nonfinite"][epoch - 1]) > 0 if epoch > 0
+            else np.zeros_like(now))
+  started = history.get("started")
+  if started is not None:
+    before = before & ~(started[epoch] > 0)
+  for k in np.flatnonzero(now & ~before):
+    loss, lr = history["valid_loss"][epoch, k], history["lr"][epoch, k]
+    warnings.warn(DivergenceWarning(
+        f"variant {names[k]!r} diverged in epoch {epoch + 1}: a NaN or inf was met "
+        f"(validation loss {loss:.4g}, rate {lr:.3g}); its later numbers are not "
+        f"meaningful (its history's nonfinite flag is set)"), stacklevel=2)
 
 
 class SweepInterrupted(Exception):
@@ -240,6 +264,7 @@ def _run(trainers, groups, states, data, control, epochs, steps, checkpointer,
           values = np.asarray(getattr(metrics, field), np.float32)
           step_history[field][epoch, group_members] = np.where(live[:, None], values, np.nan)
       epoch_seconds[epoch] = time.perf_counter() - t0
+      warn_diverged(history, epoch, [v["name"] for v in control.variants])
       bar.set_postfix(best_valid_acc=f"{np.nanmax(history['valid_acc'][epoch]):.4f}"
                       if np.isfinite(history["valid_acc"][epoch]).any()
                       else f"{np.nanmin(history['valid_loss'][epoch]):.4g}")

@@ -239,7 +239,8 @@ def run(spec: SweepSpec, dataset, *, checkpoint_dir: str | Path | None = None,
     v["group"] = g
 
   # 4. The run's identity (`run_identity`), the checkpoint folder.
-  identity = spec.identity(variants, eval_batch_size=eval_batch_size)
+  run_epochs = _run_epochs(spec)
+  identity = spec.identity(variants, eval_batch_size=eval_batch_size, epochs=run_epochs)
   data_id: dict = {}  # the data's identity, computed once when needed
 
   def data_identity():
@@ -263,7 +264,7 @@ def run(spec: SweepSpec, dataset, *, checkpoint_dir: str | Path | None = None,
       checkpointer.close()
     raise
   control = Control(spec.controller, trainers, groups, variants, task=task,
-                    epochs=spec.epochs, space=spec.space)
+                    epochs=run_epochs, space=spec.space)
   control.state = controller_state
 
   # 5. The epochs.
@@ -281,7 +282,7 @@ def run(spec: SweepSpec, dataset, *, checkpoint_dir: str | Path | None = None,
 
   try:
     live.write_initial(initial)
-    outcome = loop.run(trainers, groups, states, data, control, epochs=spec.epochs,
+    outcome = loop.run(trainers, groups, states, data, control, epochs=run_epochs,
                        steps=steps, checkpointer=checkpointer,
                        checkpoint_every=spec.checkpoint_every, out_dir=out_dir,
                        progress=progress, desc=f"{type(model).__name__} x{len(variants)}",
@@ -336,7 +337,14 @@ def run_identity(spec: SweepSpec) -> dict[str, Any]:
   variants = variants_of(settings, spec.seeds, spec.names, spec.tags,
                          searched=spec.space is not None)
   return spec.identity(variants, eval_batch_size=plan_lib.eval_batch_size(
-      spec.eval_batch_size))
+      spec.eval_batch_size), epochs=_run_epochs(spec))
+
+
+def _run_epochs(spec: SweepSpec) -> int:
+  """The sweep's length: ``epochs``, or longer for a controller that trains several
+  configurations per slot one after another (an Optuna search: `sweep_epochs`)."""
+  sweep_epochs = getattr(spec.controller, "sweep_epochs", None)
+  return int(sweep_epochs(spec.epochs)) if callable(sweep_epochs) else spec.epochs
 
 
 def _configurations(spec: SweepSpec) -> tuple[list[dict], Any]:
@@ -346,8 +354,12 @@ def _configurations(spec: SweepSpec) -> tuple[list[dict], Any]:
     return spec.hparams, None
   space = spec.space
   setup = Setup(space=space, configurations=None if space is not None else spec.hparams,
-                epochs=spec.epochs, num_seeds=len(spec.seeds or (0,)))
-  drawn, state = spec.controller.init(setup)
+                epochs=spec.epochs, num_seeds=len(spec.seeds or (0,)),
+                monitor=spec.task.monitor_field,
+                higher_is_better=bool(spec.task.higher_is_better))
+  # Process 0 draws (an Optuna study is asked once); every process gets its draw.
+  drawn, state = distributed.broadcast(spec.controller.init(setup)
+                                       if distributed.is_writer() else None)
   who = type(spec.controller).__name__
   if drawn is None:
     if space is not None:

@@ -160,12 +160,14 @@ class SweepSpec:
   def space(self) -> SearchSpace | None:
     return self.hparams if isinstance(self.hparams, SearchSpace) else None
 
-  def identity(self, variants: Sequence[Mapping], *, eval_batch_size: int) -> dict[str, Any]:
+  def identity(self, variants: Sequence[Mapping], *, eval_batch_size: int,
+               epochs: int | None = None) -> dict[str, Any]:
     """What a checkpoint records as this run: the model (class and fields), the
     optimizer factory, every variant's name, hyperparameters and seed, the search
     (space and controller), the task and batch sizes, and the settings a continued run
     may change (``epochs``, ``checkpoint_every``, ``convergence_tolerance``,
-    ``concurrent_calls``: `lrjax.train.runner.checkpoint.EXTENSIBLE_KEYS`)."""
+    ``concurrent_calls``: `lrjax.train.runner.checkpoint.EXTENSIBLE_KEYS`); ``epochs``:
+    the sweep's length when a controller makes it longer than ``self.epochs``."""
     cls = type(self.model)
     return {
         "model": {"class": f"{cls.__module__}.{cls.__qualname__}",
@@ -176,7 +178,8 @@ class SweepSpec:
         "search": {"space": describe(self.space), "controller": describe(self.controller)},
         "task": self.task.name, "batch_size": self.batch_size,
         "eval_batch_size": eval_batch_size, "variants_per_call": self.variants_per_call,
-        "observe_untrained_loss": self.observe_untrained_loss, "epochs": self.epochs,
+        "observe_untrained_loss": self.observe_untrained_loss,
+        "epochs": self.epochs if epochs is None else epochs,  # the sweep's length
         "checkpoint_every": self.checkpoint_every,
         "convergence_tolerance": self.convergence_tolerance,
         "concurrent_calls": self.concurrent_calls,

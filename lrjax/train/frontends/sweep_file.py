@@ -58,10 +58,13 @@ The format (every key optional; defaults in brackets)::
 
   [search]                     # optional: a search instead of (or over) a grid
   method = "pbt"               # successive_halving, hyperband, median_stopping, pbt,
-                               #   random (lrjax.train.search); the other keys are the
+                               #   random, optuna (lrjax.train.search); the other keys are the
   population = 8               #   method's arguments: samples, reduction, min_epochs,
   interval = 2                 #   population, interval, fraction, perturb, burn_in,
-                               #   resample_probability, warmup_epochs, seed ...
+                               #   resample_probability, warmup_epochs, seed; optuna:
+                               #   n_trials, at_once, sampler (tpe, random, qmc), pruner
+                               #   (median, successive_halving, hyperband, none),
+                               #   storage ("sqlite:///study.db"), study_name, direction
   sampler = "halton"           # [halton] how [search.space] is drawn: sobol, random
   [search.space]               # what to draw from (instead of [grid] / [[variants]])
   learning_rate = {log_uniform = [0.001, 0.3]}   # also uniform, int_uniform, choice
@@ -567,7 +570,7 @@ def _settings(raw: dict, path) -> tuple[list[dict], list[_Source]]:
 SEARCH_METHODS = {
     "successive_halving": search_lib.successive_halving, "hyperband": search_lib.hyperband,
     "median_stopping": search_lib.median_stopping, "pbt": search_lib.pbt,
-    "random": search_lib.random_search,
+    "random": search_lib.random_search, "optuna": search_lib.optuna_study,
 }
 # [search.space] name = {<distribution> = [...]}
 DISTRIBUTIONS = {"uniform": search_lib.uniform, "log_uniform": search_lib.log_uniform,
@@ -613,14 +616,16 @@ def _search(table: dict, path):
                                                 f"got {method!r}")
   factory = SEARCH_METHODS[method]
   allowed, _, _ = _parameters(factory)
-  space_options = {k: raw.pop(k) for k in _SPACE_KEYS if k in raw}
+  # A key of the space unless the method takes it (Optuna's `sampler` is its own).
+  space_options = {k: raw.pop(k) for k in _SPACE_KEYS if k in raw and k not in allowed}
   for name, value in raw.items():
     if name not in allowed:
       raise SweepFileError(path, f"search.{name}", f"not an option of {method}; allowed: "
                                                    f"{', '.join(['method', *allowed, *_SPACE_KEYS])}")
     values = value if isinstance(value, list) else [value]
-    if not values or any(isinstance(v, (bool, str, dict, list)) or not isinstance(
-        v, numbers.Real) for v in values):
+    text = isinstance(value, str) and _expected_kind(factory, name) != "a number"
+    if not text and (not values or any(isinstance(v, (bool, str, dict, list)) or not
+                                       isinstance(v, numbers.Real) for v in values)):
       raise SweepFileError(path, f"search.{name}", f"must be a number, got {value!r}")
   try:
     controller = factory(**raw)

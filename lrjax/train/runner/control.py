@@ -5,8 +5,9 @@ train (which variants train, the variant each continued from, the hyperparameter
 force) and, when a controller steers the run (`lrjax.train.search`), calls it with the
 run so far and carries out its decisions on the device (`GroupTrainer.apply`).  The
 decisions are checked first (a variant may continue only from one of its own group,
-and only its numeric hyperparameters can change), computed on every process and taken
-from process 0 (`lrjax.distributed.broadcast`), so every process applies the same ones.
+and only its numeric hyperparameters can change); the controller runs in process 0
+alone (an Optuna study is asked and told once) and its decisions and state are sent to
+every process (`lrjax.distributed.broadcast`), so every process applies the same ones.
 
 History fields (``[epochs, variants]``, float64 like the others):
 
@@ -128,19 +129,23 @@ class Control:
                                           for s in range(self.num_variants)],
                 groups=self.group_of.copy(),
                 seeds=np.asarray([v["seed"] for v in self.variants]),
-                names=[v["name"] for v in self.variants], space=self.space)
+                names=[v["name"] for v in self.variants], space=self.space,
+                higher_is_better=bool(self.task.higher_is_better))
 
   def decide(self, epoch: int, history, states, data):
     """The controller's decisions before ``epoch``, applied: ``(states, parent,
     started)`` (``parent`` / ``started`` for the history rows of ``epoch``)."""
     view = self.view(epoch, history, states)
-    state, decisions = self.controller.decide(self.state, view)
-    if not isinstance(decisions, Decisions):
-      raise DecisionError(f"the controller {type(self.controller).__name__} returned "
-                          f"{type(decisions).__name__} from decide(); return "
-                          f"(state, decisions) with decisions from view.keep().")
-    # Every process applies process 0's decisions (and keeps its state).
-    state, plan = distributed.broadcast((state, self._checked(decisions, view)))
+    decided = None
+    if distributed.is_writer():  # the controller runs in process 0 (its side effects too)
+      state, decisions = self.controller.decide(self.state, view)
+      if not isinstance(decisions, Decisions):
+        raise DecisionError(f"the controller {type(self.controller).__name__} returned "
+                            f"{type(decisions).__name__} from decide(); return "
+                            f"(state, decisions) with decisions from view.keep().")
+      decided = (state, self._checked(decisions, view))
+    # Every process applies process 0's decisions and keeps its state.
+    state, plan = distributed.broadcast(decided)
     self.state = state
     alive, source, restart, hparams = plan
     states = list(states)
@@ -160,6 +165,15 @@ class Control:
       elif (alive[members] != view.alive[members]).any():
         states[g] = trainer.set_alive(states[g], alive[members])
     return states, source, restart.astype(np.float64)
+
+  def finish(self, epoch: int, history, states) -> None:
+    """The controller's ``finish(state, view)`` after the last epoch, if it has one."""
+    finish = getattr(self.controller, "finish", None)
+    if callable(finish) and distributed.is_writer():  # process 0's side effects only
+      finish(self.state, self.view(epoch, history, states))
+
+  def any_alive(self, states) -> bool:
+    return bool(self.current(states)[0].any())
 
   def _checked(self, d: Decisions, view: View):
     """``d`` as plain arrays, after refusing what cannot be done."""

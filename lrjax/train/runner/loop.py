@@ -232,6 +232,7 @@ def _run(trainers, groups, states, data, control, epochs, steps, checkpointer,
   stop = contextlib.ExitStack()
   requests = stop.enter_context(stop_requests(checkpointer is not None))
   done = start
+  ended = None  # the epoch a controller ended the run at (none left alive)
   try:
     for epoch in bar:
       # `agree_stop`: a signal to any process stops all of them at the same epoch.
@@ -239,6 +240,9 @@ def _run(trainers, groups, states, data, control, epochs, steps, checkpointer,
         raise SweepInterrupted(requests[0], done, epochs, checkpointer.directory)
       if steering and epoch > 0:  # the controller acts on the epochs done
         states, parent, started = control.decide(epoch, history, states, data)
+        if not control.any_alive(states):  # nothing left to train: the run ends here
+          ended = epoch
+          break
         control.record(history, epoch, states, parent, started)
       else:
         control.record(history, epoch, states)
@@ -277,6 +281,8 @@ def _run(trainers, groups, states, data, control, epochs, steps, checkpointer,
         on_epoch_end(epoch, history)
       if stopping:
         raise SweepInterrupted(requests[0], done, epochs, checkpointer.directory)
+    if steering:
+      control.finish(done, history, states)
   except CheckpointSaveError as err:
     # The epochs trained so far are not lost with the checkpoint: the caller writes them.
     err.outcome = Outcome(history, step_history, states, compile_seconds, epoch_seconds,
@@ -287,8 +293,9 @@ def _run(trainers, groups, states, data, control, epochs, steps, checkpointer,
     bar.close()
     if checkpointer is not None:
       checkpointer.close()
-  return Outcome(history, step_history, states, compile_seconds, epoch_seconds,
-                 control.state)
+  outcome = Outcome(history, step_history, states, compile_seconds, epoch_seconds,
+                    control.state)
+  return outcome.first(ended) if ended is not None else outcome
 
 
 def _groups_side_by_side(trainers, states, data, epoch: int, at_once: int):

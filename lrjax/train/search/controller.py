@@ -11,6 +11,11 @@ methods, both of plain Python and numpy (nothing is traced):
   force, whether it is alive); returns the new state and the `Decisions` for the next
   epoch.
 
+Two optional methods: ``sweep_epochs(epochs) -> int``, the sweep's length when it is not
+``epochs`` (an Optuna search of several trials per slot), and ``finish(state, view)``,
+called once after the last epoch (to report what the last epoch gave).  A run ends early
+when a decision leaves no slot alive.
+
 A *slot* is one variant of the compiled program: its state (parameters, model state,
 optimizer state) and its hyperparameters.  Per slot, a decision is one of
 
@@ -66,12 +71,16 @@ class Setup:
     epochs: epochs the sweep is asked for.
     num_seeds: every configuration is trained once per seed (slots = configurations x
       seeds, configuration-major).
+    monitor, higher_is_better: the task's monitored history field and its direction
+      (`View.score` is oriented by it).
   """
 
   space: SearchSpace | None
   configurations: list[dict] | None
   epochs: int
   num_seeds: int = 1
+  monitor: str = "valid_acc"
+  higher_is_better: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +106,8 @@ class View:
     seeds: ``[slots]`` int, each slot's seed.
     names: per slot, its name.
     space: the search space, or None.
+    higher_is_better: whether the monitored field is better higher (an accuracy) or
+      lower (a loss); ``score`` is oriented so that higher is better either way.
   """
 
   epoch: int
@@ -111,6 +122,7 @@ class View:
   seeds: np.ndarray
   names: Sequence[str]
   space: SearchSpace | None = None
+  higher_is_better: bool = True
 
   @property
   def num_slots(self) -> int:

@@ -125,15 +125,14 @@ def gemm_fn(size: int):
 
 # -- (1) PyTorch eager ---------------------------------------------------------------------
 
-def torch_epoch_fn(name, ds, batch_size, eval_batch, threads):
-  """One PyTorch epoch (train + evaluation) as a callable, or None without torch."""
+def torch_net(name: str, shape=None):
+  """The PyTorch twin of lrjax's ``name`` model (``mnist_cnn``, ``cifar_cnn``; ``tiny``:
+  logistic regression of ``shape`` inputs) as a constructor, or None without torch."""
   try:
-    import torch
     import torch.nn as tnn
     import torch.nn.functional as F
   except Exception:  # noqa: BLE001 - any import failure means "not available"
     return None
-  device = "cuda" if torch.cuda.is_available() else "cpu"
   if name == "mnist_cnn":
     class Net(tnn.Module):
       def __init__(self):
@@ -144,7 +143,7 @@ def torch_epoch_fn(name, ds, batch_size, eval_batch, threads):
       def forward(self, t):
         t = F.relu(F.max_pool2d(self.conv(t), 2))
         return self.fc2(F.relu(self.fc1(t.flatten(1))))
-  else:
+  elif name == "cifar_cnn":
     class Net(tnn.Module):
       def __init__(self):
         super().__init__()
@@ -159,7 +158,27 @@ def torch_epoch_fn(name, ds, batch_size, eval_batch, threads):
           t = F.max_pool2d(F.elu(c(t)), 2)
         t = self.drop(t.flatten(1))
         return self.fc2(self.drop(F.elu(self.fc1(t))))
+  else:
+    features = int(np.prod(shape))
 
+    class Net(tnn.Module):
+      def __init__(self):
+        super().__init__()
+        self.linear = tnn.Linear(features, 10)
+
+      def forward(self, t):
+        return self.linear(t.flatten(1))
+  return Net
+
+
+def torch_epoch_fn(name, ds, batch_size, eval_batch, threads):
+  """One PyTorch epoch (train + evaluation) as a callable, or None without torch."""
+  Net = torch_net(name, ds.train_x.shape[1:])
+  if Net is None:
+    return None
+  import torch
+  import torch.nn.functional as F
+  device = "cuda" if torch.cuda.is_available() else "cpu"
   net = Net().to(device)
   opt = torch.optim.SGD(net.parameters(), lr=0.01)
   to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))).to(device)

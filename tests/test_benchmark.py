@@ -70,3 +70,27 @@ def test_dataset_keeps_table1_proportions(bench):
   ds = bench.make_dataset("cifar_cnn", 5400)
   assert (len(ds.train_x), len(ds.valid_x), len(ds.test_x)) == (5400, 600, 1000)
   assert ds.train_x.shape[1:] == (32, 32, 3) and ds.task == "classification"
+
+
+def test_search_benchmark_smoke_prints_every_row_and_its_targets(tmp_path, capsys):
+  import importlib
+  import sys
+  sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+  search_bench = importlib.import_module("search_benchmark")
+  table = search_bench.main(["--models", "tiny", "--train-size", "256", "--valid-size", "64",
+                             "--rounds", "1", "--epochs", "3", "--grid", "3", "2",
+                             "--population", "4", "--at-once", "3", "--no-torch",
+                             "--json", str(tmp_path / "search.json")])
+  out = capsys.readouterr().out
+  rows = [r["row"] for r in table]
+  assert rows == ["lrjax grid", "lrjax random", "lrjax halving", "lrjax hyperband",
+                  "lrjax pbt", "lrjax optuna median", "lrjax optuna halving",
+                  "optuna+jit median", "optuna+jit halving"]
+  grid = table[0]
+  assert grid["model_epochs"] == 6 * 3  # 6 configurations, 3 epochs each
+  halving = table[2]
+  assert halving["model_epochs"] < grid["model_epochs"]  # it stopped some
+  for r in table:
+    assert 0 <= r["best_valid_acc"] <= 1 and r["seconds"] > 0
+  assert "target: lrjax halving within 0.3 points" in out
+  assert json.loads((tmp_path / "search.json").read_text()) == json.loads(json.dumps(table))

@@ -235,27 +235,31 @@ def test_range_test_masks_divergence_and_suggests_a_finite_rate(data):
 # -- the vectorized test -------------------------------------------------------------------
 
 def test_vectorized_equals_separate_constant_rate_runs(data):
+  """K rates in one program equal each rate trained alone (the engine's sweep of one),
+  from the same initialisation and batches."""
   rates = [1e-3, 3e-2, 0.3]
   steps, batch = 60, 32
   vec = range_test_vectorized(TinyCNN(), data, sgd, rates, num_steps=steps,
                               batch_size=batch, window=10, seed=4)
   assert vec.step_losses.shape == (3, steps)
-  # separately: the schedule path, not vmapped, one run per rate
-  run = rf.make_range_test(TinyCNN(), sgd, num_steps=steps, batch_size=batch, beta=0.0,
-                           stop_factor=None)
-  solo = jax.jit(lambda lr, x, y, key: run(optax.constant_schedule(lr), x, y, key))
   for k, lr in enumerate(rates):
-    losses, _, _, state = solo(jnp.float32(lr), jnp.asarray(data.train_x),
-                               jnp.asarray(data.train_y), jax.random.PRNGKey(4))
-    np.testing.assert_allclose(vec.step_losses[k], np.asarray(losses), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(vec.losses[k], np.asarray(losses)[-10:].mean(), rtol=1e-5)
-    valid, _ = evaluate(TinyCNN(), "classification", state.params, state.model_state,
-                        jnp.asarray(data.valid_x), jnp.asarray(data.valid_y), 1000)
-    np.testing.assert_allclose(vec.valid_losses[k], float(valid), rtol=1e-5)
+    alone = range_test_vectorized(TinyCNN(), data, sgd, [lr], num_steps=steps,
+                                  batch_size=batch, window=10, seed=4)
+    np.testing.assert_allclose(vec.step_losses[k], alone.step_losses[0], rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(vec.losses[k], alone.step_losses[0][-10:].mean(), rtol=1e-5)
+    np.testing.assert_allclose(vec.valid_losses[k], alone.valid_losses[0], rtol=1e-5)
   # same initialisation and first batch for every rate
   np.testing.assert_allclose(vec.step_losses[:, 0], vec.step_losses[0, 0], rtol=1e-6)
   assert vec.kept.all()
   assert vec.suggestions.at_minimum == pytest.approx(rates[int(np.argmin(vec.losses))])
+
+
+def test_range_tests_train_on_whole_epochs_of_a_seeded_subset(data):
+  """60 steps of 32 out of 288 examples: 7 epochs of 9 steps (63: 3 left out)."""
+  assert len(data.train_x) == 288 and rf._plan(288, 32, 60) == (7, 9)
+  assert rf._plan(10_000, 64, 100) == (1, 100)  # fits one epoch: exactly the steps
+  assert rf._plan(1000, 64, 100) == (7, 15)  # 105 steps, the last 5 left out
 
 
 def test_vectorized_masks_diverged_rates(data):
@@ -345,8 +349,13 @@ def test_range_tests_take_nnx_models_as_lrjax_sweep_does(data):
                               batch_size=batch, window=5, seed=seed)
   # The instance's own parameters are trained (not a fresh initialisation): the first
   # step's loss is the instance's loss on the first batch of the seed's order.
-  _, order_key, _ = jax.random.split(jax.random.PRNGKey(seed), 3)
-  first = rf._batch_indices(order_key, len(data.train_x), batch, steps)[0]
+  from lrjax.train.engine import epoch as epoch_lib
+  epochs, per_epoch = rf._plan(len(data.train_x), batch, steps)
+  keep = np.sort(np.random.default_rng(seed).permutation(len(data.train_x))[
+      :per_epoch * batch])  # the engine's subset, then its order of epoch 0
+  order = jax.random.permutation(epoch_lib.variant_key(seed, epoch_lib._ORDER_SALT, 0),
+                                 len(keep))[:batch]
+  first = keep[np.asarray(order)]
   x, y = jnp.asarray(data.train_x)[first], jnp.asarray(data.train_y)[first]
   expected = optax.softmax_cross_entropy_with_integer_labels(instance(x), y).mean()
   np.testing.assert_allclose(vec.step_losses[:, 0], float(expected), rtol=1e-5)
@@ -355,3 +364,10 @@ def test_range_tests_take_nnx_models_as_lrjax_sweep_does(data):
   res = range_test(lambda rngs: NNXMLP(rngs), data, sgd, min_lr=1e-4, max_lr=1.0,
                    num_steps=40, batch_size=batch, stop_factor=None)
   assert np.isfinite(res.suggestion) and res.smoothed[-5:].mean() < res.smoothed[:5].mean()
+
+
+def test_suggest_of_one_point_is_its_rate():
+  one = rf.suggest(np.array([0.1]), np.array([1.0]))
+  assert float(one.valley) == float(one.steep) == float(one.at_minimum) == pytest.approx(0.1)
+  assert float(one.minimum) == pytest.approx(0.01)
+  assert np.isnan(float(rf.suggest(np.array([0.1]), np.array([np.nan])).valley))

@@ -3,8 +3,8 @@
 Two ways to ask "which rate?" of a model, a dataset and an optimizer ``lr -> tx``:
 
 * `range_test`: one run whose rate grows exponentially after every mini-batch,
-  ``lr_i = min_lr (max_lr / min_lr)^(i / (n - 1))`` (`lrjax.schedules.lr_range_test`),
-  in one compiled `lax.scan`.  The mini-batch loss is smoothed as fastai does (an EMA
+  ``lr_i = min_lr (max_lr / min_lr)^(i / (n - 1))`` (`lrjax.schedules.lr_range_test`).
+  The mini-batch loss is smoothed as fastai does (an EMA
   with bias correction, `smooth`) and the run stops (the rest masked) once the
   smoothed loss is not finite or exceeds ``stop_factor`` (4) times its best.  The
   EMA's ``beta`` follows the test's length (`default_smoothing`): fastai's 0.98 has a
@@ -12,8 +12,8 @@ Two ways to ask "which rate?" of a model, a dataset and an optimizer ``lr -> tx`
   curve trails the rate (on a 100-step test its minimum came 6 steps, a factor 3 in
   rate, after the true one; at 0.8, 1 step).  1000 steps and more get fastai's 0.98.
 * `range_test_vectorized`: K constant rates trained side by side from the same
-  initialisation on the same batches, one vmapped program; the loss of each rate is
-  its mean training loss over the last steps.
+  initialisation on the same batches; the loss of each rate is its mean training loss
+  over the last steps.
 
 Both curves go through the same pure `suggest`: fastai's four rules ``minimum``,
 ``steep``, ``valley`` and ``slide`` (fastai 2.7's ``lr_find`` suggestion functions),
@@ -24,8 +24,11 @@ the loss is still decreasing"; it is also the document's choice of one-cycle's
 ``max_lr`` (with the lower bound 1/5 or 1/10 of it).  ``result.plot()`` draws the curve
 (log rate) with the four suggestions marked, as ``lr_find`` shows it.
 
-The training is the engine's: `lrjax.train.engine.step.train_step` on a `TrainState`, and
-`evaluate` for the validation loss of the vectorized test.
+Both train through the sweep engine (`lrjax.train.api.run`: a sweep of one run, or of K
+rates, one compiled program with the engine's plans, RNG streams and NNX adapter) on a
+seeded random subset of the training set cut to whole epochs (`_train`); the rest of the
+curve is pure functions of its per-step losses.  A diverged run is masked, not stopped:
+it trains to the end of the test.
 """
 
 from __future__ import annotations
@@ -42,7 +45,6 @@ import optax
 
 from lrjax.schedules.range_test import lr_range_test
 from lrjax.train.frontends import inputs
-from lrjax.train.engine.step import TrainState, evaluate, train_step
 
 # fastai's defaults: AvgSmoothLoss(beta=0.98); LRFinder stops at 4 x the best loss
 DEFAULT_BETA = 0.98
@@ -215,6 +217,10 @@ def suggest(lrs, losses, kept=None, *, skip_start: int = 0, skip_end: int = 0,
   lrs = jnp.asarray(lrs, jnp.float32)
   losses = jnp.asarray(losses, jnp.float32)
   n = lrs.shape[0]
+  if n == 1:  # one point has no slope: every rule gives its rate (NaN if not kept)
+    ok = jnp.isfinite(losses[0]) if kept is None else jnp.asarray(kept, bool)[0]
+    rate = jnp.where(ok, lrs[0], jnp.nan).astype(jnp.float32)
+    return Suggestions(rate / 10.0, rate, rate, rate, rate)
   if kept is None:
     kept = jnp.cumprod(jnp.isfinite(losses)).astype(bool)
   kept = jnp.asarray(kept, bool)
@@ -272,62 +278,57 @@ def suggest(lrs, losses, kept=None, *, skip_start: int = 0, skip_end: int = 0,
   return Suggestions(*(jnp.where(nothing, nan, v).astype(jnp.float32) for v in out))
 
 
-# -- training ------------------------------------------------------------------------
+# -- training: the sweep engine --------------------------------------------------------
 
-def _batch_indices(key, num_examples: int, batch_size: int, num_steps: int) -> jax.Array:
-  """``[num_steps, batch_size]`` example indices: a fresh permutation every epoch
-  (the last incomplete batch of an epoch dropped, as the engine does)."""
-  per_epoch = num_examples // batch_size
-  epochs = -(-num_steps // per_epoch)
-  keys = jax.random.split(key, epochs)
-  orders = jax.vmap(lambda k: jax.random.permutation(k, num_examples)[
-      : per_epoch * batch_size])(keys)
-  return orders.reshape(epochs * per_epoch, batch_size)[:num_steps]
+class _Data(NamedTuple):
+  """What the engine trains a range test on (`lrjax.data.Dataset`'s fields)."""
+
+  train_x: Any
+  train_y: Any
+  valid_x: Any
+  valid_y: Any
+  test_x: Any
+  test_y: Any
+  name: str = "range_test"
 
 
-def make_range_test(model: nn.Module, optimizer_fn: Callable[[Any], optax.GradientTransformation],
-                    *, num_steps: int, batch_size: int, beta: float = DEFAULT_BETA,
-                    stop_factor: float | None = DEFAULT_STOP_FACTOR,
-                    task: Any = "classification") -> Callable:
-  """The pure training function of a range test (PureJaxRL's ``make_train`` style).
+def _plan(num_examples: int, batch_size: int, num_steps: int) -> tuple[int, int]:
+  """(epochs, steps per epoch) covering ``num_steps`` steps with at most one epoch's
+  worth of extra steps' fewer: the training set is cut to ``steps per epoch`` batches."""
+  most = num_examples // batch_size
+  epochs = -(-num_steps // most)
+  return epochs, -(-num_steps // epochs)
 
-  Returns ``run(lr, train_x, train_y, key) -> (losses, smoothed, kept, state)``:
-  ``optimizer_fn(lr)`` trains ``model`` for ``num_steps`` mini-batches of
-  ``batch_size`` (``lr``: an optax schedule, or a traced scalar when ``run`` is vmapped
-  over rates); ``key`` seeds the initialisation, the batch order and dropout.  Once
-  the smoothed loss diverges (`smooth`) the remaining steps are skipped (`lax.cond`)
-  and the state is the one of the last step.
+
+def _train(model, dataset, optimizer_fn, hparams, *, num_steps: int, batch_size: int,
+           seed: int, task, eval_batch_size: int, with_validation: bool):
+  """``lrjax.sweep`` of ``optimizer_fn`` over ``hparams`` (one dict per run) from the
+  same initialisation and batches (``seed``): ``(step losses [K, num_steps], step rates
+  [K, num_steps], validation loss after the last epoch [K] or None)``.
+
+  The run is ``epochs`` epochs of ``per_epoch`` steps (`_plan`) on a seeded random
+  subset of ``per_epoch * batch_size`` training examples: ``num_steps`` when they fit
+  one epoch, else at most ``epochs - 1`` steps more, whose losses are left out.
   """
-  def run(lr, train_x, train_y, key):
-    init_key, order_key, dropout_key = jax.random.split(key, 3)
-    variables = dict(model.init(init_key, train_x[:1], train=False))
-    params = variables.pop("params")
-    tx = optax.with_extra_args_support(optimizer_fn(lr))
-    state = TrainState(params, variables, tx.init(params),
-                       jnp.asarray(jnp.inf, jnp.float32), jnp.asarray(0, jnp.int32))
-    order = _batch_indices(order_key, train_x.shape[0], batch_size, num_steps)
-
-    def step(carry, inputs):
-      state, tracker = carry
-      idx, i = inputs
-
-      def train(state):
-        new, metrics = train_step(model, tx, task, state, train_x[idx], train_y[idx],
-                                  jax.random.fold_in(dropout_key, i), jnp.asarray(False))
-        return new, jnp.asarray(metrics.loss, jnp.float32)
-
-      def skip(state):
-        return state, jnp.asarray(jnp.nan, jnp.float32)
-
-      state, loss = jax.lax.cond(tracker.stopped, skip, train, state)
-      tracker, smoothed, kept = _track(tracker, loss, beta, stop_factor)
-      return (state, tracker), (loss, smoothed, kept)
-
-    (state, _), (losses, smoothed, kept) = jax.lax.scan(
-        step, (state, _tracker()), (order, jnp.arange(num_steps)))
-    return losses, smoothed, kept, state
-
-  return run
+  from lrjax.train import api  # local: the engine imports the range test's package
+  epochs, per_epoch = _plan(len(dataset.train_x), batch_size, num_steps)
+  keep = np.sort(np.random.default_rng(seed).permutation(len(dataset.train_x))[
+      :per_epoch * batch_size])
+  train_x, train_y = np.asarray(dataset.train_x)[keep], np.asarray(dataset.train_y)[keep]
+  if with_validation:
+    valid_x, valid_y = np.asarray(dataset.valid_x), np.asarray(dataset.valid_y)
+  else:  # nothing to validate: the epoch's evaluation is one example
+    valid_x, valid_y = train_x[:1], train_y[:1]
+  data = _Data(train_x, train_y, valid_x, valid_y, valid_x[:1], valid_y[:1])
+  spec = api.SweepSpec(model=model, optimizer_fn=optimizer_fn, hparams=hparams,
+                       epochs=epochs, batch_size=batch_size, seeds=(seed,), task=task,
+                       observe_untrained_loss=False, eval_batch_size=eval_batch_size)
+  result = api.run(spec, data, progress=False, keep="none")
+  losses = np.asarray(result.step_history["step_loss"], np.float64)  # [epochs, K, steps]
+  rates = np.asarray(result.step_history["step_lr"], np.float64)
+  flat = lambda a: a.transpose(1, 0, 2).reshape(a.shape[1], -1)[:, :num_steps]  # noqa: E731
+  valid = result.history["valid_loss"][-1] if with_validation else None
+  return flat(losses), flat(rates), valid
 
 
 # -- the host functions --------------------------------------------------------------
@@ -429,18 +430,19 @@ def range_test(model: nn.Module, dataset, optimizer_fn: Callable[[Any], optax.Gr
   skip_start = num_steps // 10 if skip_start is None else skip_start
   _check_int("skip_start", skip_start, 0)
   _check_int("skip_end", skip_end, 0)
-  run = make_range_test(model, optimizer_fn, num_steps=num_steps, batch_size=batch_size,
-                        beta=smoothing, stop_factor=stop_factor, task=task)
+  losses, _, _ = _train(model, dataset, lambda h: optimizer_fn(schedule), [{}],
+                        num_steps=num_steps, batch_size=batch_size, seed=seed, task=task,
+                        eval_batch_size=64, with_validation=False)
 
   @jax.jit
-  def program(x, y, key):
-    losses, smoothed, kept, _ = run(schedule, x, y, key)
+  def curve(losses):
+    smoothed, kept = smooth(losses, beta=smoothing, stop_factor=stop_factor)
     lrs = jax.vmap(schedule)(jnp.arange(num_steps))
-    return lrs, losses, smoothed, kept, suggest(lrs, smoothed, kept,
-                                                skip_start=skip_start, skip_end=skip_end)
+    return lrs, smoothed, kept, suggest(lrs, smoothed, kept, skip_start=skip_start,
+                                        skip_end=skip_end)
 
-  lrs, losses, smoothed, kept, suggestions = jax.device_get(program(
-      jnp.asarray(dataset.train_x), jnp.asarray(dataset.train_y), jax.random.PRNGKey(seed)))
+  losses = losses[0]
+  lrs, smoothed, kept, suggestions = jax.device_get(curve(jnp.asarray(losses, jnp.float32)))
   if not kept[0]:
     raise _no_finite_loss(f"the first step (lr {float(lrs[0]):.3g})")
   return _result(lrs, losses, smoothed, kept, suggestions, suggestion,
@@ -486,37 +488,28 @@ def range_test_vectorized(model: nn.Module, dataset,
     raise ValueError(f"`window` ({window}) exceeds `num_steps` ({num_steps}).")
   _check_int("eval_batch_size", eval_batch_size, 1)
   has_valid = hasattr(dataset, "valid_x") and len(getattr(dataset, "valid_x", ())) > 0
-  # each constant-rate run goes on after a divergence (the curve is masked after)
-  run = make_range_test(model, optimizer_fn, num_steps=num_steps, batch_size=batch_size,
-                        beta=0.0, stop_factor=None, task=task)
-
-  def one_rate(lr, x, y, vx, vy, key):
-    losses, _, _, state = run(lr, x, y, key)
-    # inf where a step was not finite (jnp.mean would keep an inf - inf NaN quiet)
-    tail = losses[num_steps - window:]
-    final = jnp.where(jnp.all(jnp.isfinite(tail)), jnp.mean(tail), jnp.inf)
-    valid = (evaluate(model, task, state.params, state.model_state, vx, vy,
-                      eval_batch_size)[0] if vx is not None else jnp.nan)
-    return losses, final, valid
+  # Each constant-rate run goes on after a divergence (the curve is masked after).
+  step_losses, _, valid = _train(
+      model, dataset, lambda h: optimizer_fn(h["lr"]), {"lr": [float(r) for r in lrs_np]},
+      num_steps=num_steps, batch_size=batch_size, seed=seed, task=task,
+      eval_batch_size=eval_batch_size, with_validation=has_valid)
+  tail = step_losses[:, num_steps - window:]
+  # inf where a step was not finite (a mean would keep an inf - inf NaN quiet)
+  final = np.where(np.isfinite(tail).all(axis=1), tail.mean(axis=1), np.inf)
 
   @jax.jit
-  def program(lrs, x, y, vx, vy, key):
-    losses, final, valid = jax.vmap(one_rate, in_axes=(0, None, None, None, None, None))(
-        lrs, x, y, vx, vy, key)
-    smoothed, kept = smooth(final, beta=0.0, stop_factor=stop_factor)
-    return losses, final, kept, valid, suggest(lrs, final, kept)
+  def curve(lrs, final):
+    _, kept = smooth(final, beta=0.0, stop_factor=stop_factor)
+    return kept, suggest(lrs, final, kept)
 
-  vx = jnp.asarray(dataset.valid_x) if has_valid else None
-  vy = jnp.asarray(dataset.valid_y) if has_valid else None
-  step_losses, final, kept, valid, suggestions = jax.device_get(program(
-      jnp.asarray(lrs_np, jnp.float32), jnp.asarray(dataset.train_x),
-      jnp.asarray(dataset.train_y), vx, vy, jax.random.PRNGKey(seed)))
+  kept, suggestions = jax.device_get(curve(jnp.asarray(lrs_np, jnp.float32),
+                                           jnp.asarray(final, jnp.float32)))
   if not kept[0]:
     raise _no_finite_loss(f"the smallest rate ({lrs_np[0]:.3g})")
   return _result(lrs_np, final, final, kept, suggestions, suggestion,
                  valid_losses=np.asarray(valid, np.float64) if has_valid else None,
-                 step_losses=np.asarray(step_losses, np.float64))
+                 step_losses=step_losses)
 
 
-__all__ = ["RangeTestResult", "Suggestions", "default_smoothing", "make_range_test",
-           "range_test", "range_test_vectorized", "smooth", "suggest"]
+__all__ = ["RangeTestResult", "Suggestions", "default_smoothing", "range_test",
+           "range_test_vectorized", "smooth", "suggest"]

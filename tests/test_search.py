@@ -804,3 +804,15 @@ def test_a_diverging_variant_is_warned_the_epoch_it_happens(data, logistic):
     run(logistic, data, lambda h: optax.sgd(h["learning_rate"]),
         {"learning_rate": [0.1, 1e38]}, epochs=3)
   assert len([w for w in seen if issubclass(w.category, lrjax.train.DivergenceWarning)]) == 1
+
+
+def test_every_injected_hyperparameter_is_recorded_per_epoch(data, logistic):
+  """As Lightning's LearningRateMonitor: the rate, and every other hyperparameter
+  optax.inject_hyperparams holds (here b1, weight decay: fixed and swept)."""
+  result = run(logistic, data, lambda h: optax.inject_hyperparams(optax.adamw)(
+      learning_rate=optax.linear_schedule(0.01, 0.001, 3 * steps_of(data)), b1=0.8,
+      weight_decay=h["wd"]), {"wd": [1e-4, 1e-2]}, epochs=3)
+  h = result.history
+  np.testing.assert_allclose(h["opt.b1"], 0.8, rtol=1e-6)
+  np.testing.assert_allclose(h["opt.weight_decay"], [[1e-4, 1e-2]] * 3, rtol=1e-6)
+  assert "opt.learning_rate" not in h and np.all(np.diff(h["lr"][:, 0]) < 0)  # the schedule

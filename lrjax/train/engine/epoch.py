@@ -43,7 +43,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from lrjax import distributed
 from lrjax.train.engine import hyperparams as hyperparams_lib
 from lrjax.train.engine import plan as plan_lib
-from lrjax.train.engine.readouts import eval_params, read_index, read_lr, read_nonfinite
+from lrjax.train.engine.readouts import (eval_params, read_index, read_injected, read_lr,
+                                         read_nonfinite)
 from lrjax.train.engine.step import TrainState, evaluate, train_step
 from lrjax.train.engine.task import as_task
 
@@ -82,11 +83,13 @@ class EpochMetrics(NamedTuple):
   nonfinite: jax.Array  # a NaN/inf gradient or validation loss was met so far
   step_loss: jax.Array  # [steps] the minibatch loss of every step (LR range test)
   step_lr: jax.Array  # [steps] the rate in use after every step
+  injected: dict = {}  # name -> the value of each injected hyperparameter at the end
 
 
-# Fields holding one number per epoch (the rest hold one per step).
-EPOCH_FIELDS = EpochMetrics._fields[:-2]
-STEP_FIELDS = EpochMetrics._fields[-2:]
+# Fields holding one number per epoch, and one per step (``injected``: one per name).
+EPOCH_FIELDS = EpochMetrics._fields[:-3]
+STEP_FIELDS = ("step_loss", "step_lr")
+INJECTED_PREFIX = "opt."  # history fields of the injected hyperparameters
 
 
 def variant_key(seed, salt: int, epoch=0):
@@ -186,6 +189,12 @@ class GroupTrainer:
     self._untrained_fns: dict = {}
     self._compiled = None
     self._compiled_apply = None
+
+  def injected_names(self, state: VariantState) -> tuple[str, ...]:
+    """The injected hyperparameters the group's optimizer states hold
+    (`readouts.read_injected`): the history's ``opt.<name>`` fields."""
+    one = lambda opt_state: read_injected(jax.tree.map(lambda a: a[0], opt_state))  # noqa: E731
+    return tuple(jax.eval_shape(one, state.train.opt_state))
 
   def _chunk(self, tree, call: int):
     """The variants of compiled call ``call`` (an index) of a variant-stacked tree."""
@@ -358,7 +367,8 @@ class GroupTrainer:
           valid_acc=valid_acc, test_loss=test_loss, test_acc=test_acc,
           lr=read_lr(state.opt_state), index=read_index(state.opt_state),
           nonfinite=read_nonfinite(state.opt_state) | ~jnp.isfinite(valid_loss),
-          step_loss=step_metrics.loss, step_lr=step_lr)
+          step_loss=step_metrics.loss, step_lr=step_lr,
+          injected=read_injected(state.opt_state))
       state = state._replace(valid_loss=valid_loss, epoch=state.epoch + 1)
       # A stopped variant (in a call that trains others) keeps its state as it was.
       state = jax.tree.map(lambda new, old: jnp.where(variant.alive, new, old), state,

@@ -91,3 +91,26 @@ def eval_params(opt_state, params):
     raise ValueError(f"the optimizer state holds {len(nodes)} states that say where to "
                      f"evaluate ({', '.join(type(n).__name__ for n in nodes)}); keep one.")
   return _eval_rule(nodes[0])(nodes[0], params)
+
+
+_INJECT_STATES = (optax.InjectHyperparamsState, optax.InjectStatefulHyperparamsState)
+
+
+def read_injected(opt_state) -> dict:
+  """The numeric hyperparameters ``optax.inject_hyperparams`` holds in the state (its
+  ``hyperparams``: momentum, weight decay, ``b1`` ...), by name, as Lightning's
+  LearningRateMonitor records them; the rate is `read_lr`'s.  A name found in two
+  inject states is numbered (``momentum``, ``momentum_1``)."""
+  nodes = [x for x in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, _INJECT_STATES))
+           if isinstance(x, _INJECT_STATES)]
+  out = {}
+  for node in nodes:
+    for name, value in node.hyperparams.items():
+      if name in LR_FIELDS or not hasattr(value, "shape") or jnp.ndim(value) != 0:
+        continue
+      key, n = name, 0
+      while key in out:
+        n += 1
+        key = f"{name}_{n}"
+      out[key] = jnp.asarray(value, jnp.float32)
+  return out

@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from lrjax import distributed
 from lrjax.train.runner.checkpoint import CheckpointSaveError, FolderLock, SweepCheckpointer
-from lrjax.train.engine.epoch import EPOCH_FIELDS, STEP_FIELDS, run_calls
+from lrjax.train.engine.epoch import EPOCH_FIELDS, INJECTED_PREFIX, STEP_FIELDS, run_calls
 from lrjax.train.runner.control import Control, pack, unpack
 
 HISTORY_FIELDS = EPOCH_FIELDS
@@ -183,7 +183,9 @@ def run(trainers, groups, states, data, control: Control, *, epochs: int, steps:
 def _run(trainers, groups, states, data, control, epochs, steps, checkpointer,
          checkpoint_every, progress, desc, on_epoch_end, lock_out) -> Outcome:
   num_variants = sum(len(g.members) for g in groups)
-  extra = control.history_fields()
+  injected = list(dict.fromkeys(n for t, s in zip(trainers, states)
+                                for n in t.injected_names(s)))
+  extra = control.history_fields() + tuple(INJECTED_PREFIX + n for n in injected)
   history = empty_history(epochs, num_variants, extra)
   step_history = empty_step_history(epochs, num_variants, steps)
   epoch_seconds = np.full(epochs, np.nan)
@@ -267,6 +269,9 @@ def _run(trainers, groups, states, data, control, epochs, steps, checkpointer,
         for field in STEP_FIELDS:
           values = np.asarray(getattr(metrics, field), np.float32)
           step_history[field][epoch, group_members] = np.where(live[:, None], values, np.nan)
+        for name, values in metrics.injected.items():
+          history[INJECTED_PREFIX + name][epoch, group_members] = np.where(
+              live, np.asarray(values, np.float64), np.nan)
       epoch_seconds[epoch] = time.perf_counter() - t0
       warn_diverged(history, epoch, [v["name"] for v in control.variants])
       bar.set_postfix(best_valid_acc=f"{np.nanmax(history['valid_acc'][epoch]):.4f}"

@@ -146,10 +146,13 @@ class MultiWriter:
 
 def scalar_tag(field: str) -> str:
   """The tag of a history field: ``valid_acc`` -> ``valid/acc`` (TensorBoard groups
-  tags by their first part), ``hparams.momentum`` -> ``hparams/momentum``; others
+  tags by their first part), ``hparams.momentum`` -> ``hparams/momentum``,
+  ``opt.b1`` -> ``opt/b1``; others
   (``lr``, ``index``, ``nonfinite``, ``group_seconds``) as they are."""
   if field.startswith(HPARAMS_PREFIX):
     return "hparams/" + field[len(HPARAMS_PREFIX):]
+  if field.startswith("opt."):  # an injected hyperparameter (lrjax.train.engine.epoch)
+    return "opt/" + field[len("opt."):]
   split, _, rest = field.partition("_")
   return f"{split}/{rest}" if split in SPLITS and rest else field
 

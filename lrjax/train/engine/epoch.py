@@ -187,8 +187,10 @@ class GroupTrainer:
                                out_shardings=split)
     self._fresh_fn = self._build_fresh_fn()
     self._untrained_fns: dict = {}
+    self._restart_loss_fn = self._build_restart_loss_fn()
     self._compiled = None
     self._compiled_apply = None
+    self._compiled_restart_loss = None
 
   def injected_names(self, state: VariantState) -> tuple[str, ...]:
     """The injected hyperparameters the group's optimizer states hold
@@ -323,6 +325,28 @@ class GroupTrainer:
 
     return jax.jit(each, out_shardings=(self._variant_sharding(), None))
 
+  def _build_restart_loss_fn(self):
+    """``(fresh, restart, data) -> fresh`` with the restarted variants' loss_0 (their
+    untrained validation loss); on one device only those are evaluated."""
+    def losses(fresh: TrainState, restart, data: DeviceData):
+      loss_of = self._untrained_metrics(data, test=False)
+
+      def one(args):
+        st, again = args
+        return jax.lax.cond(again, lambda s: loss_of(s)["valid_loss"],
+                            lambda s: s.valid_loss, st)
+
+      if self.mesh is None:
+        values = jax.lax.map(one, (fresh, restart))
+      else:  # vmapped on a mesh: every variant evaluated, the others' losses kept
+        values = jax.vmap(one)((fresh, restart))
+      return fresh._replace(valid_loss=values)
+
+    split, whole = self._variant_sharding(), self._replicated_sharding()
+    if self.mesh is None:
+      return jax.jit(losses)
+    return jax.jit(losses, in_shardings=(split, whole, whole), out_shardings=split)
+
   def _evaluate_untrained(self, state: VariantState, data: DeviceData, *, test: bool):
     fn = self._untrained_fns.setdefault(test, self._build_untrained_fn(test))
     train, metrics = fn(state.train, data)
@@ -412,6 +436,9 @@ class GroupTrainer:
       self._compiled_apply = self._apply_fn.lower(
           state, fresh, np.arange(k, dtype=np.int32), np.zeros(k, bool), state.hyper,
           self._alive0(), data).compile()
+      if self.observe_untrained_loss:
+        self._compiled_restart_loss = self._restart_loss_fn.lower(
+            fresh, np.zeros(k, bool), data).compile()
     return time.perf_counter() - t0
 
   def cost_analysis(self) -> dict:
@@ -530,7 +557,8 @@ class GroupTrainer:
     # bytes), with its loss_0 evaluated when the run observes it.
     fresh = self._fresh_fn(hyper, data.train_x[:1])
     if restart.any() and self.observe_untrained_loss:
-      fresh = self._evaluate_untrained(VariantState(fresh, hyper, None), data, test=True)[0].train
+      losses = self._compiled_restart_loss or self._restart_loss_fn
+      fresh = losses(fresh, restart, data)
     fn = self._compiled_apply or self._apply_fn
     return fn(state, fresh, pad(source, np.arange(padded, dtype=np.int32)), restart, hyper,
               pad(alive, self._alive0()), data)

@@ -11,17 +11,24 @@ through `lrjax.sweep`; flags given on the command line override the file's value
 Runs lose nothing: checkpoints go to ``<out>/checkpoints`` by default, and running the
 same command again resumes (or, with a larger --epochs, extends) the run; checkpoints of
 another sweep or another dataset are refused.  Ctrl-C (or SIGTERM) lets the epoch in
-progress finish, checkpoints it and prints the command that resumes.  Two runs on the
-same folder are refused.
+progress finish, checkpoints it and prints the command that resumes; before the first
+epoch (imports, data, compile) either ends the run at once, with the same command
+printed (exit 130 / 143).  Two runs on the same folder are refused.  A folder that cannot
+take the results (full, read-only) is one line; the checkpoint is kept and the printed
+command writes them once there is room.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import os
 import shlex
 import signal
 import sys
+import tempfile
+import threading
 from pathlib import Path
 
 DATASETS = ("synthetic", "mnist", "fashion_mnist", "cifar10", "boston_housing")
@@ -256,6 +263,29 @@ def resume_command(argv) -> str:
   return shlex.join(prog + list(argv))
 
 
+def _check_out_folder(out, flag: str = "--out") -> None:
+  """A results folder that does not exist yet must be creatable: its nearest existing
+  parent takes a file (probed with a temporary one, removed at once, so a run refused
+  later leaves nothing).  One that exists is checked by its lock (`FolderLock`)."""
+  folder = Path(out).absolute()
+  parent = folder
+  while not parent.exists():
+    parent = parent.parent
+  if parent == folder:
+    if not folder.is_dir():
+      raise UsageError(f"{flag} {out} is a file, not a folder")
+    return
+  if not parent.is_dir():
+    raise UsageError(f"{flag} {out} cannot be created: {parent} is a file")
+  try:
+    fd, probe = tempfile.mkstemp(dir=parent, prefix=".lrjax-write-probe-")
+    os.close(fd)
+    os.unlink(probe)
+  except OSError as err:
+    raise UsageError(f"{flag} {out} cannot be created: {parent} is not writable "
+                     f"({err.strerror or err})") from None
+
+
 def _join_run(args) -> None:
   """d13: joins a multi-process run (jax.distributed) before anything starts JAX."""
   from lrjax import distributed
@@ -281,8 +311,10 @@ def _sweep(args) -> int:
   from lrjax.train import SweepConfig, report_variants, run_sweep
   from lrjax.train.reports import plotting
   from lrjax.train.reports import results
+  from lrjax.data.errors import CorruptDatasetError
 
   _check_flags(args)
+  _check_out_folder(args.out)
   _join_run(args)
   _check_device_flags(args)
   try:
@@ -300,7 +332,7 @@ def _sweep(args) -> int:
         model_kwargs=_model_kwargs(args), observe_untrained_loss=args.observe_untrained_loss,
         variants_per_call=args.variants_per_call, concurrent_calls=args.concurrent_calls,
         eval_batch_size=args.eval_batch_size)
-  except UsageError:
+  except (UsageError, CorruptDatasetError):  # a damaged file is no flag's fault
     raise
   except ValueError as err:  # the library's own checks of what the flags built
     raise UsageError(_as_flags(err)) from err
@@ -311,9 +343,10 @@ def _sweep(args) -> int:
   from lrjax import distributed
   if not distributed.is_writer():  # d13: process 0 writes the plots and prints the table
     return 0
-  plotting.plot_report_figures(result.history, result.names, args.out,
-                               variants=config.variants, initial=result.initial,
-                               task=result.task)
+  with _plots_of(args.out):
+    plotting.plot_report_figures(result.history, result.names, args.out,
+                                 variants=config.variants, initial=result.initial,
+                                 task=result.task)
   print(results.markdown_table(result.summary) + results.plan_lines(result))
   print(f"device: {result.device}; compile {result.compile_seconds:.1f} s; "
         f"epochs {sum(t for t in result.epoch_seconds if t == t):.1f} s; "
@@ -393,6 +426,7 @@ def _sweep_file(args, typed: set[str]) -> int:
     return _flag(dest) if dest in typed else f"{spec.path}: {_FILE_KEY_OF[dest]}"
 
   data = spec.data
+  _check_out_folder(spec.out, "--out" if "out" in typed else f"{spec.path}: out")
   dataset = load_dataset(data.dataset, source_dir=data.source_dir, data_dir=data.data_dir,
                          validation_fraction=data.validation_fraction,
                          train_size=data.train_size)
@@ -419,13 +453,60 @@ def _sweep_file(args, typed: set[str]) -> int:
   from lrjax import distributed
   if not distributed.is_writer():  # d13: process 0 writes the plot and prints the table
     return 0
-  plotting.plot_curves(result.history, result.names, out / "all_settings.png",
-                       title="all settings", initial=result.initial, task=result.task)
+  with _plots_of(out):
+    plotting.plot_curves(result.history, result.names, out / "all_settings.png",
+                         title="all settings", initial=result.initial, task=result.task)
   print(results.markdown_table(result.summary) + results.plan_lines(result))
   print(f"device: {result.device}; compile {result.compile_seconds:.1f} s; "
         f"epochs {sum(t for t in result.epoch_seconds if t == t):.1f} s; "
         f"results in {out.absolute()}")
   return 0
+
+
+class PlotsNotWritten(Exception):
+  """The results files are written but the plots could not be (`OutputWriteError`)."""
+
+  def __init__(self, error: OSError, out):
+    self.out = out
+    super().__init__(str(error))
+
+
+@contextlib.contextmanager
+def _plots_of(out):
+  """Within: a plot that cannot be written ends the command as `PlotsNotWritten`."""
+  from lrjax._atomic import OutputWriteError
+  try:
+    yield
+  except OutputWriteError as err:
+    raise PlotsNotWritten(err, out) from err
+
+
+class _Terminated(KeyboardInterrupt):
+  """SIGTERM before the sweep's own handler is in place: as Ctrl-C, with its exit status."""
+
+  signum = signal.SIGTERM
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+  """Within: SIGTERM ends the command as Ctrl-C does (one line naming the command that
+  resumes; exit 143), where its default would kill the process silently with -15 during
+  imports, data loading or compiling.  The sweep's loop installs its own handler for the
+  epochs (stop after the epoch in progress is checkpointed) and puts this one back.  Left
+  alone when SIGTERM is already handled (an embedding program's), or off the main thread."""
+  if threading.current_thread() is not threading.main_thread() or \
+      signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+    yield
+    return
+
+  def terminated(signum, frame):  # pylint: disable=unused-argument
+    raise _Terminated
+
+  previous = signal.signal(signal.SIGTERM, terminated)
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGTERM, previous)
 
 
 def _plot_file_run(path: Path, out: Path) -> list[Path] | None:
@@ -470,6 +551,15 @@ def main(argv=None) -> int:
   if argv[:1] == ["launch"]:  # d13: its own parser (the command after `--` is not parsed)
     from lrjax import launch
     return launch.main(argv[1:])
+  with _sigterm_as_interrupt():  # first: imports and compiling take seconds
+    try:
+      return _main(argv)
+    except _Terminated:  # before `sweep` was reached (parsing, the extras' check)
+      print("lrjax: interrupted by SIGTERM", file=sys.stderr)
+      return 128 + signal.SIGTERM
+
+
+def _main(argv) -> int:
   parser = _parser()
   args = parser.parse_args(argv)
   if args.command == "sweep" and args.no_checkpoint and args.checkpoint_dir:
@@ -481,7 +571,10 @@ def main(argv=None) -> int:
     print(f"lrjax: error: {error}", file=sys.stderr)
     return 2
   if args.command == "sweep":
-    from lrjax.train.runner.checkpoint import CheckpointError
+    from lrjax._atomic import OutputWriteError
+    from lrjax.data.errors import CorruptDatasetError
+    from lrjax.train.runner.checkpoint import CheckpointError, CheckpointSaveError, \
+        FolderLostError
     from lrjax.distributed import DistributedError
     from lrjax.train.runner.loop import SweepInterrupted
     from lrjax.train.frontends.sweep_file import SweepFileError
@@ -495,12 +588,27 @@ def main(argv=None) -> int:
     except SweepInterrupted as stop:
       print(f"lrjax: {stop}; resume with: {resume_command(argv)}", file=sys.stderr)
       return 128 + stop.signum
-    except KeyboardInterrupt:  # a second Ctrl-C, or one before checkpointing started
+    except KeyboardInterrupt as stop:  # a second Ctrl-C, or one before checkpointing started
       folder = checkpoint_dir(args)
       kept = (f"resume from the last checkpoint with: {resume_command(argv)}" if folder
               else "nothing was checkpointed (--no-checkpoint)")
-      print(f"lrjax: interrupted; {kept}", file=sys.stderr)
-      return 128 + signal.SIGINT
+      signum = getattr(stop, "signum", signal.SIGINT)
+      how = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
+      print(f"lrjax: interrupted{how}; {kept}", file=sys.stderr)
+      return 128 + signum
+    except PlotsNotWritten as err:  # after results.json: `lrjax plot` draws them again
+      print(f"lrjax: error: {err}; the results files are written: draw the plots again with: "
+            f"{resume_command(['plot', str(Path(err.out).absolute())])}", file=sys.stderr)
+      return 1
+    except OutputWriteError as err:  # the results (after training): the checkpoint is kept
+      kept = ("nothing was checkpointed (--no-checkpoint)" if args.no_checkpoint else
+              f"the checkpoint is kept: make room (or fix the folder) and write them with: "
+              f"{resume_command(argv)}")
+      print(f"lrjax: error: {err}; {kept}", file=sys.stderr)
+      return 1
+    except CorruptDatasetError as err:  # a damaged source file or prepared copy
+      print(f"lrjax: error: {str(err).rstrip('.')}.", file=sys.stderr)
+      return 1
     except UsageError as err:  # the user's flag: one line naming it, like argparse's
       print(f"lrjax sweep: error: {str(err).rstrip('.')} (see lrjax sweep --help)",
             file=sys.stderr)
@@ -512,7 +620,11 @@ def main(argv=None) -> int:
       # A damaged, foreign or unwritable checkpoint folder is the user's to fix: one line
       # saying what happened and what to do (and where the completed epochs went), no
       # traceback.
-      text = "; ".join([str(err).rstrip(".")] + list(getattr(err, "__notes__", ())))
+      notes = list(getattr(err, "__notes__", ()))
+      if notes and isinstance(err, CheckpointSaveError) and not isinstance(
+          err, FolderLostError):  # a save failed midway: the last good step resumes
+        notes.append(f"make room (or fix the folder) and resume with: {resume_command(argv)}")
+      text = "; ".join([str(err).rstrip(".")] + notes)
       print(f"lrjax: error: {text}.", file=sys.stderr)
       return 1
   return _plot(args)

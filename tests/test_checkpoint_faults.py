@@ -704,3 +704,13 @@ def test_an_output_folder_that_cannot_be_created_is_one_line_before_training(
   assert err == [f"lrjax sweep: error: --out {out} cannot be created: {disk} is not "
                  "writable (Read-only file system) (see lrjax sweep --help)"]
   assert not (tmp_path / "ckpt").exists()  # refused before anything was made
+
+
+def test_a_lock_whose_folder_cannot_be_created_is_one_line(small_disk):
+  """For the loop's output folder (`FolderLock(create=True)`; the CLI checks --out first)."""
+  disk = small_disk("1m")
+  subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+  with pytest.raises(ckpt.CheckpointSaveError) as info:
+    ckpt.FolderLock(disk / "out", "output folder", create=True)
+  assert str(info.value) == (f"output folder {disk / 'out'} cannot be created (Read-only file "
+                             "system); fix the permissions of its parent or use another folder.")

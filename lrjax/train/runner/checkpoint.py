@@ -177,12 +177,19 @@ class FolderLock:
   makes it so again.
   """
 
-  def __init__(self, folder: str | Path, what: str = "folder"):
+  def __init__(self, folder: str | Path, what: str = "folder", *, create: bool = False):
     self.path = Path(folder).absolute() / LOCK_FILE
     self.what = what
     self._fd = None
     if not distributed.is_writer():  # d13: one lock per run: process 0's (shared folder)
       return
+    if create:  # the folder made here: one that cannot be is one line, not a traceback
+      try:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+      except OSError as err:
+        raise CheckpointSaveError(
+            f"{what} {self.path.parent} cannot be created ({err.strerror or one_line(err)}); "
+            "fix the permissions of its parent or use another folder.") from err
     self._fd = self._acquire()
 
   def _acquire(self) -> int:

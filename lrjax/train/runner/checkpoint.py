@@ -351,9 +351,9 @@ class _CapturedOutput:
 
   A failed orbax save prints 100+ lines (each of its threads' traceback, "Event loop is
   closed", ``RESOURCE_EXHAUSTED``) before the one line that says what happened.  After a
-  save that succeeded, what was captured is written to stderr as it came; after one that
-  failed, `keep` puts it in a log file, and lrjax's own lines (a signal's notice) are
-  still shown.  Only the main thread captures; anywhere else it does nothing.
+  save that succeeded, `show` writes what was captured to stderr as it came; after one
+  that failed, `keep` puts it in a log file and only lrjax's own lines (a signal's
+  notice) are shown.  Only the main thread captures; anywhere else it does nothing.
   """
 
   def __init__(self):
@@ -409,14 +409,15 @@ class _CapturedOutput:
     os.close(self._saved_fd)
     self._saved_fd = None
     self._reader.join(timeout=5)
-    text = b"".join(self._chunks)
-    if not failed:
-      _write_fd2(text)
-    else:
-      ours = [line for line in text.splitlines(keepends=True)
-              if line.lstrip().startswith(b"lrjax:")]
-      _write_fd2(b"".join(ours))
     return False
+
+  def show(self, everything: bool) -> None:
+    """Writes what was captured to stderr: ``everything``, or only lrjax's own lines."""
+    text = b"".join(self._chunks)
+    if not everything:
+      text = b"".join(line for line in text.splitlines(keepends=True)
+                      if line.lstrip().startswith(b"lrjax:"))
+    _write_fd2(text)
 
   def keep(self, header: str) -> str | None:
     """Writes ``header`` and what was captured to a log file in the temporary folder;
@@ -557,9 +558,10 @@ class SweepCheckpointer:
   # -- the folder under a live run --------------------------------------------------------
 
   def _keep_folder(self, epoch: int) -> None:
-    """Makes sure the folder and its lock are still this run's before step ``epoch`` is
-    written: a folder deleted meanwhile is recreated with its lock and config (one line
-    says so); one taken by another run raises `FolderLostError`, nothing written there."""
+    """Makes sure the folder and its lock are still this run's (before and after step
+    ``epoch`` is written): a folder deleted meanwhile is recreated with its lock and config
+    (one line says so); one taken by another run raises `FolderLostError`, nothing more
+    written there."""
     if self._lock.held():
       return
     vanished = not self.directory.is_dir()
@@ -570,15 +572,12 @@ class SweepCheckpointer:
           f"checkpoint folder {self.directory} was deleted while this run held it and "
           f"another run (pid {err.holder}) holds it now; this run stops without writing "
           "there") from None
-    # orbax's manager remembers the steps it saw; the ones of the folder now are read anew.
-    with contextlib.suppress(Exception):
-      self.manager.close()
-    self._open(self._max_to_keep)
+    self._reopen()
     self._write_config()
     what = "folder" if vanished else "lock file"
     self._report(f"lrjax: the {what} of checkpoint {self.directory} vanished while this run "
-                 f"held it (deleted?); recreated it with its lock and config, checkpointing "
-                 f"again from epoch {epoch}.")
+                 f"held it (deleted?) by step {epoch}; recreated it with its lock and config, "
+                 "the next checkpoints are complete.")
 
   # -- integrity records ------------------------------------------------------------------
 
@@ -617,6 +616,35 @@ class SweepCheckpointer:
       raise CheckpointSaveError(
           f"saving checkpoint step {epoch} in {self.directory} failed "
           f"({failure_cause(err)}).") from err
+    failure, capture = self._attempt(epoch, tree)
+    if failure is not None and not self._lock.held():
+      # The folder went during the save (orbax's writes then fail): recreated with its
+      # lock and config, or `FolderLostError` if another run took it; then once more.
+      capture.show(everything=False)
+      self._keep_folder(epoch)
+      self._remove_partial(epoch, unrecorded=True)  # this run's failed attempt at the step
+      self._reopen()
+      failure, capture = self._attempt(epoch, tree)
+    if failure is None:
+      # Deleted during the save: locked again now, not only at the next save, so that no
+      # second run is admitted meanwhile (this step may be cut: its record tells).  orbax's
+      # warnings about the steps that went with the folder are then noise: the notice says.
+      kept = self._lock.held()
+      capture.show(everything=kept)
+      self._keep_folder(epoch)
+      return
+    capture.show(everything=False)
+    self._remove_partial(epoch)
+    what = f"saving checkpoint step {epoch} in {self.directory}"
+    log = capture.keep(f"{what} failed:\n{failure[1]}\nWhat orbax printed:\n")
+    where = f"; orbax's report is in {log}" if log else ""
+    error = CheckpointSaveError(f"{what} failed ({failure[0]}{where}).")
+    error.log = log
+    raise error
+
+  def _attempt(self, epoch: int, tree) -> tuple[tuple[str, str] | None, "_CapturedOutput"]:
+    """`_write_step` with its output captured: ``(None, capture)``, or ``((cause,
+    traceback text), capture)`` when it failed."""
     failure = None
     with _CapturedOutput() as capture:
       try:
@@ -626,16 +654,7 @@ class SweepCheckpointer:
         # so that what they report when collected is captured too.
         failure = (failure_cause(err), "".join(traceback.format_exception(err)))
         capture.failed = True
-    if failure is None:
-      return
-    self._remove_partial(epoch)
-    what = f"saving checkpoint step {epoch} in {self.directory}"
-    log = capture.keep(f"{what} failed:\n{failure[1]}\nWhat orbax printed:\n")
-    gone = "" if self._lock.held() else " (the folder was deleted during the save)"
-    where = f"; orbax's report is in {log}" if log else ""
-    error = CheckpointSaveError(f"{what} failed{gone} ({failure[0]}{where}).")
-    error.log = log
-    raise error
+    return failure, capture
 
   def _write_step(self, epoch: int, tree) -> None:
     if not self.manager.save(epoch, args=ocp.args.StandardSave(tree)):
@@ -653,13 +672,24 @@ class SweepCheckpointer:
       _atomic.write_text(self.step_path(epoch) / RECORD_FILE, json.dumps(record))
     distributed.barrier(f"lrjax-checkpoint-record-{epoch}")
 
-  def _remove_partial(self, epoch: int) -> None:
+  def _remove_partial(self, epoch: int, unrecorded: bool = False) -> None:
     """The failed step's half-written folder, removed at once: on a full disk it holds the
-    space the user needs to go on (the next run would remove it anyway)."""
+    space the user needs to go on (the next run would remove it anyway).  ``unrecorded``:
+    also the step's folder if orbax finished it but it has no integrity record (a save
+    cut short by the folder's deletion; this run holds the lock, so the step is its own)."""
     if not distributed.is_writer() or not self._lock.held():
       return
-    for partial in self.directory.glob(f"{epoch}.orbax-checkpoint-tmp*"):
+    partials = list(self.directory.glob(f"{epoch}.orbax-checkpoint-tmp*"))
+    if unrecorded and not (self.step_path(epoch) / RECORD_FILE).exists():
+      partials.append(self.step_path(epoch))
+    for partial in partials:
       shutil.rmtree(partial, ignore_errors=True)
+
+  def _reopen(self) -> None:
+    """A new orbax manager: the old one remembers steps the folder no longer has."""
+    with contextlib.suppress(Exception):
+      self.manager.close()
+    self._open(self._max_to_keep)
 
   def _try_restore(self, step: int, target) -> tuple[Any, str | None]:
     record = self._read_record(step)

@@ -493,20 +493,51 @@ def _sigterm_as_interrupt():
   resumes; exit 143), where its default would kill the process silently with -15 during
   imports, data loading or compiling.  The sweep's loop installs its own handler for the
   epochs (stop after the epoch in progress is checkpointed) and puts this one back.  Left
-  alone when SIGTERM is already handled (an embedding program's), or off the main thread."""
-  if threading.current_thread() is not threading.main_thread() or \
-      signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+  alone when SIGTERM is already handled (an embedding program's), or off the main thread.
+
+  A signal's exception raised while Python runs a callback that cannot raise (JAX's gc
+  callback, a ``__del__``) is printed as "Exception ignored" and lost, and the run went on
+  to its end (Ctrl-C too): such an interrupt is sent again, to be raised at an ordinary
+  line."""
+  if threading.current_thread() is not threading.main_thread():
     yield
     return
 
   def terminated(signum, frame):  # pylint: disable=unused-argument
     raise _Terminated
 
-  previous = signal.signal(signal.SIGTERM, terminated)
+  def again(unraisable):
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+      # From another thread, a moment later: sent from here, the handler would run (and
+      # raise) inside this hook, which cannot raise either.
+      signum = getattr(unraisable.exc_value, "signum", signal.SIGINT)
+      resend = threading.Timer(0.05, os.kill, (os.getpid(), signum))
+      resend.daemon = True
+      resend.start()
+      return
+    hook(unraisable)
+
+  previous = None
+  if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+    previous = signal.signal(signal.SIGTERM, terminated)
+  hook, sys.unraisablehook = sys.unraisablehook, again
   try:
     yield
   finally:
-    signal.signal(signal.SIGTERM, previous)
+    sys.unraisablehook = hook
+    if previous is not None:
+      signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(stop: KeyboardInterrupt, argv, checkpointed: bool) -> int:
+  """One line for a Ctrl-C / SIGTERM that ended the command at once; its exit status."""
+  signum = getattr(stop, "signum", signal.SIGINT)
+  how = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
+  kept = (f"; resume from the last checkpoint with: {resume_command(argv)}" if checkpointed
+          else "; nothing was checkpointed (--no-checkpoint)" if argv[:1] == ["sweep"]
+          else "")
+  print(f"lrjax: interrupted{how}{kept}", file=sys.stderr)
+  return 128 + signum
 
 
 def _plot_file_run(path: Path, out: Path) -> list[Path] | None:
@@ -547,16 +578,26 @@ def _plot(args) -> int:
 
 
 def main(argv=None) -> int:
+  command = argv is None  # the process's own command line (not a caller's list)
   argv = sys.argv[1:] if argv is None else list(argv)
   if argv[:1] == ["launch"]:  # d13: its own parser (the command after `--` is not parsed)
     from lrjax import launch
     return launch.main(argv[1:])
   with _sigterm_as_interrupt():  # first: imports and compiling take seconds
     try:
-      return _main(argv)
-    except _Terminated:  # before `sweep` was reached (parsing, the extras' check)
-      print("lrjax: interrupted by SIGTERM", file=sys.stderr)
-      return 128 + signal.SIGTERM
+      code = _main(argv)
+    except KeyboardInterrupt as stop:  # before `sweep`'s own handling (its imports)
+      code = _interrupted(stop, argv, argv[:1] == ["sweep"] and "--no-checkpoint" not in argv)
+  if command and code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+    # Interrupted during a compile, XLA's threads may still be working while the
+    # interpreter finalizes, which then crashes (SIGSEGV: exit 139 after the resume line;
+    # seen before this change too).  Everything is written and closed by now (saves are
+    # synchronous, locks die with the process): leave without finalizing.
+    with contextlib.suppress(Exception):
+      sys.stdout.flush()
+      sys.stderr.flush()
+    os._exit(code)
+  return code
 
 
 def _main(argv) -> int:
@@ -589,13 +630,7 @@ def _main(argv) -> int:
       print(f"lrjax: {stop}; resume with: {resume_command(argv)}", file=sys.stderr)
       return 128 + stop.signum
     except KeyboardInterrupt as stop:  # a second Ctrl-C, or one before checkpointing started
-      folder = checkpoint_dir(args)
-      kept = (f"resume from the last checkpoint with: {resume_command(argv)}" if folder
-              else "nothing was checkpointed (--no-checkpoint)")
-      signum = getattr(stop, "signum", signal.SIGINT)
-      how = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
-      print(f"lrjax: interrupted{how}; {kept}", file=sys.stderr)
-      return 128 + signum
+      return _interrupted(stop, argv, checkpoint_dir(args) is not None)
     except PlotsNotWritten as err:  # after results.json: `lrjax plot` draws them again
       print(f"lrjax: error: {err}; the results files are written: draw the plots again with: "
             f"{resume_command(['plot', str(Path(err.out).absolute())])}", file=sys.stderr)

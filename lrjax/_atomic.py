@@ -5,6 +5,10 @@ or a results file cut in half: readers would crash on it, or worse, trust it.  T
 goes to a temporary file beside the target, is flushed to disk, and `os.replace` puts it
 in place in one step (atomic on POSIX within a filesystem); on any error the temporary
 file is removed and the old target, if any, is left as it was.
+
+A write that fails (a full disk, a read-only folder) is the operator's to fix, not a bug:
+`reported` turns the `OSError` into an `OutputWriteError` whose message is one line
+naming the folder and the cause, for the command line to print as it is.
 """
 
 from __future__ import annotations
@@ -15,6 +19,26 @@ import tempfile
 from pathlib import Path
 
 TEMP_PREFIX = ".lrjax-tmp-"
+
+
+class OutputWriteError(OSError):
+  """Files of a run's output could not be written; the message is one line naming the
+  folder and the cause (``errno`` is the cause's)."""
+
+
+@contextlib.contextmanager
+def reported(folder: str | Path, what: str):
+  """Within: an `OSError` becomes an `OutputWriteError` "writing <what> to <folder> failed
+  (<cause>)", the original chained."""
+  try:
+    yield
+  except OutputWriteError:
+    raise
+  except OSError as err:
+    cause = err.strerror or str(err) or type(err).__name__
+    error = OutputWriteError(f"writing {what} to {Path(folder).absolute()} failed ({cause})")
+    error.errno = err.errno
+    raise error from err
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:

@@ -11,17 +11,24 @@ through `lrjax.sweep`; flags given on the command line override the file's value
 Runs lose nothing: checkpoints go to ``<out>/checkpoints`` by default, and running the
 same command again resumes (or, with a larger --epochs, extends) the run; checkpoints of
 another sweep or another dataset are refused.  Ctrl-C (or SIGTERM) lets the epoch in
-progress finish, checkpoints it and prints the command that resumes.  Two runs on the
-same folder are refused.
+progress finish, checkpoints it and prints the command that resumes; before the first
+epoch (imports, data, compile) either ends the run at once, with the same command
+printed (exit 130 / 143).  Two runs on the same folder are refused.  A folder that cannot
+take the results (full, read-only) is one line; the checkpoint is kept and the printed
+command writes them once there is room.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import os
 import shlex
 import signal
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -304,6 +311,29 @@ def resume_command(argv) -> str:
   return shlex.join(prog + list(argv))
 
 
+def _check_out_folder(out, flag: str = "--out") -> None:
+  """A results folder that does not exist yet must be creatable: its nearest existing
+  parent takes a file (probed with a temporary one, removed at once, so a run refused
+  later leaves nothing).  One that exists is checked by its lock (`FolderLock`)."""
+  folder = Path(out).absolute()
+  parent = folder
+  while not parent.exists():
+    parent = parent.parent
+  if parent == folder:
+    if not folder.is_dir():
+      raise UsageError(f"{flag} {out} is a file, not a folder")
+    return
+  if not parent.is_dir():
+    raise UsageError(f"{flag} {out} cannot be created: {parent} is a file")
+  try:
+    fd, probe = tempfile.mkstemp(dir=parent, prefix=".lrjax-write-probe-")
+    os.close(fd)
+    os.unlink(probe)
+  except OSError as err:
+    raise UsageError(f"{flag} {out} cannot be created: {parent} is not writable "
+                     f"({err.strerror or err})") from None
+
+
 def _join_run(args) -> None:
   """d13: joins a multi-process run (jax.distributed) before anything starts JAX."""
   from lrjax import distributed
@@ -329,8 +359,10 @@ def _sweep(args) -> int:
   from lrjax.data import DatasetNotFoundError
   from lrjax.train import SweepConfig, report_variants, run_sweep
   from lrjax.train.reports import results
+  from lrjax.data.errors import CorruptDatasetError
 
   _check_flags(args)
+  _check_out_folder(args.out)
   _join_run(args)
   _check_device_flags(args)
   if checkpoint_dir(args) is None:
@@ -353,7 +385,7 @@ def _sweep(args) -> int:
         model_kwargs=_model_kwargs(args), observe_untrained_loss=args.observe_untrained_loss,
         variants_per_call=args.variants_per_call, concurrent_calls=args.concurrent_calls,
         eval_batch_size=args.eval_batch_size)
-  except UsageError:
+  except (UsageError, CorruptDatasetError):  # a damaged file is no flag's fault
     raise
   except ValueError as err:  # the library's own checks of what the flags built
     raise UsageError(_as_flags(err)) from err
@@ -480,6 +512,7 @@ def _sweep_file(args, typed: set[str]) -> int:
     return _flag(dest) if dest in typed else f"{spec.path}: {_FILE_KEY_OF[dest]}"
 
   data = spec.data
+  _check_out_folder(spec.out, "--out" if "out" in typed else f"{spec.path}: out")
   try:
     dataset = load_dataset(data.dataset, source_dir=data.source_dir, data_dir=data.data_dir,
                            validation_fraction=data.validation_fraction,
@@ -526,6 +559,67 @@ def _results_folder(path: str) -> Path:
   return path.parent if path.suffix == ".json" else path
 
 
+class _Terminated(KeyboardInterrupt):
+  """SIGTERM before the sweep's own handler is in place: as Ctrl-C, with its exit status."""
+
+  signum = signal.SIGTERM
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+  """Within: SIGTERM ends the command as Ctrl-C does (one line naming the command that
+  resumes; exit 143), where its default would kill the process silently with -15 during
+  imports, data loading or compiling.  The sweep's loop installs its own handler for the
+  epochs (stop after the epoch in progress is checkpointed) and puts this one back.  Left
+  alone when SIGTERM is already handled (an embedding program's), or off the main thread.
+
+  A signal's exception raised while Python runs a callback that cannot raise (JAX's gc
+  callback, a ``__del__``) is printed as "Exception ignored" and lost, and the run went on
+  to its end (Ctrl-C too): such an interrupt is sent again, to be raised at an ordinary
+  line."""
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+
+  def terminated(signum, frame):  # pylint: disable=unused-argument
+    raise _Terminated
+
+  def again(unraisable):
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+      # From another thread, a moment later: sent from here, the handler would run (and
+      # raise) inside this hook, which cannot raise either.
+      signum = getattr(unraisable.exc_value, "signum", signal.SIGINT)
+      resend = threading.Timer(0.05, os.kill, (os.getpid(), signum))
+      resend.daemon = True
+      resend.start()
+      return
+    hook(unraisable)
+
+  previous = None
+  if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+    previous = signal.signal(signal.SIGTERM, terminated)
+  hook, sys.unraisablehook = sys.unraisablehook, again
+  try:
+    yield
+  finally:
+    sys.unraisablehook = hook
+    if previous is not None:
+      signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(stop: KeyboardInterrupt, argv, checkpointed: bool) -> int:
+  """One line for a Ctrl-C / SIGTERM that ended the command at once; its exit status."""
+  signum = getattr(stop, "signum", signal.SIGINT)
+  how = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
+  kept = (f"; resume from the last checkpoint with: {resume_command(argv)}" if checkpointed
+          else "; nothing was checkpointed (--no-checkpoint)" if argv[:1] == ["sweep"]
+          else "")
+  print(f"lrjax: interrupted{how}{kept}", file=sys.stderr)
+  return 128 + signum
+
+
+
+
 def _plot(args) -> int:
   """``lrjax plot DIR [DIR ...]``: one run's plots beside it, or several overlaid."""
   from lrjax.train.reports import plotting
@@ -568,11 +662,30 @@ def _one_line_warnings() -> None:
 
 
 def main(argv=None) -> int:
+  command = argv is None  # the process's own command line (not a caller's list)
   argv = sys.argv[1:] if argv is None else list(argv)
   _one_line_warnings()
   if argv[:1] == ["launch"]:  # d13: its own parser (the command after `--` is not parsed)
     from lrjax import launch
     return launch.main(argv[1:])
+  with _sigterm_as_interrupt():  # first: imports and compiling take seconds
+    try:
+      code = _main(argv)
+    except KeyboardInterrupt as stop:  # before `sweep`'s own handling (its imports)
+      code = _interrupted(stop, argv, argv[:1] == ["sweep"] and "--no-checkpoint" not in argv)
+  if command and code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+    # Interrupted during a compile, XLA's threads may still be working while the
+    # interpreter finalizes, which then crashes (SIGSEGV: exit 139 after the resume line;
+    # seen before this change too).  Everything is written and closed by now (saves are
+    # synchronous, locks die with the process): leave without finalizing.
+    with contextlib.suppress(Exception):
+      sys.stdout.flush()
+      sys.stderr.flush()
+    os._exit(code)
+  return code
+
+
+def _main(argv) -> int:
   parser = _parser()
   args = parser.parse_args(argv)
   if args.command == "sweep" and args.no_checkpoint and args.checkpoint_dir:
@@ -584,7 +697,11 @@ def main(argv=None) -> int:
     print(f"lrjax: error: {error}", file=sys.stderr)
     return 2
   if args.command == "sweep":
-    from lrjax.train.runner.checkpoint import CheckpointError
+    from lrjax._atomic import OutputWriteError
+    from lrjax.train.reports.plotting import PlotsNotWritten
+    from lrjax.data.errors import CorruptDatasetError
+    from lrjax.train.runner.checkpoint import CheckpointError, CheckpointSaveError, \
+        FolderLostError
     from lrjax.distributed import DistributedError
     from lrjax.train.runner.loop import SweepInterrupted
     from lrjax.train.frontends.sweep_file import SweepFileError
@@ -598,12 +715,21 @@ def main(argv=None) -> int:
     except SweepInterrupted as stop:
       print(f"lrjax: {stop}; resume with: {resume_command(argv)}", file=sys.stderr)
       return 128 + stop.signum
-    except KeyboardInterrupt:  # a second Ctrl-C, or one before checkpointing started
-      folder = checkpoint_dir(args)
-      kept = (f"resume from the last checkpoint with: {resume_command(argv)}" if folder
-              else "nothing was checkpointed (--no-checkpoint)")
-      print(f"lrjax: interrupted; {kept}", file=sys.stderr)
-      return 128 + signal.SIGINT
+    except KeyboardInterrupt as stop:  # a second Ctrl-C, or one before checkpointing started
+      return _interrupted(stop, argv, checkpoint_dir(args) is not None)
+    except PlotsNotWritten as err:  # after results.json: `lrjax plot` draws them again
+      print(f"lrjax: error: {err}; the results files are written: draw the plots again with: "
+            f"{resume_command(['plot', str(Path(err.out).absolute())])}", file=sys.stderr)
+      return 1
+    except OutputWriteError as err:  # the results (after training): the checkpoint is kept
+      kept = ("nothing was checkpointed (--no-checkpoint)" if args.no_checkpoint else
+              f"the checkpoint is kept: make room (or fix the folder) and write them with: "
+              f"{resume_command(argv)}")
+      print(f"lrjax: error: {err}; {kept}", file=sys.stderr)
+      return 1
+    except CorruptDatasetError as err:  # a damaged source file or prepared copy
+      print(f"lrjax: error: {str(err).rstrip('.')}.", file=sys.stderr)
+      return 1
     except UsageError as err:  # the user's flag: one line naming it, like argparse's
       print(f"lrjax sweep: error: {str(err).rstrip('.')} (see lrjax sweep --help)",
             file=sys.stderr)
@@ -615,7 +741,11 @@ def main(argv=None) -> int:
       # A damaged, foreign or unwritable checkpoint folder is the user's to fix: one line
       # saying what happened and what to do (and where the completed epochs went), no
       # traceback.
-      text = "; ".join([str(err).rstrip(".")] + list(getattr(err, "__notes__", ())))
+      notes = list(getattr(err, "__notes__", ()))
+      if notes and isinstance(err, CheckpointSaveError) and not isinstance(
+          err, FolderLostError):  # a save failed midway: the last good step resumes
+        notes.append(f"make room (or fix the folder) and resume with: {resume_command(argv)}")
+      text = "; ".join([str(err).rstrip(".")] + notes)
       print(f"lrjax: error: {text}.", file=sys.stderr)
       return 1
   try:

@@ -9,12 +9,20 @@ would wait for it in their next collective): they are killed at once and a messa
 names the process, how it ended and that rerunning the same command resumes from the
 last checkpoint.  The exit status is the first failed process's (0 when all succeed).
 On CPU every process sees one device (the machine's cores are shared by the processes).
+
+A process that stops answering without dying (stopped by SIGSTOP or a debugger, hung)
+makes another fail instead: JAX's heartbeat check ends the process waiting for it with
+SIGABRT after ``--heartbeat-timeout`` seconds.  The message then names the one that
+stopped answering, found stopped by its state in ``/proc`` or named by JAX's "stopped
+sending heartbeats" report in the failed process's output, not the one that aborted.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -53,14 +61,50 @@ def _describe(code: int) -> str:
   return f"exited with status {code}"
 
 
-def _pump(index: int, stream, out, lock: threading.Lock) -> None:
-  """Copies a process's output to ``out``, each line prefixed by the process index."""
+def _pump(index: int, stream, out, lock: threading.Lock, tail: collections.deque) -> None:
+  """Copies a process's output to ``out``, each line prefixed by the process index; the
+  last lines are also kept in ``tail``."""
   for raw in iter(stream.readline, b""):
     line = raw.decode(errors="replace").rstrip("\n")
+    tail.append(line)
     with lock:
       out.write(f"[{index}] {line}\n")
       out.flush()
   stream.close()
+
+
+def is_stopped(pid: int) -> bool:
+  """Whether process ``pid`` is stopped (state T: SIGSTOP, Ctrl-Z; t: a debugger), from
+  ``/proc`` (False where there is none)."""
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      state = f.read().rsplit(")", 1)[1].split()[0]
+  except (OSError, IndexError):
+    return False
+  return state in ("T", "t")
+
+
+# JAX's coordination service: "The following tasks are unhealthy (stopped sending
+# heartbeats): /job:jax_worker/replica:0/task:1 ..." (or "... task:1 heartbeat timeout").
+_HEARTBEAT = re.compile(r"stopped sending heartbeats|heartbeat timeout", re.IGNORECASE)
+_TASK = re.compile(r"/task:(\d+)")
+
+
+def unresponsive(failed: int, running: list[int], pids: list[int],
+                 output) -> tuple[int, str] | None:
+  """The process that stopped answering when ``failed`` died, and how it was found, or
+  None: one of ``running`` that is stopped, else a process named by JAX's heartbeat
+  report in ``output`` (the failed process's last lines)."""
+  stopped = [i for i in running if is_stopped(pids[i])]
+  if stopped:
+    return stopped[0], "it was stopped: SIGSTOP, Ctrl-Z or a debugger"
+  for line in reversed(list(output)):
+    if _HEARTBEAT.search(line):
+      named = [int(t) for t in _TASK.findall(line) if int(t) != failed and
+               int(t) < len(pids)]
+      if named:
+        return named[0], "it stopped sending heartbeats"
+  return None
 
 
 def launch(command: list[str], num_processes: int, *, port: int = 0,
@@ -73,12 +117,14 @@ def launch(command: list[str], num_processes: int, *, port: int = 0,
   env = dict(os.environ, PYTHONUNBUFFERED="1")
   lock = threading.Lock()
   procs, pumps = [], []
+  tails = [collections.deque(maxlen=200) for _ in range(num_processes)]
   for index in range(num_processes):
     argv = [sys.executable, "-m", "lrjax", *command, "--coordinator", coordinator,
             "--num-processes", str(num_processes), "--process-id", str(index)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     procs.append(proc)
-    pump = threading.Thread(target=_pump, args=(index, proc.stdout, out, lock), daemon=True)
+    pump = threading.Thread(target=_pump, args=(index, proc.stdout, out, lock, tails[index]),
+                            daemon=True)
     pump.start()
     pumps.append(pump)
 
@@ -116,16 +162,29 @@ def launch(command: list[str], num_processes: int, *, port: int = 0,
         first = failed[0]
         status = codes[first] if codes[first] > 0 else 128 - codes[first]
         running = [i for i, c in enumerate(codes) if c is None]
+        # Before anything is killed: was the failure another process's, that stopped
+        # answering (the failed one's last lines need its pump to have read them)?
+        pumps[first].join(timeout=2)
+        found = unresponsive(first, running, [p.pid for p in procs], tails[first])
+        hung = None if found is None else found[0]
         if running:
           # A survivor would wait for the dead one in its next collective: end it now.
           for i in running:
             procs[i].kill()
           for i in running:
             procs[i].wait()
-        say(f"process {first} (pid {procs[first].pid}) {_describe(codes[first])}; "
-            + (f"stopped process(es) {', '.join(map(str, running))} (they cannot go on "
-               "without it); " if running else "")
-            + "run the same command again to resume from the last checkpoint")
+        others = [i for i in running if i != hung]
+        stopped = (f"stopped process(es) {', '.join(map(str, others))} (they cannot go on "
+                   "without it); " if others else "")
+        if hung is None:
+          say(f"process {first} (pid {procs[first].pid}) {_describe(codes[first])}; "
+              + stopped + "run the same command again to resume from the last checkpoint")
+        else:
+          ended = "; ended now" if hung in running else ""
+          say(f"process {hung} (pid {procs[hung].pid}) stopped answering ({found[1]}{ended}); "
+              f"process {first} (pid {procs[first].pid}) {_describe(codes[first])} "
+              f"waiting for it (JAX's heartbeat check); " + stopped
+              + "run the same command again to resume from the last checkpoint")
         break
       if all(c == 0 for c in codes):
         break

@@ -18,6 +18,7 @@ small models and data):
 """
 
 import os
+import subprocess
 import tempfile
 
 _OPT_LEVEL = "--xla_backend_optimization_level"
@@ -39,3 +40,27 @@ def blobs():
   """A small learnable 10-class image dataset (Gaussian class templates + noise)."""
   from lrjax import data
   return data.synthetic("tiny", num_train=640, num_test=200, seed=0)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """``small_disk(size)``: a new folder on a tmpfs of ``size`` (``"100k"``, ``"1m"``),
+  unmounted after the test; the test is skipped where it cannot be mounted (not root,
+  no mount namespace rights).  CI runs as root."""
+  mounted = []
+
+  def mount(size: str, name: str = "disk"):
+    folder = tmp_path / name
+    folder.mkdir()
+    if os.geteuid() != 0:
+      pytest.skip("mounting a small tmpfs needs root")
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                           str(folder)], capture_output=True, text=True)
+    if proc.returncode != 0:
+      pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip()})")
+    mounted.append(folder)
+    return folder
+
+  yield mount
+  for folder in reversed(mounted):
+    subprocess.run(["umount", "-l", str(folder)], capture_output=True)

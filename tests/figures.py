@@ -43,12 +43,14 @@ def capture_figures():
   original = Figure.savefig
 
   def savefig(fig, fname, *args, **kwargs):
-    figures[Path(fname).name] = [
+    # lrjax renders into a buffer named after the file it becomes (written atomically).
+    name = Path(getattr(fname, "name", fname)).name
+    figures[name] = [
         Line(ax.get_title(), str(line.get_label()), np.asarray(line.get_xdata(), float),
              np.asarray(line.get_ydata(), float),
              tuple(matplotlib.colors.to_rgba(line.get_color())), line.get_linestyle())
         for ax in fig.axes for line in ax.get_lines()]
-    figures.saved[Path(fname).name] = fig
+    figures.saved[name] = fig
     return original(fig, fname, *args, **kwargs)
 
   with pytest.MonkeyPatch.context() as mp:

@@ -513,3 +513,218 @@ def test_read_only_filesystem_is_one_cli_line(tmp_path):
   assert len(lines) == 1, proc.stderr
   assert "not writable (Read-only file system)" in lines[0] and str(folder) in lines[0]
   assert proc.stdout == ""
+
+
+# ---------------------------------------------------------------------------------------
+# Issue 31: the folder under a live run, full and read-only disks, one line each.
+
+def _steps(folder: Path) -> list[int]:
+  return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
+
+
+def test_a_folder_deleted_under_a_live_run_is_recreated_and_stays_locked(pristine, small,
+                                                                          tmp_path, capfd):
+  """Deleted after epoch 1's save: the next save recreates it with its lock and config,
+  so a second run is still refused, and nothing is lost (the results and the folder's
+  next resume are the uninterrupted run's)."""
+  folder = tmp_path / "ckpt"
+  seen = {}
+
+  def meddle(epoch, history):
+    if epoch == 0:
+      shutil.rmtree(folder)
+    elif epoch == 1:  # after step 2 was saved into the recreated folder
+      seen["config"] = (folder / ckpt.CONFIG_FILE).is_file()
+      with pytest.raises(ckpt.FolderInUseError, match="is in use by another run"):
+        ckpt.FolderLock(folder, "checkpoint folder")
+      seen["refused"] = True
+
+  capfd.readouterr()
+  result = run_sweep(CONFIG, small, checkpoint_dir=folder, progress=False, on_epoch_end=meddle)
+  err = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+  assert seen == {"config": True, "refused": True}
+  assert len(err) == 1 and f"the folder of checkpoint {folder} vanished" in err[0], err
+  assert "recreated it with its lock and config" in err[0]
+  _assert_same_results(result, pristine[0])
+  assert _steps(folder) == [2, 3]
+  again = run_sweep(CONFIG, small, checkpoint_dir=folder, progress=False)
+  assert np.isnan(again.epoch_seconds).all()  # all of it restored from step 3
+  _assert_same_results(again, pristine[0])
+
+
+def test_a_folder_taken_by_another_run_meanwhile_stops_this_run_untouched(small, tmp_path):
+  """Deleted, then locked by a second run before this one's next save: this run stops in
+  one line and writes (and deletes) nothing in the other run's folder."""
+  folder = tmp_path / "ckpt"
+  other = []
+
+  def meddle(epoch, history):
+    if epoch == 0:
+      shutil.rmtree(folder)
+      folder.mkdir()
+      other.append(ckpt.FolderLock(folder, "checkpoint folder"))
+      (folder / "the other run's step").mkdir()
+
+  try:
+    with pytest.raises(ckpt.FolderLostError) as info:
+      run_sweep(CONFIG, small, checkpoint_dir=folder, progress=False, on_epoch_end=meddle)
+    message = str(info.value)
+    assert "\n" not in message
+    assert (f"checkpoint folder {folder} was deleted while this run held it and another "
+            f"run (pid {os.getpid()}) holds it now; this run stops without writing there"
+            ) in message
+    assert sorted(p.name for p in folder.iterdir()) == [ckpt.LOCK_FILE, "the other run's step"]
+    assert isinstance(info.value, ckpt.CheckpointSaveError)  # completed epochs are kept
+  finally:
+    for lock in other:
+      lock.release()
+
+
+def test_a_lock_path_that_is_a_folder_is_reported_as_such(tmp_path):
+  folder = tmp_path / "ckpt"
+  (folder / ckpt.LOCK_FILE).mkdir(parents=True)
+  with pytest.raises(ckpt.CheckpointSaveError) as info:
+    ckpt.SweepCheckpointer(folder, CONFIG.to_dict())
+  message = str(info.value)
+  assert f"has a folder where its lock file should be ({folder / ckpt.LOCK_FILE})" in message
+  assert "not writable" not in message
+
+
+def test_a_run_refused_by_the_output_folders_lock_writes_no_config(small, tmp_path):
+  out, folder = tmp_path / "out", tmp_path / "ckpt"
+  out.mkdir()
+  held = ckpt.FolderLock(out, "output folder")
+  try:
+    with pytest.raises(ckpt.FolderInUseError, match=f"output folder {out} is in use"):
+      run_sweep(CONFIG, small, checkpoint_dir=folder, out_dir=out, progress=False)
+  finally:
+    held.release()
+  assert not (folder / ckpt.CONFIG_FILE).exists()
+  assert _steps(folder) == []
+  run_sweep(CONFIG, small, checkpoint_dir=folder, out_dir=out, progress=False)  # admitted now
+  assert (folder / ckpt.CONFIG_FILE).is_file() and _steps(folder) == [2, 3]
+
+
+_CLI = [sys.executable, "-m", "lrjax", "sweep", "--model", "logistic", "--train-size", "256",
+        "--no-progress"]
+
+
+def _cli_env():
+  return dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
+
+
+def test_a_full_disk_during_a_save_is_one_line_with_the_resume_command(small_disk):
+  """orbax and tensorstore report a failed write in tens of lines of threads'
+  tracebacks; the user sees one line, the details are in the log file it names."""
+  disk = small_disk("1m")  # two steps fit (about 330 kB each), a third beside them not
+  args = ["--epochs", "4", "--out", str(disk / "out")]
+  proc = subprocess.run(_CLI + args, env=_cli_env(), capture_output=True, text=True,
+                        timeout=600)
+  lines = [line for line in proc.stderr.splitlines() if line.strip()]
+  assert proc.returncode == 1 and len(lines) == 1, proc.stderr[-3000:]
+  failed = re.match(rf"lrjax: error: saving checkpoint step (\d) in "
+                    rf"{re.escape(str(disk / 'out' / 'checkpoints'))} failed \(No space left on "
+                    r"device; ", lines[0])
+  assert failed, lines[0]
+  step = int(failed.group(1))  # 3 or 4: orbax's compression varies the steps' sizes
+  assert step >= 3
+  assert lines[0].endswith(shlex.join(_CLI[1:] + args) + ".")  # the command that resumes
+  log = Path(re.search(r"orbax's report is in (\S+?)\)", lines[0]).group(1))
+  try:
+    assert "No space left on device" in log.read_text()
+  finally:
+    log.unlink()
+  # The failed step's half-written folder is gone (its space was the user's); the two
+  # steps before it are kept.
+  assert sorted(p.name for p in (disk / "out" / "checkpoints").iterdir()
+                if not p.name.startswith(".")) == [str(step - 2), str(step - 1),
+                                                   ckpt.CONFIG_FILE]
+
+
+def _cli_sweep(tmp_path, out, *extra):
+  return ["sweep", "--model", "logistic", "--train-size", "256", "--epochs", "3",
+          "--no-progress", "--checkpoint-dir", str(tmp_path / "ckpt"), "--out", str(out),
+          *extra]
+
+
+def test_results_on_a_full_output_folder_are_one_line_and_the_command_writes_them(
+    small_disk, tmp_path, capsys):
+  disk = small_disk("20k")  # the lock file fits, results.json (34 kB) does not
+  args = _cli_sweep(tmp_path, disk / "out")
+  assert cli.main(args) == 1
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1, err
+  assert err[0].startswith(f"lrjax: error: writing the results to {disk / 'out'} failed (No "
+                           "space left on device); the checkpoint is kept")
+  assert err[0].endswith(" " + shlex.join(args))
+  assert _steps(tmp_path / "ckpt") == [2, 3]
+  assert [p.name for p in (disk / "out").iterdir()] == [ckpt.LOCK_FILE]  # nothing cut
+  subprocess.run(["mount", "-o", "remount,size=4m", str(disk)], check=True)
+  assert cli.main(args) == 0  # room made: the printed command writes them, nothing retrained
+  assert "lrjax: resumed from epoch 3 of 3" in capsys.readouterr().err
+  assert results.load(disk / "out")["completed_epochs"] == 3
+
+
+def test_plots_on_a_full_output_folder_are_one_line_and_never_cut(small_disk, tmp_path,
+                                                                    capsys):
+  disk = small_disk("100k")  # the results files fit, the four plots do not
+  out = disk / "out"
+  assert cli.main(_cli_sweep(tmp_path, out)) == 1
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1, err
+  assert err[0] == (f"lrjax: error: writing the plots to {out} failed (No space left on "
+                    f"device); the results files are written: draw the plots again with: "
+                    f"{cli.resume_command(['plot', str(out)])}")
+  assert results.load(out)["completed_epochs"] == 3
+  for png in out.glob("*.png"):  # the plots that fitted, whole; no temporary left
+    assert png.read_bytes().endswith(b"IEND\xaeB`\x82"), png
+  assert not list(out.glob(".lrjax-tmp-*"))
+
+
+def test_results_on_a_read_only_output_folder_are_one_line(tmp_path):
+  """An output folder whose lock file (left by an earlier run) is writable but which
+  takes no new file: the run trains, then cannot write its results (the issue's
+  38-line PermissionError).  Root obeys the permission bits without CAP_DAC_OVERRIDE."""
+  if os.geteuid() != 0:
+    pytest.skip("for root only (setpriv drops root's override of permissions)")
+  if shutil.which("setpriv") is None or subprocess.run(
+      _NO_DAC + ["true"], capture_output=True).returncode != 0:
+    pytest.skip("setpriv cannot drop capabilities here")
+  out, folder = tmp_path / "out", tmp_path / "ckpt"
+  out.mkdir()
+  (out / ckpt.LOCK_FILE).touch()
+  (out / ckpt.LOCK_FILE).chmod(0o666)
+  out.chmod(0o555)
+  folder.mkdir()
+  folder.chmod(0o777)
+  args = ["--epochs", "2", "--checkpoint-dir", str(folder), "--out", str(out)]
+  proc = subprocess.run(_NO_DAC + _CLI + args, env=_cli_env(), capture_output=True,
+                        text=True, timeout=600)
+  lines = [line for line in proc.stderr.splitlines() if line.strip()]
+  assert proc.returncode == 1 and len(lines) == 1, proc.stderr[-3000:]
+  assert lines[0].startswith(f"lrjax: error: writing the results to {out} failed "
+                             "(Permission denied); the checkpoint is kept")
+  assert _steps(folder) == [1, 2]
+  assert proc.stdout == ""
+
+
+def test_an_output_folder_that_cannot_be_created_is_one_line_before_training(
+    small_disk, tmp_path, capsys):
+  disk = small_disk("1m")
+  subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+  out = disk / "new" / "out"
+  assert cli.main(_cli_sweep(tmp_path, out)) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert err == [f"lrjax sweep: error: --out {out} cannot be created: {disk} is not "
+                 "writable (Read-only file system) (see lrjax sweep --help)"]
+  assert not (tmp_path / "ckpt").exists()  # refused before anything was made
+
+
+def test_a_lock_whose_folder_cannot_be_created_is_one_line(small_disk):
+  """For the loop's output folder (`FolderLock(create=True)`; the CLI checks --out first)."""
+  disk = small_disk("1m")
+  subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+  with pytest.raises(ckpt.CheckpointSaveError) as info:
+    ckpt.FolderLock(disk / "out", "output folder", create=True)
+  assert str(info.value) == (f"output folder {disk / 'out'} cannot be created (Read-only file "
+                             "system); fix the permissions of its parent or use another folder.")

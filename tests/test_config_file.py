@@ -285,15 +285,16 @@ def test_a_schedule_and_a_strategy_with_their_grid_names(tmp_path):
       momentum = 0.9
       [schedule]
       name = "seq3"
-      rule = "cutoff"
       cutoff_fraction = 0.05
       [grid]
       schedule.r0 = [0.1, 0.01]
+      schedule.rule = ["cutoff"]
       [[variants]]
       schedule.r0 = 0.2
       schedule.rule = "epoch"
       """))
-  assert spec.hparams == [{"schedule.r0": 0.1}, {"schedule.r0": 0.01},
+  assert spec.hparams == [{"schedule.r0": 0.1, "schedule.rule": "cutoff"},
+                          {"schedule.r0": 0.01, "schedule.rule": "cutoff"},
                           {"schedule.r0": 0.2, "schedule.rule": "epoch"}]
   import jax.numpy as jnp
   params = jnp.zeros(3)
@@ -304,7 +305,7 @@ def test_a_schedule_and_a_strategy_with_their_grid_names(tmp_path):
   assert float(strategies.strategy_state(state).cutoff) == float(
       strategies.strategy_state(want_state).cutoff)
   assert spec.optimizer_fn.strategy is strategies.sgd
-  # The variant's rule replaces the file's: by epoch, one boundary advances the sequence.
+  # The variant's own rule: by epoch, one boundary advances the sequence.
   tx = optax.with_extra_args_support(spec.optimizer_fn(spec.hparams[2]))
   _, state = tx.update(jnp.ones(3), tx.init(params), params, valid_loss=1.0,
                        epoch_boundary=True)
@@ -376,6 +377,16 @@ def test_a_schedule_and_a_strategy_with_their_grid_names(tmp_path):
      "optimizer.nesterov:", "must be true or false (the 'nesterov' argument of "
      "optax.sgd), got 'yes'"),
     ("tensorboard_dir = 3\n", "sweep.toml: tensorboard_dir:", "must be a string"),
+    # A key fixed in its section and swept too: two values for one argument (issue 31).
+    ("[optimizer]\nlearning_rate = 0.1\nmomentum = 0.9\n[[variants]]\nmomentum = 0.0\n",
+     "variants[0].momentum:", "also set as optimizer.momentum = 0.9; give it in one place"),
+    ("[optimizer]\nmomentum = 0.9\n[grid]\nlearning_rate = [0.1]\nmomentum = [0.0, 0.5]\n",
+     "grid.momentum:", "also set as optimizer.momentum = 0.9"),
+    ('[schedule]\nname = "seq3"\nr0 = 0.1\n[grid]\nschedule.r0 = [0.2]\n',
+     "grid.schedule.r0:", "also set as schedule.r0 = 0.1"),
+    ('[schedule]\nname = "seq3"\nr0 = 0.1\nrule = "cutoff"\n[[variants]]\n'
+     'schedule.rule = "epoch"\n', "variants[0].schedule.rule:",
+     "also set as schedule.rule = 'cutoff'"),
 ])
 def test_a_bad_file_is_one_line_naming_the_file_and_key_and_exits_2(tmp_path, capsys,
                                                                     monkeypatch, text, key,

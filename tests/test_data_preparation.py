@@ -165,3 +165,94 @@ def test_cli_stdout_holds_only_lrjax_output_when_preparing(tmp_path, capfd):
   assert captured.out.startswith("| Method |"), captured.out[:300]
   assert "Downloading and preparing" not in captured.out
   assert "Downloading and preparing" in captured.err
+
+
+# -- a damaged prepared copy (issue 31) ---------------------------------------------------
+
+VERSION_DIR = DATASET_DIR + ("1.0.0",)
+TRAIN_FILE = "lrjax_mnist-train.array_record-00000-of-00001"
+
+
+def _flip(path: Path, at: float = 1 / 6, count: int = 64):
+  raw = bytearray(path.read_bytes())
+  start = int(len(raw) * at)
+  raw[start:start + count] = bytes(b ^ 0xFF for b in raw[start:start + count])
+  path.write_bytes(bytes(raw))
+
+
+DAMAGE = {  # what an operator found: tfds / array_record said it in 37-63 lines, or nothing
+    "truncated records": lambda d: (d / TRAIN_FILE).write_bytes(
+        (d / TRAIN_FILE).read_bytes()[:30000]),
+    "flipped bytes": lambda d: _flip(d / TRAIN_FILE),
+    "flipped header (read back silently)": lambda d: _flip(d / TRAIN_FILE, at=0),
+    "garbage dataset_info.json": lambda d: (d / "dataset_info.json").write_text("garbage{{"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_prepared_copy_is_one_line_without_its_source(tmp_path, damage):
+  src, data_dir = tmp_path / "src", tmp_path / "tfds"
+  write_mnist(src)
+  _load(src, data_dir)
+  copy = data_dir.joinpath(*VERSION_DIR)
+  DAMAGE[damage](copy)
+  before = sorted(p.name for p in copy.iterdir())
+  with pytest.raises(data.CorruptPreparedCopyError) as info:
+    _load(None, data_dir, download=False)
+  message = str(info.value)
+  assert "\n" not in message and len(message) < 500
+  assert message.startswith(f"the prepared copy of mnist in {copy} is damaged (")
+  assert "--source-dir" in message and f"or delete {copy}" in message
+  assert sorted(p.name for p in copy.iterdir()) == before  # nothing deleted: the user decides
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_prepared_copy_is_prepared_again_from_its_source(tmp_path, damage, capfd):
+  src, data_dir = tmp_path / "src", tmp_path / "tfds"
+  images = write_mnist(src)
+  _load(src, data_dir)
+  DAMAGE[damage](data_dir.joinpath(*VERSION_DIR))
+  capfd.readouterr()
+  dataset = _load(src, data_dir)
+  np.testing.assert_array_equal(_train_images(dataset), images)
+  notices = [line for line in capfd.readouterr().err.splitlines() if line.startswith("lrjax:")]
+  assert len(notices) == 1 and "is damaged" in notices[0] and "preparing it again from" in (
+      notices[0]), notices
+  # The new copy is whole: read back without a source, silently, and nothing set aside.
+  np.testing.assert_array_equal(_train_images(_load(None, data_dir, download=False)), images)
+  assert not [line for line in capfd.readouterr().err.splitlines() if line.startswith("lrjax:")]
+  assert sorted(p.name for p in data_dir.joinpath(*DATASET_DIR).iterdir()
+                if not p.name.startswith(".")) == ["1.0.0"]
+
+
+def test_a_copy_without_checksums_damaged_is_still_caught_by_its_reader(tmp_path, capfd):
+  """A copy prepared before the checksums were recorded: the reader's own error is the
+  one line, and with the source it is prepared again."""
+  import json
+  src, data_dir = tmp_path / "src", tmp_path / "tfds"
+  images = write_mnist(src)
+  _load(src, data_dir)
+  copy = data_dir.joinpath(*VERSION_DIR)
+  record = json.loads((copy / builders.SOURCE_RECORD).read_text())
+  del record["files"]
+  (copy / builders.SOURCE_RECORD).write_text(json.dumps(record))
+  _flip(copy / TRAIN_FILE)
+  with pytest.raises(data.CorruptPreparedCopyError, match="it cannot be read: RuntimeError"):
+    _load(None, data_dir, download=False)
+  np.testing.assert_array_equal(_train_images(_load(src, data_dir)), images)
+
+
+def test_cli_a_damaged_prepared_copy_is_one_line(tmp_path, capfd):
+  from lrjax import cli
+  src, data_dir = tmp_path / "src", tmp_path / "tfds"
+  write_mnist(src)
+  _load(src, data_dir)
+  DAMAGE["truncated records"](data_dir.joinpath(*VERSION_DIR))
+  capfd.readouterr()
+  code = cli.main(["sweep", "--dataset", "mnist", "--data-dir", str(data_dir), "--model",
+                   "logistic", "--epochs", "1", "--batch-size", "8", "--no-progress",
+                   "--no-checkpoint", "--out", str(tmp_path / "out")])
+  err = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+  assert code == 1 and len(err) == 1, err
+  assert err[0].startswith(f"lrjax: error: the prepared copy of mnist in "
+                           f"{data_dir.joinpath(*VERSION_DIR)} is damaged")

@@ -231,3 +231,50 @@ def test_two_processes_with_a_controller_decide_what_one_process_decides(tmp_pat
     np.testing.assert_allclose(np.asarray(two["history"][field], float),
                                np.asarray(one[field], float), rtol=1e-5, atol=1e-6,
                                err_msg=field)
+
+
+# A stand-in for `python -m lrjax` (found first on PYTHONPATH): process 1 stops answering
+# (stopped by SIGSTOP, or hung without being stopped); process 0 then reports JAX's
+# missed-heartbeat error and aborts, as jax.distributed's heartbeat check makes it do.
+_PEER = r"""
+import os, signal, sys, time
+index = int(sys.argv[sys.argv.index("--process-id") + 1])
+if index == 1:
+  print("training", flush=True)
+  if sys.argv[1] == "stop":
+    os.kill(os.getpid(), signal.SIGSTOP)
+  time.sleep(600)
+time.sleep(1.0)
+print("F0101 coordination_service_agent.cc:332] Terminating process because the JAX "
+      "distributed service detected fatal errors. UNAVAILABLE: The following tasks are "
+      "unhealthy (stopped sending heartbeats): /job:jax_worker/replica:0/task:1", flush=True)
+print("*** Check failure stack trace: ***", flush=True)
+os.abort()
+"""
+
+
+@pytest.mark.parametrize("how, says", [
+    ("stop", "it was stopped: SIGSTOP, Ctrl-Z or a debugger"),
+    ("hang", "it stopped sending heartbeats")])
+def test_a_peer_that_stops_answering_is_named_not_the_process_its_heartbeat_ended(
+    tmp_path, monkeypatch, how, says):
+  import io
+  from lrjax import launch
+  fake = tmp_path / "fake" / "lrjax"
+  fake.mkdir(parents=True)
+  (fake / "__init__.py").write_text("")
+  (fake / "__main__.py").write_text(_PEER)
+  monkeypatch.setenv("PYTHONPATH", str(fake.parent))
+  monkeypatch.chdir(tmp_path)  # `python -m` looks in the working folder first
+  out = io.StringIO()
+  t0 = time.perf_counter()
+  status = launch.launch([how], 2, out=out)
+  assert time.perf_counter() - t0 < 30
+  summary = [line for line in out.getvalue().splitlines()
+             if line.startswith("lrjax launch:")][-1]
+  assert status == 128 + signal.SIGABRT
+  assert re.fullmatch(
+      rf"lrjax launch: process 1 \(pid \d+\) stopped answering \({re.escape(says)}; ended "
+      r"now\); process 0 \(pid \d+\) was killed by SIGABRT waiting for it \(JAX's heartbeat "
+      r"check\); run the same command again to resume from the last checkpoint", summary), \
+      summary

@@ -61,15 +61,19 @@ def _find(tree, cls):
 
 
 def engine(model, variants, dataset, *, epochs, task="classification",
-           observe_untrained_loss=True):
+           observe_untrained_loss=True, variants_per_call=None):
   """Every variant through `GroupTrainer`: per-epoch metrics and strategy states, final
-  train state (one entry per variant, in ``variants`` order)."""
+  train state (one entry per variant, in ``variants`` order).  ``variants_per_call``: as
+  `GroupTrainer`'s (None: the plan's rule, one per call on a CPU for these models)."""
   data = epoch_lib.put_data(dataset)
   out = [None] * len(variants)
   for spec, hyper, members in optimizers.group_variants(variants):
     trainer = epoch_lib.GroupTrainer(model, spec, hyper, task=task, batch_size=BATCH,
                                      eval_batch_size=EVAL_BATCH,
-                                     observe_untrained_loss=observe_untrained_loss)
+                                     observe_untrained_loss=observe_untrained_loss,
+                                     variants_per_call=variants_per_call)
+    if variants_per_call is not None:  # the vmapped chunks really are what is tested
+      assert trainer.plan.chunk == min(variants_per_call, len(members))
     # One device: no padded copies; one shared data order exactly when the seeds agree.
     assert trainer.initial_hyper.seed.shape == (len(members),)
     assert trainer.shared_order == (len({variants[i].seed for i in members}) == 1)
@@ -166,6 +170,35 @@ def test_engine_matches_the_reference_loop_step_by_step(rule_runs):
   # The data make the rules decide: every strategy did something different.
   assert [r.index[-1] for r in runs] == [3, runs[1].index[-1], runs[2].index[-1], 0]
   assert runs[2].index[-1] >= 1  # oscillate advanced on the rising validation loss
+
+
+@pytest.mark.parametrize("per_call", [2, 4])
+def test_several_variants_per_compiled_call_match_the_reference_loop(rule_runs, logistic,
+                                                                   dataset, per_call):
+  """The plan runs one variant per call here by default; vmapped chunks of 2 (two calls
+  per epoch, the second starting at variant 2) and 4 (the whole group in one call) must
+  give every variant its own run: a mix-up inside a vmapped call (another variant's
+  hyperparameters, seed, rule or state) would show as another variant's numbers."""
+  engines = engine(logistic, RULE_VARIANTS, dataset, epochs=EPOCHS, variants_per_call=per_call)
+  _, runs = rule_runs
+  for variant, eng, run in zip(RULE_VARIANTS, engines, runs):
+    assert_same_run(eng, run, name=f"{variant.name}, {per_call} per call")
+
+
+def test_run_sweep_with_several_variants_per_call_equals_the_reference_loop(
+    rule_runs, dataset):
+  config = SweepConfig(model="logistic", variants=RULE_VARIANTS, epochs=EPOCHS,
+                       batch_size=BATCH, eval_batch_size=EVAL_BATCH,
+                       model_kwargs={"num_classes": 3}, checkpoint_every=0,
+                       variants_per_call=3)
+  result = run_sweep(config, dataset, progress=False)
+  assert [g["variants_per_call"] for g in result.plans] == [3]
+  for k, run in enumerate(rule_runs[1]):
+    np.testing.assert_allclose(result.step_history["step_loss"][:, k], run.step_loss,
+                               rtol=RTOL, atol=ATOL, err_msg=RULE_VARIANTS[k].name)
+    np.testing.assert_allclose(result.history["valid_loss"][:, k], run.valid_loss,
+                               rtol=RTOL, atol=ATOL, err_msg=RULE_VARIANTS[k].name)
+    np.testing.assert_array_equal(result.history["index"][:, k], run.index)
 
 
 def test_the_strategy_sees_the_previous_validation_loss_on_the_first_step(rule_runs):

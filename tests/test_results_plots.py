@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import re
 
 import numpy as np
@@ -432,3 +433,27 @@ def test_plot_seed_band_draws_the_seed_mean_and_a_std_band():
   plotting.plot_seed_band(ax, [1, 2, 3], values, band=False)
   assert len(ax.collections) == 1
   plt.close(fig)
+
+
+def test_a_plot_that_cannot_be_written_leaves_the_previous_one_whole(small_disk):
+  """Plots are rendered in memory and written atomically, as the results files are: a
+  full disk is one `OutputWriteError` naming the folder, and the old plot stays whole."""
+  from lrjax import _atomic
+  disk = small_disk("200k")
+  path = disk / "curves.png"
+
+  def figure(points):
+    plt = plotting.pyplot()
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot(np.arange(points), np.random.default_rng(0).normal(size=points))
+    return fig
+
+  plotting.save_figure(figure(10), path)
+  before = path.read_bytes()
+  free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+  (disk / "filler").write_bytes(b"\0" * max(0, free - 4096))  # leaves a page
+  with pytest.raises(_atomic.OutputWriteError) as info:
+    plotting.save_figure(figure(2000), path)  # a larger image than the page left
+  assert str(info.value) == f"writing the plots to {disk} failed (No space left on device)"
+  assert path.read_bytes() == before
+  assert sorted(p.name for p in disk.iterdir()) == ["curves.png", "filler"]

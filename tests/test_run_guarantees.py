@@ -15,10 +15,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import flax.linen as nn
 import numpy as np
+import optax
 import pytest
 
-
+import lrjax
 from lrjax import cli, data
 from lrjax.train import SweepConfig, Variant, run_sweep
 from lrjax.train.runner import checkpoint as ckpt
@@ -150,6 +152,40 @@ def test_four_epochs_then_six_equals_six_straight(small, straight6, tmp_path, ca
     run_sweep(_config(5), small, checkpoint_dir=folder, progress=False)
 
 
+class DropoutNet(nn.Module):
+  """A model whose training draws dropout masks (the logistic preset draws none): a
+  resumed run must draw the masks the uninterrupted run drew, epoch for epoch."""
+
+  @nn.compact
+  def __call__(self, x, *, train):
+    x = nn.relu(nn.Dense(16)(x.reshape((x.shape[0], -1))))
+    return nn.Dense(10)(nn.Dropout(0.5, deterministic=not train)(x))
+
+
+def test_a_dropout_model_resumed_equals_the_uninterrupted_run_exactly(small, tmp_path):
+  def go(epochs=3, **kw):
+    return lrjax.sweep(DropoutNet(), small, lambda h: optax.sgd(h["learning_rate"], 0.9),
+                       {"learning_rate": [0.2, 0.05]}, seeds=(0, 1), epochs=epochs,
+                       batch_size=32, progress=False, **kw)
+
+  straight = go()
+  folder = tmp_path / "ckpt"
+
+  def stop_after_epoch_1(epoch, history):  # after epoch 1's checkpoint
+    if epoch == 0:
+      raise KeyboardInterrupt
+
+  with pytest.raises(KeyboardInterrupt):
+    go(checkpoint_dir=folder, on_epoch_end=stop_after_epoch_1)
+  resumed = go(checkpoint_dir=folder)
+  assert np.isnan(resumed.epoch_seconds[0]) and (resumed.epoch_seconds[1:] > 0).all()
+  for field in ("train_loss", "valid_loss", "valid_acc", "test_loss", "lr"):
+    np.testing.assert_array_equal(resumed.history[field], straight.history[field],
+                                  err_msg=field)
+  np.testing.assert_array_equal(resumed.step_history["step_loss"],
+                                straight.step_history["step_loss"])
+
+
 def test_cli_checkpoints_under_the_output_folder_by_default(tmp_path, capsys):
   out = tmp_path / "out"
   assert cli.main(CLI_ARGS + ["--epochs", "1", "--out", str(out)]) == 0
@@ -269,3 +305,52 @@ def test_signal_mid_run_checkpoints_the_epoch_and_the_printed_command_resumes(
   for field in FIELDS:
     np.testing.assert_allclose(np.asarray(got[field], float), np.asarray(want[field], float),
                                rtol=1e-6, atol=1e-6, err_msg=field)
+
+
+# A signal at a moment before the first epoch: while the data load or the epoch program
+# compiles (where the loop's own handler is not in place yet), or inside a callback that
+# cannot raise (a ``__del__``, as JAX's gc callback), which printed "Exception ignored"
+# and let the run go on to its end.
+_SIGNAL_BEFORE_TRAINING = textwrap.dedent(r"""
+  import os, signal, sys
+  from lrjax import cli
+  from lrjax.train.engine import epoch as epoch_lib
+  signum, stage = getattr(signal, sys.argv[1]), sys.argv[2]
+
+  class Swallows:
+    def __del__(self):
+      os.kill(os.getpid(), signum)
+      sum(range(100000))  # the handler runs, and raises, in here
+
+  def signalled(real):
+    def wrapper(*args, **kwargs):
+      if stage == "swallowed":
+        Swallows()  # collected at once
+      else:
+        os.kill(os.getpid(), signum)  # handled at the next bytecode, as in real life
+      return real(*args, **kwargs)
+    return wrapper
+  if stage == "compile":
+    epoch_lib.GroupTrainer.compile = signalled(epoch_lib.GroupTrainer.compile)
+  else:
+    cli.load_dataset = signalled(cli.load_dataset)
+  sys.exit(cli.main(sys.argv[3:]))
+""")
+
+
+@pytest.mark.parametrize("name, stage", [("SIGTERM", "data"), ("SIGTERM", "compile"),
+                                         ("SIGTERM", "swallowed"), ("SIGINT", "swallowed")])
+def test_a_signal_before_the_first_epoch_ends_the_run_in_one_line(tmp_path, name, stage):
+  out = tmp_path / "out"
+  args = CLI_ARGS + ["--epochs", "2", "--out", str(out)]
+  proc = subprocess.run([sys.executable, "-c", _SIGNAL_BEFORE_TRAINING, name, stage] + args,
+                        env=_env(), capture_output=True, text=True, timeout=600, cwd=tmp_path)
+  signum = getattr(signal, name)
+  assert proc.returncode == 128 + signum, (proc.returncode, proc.stderr[-3000:])
+  lines = [line for line in proc.stderr.splitlines() if line.strip()]
+  assert len(lines) == 1, proc.stderr[-3000:]
+  how = " by SIGTERM" if name == "SIGTERM" else ""
+  prefix = f"lrjax: interrupted{how}; resume from the last checkpoint with: "
+  assert lines[0].startswith(prefix), proc.stderr[-3000:]
+  assert shlex.split(lines[0][len(prefix):]) == [sys.executable, "-m", "lrjax"] + args
+  assert not (out / "results.json").exists()  # stopped, not trained to the end

@@ -325,3 +325,41 @@ def test_readouts_by_field_match_lrjax_readers_under_jit_and_vmap():
   guarded = optax.apply_if_finite(optax.sgd(0.1), 5)
   _, bad = guarded.update({"w": jnp.full(3, jnp.nan)}, guarded.init(params), params)
   assert bool(jax.jit(readouts.read_nonfinite)(bad))
+
+
+# -- issue 31: what the suite would otherwise miss -----------------------------------------
+
+def test_seeds_change_the_initial_parameters(data):
+  """Each seed draws its own initialisation: the untrained model differs (its epoch-0
+  validation loss, which no data order touches), and so do the parameters themselves."""
+  from lrjax.train.engine import epoch as epoch_lib
+  result = run(NormNet(), data, sgd_chain,
+               {"learning_rate": [0.1], "momentum": [0.9], "wd": [0.0]}, seeds=(0, 1, 2),
+               epochs=1)
+  untrained = result.initial["valid_loss"]
+  assert len(set(untrained.tolist())) == 3, untrained
+  hyper = api.VariantHyper(h={}, seed=np.asarray([0, 1, 1], np.int32))
+  trainer = epoch_lib.GroupTrainer(NormNet(), lambda hyper: optax.sgd(0.1), hyper,
+                                   task="classification", batch_size=32, eval_batch_size=32)
+  params = jax.device_get(trainer.init(jnp.asarray(data.train_x[:1])).train.params)
+  kernels = [np.asarray(leaf) for leaf in jax.tree.leaves(params)]
+  assert any(not np.array_equal(k[0], k[1]) for k in kernels)  # seeds 0 and 1 differ
+  for k in kernels:
+    np.testing.assert_array_equal(k[1], k[2])  # the same seed draws the same parameters
+
+
+def test_a_non_finite_validation_loss_sets_the_flag_with_a_plain_optax_chain(data):
+  """The flag also reports a NaN/inf validation loss where the training gradients stay
+  finite (an inf in one validation input): no optimizer state says so, the engine must."""
+  bad = np.array(data.valid_x)
+  bad[0] = np.inf
+  broken = data._replace(valid_x=bad)
+  result = run(NoisyNet(), broken, lambda h: optax.sgd(h["learning_rate"]),
+               {"learning_rate": [0.1, 0.01]})
+  assert np.isfinite(result.history["train_loss"]).all()  # training itself is fine
+  assert not np.isfinite(result.history["valid_loss"]).any()
+  np.testing.assert_array_equal(result.history["nonfinite"], 1.0)
+  assert [row["nonfinite"] for row in result.summary] == [True, True]
+  clean = run(NoisyNet(), data, lambda h: optax.sgd(h["learning_rate"]),
+              {"learning_rate": [0.1, 0.01]})
+  np.testing.assert_array_equal(clean.history["nonfinite"], 0.0)  # not set by default

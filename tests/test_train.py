@@ -189,3 +189,31 @@ def test_sharded_sweep_on_eight_host_devices_matches_one_device(blobs):
                               batch_size=32), blobs, progress=False)
   assert one.device == "cpu x1"
   np.testing.assert_allclose(sharded["valid_loss"], one.history["valid_loss"], rtol=1e-5)
+
+
+def test_a_diverged_variant_has_no_convergence_epoch():
+  """Diverged, a model predicts one class: its accuracy is finite and flat from epoch 1,
+  which read alone "converges" at 1.  Epochs with a NaN/inf validation loss count as
+  outside the band (issue 31)."""
+  from lrjax.train.reports.metrics import summarize
+  nan = np.nan
+  history = {"valid_loss": np.array([[0.9, nan, 0.9], [0.5, nan, nan], [0.4, nan, 0.4]]),
+             "valid_acc": np.array([[0.70, 0.10, 0.70], [0.80, 0.10, 0.10],
+                                    [0.803, 0.10, 0.81]]),
+             "train_loss": np.ones((3, 3)), "lr": np.ones((3, 3)),
+             "index": np.zeros((3, 3)), "nonfinite": np.array([[0, 1, 0], [0, 1, 1],
+                                                               [0, 1, 1]])}
+  rows = summarize(history, ["ok", "diverged", "diverged then recovered"], tolerance=0.005)
+  assert [r["convergence_epoch"] for r in rows] == [2, None, 3]
+  assert rows[1]["nonfinite"] and rows[1]["final_valid_acc"] == pytest.approx(0.1)
+
+
+def test_a_sweep_with_a_diverging_variant_reports_it_unconverged():
+  from lrjax import data
+  small = data.synthetic("tiny", num_train=128, num_test=64, seed=0)
+  config = SweepConfig(model="logistic", epochs=2, batch_size=32, variants=(
+      Variant("ok", "seq1", "epoch", 0.5), Variant("boom", "seq1", "epoch", 3e38)))
+  result = run_sweep(config, small, progress=False)
+  assert not np.isfinite(result.history["valid_loss"][:, 1]).any()
+  assert np.isfinite(result.history["valid_acc"][:, 1]).all()  # flat: chance accuracy
+  assert [r["convergence_epoch"] for r in result.summary][1] is None

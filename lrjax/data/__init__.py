@@ -12,9 +12,10 @@ _extras.require_train("lrjax.data")
 from lrjax.data.catalog import SPECS as DATASETS
 from lrjax.data.dataset import Dataset
 from lrjax.data.discovery import Source
-from lrjax.data.errors import CorruptDatasetError, DatasetNotFoundError
+from lrjax.data.errors import (CorruptDatasetError, CorruptPreparedCopyError,
+                               DatasetNotFoundError)
 from lrjax.data.load import load, prepare, resolve_data_dir
 from lrjax.data.synthetic import synthetic
 
-__all__ = ["DATASETS", "CorruptDatasetError", "Dataset", "DatasetNotFoundError", "Source",
-           "load", "prepare", "resolve_data_dir", "synthetic"]
+__all__ = ["DATASETS", "CorruptDatasetError", "CorruptPreparedCopyError", "Dataset",
+           "DatasetNotFoundError", "Source", "load", "prepare", "resolve_data_dir", "synthetic"]

@@ -1,4 +1,5 @@
-"""The two ways getting a dataset fails: the files are missing, or they are damaged."""
+"""The ways getting a dataset fails: the files are missing, or they (or the prepared copy
+made from them) are damaged."""
 
 from __future__ import annotations
 
@@ -35,3 +36,20 @@ class CorruptDatasetError(ValueError):
     self.path = str(path)
     self.problem = problem
     super().__init__(f"Corrupt dataset file {self.path}: {problem}")
+
+
+class CorruptPreparedCopyError(CorruptDatasetError):
+  """The prepared copy of a dataset under the data folder is damaged (a file cut short or
+  changed since it was prepared, unreadable metadata) and there are no source files to
+  prepare it again from.
+
+  The message is one line: the copy's folder, what is wrong and how to rebuild it.
+  ``path`` is the copy's folder, ``problem`` what is wrong.
+  """
+
+  def __init__(self, path, problem: str, dataset: str = ""):
+    ValueError.__init__(
+        self, f"the prepared copy of {dataset or 'the dataset'} in {path} is damaged "
+              f"({problem}); give its source files (--source-dir, `source_dir` or "
+              f"$LRJAX_SOURCE_DIR) to prepare it again, or delete {path}")
+    self.path, self.problem, self.dataset = str(path), problem, dataset

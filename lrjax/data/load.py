@@ -5,7 +5,9 @@ Resolution, for ``load(name, source_dir=..., data_dir=...)``:
 1. Local source files (see `lrjax.data.discovery` for where they are looked for) are
    prepared once into ``data_dir`` by the project's tfds builders, then read back from
    there; a later call with the same files only reads the prepared copy.
-2. Without local files, a copy prepared earlier in ``data_dir`` is used.
+2. Without local files, a copy prepared earlier in ``data_dir`` is used (a damaged one is
+   refused in one line saying how to rebuild it; with the source files it is prepared
+   again).
 3. Otherwise the official tfds builder downloads the dataset (``download=True``).
 4. Otherwise one `DatasetNotFoundError` lists every place looked in and the files
    expected.
@@ -22,7 +24,7 @@ import numpy as np
 
 from lrjax.data import builders, catalog, discovery, official
 from lrjax.data.dataset import Dataset, finish
-from lrjax.data.errors import DatasetNotFoundError
+from lrjax.data.errors import CorruptPreparedCopyError, DatasetNotFoundError
 
 ENV_DATA_DIR = "LRJAX_DATA_DIR"
 DEFAULT_DATA_DIR = "~/.cache/lrjax/tensorflow_datasets"
@@ -86,7 +88,11 @@ def raw_splits(name: str, *, source_dir=None, data_dir=None, download: bool = Tr
   data_dir = resolve_data_dir(data_dir)
   source, looked = discovery.find(spec, source_dir, data_dir)
   if source is not None:
-    return builders.read(builders.prepare(source, data_dir))
+    prepared = builders.prepare(source, data_dir)
+    try:
+      return builders.read(prepared)
+    except CorruptPreparedCopyError as err:  # damage no digest saw: prepared again
+      return builders.read(builders.prepare(source, data_dir, damaged=err.problem))
   if source_dir is not None:  # An explicit folder without the files is an error.
     raise _not_found(spec, source_dir, data_dir, looked,
                      "not tried: an explicit source_dir was given")
@@ -132,6 +138,8 @@ def load(name: str, *, source_dir=None, data_dir=None, validation_fraction: floa
   Raises:
     DatasetNotFoundError: nothing local, nothing prepared, no download.
     CorruptDatasetError: a source file is damaged (nothing is prepared from it).
+    CorruptPreparedCopyError: the prepared copy is damaged and no source files were found
+      to prepare it again.
   """
   spec = catalog.get(name)
   splits = raw_splits(spec.name, source_dir=source_dir, data_dir=data_dir, download=download)

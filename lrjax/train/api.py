@@ -53,7 +53,7 @@ import jax
 import numpy as np
 import optax
 
-from lrjax import _extras, distributed
+from lrjax import _atomic, _extras, distributed
 from lrjax.train.engine import epoch as epoch_lib
 from lrjax.train.engine import plan as plan_lib
 from lrjax.train.engine.groups import Group, form_groups, rng_streams  # noqa: F401
@@ -302,7 +302,10 @@ def run(spec: SweepSpec, dataset, *, checkpoint_dir: str | Path | None = None,
     results.save(result, out_dir)
     if result.models:
       model_store.save_variants(out_dir, {result.names[k]: m for k, m in result.models.items()})
-    result.plots = plotting.plot_run(result, out_dir)
+    try:
+      result.plots = plotting.plot_run(result, out_dir)
+    except _atomic.OutputWriteError as err:  # the results are written: say so apart
+      raise plotting.PlotsNotWritten(err, out_dir) from err
   return result
 
 

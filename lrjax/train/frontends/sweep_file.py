@@ -75,7 +75,9 @@ The format (every key optional; defaults in brackets)::
 
 Naming: a hyperparameter without a prefix is the optimizer's argument, ``schedule.x``
 the schedule's (or, with a rule, the strategy's); fixed values sit in their section,
-swept ones in ``[grid]`` / ``[[variants]]``.  Numbers become per-variant arrays (one
+swept ones in ``[grid]`` / ``[[variants]]``, and a key may be in one of the two only (a
+fixed ``[optimizer] momentum = 0.9`` with ``[[variants]] momentum = 0.0`` is refused,
+naming both keys).  Numbers become per-variant arrays (one
 compiled program for all values), strings and booleans are static (one program per
 value, see `lrjax.sweep`): ``schedule.rule = ["epoch", "cutoff"]`` compiles one program
 per rule, their `lrjax.strategies.Rule` codes (fixed 0, epoch 1, cutoff 2, oscillate 3,
@@ -899,6 +901,21 @@ def _build_optimizer(table, settings, sources, path) -> OptimizerFn:
   for setting, source in zip(settings, sources):
     for name in setting:
       check_name(name, f"{source.where}.{name}")
+      # A key both fixed and swept is two values for one argument: which one the user
+      # meant cannot be told, so the file is refused rather than one silently winning.
+      fixed_key = (f"schedule.{name[len(SCHEDULE_PREFIX):]}"
+                   if name.startswith(SCHEDULE_PREFIX) and
+                   name[len(SCHEDULE_PREFIX):] in sch_fixed else
+                   f"optimizer.{name}" if not name.startswith(SCHEDULE_PREFIX) and
+                   name in opt_fixed else None)
+      if fixed_key is not None:
+        fixed = (sch_fixed if fixed_key.startswith("schedule.") else opt_fixed)[
+            fixed_key.split(".", 1)[1]]
+        raise SweepFileError(path, f"{source.where}.{name}",
+                             f"also set as {fixed_key} = {fixed!r}; give it in one place "
+                             f"(in [{fixed_key.split('.')[0]}] for every setting, or in "
+                             f"{'[grid]' if source.where == 'grid' else '[[variants]]'} "
+                             f"to sweep it)")
 
   # Every value is of the kind its argument takes: a string where a number is expected
   # (momentum = ["0.0", "0.9"]) would otherwise fail deep inside optax, mid-sweep.

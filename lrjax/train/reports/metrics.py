@@ -5,7 +5,9 @@ first epoch ``e`` (1-based) after which the validation accuracy stays within
 ``tolerance`` (absolute) of its final value, i.e. ``|acc_t - acc_final| <= tolerance``
 for every ``t >= e``.  ``acc_final`` is the mean of the last ``final_window`` epochs
 (1: the last epoch).  A curve that never settles converges at its last epoch; a curve
-with NaNs at the end has no convergence epoch (returned as None).
+with NaNs at the end has no convergence epoch (returned as None).  In `summarize`, an
+epoch whose validation loss is NaN/inf counts as NaN whatever the accuracy (a diverged
+model's accuracy is finite and flat): a variant diverged at its end has none.
 
 `summarize` gives one row per variant, with the columns of its task
 (`lrjax.train.engine.task`); `aggregate_seeds` one row per setting (a variant's
@@ -98,6 +100,10 @@ def summarize(history: dict[str, np.ndarray], names, *, task: Task | str | None 
                final_train_loss=float(h["train_loss"][-1]))
     monitored = h.get(task.monitor_field, h["valid_loss"])
     curve = monitored if task.higher_is_better else -monitored
+    # A diverged variant's accuracy is finite and flat (every prediction one class), which
+    # would "converge" at epoch 1: an epoch whose validation loss is NaN/inf counts as
+    # outside the band, so a variant non-finite at its end has no convergence epoch.
+    curve = np.where(np.isfinite(valid_loss), curve, np.nan)
     row.update(convergence_epoch=convergence_epoch(curve, tolerance, final_window),
                final_lr=float(h["lr"][-1]),
                sequence_advances=int(np.nan_to_num(h["index"][-1], nan=-1)),

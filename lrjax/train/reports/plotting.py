@@ -11,12 +11,14 @@ the untrained model's values (a sweep result's ``initial``) are drawn at epoch 0
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
+from lrjax import _atomic
 from lrjax.train.reports import metrics
 from lrjax.train.engine.task import Task, as_task
 
@@ -32,15 +34,36 @@ def pyplot():
   return plt
 
 
+class PlotsNotWritten(_atomic.OutputWriteError):
+  """The results files are written but the plots could not be (a full or read-only
+  folder): `lrjax plot` draws them again once there is room."""
+
+  def __init__(self, error: OSError, out):
+    self.out = out
+    super().__init__(str(error))
+
+
 def save_figure(fig, path: str | Path, *, dpi: int = 110, rect=None,
                 **savefig_kwargs) -> Path:
   """Lays ``fig`` out (``tight_layout``, inside ``rect`` if given), writes it to ``path``
-  (its folder made as needed) and closes it.  Returns the path."""
-  fig.tight_layout(**({} if rect is None else {"rect": rect}))
+  (its folder made as needed) and closes it.  Returns the path.
+
+  The image is rendered in memory and written atomically (`lrjax._atomic`), as the
+  results files are: a full disk leaves the previous plot or none, never a cut one, and
+  is one `lrjax._atomic.OutputWriteError` line naming the folder.
+  """
   path = Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(path, dpi=dpi, **savefig_kwargs)
-  pyplot().close(fig)
+  try:
+    fig.tight_layout(**({} if rect is None else {"rect": rect}))
+    image = io.BytesIO()
+    image.name = str(path)  # the file it becomes, for whoever inspects the savefig call
+    savefig_kwargs.setdefault("format", path.suffix[1:].lower() or None)
+    fig.savefig(image, dpi=dpi, **savefig_kwargs)
+  finally:
+    pyplot().close(fig)
+  with _atomic.reported(path.parent, "the plots"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic.write_bytes(path, image.getvalue())
   return path
 
 

@@ -1,7 +1,8 @@
 """Results files of a sweep: JSON (everything), CSV (per epoch and variant), markdown.
 
 Each file is written atomically (a temporary file, then a rename): a run killed while
-writing leaves the previous file or the new one, never half of one.
+writing leaves the previous file or the new one, never half of one; a folder that cannot
+take them (full, read-only) is one `lrjax._atomic.OutputWriteError` line.
 """
 
 from __future__ import annotations
@@ -310,14 +311,22 @@ def history_csv(result) -> str:
 
 
 def save(result, out_dir: str | Path) -> dict[str, Path]:
-  """Writes ``results.json``, ``history.csv`` and ``summary.md`` into ``out_dir``."""
+  """Writes ``results.json``, ``history.csv`` and ``summary.md`` into ``out_dir``.
+
+  Raises:
+    lrjax._atomic.OutputWriteError: a file could not be written (full disk, read-only or
+      unwritable folder): one line naming the folder and the cause; each file is there
+      whole or as it was before.
+  """
   out = Path(out_dir)
-  out.mkdir(parents=True, exist_ok=True)
   paths = {"json": out / "results.json", "csv": out / "history.csv",
            "markdown": out / "summary.md"}
-  _atomic.write_text(paths["json"], json.dumps(to_dict(result), indent=1))
-  _atomic.write_text(paths["csv"], history_csv(result))
-  _atomic.write_text(paths["markdown"], summary_markdown(result))
+  texts = {"json": json.dumps(to_dict(result), indent=1), "csv": history_csv(result),
+           "markdown": summary_markdown(result)}
+  with _atomic.reported(out, "the results"):
+    out.mkdir(parents=True, exist_ok=True)
+    for kind, path in paths.items():
+      _atomic.write_text(path, texts[kind])
   return paths
 
 

@@ -23,16 +23,31 @@ byte in a weight looks like a variant that blew up.  Hence:
   finished run asked for more epochs continues.
 * One run at a time.  A lock (``flock`` on ``.lrjax.lock``) is held for the run's
   lifetime; a second run on the same folder is refused instead of interleaving steps.
+  Before every save the run checks that the lock file it holds is still the folder's: a
+  folder (or lock) deleted under a live run would otherwise admit a second run, and the
+  two would delete each other's steps.  A vanished folder is recreated with its lock and
+  config (one line says so; the next save is complete, nothing is lost); if another run
+  took the folder meanwhile, this one stops in one line and touches nothing there.
+* Quiet failures.  orbax and tensorstore report a failed write (a full disk) on stderr in
+  100+ lines of threads' tracebacks; around a save their output is captured: replayed
+  when the save succeeds, kept in a log file named by the one-line error when it fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import gc
 import hashlib
 import json
 import os
+import re
+import shutil
 import sys
 import tempfile
+import threading
+import time
+import traceback
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -72,7 +87,13 @@ class CheckpointSaveError(CheckpointError):
 
 
 class FolderInUseError(CheckpointError):
-  """Another run holds the folder's lock."""
+  """Another run holds the folder's lock (``holder``: its pid as the lock file says)."""
+
+  holder = "?"
+
+
+class FolderLostError(CheckpointSaveError):
+  """The checkpoint folder was deleted under the run and another run holds it now."""
 
 
 def data_identity(dataset, **provenance) -> dict[str, Any]:
@@ -148,29 +169,77 @@ def _config_difference(saved: Mapping[str, Any], now: Mapping[str, Any],
 
 class FolderLock:
   """An exclusive ``flock`` on ``<folder>/.lrjax.lock`` for as long as it is held; the
-  kernel releases it when the process ends, however it ends."""
+  kernel releases it when the process ends, however it ends.
 
-  def __init__(self, folder: str | Path, what: str = "folder"):
+  A flock belongs to the file, not to its path: deleting the folder (or the lock file)
+  leaves this lock on a file nobody can find, and the next run creates a new one and is
+  admitted.  `held` says whether the path still leads to the locked file; `reacquire`
+  makes it so again.
+  """
+
+  def __init__(self, folder: str | Path, what: str = "folder", *, create: bool = False):
     self.path = Path(folder).absolute() / LOCK_FILE
+    self.what = what
     self._fd = None
     if not distributed.is_writer():  # d13: one lock per run: process 0's (shared folder)
       return
+    if create:  # the folder made here: one that cannot be is one line, not a traceback
+      try:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+      except OSError as err:
+        raise CheckpointSaveError(
+            f"{what} {self.path.parent} cannot be created ({err.strerror or one_line(err)}); "
+            "fix the permissions of its parent or use another folder.") from err
+    self._fd = self._acquire()
+
+  def _acquire(self) -> int:
+    folder = self.path.parent
+    if self.path.is_dir():  # os.open's EISDIR would read as "not writable"
+      raise CheckpointSaveError(
+          f"{self.what} {folder} has a folder where its lock file should be "
+          f"({self.path}); remove that folder (a lock is a file) or use another folder.")
     try:
-      self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+      fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as err:
       raise CheckpointSaveError(
-          f"{what} {self.path.parent} is not writable ({err.strerror or one_line(err)}); fix "
+          f"{self.what} {folder} is not writable ({err.strerror or one_line(err)}); fix "
           "its permissions or use another folder.") from err
     try:
-      fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-      holder = os.pread(self._fd, 64, 0).decode(errors="replace").strip() or "?"
-      os.close(self._fd)
-      raise FolderInUseError(
-          f"{what} {self.path.parent} is in use by another run (pid {holder}); wait for it "
-          "to finish or use another folder.") from None
-    os.ftruncate(self._fd, 0)
-    os.pwrite(self._fd, str(os.getpid()).encode(), 0)
+      holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+      os.close(fd)
+      error = FolderInUseError(
+          f"{self.what} {folder} is in use by another run (pid {holder}); wait for it "
+          "to finish or use another folder.")
+      error.holder = holder
+      raise error from None
+    # The pid only informs a refused run; on a full disk the lock holds without it.
+    with contextlib.suppress(OSError):
+      os.ftruncate(fd, 0)
+      os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+  def held(self) -> bool:
+    """Whether the lock file at the path is the one this lock holds (True for a process
+    that holds no lock: another process of the run does)."""
+    if self._fd is None:
+      return True
+    try:
+      here, mine = os.stat(self.path), os.fstat(self._fd)
+    except OSError:
+      return False
+    return (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino)
+
+  def reacquire(self) -> None:
+    """Locks the file at the path again (the folder created as needed) after `held` said
+    it is another file or none; raises `FolderInUseError` when another run holds it."""
+    if self._fd is None or self.held():
+      return
+    self.path.parent.mkdir(parents=True, exist_ok=True)
+    fd = self._acquire()
+    os.close(self._fd)  # the lost file's lock: nobody can find it any more
+    self._fd = fd
 
   def release(self) -> None:
     if self._fd is not None:
@@ -257,6 +326,117 @@ def _ensure_writable(directory: Path) -> None:
         "use another checkpoint folder (--checkpoint-dir).") from err
 
 
+_OS_ERROR_CODE = re.compile(r"os_error_code='?(\d+)")
+
+
+def failure_cause(err: BaseException) -> str:
+  """What made a write fail, briefly: the operating system's reason where there is one
+  (``No space left on device``, also when tensorstore says it as ``[os_error_code='28']``
+  inside a long message), else `one_line` of the error."""
+  seen = err
+  while seen is not None:
+    if isinstance(seen, OSError) and seen.errno:
+      return seen.strerror or os.strerror(seen.errno)
+    found = _OS_ERROR_CODE.search(str(seen))
+    if found:
+      with contextlib.suppress(ValueError):
+        return os.strerror(int(found.group(1)))
+    seen = seen.__cause__ or seen.__context__
+  return one_line(err)
+
+
+class _CapturedOutput:
+  """Within: everything written to stderr (file descriptor 2: Python, absl's log
+  records, threads' tracebacks, C++) goes to memory instead.
+
+  A failed orbax save prints 100+ lines (each of its threads' traceback, "Event loop is
+  closed", ``RESOURCE_EXHAUSTED``) before the one line that says what happened.  After a
+  save that succeeded, `show` writes what was captured to stderr as it came; after one
+  that failed, `keep` puts it in a log file and only lrjax's own lines (a signal's
+  notice) are shown.  Only the main thread captures; anywhere else it does nothing.
+  """
+
+  def __init__(self):
+    self._chunks: list[bytes] = []
+    self._saved_fd = None
+    self._last = 0.0
+    self.failed = False  # set by the body when it caught the failure itself
+
+  def __enter__(self):
+    if threading.current_thread() is not threading.main_thread():
+      return self
+    try:
+      sys.stderr.flush()
+      read_end, write_end = os.pipe()
+      self._saved_fd = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+      return self  # no capture: the output is then only noisy
+    self._reader = threading.Thread(target=self._drain, args=(read_end,), daemon=True)
+    self._reader.start()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    return self
+
+  # After a failed save, tensorstore's writes still in flight report to an event loop
+  # orbax has closed, from their own threads, for up to about a second: the capture lasts
+  # until the output has been quiet this long (at most _QUIET_LIMIT_S).
+  _QUIET_S = 1.0
+  _QUIET_LIMIT_S = 10.0
+
+  def _drain(self, fd: int) -> None:
+    with os.fdopen(fd, "rb", buffering=0) as pipe:
+      for chunk in iter(lambda: pipe.read(65536), b""):
+        self._chunks.append(chunk)
+        self._last = time.monotonic()
+
+  def __exit__(self, kind, value, tb):
+    if self._saved_fd is None:
+      return False
+    failed = kind is not None or self.failed
+    if failed:
+      # orbax leaves the failed save's coroutines behind; their "Event loop is closed"
+      # reports come when they are collected, and tensorstore's threads add theirs: both
+      # now, while captured.
+      start = self._last = time.monotonic()
+      while time.monotonic() - start < self._QUIET_LIMIT_S:
+        gc.collect()
+        time.sleep(0.1)
+        if time.monotonic() - self._last >= self._QUIET_S:
+          break
+    with contextlib.suppress(Exception):
+      sys.stderr.flush()
+    os.dup2(self._saved_fd, 2)  # closes the pipe's last write end: the reader ends
+    os.close(self._saved_fd)
+    self._saved_fd = None
+    self._reader.join(timeout=5)
+    return False
+
+  def show(self, everything: bool) -> None:
+    """Writes what was captured to stderr: ``everything``, or only lrjax's own lines."""
+    text = b"".join(self._chunks)
+    if not everything:
+      text = b"".join(line for line in text.splitlines(keepends=True)
+                      if line.lstrip().startswith(b"lrjax:"))
+    _write_fd2(text)
+
+  def keep(self, header: str) -> str | None:
+    """Writes ``header`` and what was captured to a log file in the temporary folder;
+    returns its path, or None (no space there either)."""
+    try:
+      fd, path = tempfile.mkstemp(prefix="lrjax-checkpoint-save-", suffix=".log")
+      with os.fdopen(fd, "wb") as f:
+        f.write(header.encode() + b"".join(self._chunks))
+    except OSError:
+      return None
+    return path
+
+
+def _write_fd2(data: bytes) -> None:
+  with contextlib.suppress(OSError):
+    while data:
+      data = data[os.write(2, data):]
+
+
 class SweepCheckpointer:
   """Saves and restores ``{"states": [...], "history": {...}, ...}`` keyed by epoch.
 
@@ -283,6 +463,10 @@ class SweepCheckpointer:
     self.config = _canonical(config_dict)
     self.data = None if data is None else _canonical(dict(data))
     self._report = report or _stderr
+    self._max_to_keep = max_to_keep
+    # Written with the first step of a new folder (`_write_config`), so that a run refused
+    # after this (by the output folder's lock) leaves no config behind.
+    self._config_pending = False
     _ensure_writable(self.directory)
     self._lock = FolderLock(self.directory, "checkpoint folder")
     try:
@@ -337,7 +521,8 @@ class SweepCheckpointer:
 
   def _check_identity(self) -> None:
     config_path = self.directory / CONFIG_FILE
-    for step in self.manager.all_steps():
+    steps = self.manager.all_steps()
+    for step in steps:
       record = self._read_record(step)
       if isinstance(record, dict):
         refusal = self._refusal(record)
@@ -356,10 +541,43 @@ class SweepCheckpointer:
         raise DifferentSweepError(
             f"checkpoint directory {self.directory} holds a different sweep ({differs}); "
             f"{self._ELSEWHERE}.")
-      if saved != self.config and distributed.is_writer():  # the same sweep, extended
-        _atomic.write_text(config_path, json.dumps(self.config, indent=1))
-    elif distributed.is_writer():  # d13: host-side files: process 0 only
-      _atomic.write_text(config_path, json.dumps(self.config, indent=1))
+      if saved != self.config:  # the same sweep, extended
+        self._config_pending = True
+    else:
+      self._config_pending = True
+    # A folder with steps gets its (missing or extended) config now: a resumed run that
+    # has nothing left to train saves no step.  A new folder gets it with its first step.
+    if steps:
+      self._write_config()
+
+  def _write_config(self) -> None:
+    if self._config_pending and distributed.is_writer():  # d13: host-side files: process 0
+      _atomic.write_text(self.directory / CONFIG_FILE, json.dumps(self.config, indent=1))
+    self._config_pending = False
+
+  # -- the folder under a live run --------------------------------------------------------
+
+  def _keep_folder(self, epoch: int) -> None:
+    """Makes sure the folder and its lock are still this run's (before and after step
+    ``epoch`` is written): a folder deleted meanwhile is recreated with its lock and config
+    (one line says so); one taken by another run raises `FolderLostError`, nothing more
+    written there."""
+    if self._lock.held():
+      return
+    vanished = not self.directory.is_dir()
+    try:
+      self._lock.reacquire()
+    except FolderInUseError as err:
+      raise FolderLostError(
+          f"checkpoint folder {self.directory} was deleted while this run held it and "
+          f"another run (pid {err.holder}) holds it now; this run stops without writing "
+          "there") from None
+    self._reopen()
+    self._write_config()
+    what = "folder" if vanished else "lock file"
+    self._report(f"lrjax: the {what} of checkpoint {self.directory} vanished while this run "
+                 f"held it (deleted?) by step {epoch}; recreated it with its lock and config, "
+                 "the next checkpoints are complete.")
 
   # -- integrity records ------------------------------------------------------------------
 
@@ -390,24 +608,88 @@ class SweepCheckpointer:
   def save(self, epoch: int, tree) -> None:
     """Writes step ``epoch``, then its integrity record; any failure raises at once."""
     try:
-      if not self.manager.save(epoch, args=ocp.args.StandardSave(tree)):
-        raise RuntimeError(f"orbax skipped step {epoch} (a step >= {epoch} exists)")
-      self.manager.wait_until_finished()
-      body = {"format": RECORD_FORMAT, "step": epoch, "config": self.config,
-              "leaves": _describe(tree)}
-      if self.data is not None:
-        body["data"] = self.data
-      record = _seal(body)
-      # d13: orbax wrote the arrays with every process; the record (the same digests on
-      # every process, from the gathered arrays) is process 0's to write, and no process
-      # goes on before it exists.
-      if distributed.is_writer():
-        _atomic.write_text(self.step_path(epoch) / RECORD_FILE, json.dumps(record))
-      distributed.barrier(f"lrjax-checkpoint-record-{epoch}")
+      self._keep_folder(epoch)
+      self._write_config()
+    except FolderLostError:
+      raise
     except Exception as err:  # pylint: disable=broad-except  (one line, the cause chained)
       raise CheckpointSaveError(
           f"saving checkpoint step {epoch} in {self.directory} failed "
-          f"({one_line(err)}).") from err
+          f"({failure_cause(err)}).") from err
+    failure, capture = self._attempt(epoch, tree)
+    if failure is not None and not self._lock.held():
+      # The folder went during the save (orbax's writes then fail): recreated with its
+      # lock and config, or `FolderLostError` if another run took it; then once more.
+      capture.show(everything=False)
+      self._keep_folder(epoch)
+      self._remove_partial(epoch, unrecorded=True)  # this run's failed attempt at the step
+      self._reopen()
+      failure, capture = self._attempt(epoch, tree)
+    if failure is None:
+      # Deleted during the save: locked again now, not only at the next save, so that no
+      # second run is admitted meanwhile (this step may be cut: its record tells).  orbax's
+      # warnings about the steps that went with the folder are then noise: the notice says.
+      kept = self._lock.held()
+      capture.show(everything=kept)
+      self._keep_folder(epoch)
+      return
+    capture.show(everything=False)
+    self._remove_partial(epoch)
+    what = f"saving checkpoint step {epoch} in {self.directory}"
+    log = capture.keep(f"{what} failed:\n{failure[1]}\nWhat orbax printed:\n")
+    where = f"; orbax's report is in {log}" if log else ""
+    error = CheckpointSaveError(f"{what} failed ({failure[0]}{where}).")
+    error.log = log
+    raise error
+
+  def _attempt(self, epoch: int, tree) -> tuple[tuple[str, str] | None, "_CapturedOutput"]:
+    """`_write_step` with its output captured: ``(None, capture)``, or ``((cause,
+    traceback text), capture)`` when it failed."""
+    failure = None
+    with _CapturedOutput() as capture:
+      try:
+        self._write_step(epoch, tree)
+      except Exception as err:  # pylint: disable=broad-except  (one line; details logged)
+        # The traceback holds orbax's failed tasks: it is kept as text and let go here,
+        # so that what they report when collected is captured too.
+        failure = (failure_cause(err), "".join(traceback.format_exception(err)))
+        capture.failed = True
+    return failure, capture
+
+  def _write_step(self, epoch: int, tree) -> None:
+    if not self.manager.save(epoch, args=ocp.args.StandardSave(tree)):
+      raise RuntimeError(f"orbax skipped step {epoch} (a step >= {epoch} exists)")
+    self.manager.wait_until_finished()
+    body = {"format": RECORD_FORMAT, "step": epoch, "config": self.config,
+            "leaves": _describe(tree)}
+    if self.data is not None:
+      body["data"] = self.data
+    record = _seal(body)
+    # d13: orbax wrote the arrays with every process; the record (the same digests on
+    # every process, from the gathered arrays) is process 0's to write, and no process
+    # goes on before it exists.
+    if distributed.is_writer():
+      _atomic.write_text(self.step_path(epoch) / RECORD_FILE, json.dumps(record))
+    distributed.barrier(f"lrjax-checkpoint-record-{epoch}")
+
+  def _remove_partial(self, epoch: int, unrecorded: bool = False) -> None:
+    """The failed step's half-written folder, removed at once: on a full disk it holds the
+    space the user needs to go on (the next run would remove it anyway).  ``unrecorded``:
+    also the step's folder if orbax finished it but it has no integrity record (a save
+    cut short by the folder's deletion; this run holds the lock, so the step is its own)."""
+    if not distributed.is_writer() or not self._lock.held():
+      return
+    partials = list(self.directory.glob(f"{epoch}.orbax-checkpoint-tmp*"))
+    if unrecorded and not (self.step_path(epoch) / RECORD_FILE).exists():
+      partials.append(self.step_path(epoch))
+    for partial in partials:
+      shutil.rmtree(partial, ignore_errors=True)
+
+  def _reopen(self) -> None:
+    """A new orbax manager: the old one remembers steps the folder no longer has."""
+    with contextlib.suppress(Exception):
+      self.manager.close()
+    self._open(self._max_to_keep)
 
   def _try_restore(self, step: int, target) -> tuple[Any, str | None]:
     record = self._read_record(step)

@@ -728,3 +728,24 @@ def test_a_lock_whose_folder_cannot_be_created_is_one_line(small_disk):
     ckpt.FolderLock(disk / "out", "output folder", create=True)
   assert str(info.value) == (f"output folder {disk / 'out'} cannot be created (Read-only file "
                              "system); fix the permissions of its parent or use another folder.")
+
+
+def test_kept_variants_that_cannot_be_saved_are_one_line(tmp_path, capfd, monkeypatch):
+  """The kept model is written last (after the results and plots): a full disk there is
+  one line naming the models folder, the checkpoint kept."""
+  import errno
+  from lrjax.train.runner import model_store
+
+  def full(*args, **kwargs):
+    os.write(2, b"orbax noise\n")  # as orbax's threads write: to the descriptor
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+  monkeypatch.setattr(model_store, "_save", full)
+  out = tmp_path / "out"
+  assert cli.main(_cli_sweep(tmp_path, out)) == 1
+  err = [line for line in capfd.readouterr().err.strip().splitlines() if line.strip()]
+  assert len(err) == 1, err
+  assert err[0].startswith(f"lrjax: error: writing the kept variants to {out}/models failed "
+                           "(No space left on device); orbax's output is in ")
+  assert "the checkpoint is kept" in err[0]
+  assert (out / "results.json").exists() and list(out.glob("*.png"))

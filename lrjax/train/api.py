@@ -300,12 +300,12 @@ def run(spec: SweepSpec, dataset, *, checkpoint_dir: str | Path | None = None,
   if out_dir is not None:
     from lrjax.train.reports import plotting, results  # local: matplotlib loads lazily
     results.save(result, out_dir)
-    if result.models:
-      model_store.save_variants(out_dir, {result.names[k]: m for k, m in result.models.items()})
     try:
       result.plots = plotting.plot_run(result, out_dir)
     except _atomic.OutputWriteError as err:  # the results are written: say so apart
       raise plotting.PlotsNotWritten(err, out_dir) from err
+    if result.models:  # the largest files last
+      model_store.save_variants(out_dir, {result.names[k]: m for k, m in result.models.items()})
   return result
 
 

@@ -34,7 +34,27 @@ class ModelStoreError(ValueError):
 
 def save_variants(out_dir, variants: Mapping[str, Mapping[str, Any]]) -> Path:
   """Writes ``{name: {"params": ..., "model_state": ...}}`` under ``out_dir/models``;
-  returns that folder.  A variant saved before under the same name is replaced."""
+  returns that folder.  A variant saved before under the same name is replaced.
+
+  Raises:
+    lrjax._atomic.OutputWriteError: the folder is full or cannot be written: one line
+      naming it and the cause (orbax's own output is kept in a log file, not shown).
+  """
+  failure = None
+  with checkpoint_lib._CapturedOutput() as capture:
+    try:
+      return _save(out_dir, variants)
+    except Exception as err:  # noqa: BLE001  (one line; orbax's output logged)
+      failure = checkpoint_lib.failure_cause(err)
+      capture.failed = True
+  log = capture.keep(f"saving the kept variants in {out_dir} failed: {failure}\n")
+  where = f"; orbax's output is in {log}" if log else ""
+  raise _atomic.OutputWriteError(
+      f"writing the kept variants to {Path(out_dir).absolute() / MODELS_DIR} failed "
+      f"({failure}){where}")
+
+
+def _save(out_dir, variants) -> Path:
   root = Path(out_dir).absolute() / MODELS_DIR
   root.mkdir(parents=True, exist_ok=True)
   index_path = root / INDEX_FILE

@@ -58,8 +58,22 @@ class Distribution:
     raise NotImplementedError
 
 
+class _Range(Distribution):
+  """A distribution on ``[low, high]``: a value is perturbed by a factor, then kept
+  inside the range."""
+
+  low: float
+  high: float
+
+  def perturb(self, value, factor):
+    return float(np.clip(value * factor, self.low, self.high))
+
+  def contains(self, value):
+    return self.low <= value <= self.high
+
+
 @dataclasses.dataclass(frozen=True)
-class Uniform(Distribution):
+class Uniform(_Range):
   """Uniform on ``[low, high]``."""
 
   low: float
@@ -75,15 +89,10 @@ class Uniform(Distribution):
   def value(self, u):
     return float(self.low + u * (self.high - self.low))
 
-  def perturb(self, value, factor):
-    return float(np.clip(value * factor, self.low, self.high))
-
-  def contains(self, value):
-    return self.low <= value <= self.high
 
 
 @dataclasses.dataclass(frozen=True)
-class LogUniform(Distribution):
+class LogUniform(_Range):
   """Uniform in ``log`` on ``[low, high]``, ``0 < low < high`` (rates, decays)."""
 
   low: float
@@ -100,15 +109,10 @@ class LogUniform(Distribution):
   def value(self, u):
     return float(math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low))))
 
-  def perturb(self, value, factor):
-    return float(np.clip(value * factor, self.low, self.high))
-
-  def contains(self, value):
-    return self.low <= value <= self.high
 
 
 @dataclasses.dataclass(frozen=True)
-class IntUniform(Distribution):
+class IntUniform(_Range):
   """Integers ``low, low + 1, ..., high`` with equal probability."""
 
   low: int
@@ -132,9 +136,6 @@ class IntUniform(Distribution):
     if moved == value:  # a factor too small to move an integer moves it by one
       moved = value + (1 if factor > 1 else -1)
     return int(np.clip(moved, self.low, self.high))
-
-  def contains(self, value):
-    return self.low <= value <= self.high
 
 
 @dataclasses.dataclass(frozen=True)

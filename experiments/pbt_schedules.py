@@ -33,7 +33,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402  (puts the checkout on sys.path)
-
 import optax  # noqa: E402
 
 import lrjax  # noqa: E402
@@ -105,6 +104,7 @@ def plot_schedules(lines: dict[int, np.ndarray], steps_per_epoch: int, epochs: i
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+
   from lrjax.train.reports import plotting
   fig, ax = plt.subplots(figsize=(8, 4.5))
   for seed, rates in lines.items():

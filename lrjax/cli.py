@@ -285,6 +285,7 @@ def load_dataset(name: str, *, source_dir=None, data_dir=None, validation_fracti
 
 def _model_kwargs(args) -> dict:
   import dataclasses
+
   from lrjax import models
   model = models.get_model(args.model or DEFAULT_MODEL[args.dataset])
   has_convs = "conv_impl" in {f.name for f in dataclasses.fields(model)}
@@ -318,6 +319,7 @@ def _join_run(args) -> None:
 def _check_device_flags(args) -> None:
   """The flag checks that need the devices the run sees (after `_join_run`)."""
   import jax
+
   from lrjax.train.engine import plan as plan_lib
   try:
     plan_lib.check_concurrent_calls(args.concurrent_calls, devices=len(jax.devices()))
@@ -328,7 +330,6 @@ def _check_device_flags(args) -> None:
 def _sweep(args) -> int:
   from lrjax.data import DatasetNotFoundError
   from lrjax.train import SweepConfig, report_variants, run_sweep
-  from lrjax.train.reports import results
 
   _check_flags(args)
   _join_run(args)
@@ -381,8 +382,7 @@ def run_report(result, out: Path, plots, *, model: str, data, seconds: float,
   """What ``lrjax sweep`` prints at the end, in the user's words: the table (best
   variant marked), what ran and how long it took, which setting won, where the results
   are.  The execution plan stays in summary.md and results.json."""
-  from lrjax.train.reports import metrics
-  from lrjax.train.reports import results
+  from lrjax.train.reports import metrics, results
   best = results.Best(result)
   settings = metrics.aggregate_seeds(result)
   seeds = {row["seeds"] for row in settings}
@@ -528,8 +528,7 @@ def _results_folder(path: str) -> Path:
 
 def _plot(args) -> int:
   """``lrjax plot DIR [DIR ...]``: one run's plots beside it, or several overlaid."""
-  from lrjax.train.reports import plotting
-  from lrjax.train.reports import results
+  from lrjax.train.reports import plotting, results
   loaded = []
   for path in args.results:
     try:
@@ -584,10 +583,10 @@ def main(argv=None) -> int:
     print(f"lrjax: error: {error}", file=sys.stderr)
     return 2
   if args.command == "sweep":
-    from lrjax.train.runner.checkpoint import CheckpointError
     from lrjax.distributed import DistributedError
-    from lrjax.train.runner.loop import SweepInterrupted
     from lrjax.train.frontends.sweep_file import SweepFileError
+    from lrjax.train.runner.checkpoint import CheckpointError
+    from lrjax.train.runner.loop import SweepInterrupted
     try:
       if args.config is not None:
         return _sweep_file(args, typed_flags(argv))

@@ -26,7 +26,8 @@ from __future__ import annotations
 import json
 import socket
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import numpy as np
@@ -180,7 +181,7 @@ def fetch(tree):
   if spread:
     from jax.experimental import multihost_utils
     gathered = multihost_utils.process_allgather([leaves[i] for i in spread], tiled=True)
-    for i, a in zip(spread, gathered):
+    for i, a in zip(spread, gathered, strict=True):
       leaves[i] = np.asarray(a)
   return jax.device_get(jax.tree_util.tree_unflatten(treedef, leaves))
 
@@ -193,7 +194,7 @@ def _gather_text(text: str) -> list[str]:
   padded = np.zeros(int(sizes.max()), np.uint8)
   padded[:data.size] = data
   rows = np.asarray(multihost_utils.process_allgather(padded))
-  return [bytes(row[:int(n)]).decode() for row, n in zip(rows, sizes.reshape(-1))]
+  return [bytes(row[:int(n)]).decode() for row, n in zip(rows, sizes.reshape(-1), strict=True)]
 
 
 def _differences(mine: Mapping[str, Any], theirs: Mapping[str, Any],
@@ -260,6 +261,7 @@ def broadcast(value: Any) -> Any:
   if not multi_process():
     return value
   import pickle
+
   from jax.experimental import multihost_utils
   data = np.frombuffer(pickle.dumps(value), np.uint8) if is_writer() else np.zeros(0, np.uint8)
   size = int(np.asarray(multihost_utils.broadcast_one_to_all(

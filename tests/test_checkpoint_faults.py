@@ -26,8 +26,8 @@ import pytest
 
 from lrjax import cli
 from lrjax.train import SweepConfig, Variant, run_sweep
-from lrjax.train.runner import checkpoint as ckpt
 from lrjax.train.reports import results
+from lrjax.train.runner import checkpoint as ckpt
 
 
 def _identity(config):

@@ -90,7 +90,7 @@ def test_sweep_then_plot_writes_the_library_results_and_plots_them(tmp_path, cap
     assert cli.main(["plot", str(out)]) == 0
   for name in figures:
     assert (out / name).exists()
-    for a, b in zip(figures[name], replotted[name]):
+    for a, b in zip(figures[name], replotted[name], strict=True):
       assert a.label == b.label and a.axes == b.axes
       np.testing.assert_allclose(a.y, b.y, rtol=1e-6)
 
@@ -112,7 +112,8 @@ def test_sweep_interrupted_from_the_command_line_resumes_to_the_same_results(
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and err[0].startswith("lrjax: interrupted; resume from the last "
                                              "checkpoint with: ")
-  assert err[0].endswith(" -m lrjax " + " ".join(args)) or err[0].endswith("lrjax " + " ".join(args))
+  assert (err[0].endswith(" -m lrjax " + " ".join(args))
+          or err[0].endswith("lrjax " + " ".join(args)))
   assert not (tmp_path / "a" / "results.json").exists()
   monkeypatch.setattr(checkpoint.SweepCheckpointer, "save", save)
   assert cli.main(args) == 0
@@ -229,6 +230,7 @@ def test_calls_at_once_on_several_devices_are_refused_naming_the_flag(tmp_path, 
                                                                     monkeypatch):
   """Variants sharded over devices run one call at a time (lrjax.train.engine.plan)."""
   import jax
+
   from lrjax.train import api as sweep
   def no_training(*args, **kwargs):
     raise AssertionError("a bad flag must be refused before training")
@@ -287,6 +289,7 @@ def test_version(capsys):
 
 def test_readme_python_example_runs():
   import re
+
   import jax.numpy as jnp
   code = re.search(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S).group(1)
   scope = {"params": {"w": jnp.ones(3)}, "grads": {"w": jnp.ones(3)},

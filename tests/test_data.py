@@ -121,7 +121,7 @@ def write_boston(path: Path, n=30, seed=0) -> tuple[np.ndarray, np.ndarray]:
   y = np.round(rng.uniform(5, 50, n), 1)
   header = ",".join(f'"{c}"' for c in table.FEATURES + (table.TARGET,))
   lines = [header]
-  for row, target in zip(x, y):
+  for row, target in zip(x, y, strict=True):
     cells = [repr(float(v)) for v in row]
     cells[3] = f'"{int(row[3])}"'
     lines.append(",".join(cells + [repr(float(target))]))
@@ -156,7 +156,7 @@ def test_mnist_round_trip(tmp_path):
   assert ds.valid_x.shape == (0, 28, 28, 1) and ds.valid_y.shape == (0,)
   assert ds.train_x.dtype == np.float32 and ds.train_y.dtype == np.int32
   assert ds.num_classes == 10 and ds.name == "mnist" and ds.task == "classification"
-  assert 0.0 <= ds.train_x.min() and ds.train_x.max() <= 1.0
+  assert ds.train_x.min() >= 0.0 and ds.train_x.max() <= 1.0
   train, _, test = _raw(ds)
   np.testing.assert_array_equal(train[..., 0], arrays["train"][0])  # source order kept
   np.testing.assert_array_equal(ds.train_y, arrays["train"][1])

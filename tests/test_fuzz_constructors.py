@@ -51,7 +51,8 @@ import inspect
 import math
 import re
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -203,7 +204,8 @@ def _plateau_lr(opt_state):
 
 
 def use_torch_plateau(tx) -> str | None:
-  return use_transformation(tx, _plateau_lr, lambda k: dict(valid_loss=1.0 - 0.1 * k, epoch_boundary=True))
+  return use_transformation(tx, _plateau_lr,
+                            lambda k: dict(valid_loss=1.0 - 0.1 * k, epoch_boundary=True))
 
 
 def use_adaptive(tx) -> str | None:

@@ -9,7 +9,6 @@ import dataclasses
 import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import textwrap
@@ -17,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 
 from lrjax import cli, data
 from lrjax.train import SweepConfig, Variant, run_sweep

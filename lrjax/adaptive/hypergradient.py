@@ -49,7 +49,7 @@ any other, so the rate is also held on the step after it.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -106,8 +106,8 @@ def hypergradient(
     learning_rate: float,
     hyper_lr: float,
     *,
-    min_lr: Optional[float] = _common.DEFAULT_MIN_LR,
-    max_lr: Optional[float] = _common.DEFAULT_MAX_LR,
+    min_lr: float | None = _common.DEFAULT_MIN_LR,
+    max_lr: float | None = _common.DEFAULT_MAX_LR,
 ) -> optax.GradientTransformationExtraArgs:
   r"""Learns the rate that scales ``inner``'s direction by hypergradient descent.
 
@@ -184,8 +184,8 @@ def hypergradient_sgd(
     learning_rate: float,
     hyper_lr: float = 1e-3,
     *,
-    min_lr: Optional[float] = _common.DEFAULT_MIN_LR,
-    max_lr: Optional[float] = _common.DEFAULT_MAX_LR,
+    min_lr: float | None = _common.DEFAULT_MIN_LR,
+    max_lr: float | None = _common.DEFAULT_MAX_LR,
 ) -> optax.GradientTransformationExtraArgs:
   r"""SGD whose rate is learned by hypergradient descent (paper eq. 5-8, SGD-HD).
 
@@ -227,8 +227,8 @@ def hypergradient_adam(
     b2: float = 0.999,
     eps: float = 1e-8,
     *,
-    min_lr: Optional[float] = _common.DEFAULT_MIN_LR,
-    max_lr: Optional[float] = _common.DEFAULT_MAX_LR,
+    min_lr: float | None = _common.DEFAULT_MIN_LR,
+    max_lr: float | None = _common.DEFAULT_MAX_LR,
 ) -> optax.GradientTransformationExtraArgs:
   r"""Adam whose rate is learned by hypergradient descent (Baydin et al., Adam-HD).
 

@@ -75,7 +75,8 @@ float64 params give a float64 rate.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Union
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -179,10 +180,10 @@ def newton_lr(
     *,
     eps: float = 1e-5,
     delta: float = 1e-6,
-    min_lr: Optional[float] = _common.DEFAULT_MIN_LR,
-    max_lr: Optional[float] = _common.DEFAULT_MAX_LR,
-    denominator_tol: Optional[float] = None,
-    smoothing: Union[str, SmoothingRule] = "robust",
+    min_lr: float | None = _common.DEFAULT_MIN_LR,
+    max_lr: float | None = _common.DEFAULT_MAX_LR,
+    denominator_tol: float | None = None,
+    smoothing: str | SmoothingRule = "robust",
 ) -> optax.GradientTransformationExtraArgs:
   r"""Gradient descent whose rate follows Newton's method by finite differences.
 

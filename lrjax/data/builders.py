@@ -176,7 +176,7 @@ def _recorded_fingerprint(b) -> str | None:
     return None
 
 
-def prepare(source: Source, data_dir) -> "tfds.core.DatasetBuilder":
+def prepare(source: Source, data_dir) -> tfds.core.DatasetBuilder:
   """Prepares ``source`` into ``data_dir`` unless that very source is prepared already.
 
   Returns the builder, prepared.  Whether it parsed the source is logged at INFO.

@@ -57,7 +57,7 @@ def parse_batch(data: bytes, path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _concat(parts):
-  xs, ys = zip(*parts)
+  xs, ys = zip(*parts, strict=True)
   return np.concatenate(xs), np.concatenate(ys)
 
 

@@ -20,7 +20,8 @@ same module name with `flax.linen.Conv`'s initialisers, so a parameter tree serv
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax

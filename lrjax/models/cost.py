@@ -12,7 +12,8 @@ falls back to an analytic count of the matrix products alone: 2 x (multiply-adds
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -63,7 +64,8 @@ def _analytic_flops(model: nn.Module, x: jax.ShapeDtypeStruct) -> float:
   def count(next_fun, args, kwargs, context):
     out = next_fun(*args, **kwargs)
     module = context.module
-    if context.method_name == "__call__" and isinstance(module, (nn.Dense,) + tuple(CONVS.values())):
+    if context.method_name == "__call__" and isinstance(module,
+                                                        (nn.Dense, *CONVS.values())):
       kernel = module.variables["params"]["kernel"]
       # every output element is a dot product over the kernel's input extent
       total[0] += 2 * math.prod(out.shape) * math.prod(kernel.shape[:-1])

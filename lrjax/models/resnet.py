@@ -17,7 +17,7 @@ the four stages (the ``layer1..layer4`` of the PyTorch versions): ``dropout_rate
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp

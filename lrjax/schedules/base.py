@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import collections.abc
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
+import chex
 import jax
 import jax.numpy as jnp
-import chex
 
 from lrjax import _validation
 

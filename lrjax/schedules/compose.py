@@ -8,7 +8,7 @@ one base rate ``lr`` (PyTorch's ``ChainedScheduler`` of multiplicative scheduler
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax.numpy as jnp
 import numpy as np

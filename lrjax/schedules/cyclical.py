@@ -25,9 +25,9 @@ import numpy as np
 
 from lrjax import _validation
 from lrjax.schedules import _growth
+from lrjax.schedules._numerics import f32 as _f32
 from lrjax.schedules._numerics import pow_f32
 from lrjax.schedules.base import Schedule
-from lrjax.schedules._numerics import f32 as _f32
 
 MODES = ("triangular", "triangular2", "exp_range")
 WINDOWS = ("triangular", "welch", "hann")

@@ -16,8 +16,9 @@ import numpy as np
 from lrjax import _validation
 from lrjax.schedules import _growth
 from lrjax.schedules._numerics import cosine_weights, linear_weights
+from lrjax.schedules._numerics import f32 as _f32
+from lrjax.schedules._numerics import float_step as _step
 from lrjax.schedules.base import Schedule
-from lrjax.schedules._numerics import f32 as _f32, float_step as _step
 
 
 def piecewise_constant_decay(boundaries, values) -> Schedule:
@@ -180,7 +181,8 @@ def keras_cosine_decay_restarts(initial_learning_rate: float, first_decay_steps:
 def keras_exponential_decay(initial_learning_rate: float, decay_steps: float,
                             decay_rate: float, staircase: bool = False, *,
                             lr_cap: float | None = None) -> Schedule:
-  r"""Keras' ``ExponentialDecay``: :math:`lr_0\,r^{t / D}` (``staircase``: :math:`r^{\lfloor t/D \rfloor}`).
+  r"""Keras' ``ExponentialDecay``: :math:`lr_0\,r^{t / D}`
+  (``staircase``: :math:`r^{\lfloor t/D \rfloor}`).
 
   ``decay_rate > 1`` grows and needs ``lr_cap`` (the rate is then ``min(.., lr_cap)``).
   The exponential is evaluated with a stopped clock (``lrjax.schedules._growth``), so the

@@ -28,10 +28,10 @@ import jax.numpy as jnp
 
 from lrjax import _validation
 from lrjax.schedules._numerics import cosine_weights, linear_weights
+from lrjax.schedules._numerics import f32 as _f32
 from lrjax.schedules.base import Schedule
 from lrjax.schedules.cyclical import MODES, cyclical
 from lrjax.schedules.one_cycle import ANNEAL_STRATEGIES, check_cycle_steps
-from lrjax.schedules._numerics import f32 as _f32
 
 
 def _check_momenta(base_momentum, max_momentum) -> None:

@@ -8,10 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax import _validation
-from lrjax.schedules._numerics import (
-    cosine_weights, floor_frac, linear_weights, two_product)
-from lrjax.schedules.base import Schedule
+from lrjax.schedules._numerics import cosine_weights, floor_frac, linear_weights, two_product
 from lrjax.schedules._numerics import f32 as _f32
+from lrjax.schedules.base import Schedule
 
 ANNEAL_STRATEGIES = ("cos", "linear")
 

@@ -19,7 +19,8 @@ the step: it is ``lrjax.strategies.from_torch("ReduceLROnPlateau", ...)``.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax.numpy as jnp
 
@@ -30,12 +31,22 @@ from lrjax.schedules.cosine import cosine_annealing, cosine_warm_restarts
 from lrjax.schedules.cyclical import cyclical
 from lrjax.schedules.decay import polynomial_decay, step_decay
 from lrjax.schedules.keras_compat import (
-    keras_cosine_decay, keras_cosine_decay_restarts, keras_exponential_decay,
-    keras_inverse_time_decay, keras_polynomial_decay, piecewise_constant_decay)
+  keras_cosine_decay,
+  keras_cosine_decay_restarts,
+  keras_exponential_decay,
+  keras_inverse_time_decay,
+  keras_polynomial_decay,
+  piecewise_constant_decay,
+)
 from lrjax.schedules.one_cycle import one_cycle_torch
 from lrjax.schedules.torch_compat import (
-    constant_lr, exponential_lr, lambda_lr, linear_lr, multi_step_lr, multiplicative_lr)
-
+  constant_lr,
+  exponential_lr,
+  lambda_lr,
+  linear_lr,
+  multi_step_lr,
+  multiplicative_lr,
+)
 
 # -- PyTorch adapters: PyTorch's argument names and defaults, minus the optimizer -------
 

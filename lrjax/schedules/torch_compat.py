@@ -11,7 +11,7 @@ PyTorch's recursive updates agree with them to ~1e-15.  The other schedulers are
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -19,10 +19,11 @@ import numpy as np
 
 from lrjax import _validation
 from lrjax.schedules import _growth
+from lrjax.schedules._numerics import f32 as _f32
+from lrjax.schedules._numerics import float_step as _step
 from lrjax.schedules._numerics import linear_weights, pow_f32
 from lrjax.schedules.base import Schedule
 from lrjax.schedules.decay import exponential_decay
-from lrjax.schedules._numerics import f32 as _f32, float_step as _step
 
 
 def multi_step_lr(lr: float, milestones, gamma: float = 0.1) -> Schedule:

@@ -15,8 +15,8 @@ import jax.numpy as jnp
 
 from lrjax import _validation
 from lrjax.schedules._numerics import cosine_weights, exp_times, linear_weights
-from lrjax.schedules.base import Schedule
 from lrjax.schedules._numerics import f32 as _f32
+from lrjax.schedules.base import Schedule
 
 WARMUPS = ("linear", "cosine", "exponential")
 COOLDOWNS = ("linear", "cosine", "1-sqrt")

@@ -30,7 +30,8 @@ to compare to (``stats.num_observations > 0``).
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, NamedTuple, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple
 
 import chex
 import jax

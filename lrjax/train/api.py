@@ -23,10 +23,11 @@ preset (`run_sweep`, `lrjax.train.frontends.presets`), the sweep file
 * ``optimizer_fn(h) -> optax.GradientTransformation``: called *inside* the traced,
   vmapped program with one variant's hyperparameters ``h`` (numbers as traced
   scalars; and the run's ``h["total_steps"]``, ``h["steps_per_epoch"]``,
-  ``h["epochs"]`` as Python ints, for a schedule's length), so any optax chain, lrjax schedule, strategy or adaptive rate works, and a
-  hyperparameter a controller changes takes effect from the next step; it receives the
-  engine's extra args (``valid_loss``, ``epoch_boundary``, ``initial_observation``,
-  ``value_fn``) through `optax.with_extra_args_support`;
+  ``h["epochs"]`` as Python ints, for a schedule's length), so any optax chain, lrjax
+  schedule, strategy or adaptive rate works, and a hyperparameter a controller changes
+  takes effect from the next step; it receives the engine's extra args (``valid_loss``,
+  ``epoch_boundary``, ``initial_observation``, ``value_fn``) through
+  `optax.with_extra_args_support`;
 * ``hparams``: ``{name: [K values]}``, a list of K dicts (`grid` builds the cartesian
   product) or a search space (`lrjax.train.search.search_space`, with a
   ``controller``).  Numbers become per-variant arrays; anything else (a schedule name,
@@ -46,8 +47,9 @@ before anything compiles) and process 0 alone writes files.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -57,18 +59,17 @@ from lrjax import _extras, distributed
 from lrjax.train.engine import epoch as epoch_lib
 from lrjax.train.engine import plan as plan_lib
 from lrjax.train.engine.groups import Group, form_groups, rng_streams  # noqa: F401
-from lrjax.train.engine.readouts import eval_params
 from lrjax.train.engine.hyperparams import RUN_KEYS, Transform, VariantHyper, run_info
+from lrjax.train.engine.readouts import eval_params
 from lrjax.train.engine.task import CLASSIFICATION, Task
 from lrjax.train.frontends import inputs, presets
 from lrjax.train.frontends.config import SweepConfig
 from lrjax.train.frontends.spec import SweepSpec, describe, grid, variants_of  # noqa: F401
-from lrjax.train.reports.metrics import summarize
 from lrjax.train.reports import writers as writers_lib
+from lrjax.train.reports.metrics import summarize
 from lrjax.train.reports.result import SweepResult
 from lrjax.train.runner import checkpoint as checkpoint_lib
-from lrjax.train.runner import loop
-from lrjax.train.runner import model_store
+from lrjax.train.runner import loop, model_store
 from lrjax.train.runner.control import Control
 from lrjax.train.runner.loop import HISTORY_FIELDS, SweepInterrupted  # noqa: F401
 from lrjax.train.search.controller import Setup
@@ -235,7 +236,7 @@ def run(spec: SweepSpec, dataset, *, checkpoint_dir: str | Path | None = None,
   run_keys = run_info(epochs=spec.epochs, steps_per_epoch=steps)
   groups, group_of = form_groups([v["hparams"] for v in variants], spec.optimizer_fn,
                                  variables_shape["params"], run_keys)
-  for v, g in zip(variants, group_of):
+  for v, g in zip(variants, group_of, strict=True):
     v["group"] = g
 
   # 4. The run's identity (`run_identity`), the checkpoint folder.
@@ -317,13 +318,13 @@ def _kept(keep: str, result: SweepResult, states, groups) -> dict[int, dict]:
   wanted = (set(range(len(result.variants))) if keep == "all" else
             {i for i in [result.best_index()] if i is not None})
   out = {}
-  for g, state in zip(groups, states):
+  for g, state in zip(groups, states, strict=True):
     if not wanted & set(g.members):
       continue
     train = distributed.fetch(state.train)  # collective: every process gathers the group
     for j, k in enumerate(g.members):
       if k in wanted:
-        one = jax.tree.map(lambda a: np.asarray(a)[j], train)
+        one = jax.tree.map(lambda a, j=j: np.asarray(a)[j], train)
         out[k] = {"params": jax.tree.map(np.asarray, eval_params(one.opt_state, one.params)),
                   "train_params": one.params, "model_state": one.model_state,
                   "opt_state": one.opt_state}
@@ -402,7 +403,7 @@ def _result(spec, outcome: loop.Outcome, variants, groups, eval_batch_size, init
   names = [v["name"] for v in variants]
   summary = summarize(outcome.history, names, tolerance=spec.convergence_tolerance,
                       task=spec.task)
-  for row, v in zip(summary, variants):
+  for row, v in zip(summary, variants, strict=True):
     row.update(seed=v["seed"], group=v["group"])
   plans = [dict(g.plan.to_dict(), eval_batch_size=eval_batch_size,
                 variants=[variants[k]["name"] for k in g.members]) for g in groups]

@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -375,8 +376,9 @@ def _result(lrs, losses, smoothed, kept, suggestions, suggestion: str,
                          getattr(suggestions, suggestion), suggested_by=suggestion, **extra)
 
 
-def range_test(model: nn.Module, dataset, optimizer_fn: Callable[[Any], optax.GradientTransformation],
-               *, min_lr: float = 1e-7, max_lr: float = 10.0, num_steps: int = 100,
+def range_test(model: nn.Module, dataset,
+               optimizer_fn: Callable[[Any], optax.GradientTransformation], *,
+               min_lr: float = 1e-7, max_lr: float = 10.0, num_steps: int = 100,
                batch_size: int = 64, seed: int = 0, smoothing: float | None = None,
                stop_factor: float | None = DEFAULT_STOP_FACTOR,
                skip_start: int | None = None, skip_end: int = 0,

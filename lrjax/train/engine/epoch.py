@@ -32,7 +32,8 @@ import concurrent.futures
 import functools
 import time
 import zlib
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax

@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import re
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import flax
 import flax.linen as nn
@@ -120,7 +121,8 @@ def form_groups(settings: Sequence[dict], optimizer_fn: Callable, params_shape,
     structure = jax.tree.structure(state_shape)
     leaves = tuple((x.shape, x.dtype) for x in jax.tree.leaves(state_shape))
     key = (tuple(sorted(numeric)), structure, leaves)
-    found = [g for g, kk in zip(groups, keys) if kk == key and same_static(g.static, static)]
+    found = [g for g, kk in zip(groups, keys, strict=True)
+             if kk == key and same_static(g.static, static)]
     if found:
       group = found[0]
     else:

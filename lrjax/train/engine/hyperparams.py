@@ -37,7 +37,8 @@ A user's own transformation that caches a hyperparameter declares it the same wa
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -62,15 +62,18 @@ import dataclasses
 import hashlib
 import inspect
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx, traverse_util
-from flax.nnx import bridge  # noqa: F401  (nnx.bridge, for ToNNX)
-from flax.nnx import variablelib
+from flax.nnx import (
+  bridge,  # noqa: F401  (nnx.bridge, for ToNNX)
+  variablelib,
+)
 
 NNXFactory = Callable[..., nnx.Module]
 

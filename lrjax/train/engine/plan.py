@@ -179,8 +179,8 @@ def make_plan(num_variants: int, requested: int | None = None, *,
     multiple: the chunk is rounded up to a multiple of this (the device count, when
       the variant axis is sharded over devices).
     concurrent_calls: calls of an epoch run at once, forced by the user (None or 0:
-      automatic).  A sharded group runs one call at a time: its calls are collectives over every device (and every
-      process), which must start in the same order everywhere.
+      automatic).  A sharded group runs one call at a time: its calls are collectives over
+      every device (and every process), which must start in the same order everywhere.
   """
   _check_request("variants_per_call", requested)
   check_concurrent_calls(concurrent_calls, devices=multiple)

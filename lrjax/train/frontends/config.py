@@ -69,7 +69,7 @@ class Variant:
     return d
 
   @classmethod
-  def from_dict(cls, d: dict[str, Any]) -> "Variant":
+  def from_dict(cls, d: dict[str, Any]) -> Variant:
     return cls(**d)
 
 
@@ -143,7 +143,7 @@ class SweepConfig:
     return d
 
   @classmethod
-  def from_dict(cls, d: dict[str, Any]) -> "SweepConfig":
+  def from_dict(cls, d: dict[str, Any]) -> SweepConfig:
     d = dict(d)
     d["variants"] = tuple(Variant.from_dict(v) for v in d["variants"])
     return cls(**d)

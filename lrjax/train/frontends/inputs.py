@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import numbers
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 

@@ -14,7 +14,8 @@ engine reads the rate, position and non-finite flag by field (`lrjax.train.engin
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -45,7 +46,7 @@ class GroupSpec:
   per_step: bool  # rule == "step": an optax schedule evaluated at every step
   sequences: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]  # the bank
 
-  def __call__(self, hyper: "GroupHyper") -> optax.GradientTransformationExtraArgs:
+  def __call__(self, hyper: GroupHyper) -> optax.GradientTransformationExtraArgs:
     """The transformation of one variant of the group (`make_transform`)."""
     return make_transform(self, hyper)
 

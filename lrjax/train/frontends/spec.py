@@ -14,15 +14,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import numbers
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from lrjax._describe import ADDRESS as _ADDRESS
 from lrjax._describe import describe  # noqa: F401 (part of this module's interface)
-from lrjax.train.engine.task import CLASSIFICATION, Task, as_task
+from lrjax.train.engine.task import CLASSIFICATION, as_task
 from lrjax.train.search.controller import check_controller
 from lrjax.train.search.space import SearchSpace
+
 
 def _is_sequence(value) -> bool:
   return isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, (str, bytes))
@@ -43,7 +45,7 @@ def grid(**axes) -> list[dict[str, Any]]:
       raise ValueError(f"`grid` axis {name!r} must be a non-empty list of values, "
                        f"got {values!r}.")
   names = list(axes)
-  return [dict(zip(names, combo)) for combo in itertools.product(*axes.values())]
+  return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes.values())]
 
 
 def normalize_hparams(hparams) -> list[dict[str, Any]]:

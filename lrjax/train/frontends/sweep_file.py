@@ -105,21 +105,21 @@ import numbers
 import re
 import sys
 import tomllib
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import flax.linen as nn
 import optax
 
 from lrjax import schedules as schedules_lib
 from lrjax import strategies as strategies_lib
+from lrjax.cli import DATASETS, DEFAULT_MODEL
 from lrjax.models.registry import MODELS, get_model
 from lrjax.train import search as search_lib
 from lrjax.train.engine.hyperparams import RUN_KEYS
-from lrjax.train.frontends.spec import SweepSpec
 from lrjax.train.frontends import inputs
-
-from lrjax.cli import DATASETS, DEFAULT_MODEL
+from lrjax.train.frontends.spec import SweepSpec
 
 TASKS = ("classification", "regression")
 # ``total_steps = "auto"`` in [schedule]: the run's optimizer steps (epochs x steps per
@@ -547,7 +547,7 @@ def _settings(raw: dict, path) -> tuple[list[dict], list[_Source]]:
                                          "learning_rate = [0.1, 0.01]")
     names = list(axes)
     for combo in itertools.product(*axes.values()):
-      settings.append(dict(zip(names, combo)))
+      settings.append(dict(zip(names, combo, strict=True)))
       sources.append(_Source("grid", tuple(names)))
   if "variants" in raw:
     variants = raw["variants"]
@@ -586,11 +586,12 @@ def _distribution(value, key: str, path):
                                       f"[0.001, 0.1]}} or a fixed value, got {value!r}")
     return value
   if len(value) != 1 or next(iter(value)) not in DISTRIBUTIONS:
-    raise SweepFileError(path, key, f"must be one of {{{', '.join(f'{d} = [...]' for d in DISTRIBUTIONS)}}}"
-                                    f", got {value!r}")
+    forms = ", ".join(f"{d} = [...]" for d in DISTRIBUTIONS)
+    raise SweepFileError(path, key, f"must be one of {{{forms}}}, got {value!r}")
   (kind, args), = value.items()
   if not isinstance(args, list) or not args:
-    raise SweepFileError(path, f"{key}.{kind}", f"must be a list ({'[low, high]' if kind != 'choice' else '[option, ...]'}), got {args!r}")
+    form = "[option, ...]" if kind == "choice" else "[low, high]"
+    raise SweepFileError(path, f"{key}.{kind}", f"must be a list ({form}), got {args!r}")
   try:
     if kind == "choice":
       return DISTRIBUTIONS[kind](args)
@@ -620,8 +621,9 @@ def _search(table: dict, path):
   space_options = {k: raw.pop(k) for k in _SPACE_KEYS if k in raw and k not in allowed}
   for name, value in raw.items():
     if name not in allowed:
-      raise SweepFileError(path, f"search.{name}", f"not an option of {method}; allowed: "
-                                                   f"{', '.join(['method', *allowed, *_SPACE_KEYS])}")
+      options = ", ".join(["method", *allowed, *_SPACE_KEYS])
+      raise SweepFileError(path, f"search.{name}",
+                           f"not an option of {method}; allowed: {options}")
     values = value if isinstance(value, list) else [value]
     text = isinstance(value, str) and _expected_kind(factory, name) != "a number"
     if not text and (not values or any(isinstance(v, (bool, str, dict, list)) or not
@@ -896,7 +898,7 @@ def _build_optimizer(table, settings, sources, path) -> OptimizerFn:
     check_name(name, f"optimizer.{name}")
   for name in sch_fixed:
     check_name(SCHEDULE_PREFIX + name, f"schedule.{name}")
-  for setting, source in zip(settings, sources):
+  for setting, source in zip(settings, sources, strict=True):
     for name in setting:
       check_name(name, f"{source.where}.{name}")
 
@@ -928,12 +930,12 @@ def _build_optimizer(table, settings, sources, path) -> OptimizerFn:
     check_kind(name, f"optimizer.{name}", value)
   for name, value in sch_fixed.items():
     check_kind(SCHEDULE_PREFIX + name, f"schedule.{name}", value)
-  for setting, source in zip(settings, sources):
+  for setting, source in zip(settings, sources, strict=True):
     for name, value in setting.items():
       check_kind(name, f"{source.where}.{name}", value)
 
   fn = OptimizerFn(optimizer, by_name, opt_fixed, schedule, sch_fixed, strategy)
-  for setting, source in zip(settings, sources):
+  for setting, source in zip(settings, sources, strict=True):
     opt_args, sch_args = fn.arguments(setting)
     where = source.where or "optimizer"
     for required, args, section in ((opt_required, opt_args, "optimizer"),

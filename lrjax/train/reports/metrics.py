@@ -15,7 +15,7 @@ the seeds, so that no script has to parse labels to group seeds.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -209,7 +209,7 @@ def seed_rows(result) -> tuple[list[dict], list, list[str]]:
     raise ValueError(f"the result has {len(summary)} summary rows but {len(variants)} "
                      f"variants: it says nothing of their settings; pass `settings`.")
   identities, labels = [], []
-  for row, variant in zip(summary, variants):
+  for row, variant in zip(summary, variants, strict=True):
     hparams = dict(variant.get("hparams") or {})
     seed = variant.get("seed", row.get("seed"))
     row.setdefault("seed", seed)

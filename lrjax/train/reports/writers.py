@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import numbers
 import re
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -286,7 +287,7 @@ class SweepWriters:
       w.close()
     self.writers, self._shared = [], []
 
-  def __enter__(self) -> "SweepWriters":
+  def __enter__(self) -> SweepWriters:
     return self
 
   def __exit__(self, *exc) -> None:
@@ -355,17 +356,17 @@ def open_writers(variants: Sequence[Mapping], *, tensorboard_dir: str | Path | N
   shared: list[MetricWriter] = []
   if tensorboard_dir is not None:
     tags = metric_tags(task if task is not None else "classification")
-    for writers, folder in zip(per_variant, run_folders(names)):
+    for writers, folder in zip(per_variant, run_folders(names), strict=True):
       writers.append(TensorBoardWriter(Path(tensorboard_dir) / folder, metric_tags=tags))
   if isinstance(metric_writers, MetricWriter):
     shared.append(metric_writers)
-    for writers, name in zip(per_variant, names):
+    for writers, name in zip(per_variant, names, strict=True):
       writers.append(PrefixedWriter(metric_writers, name))
   elif isinstance(metric_writers, (list, tuple)):
-    for writers, writer in zip(per_variant, metric_writers):
+    for writers, writer in zip(per_variant, metric_writers, strict=True):
       writers.append(writer)
   elif metric_writers is not None:
-    for writers, variant in zip(per_variant, variants):
+    for writers, variant in zip(per_variant, variants, strict=True):
       writer = metric_writers(str(variant["name"]), variant_hparams(variant))
       if not isinstance(writer, MetricWriter):
         raise TypeError(f"`metric_writers` (a factory) returned a "
@@ -374,7 +375,7 @@ def open_writers(variants: Sequence[Mapping], *, tensorboard_dir: str | Path | N
       writers.append(writer)
   out = SweepWriters(names, [w[0] if len(w) == 1 else MultiWriter(w) for w in per_variant]
                      if any(per_variant) else [], shared, task=task)
-  for writer, variant in zip(out.writers, variants):
+  for writer, variant in zip(out.writers, variants, strict=True):
     writer.write_hparams(variant_hparams(variant))
   return out
 

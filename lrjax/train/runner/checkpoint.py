@@ -33,15 +33,15 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from lrjax import _atomic
-from lrjax import distributed
+from lrjax import _atomic, distributed
 
 CONFIG_FILE = "sweep_config.json"
 RECORD_FILE = "lrjax_integrity.json"
@@ -235,7 +235,8 @@ def _mismatch(leaves: dict[str, dict], restored) -> str | None:
   for name, saved in leaves.items():
     a = now[name]
     if list(a.shape) != saved["shape"] or str(a.dtype) != saved["dtype"]:
-      return f"{name} reads back as {a.dtype}{list(a.shape)}, saved {saved['dtype']}{saved['shape']}"
+      return (f"{name} reads back as {a.dtype}{list(a.shape)}, "
+              f"saved {saved['dtype']}{saved['shape']}")
     if saved["finite"] and not _all_finite(a):
       return f"{name} reads back with non-finite values where the saved array was finite"
     if _sha256(a) != saved["sha256"]:

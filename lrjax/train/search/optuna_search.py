@@ -25,7 +25,8 @@ Needs ``pip install "lrjax[optuna]"``.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -250,7 +251,7 @@ class SearchSpace:
       config = {}
       for name, dim in self.dimensions:
         config[name] = dim
-      for (name, dist), u in zip(searched, row):
+      for (name, dist), u in zip(searched, row, strict=True):
         config[name] = dist.value(float(u))
       out.append(config)
     return out

@@ -365,7 +365,7 @@ def open_writers(variants: Sequence[Mapping], *, tensorboard_dir: str | Path | N
   elif isinstance(metric_writers, (list, tuple)):
     for writers, writer in zip(per_variant, metric_writers, strict=True):
       writers.append(writer)
-  elif metric_writers is not None:
+  elif callable(metric_writers):  # a factory (check_metric_writers refused the rest)
     for writers, variant in zip(per_variant, variants, strict=True):
       writer = metric_writers(str(variant["name"]), variant_hparams(variant))
       if not isinstance(writer, MetricWriter):
@@ -375,7 +375,7 @@ def open_writers(variants: Sequence[Mapping], *, tensorboard_dir: str | Path | N
       writers.append(writer)
   out = SweepWriters(names, [w[0] if len(w) == 1 else MultiWriter(w) for w in per_variant]
                      if any(per_variant) else [], shared, task=task)
-  for writer, variant in zip(out.writers, variants, strict=True):
+  for writer, variant in zip(out.writers, variants, strict=False):  # no writers: none
     writer.write_hparams(variant_hparams(variant))
   return out
 

@@ -114,7 +114,9 @@ def launch(command: list[str], num_processes: int, *, port: int = 0,
           break
       elif failed:
         first = failed[0]
-        status = codes[first] if codes[first] > 0 else 128 - codes[first]
+        code = codes[first]
+        assert code is not None  # `failed` holds processes that ended
+        status = code if code > 0 else 128 - code
         running = [i for i, c in enumerate(codes) if c is None]
         if running:
           # A survivor would wait for the dead one in its next collective: end it now.
@@ -122,7 +124,7 @@ def launch(command: list[str], num_processes: int, *, port: int = 0,
             procs[i].kill()
           for i in running:
             procs[i].wait()
-        say(f"process {first} (pid {procs[first].pid}) {_describe(codes[first])}; "
+        say(f"process {first} (pid {procs[first].pid}) {_describe(code)}; "
             + (f"stopped process(es) {', '.join(map(str, running))} (they cannot go on "
                "without it); " if running else "")
             + "run the same command again to resume from the last checkpoint")

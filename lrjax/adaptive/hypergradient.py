@@ -57,6 +57,7 @@ import optax
 
 from lrjax import _validation
 from lrjax.adaptive import _common
+from lrjax.errors import ArgumentTypeError
 
 
 class HypergradientState(NamedTuple):
@@ -77,17 +78,20 @@ class HypergradientState(NamedTuple):
     num_clipped: int32, proposed rates clipped into ``[min_lr, max_lr]``.
   """
 
-  # The learned rate starts at the `learning_rate` hyperparameter: a sweep that changes
-  # that hyperparameter between epochs restarts it there (lrjax.train.engine.hyperparams).
-  hyperparameter_fields = ("lr",)
-
-  count: jax.Array
+  count: jax.Array  # type: ignore[assignment]  # a field named like tuple's method, by design
   lr: jax.Array
   inner_state: optax.OptState
   prev_direction: optax.Updates
   hypergradient: jax.Array
   nonfinite: jax.Array
   num_clipped: jax.Array
+
+
+# The learned rate starts at the `learning_rate` hyperparameter: a sweep that changes that
+# hyperparameter between epochs restarts it there (lrjax.train.engine.hyperparams).  A
+# class attribute, set here because every assignment in a NamedTuple's body is a field
+# to a type checker.
+HypergradientState.hyperparameter_fields = ("lr",)  # type: ignore[attr-defined]
 
 
 # The two named methods share the state type (one implementation).
@@ -97,8 +101,8 @@ HypergradientAdamState = HypergradientState
 
 def _check_inner(inner: Any) -> None:
   if not (callable(getattr(inner, "init", None)) and callable(getattr(inner, "update", None))):
-    raise TypeError("`inner` must be an optax.GradientTransformation (with `init` and "
-                    f"`update`), got {type(inner).__name__}.")
+    raise ArgumentTypeError("inner", "must be an optax.GradientTransformation (with `init` and "
+                            f"`update`), got {type(inner).__name__}.")
 
 
 def hypergradient(

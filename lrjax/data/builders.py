@@ -54,7 +54,8 @@ def _bytes_tensor(shape):
                               encoding=tfds.features.Encoding.BYTES)
 
 
-class _LocalBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class _LocalBuilder(tfds.core.GeneratorBasedBuilder,  # type: ignore[call-arg]  # tfds's keyword
+                    skip_registration=True):
   """Base of the local-file builders: ``source`` is read when preparing, else unused."""
 
   VERSION = tfds.core.Version("1.0.0")

@@ -20,6 +20,7 @@ window is ``1 - (2x - 1)^2`` and the Hann window ``sin^2(pi x)``.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -98,6 +99,7 @@ def cyclical(min_lr: float, max_lr: float, step_size: float, *,
       w = jnp.sin(0.5 * jnp.pi * u) ** 2  # (1 - cos(pi u)) / 2, accurate near 0
     else:
       w = u
+    scale: jax.Array | float
     if mode == "triangular2":
       cycle = jnp.round((t - pos) / total) + 1.0
       scale = jnp.exp2(1.0 - cycle)

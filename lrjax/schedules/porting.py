@@ -25,6 +25,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from lrjax import _validation
+from lrjax.errors import ArgumentError
 from lrjax.schedules.base import Schedule
 from lrjax.schedules.compose import chained, join
 from lrjax.schedules.cosine import cosine_annealing, cosine_warm_restarts
@@ -310,7 +311,7 @@ def per_epoch(schedule: Schedule, steps_per_epoch: int) -> Schedule:
     [0.1, 0.1, 0.01]
   """
   if not callable(schedule):
-    raise ValueError(f"`schedule` must be a callable step -> lr, got {schedule!r}.")
+    raise ArgumentError("schedule", f"must be a callable step -> lr, got {schedule!r}.")
   _validation.check_positive_int("steps_per_epoch", steps_per_epoch)
 
   def schedule_by_count(count):

@@ -56,6 +56,7 @@ import numpy as np
 import optax
 
 from lrjax import _extras, distributed
+from lrjax.errors import ArgumentError
 from lrjax.train.engine import epoch as epoch_lib
 from lrjax.train.engine import plan as plan_lib
 from lrjax.train.engine.groups import Group, form_groups, rng_streams  # noqa: F401
@@ -194,7 +195,7 @@ def run(spec: SweepSpec, dataset, *, checkpoint_dir: str | Path | None = None,
         config: Any = None) -> SweepResult:
   """Trains ``spec`` on ``dataset`` (the arguments as `sweep`'s)."""
   if keep not in KEEP:
-    raise ValueError(f"`keep` must be one of {', '.join(map(repr, KEEP))}, got {keep!r}.")
+    raise ArgumentError("keep", f"must be one of {', '.join(map(repr, KEEP))}, got {keep!r}.")
   model = inputs.check_model(spec.model)  # NNX instance / factory -> Linen; Linen unchanged
   task = spec.task
   inputs.check_dataset(dataset, ("train_x", "train_y", "valid_x", "valid_y", "test_x",
@@ -202,8 +203,8 @@ def run(spec: SweepSpec, dataset, *, checkpoint_dir: str | Path | None = None,
   # A built-in task must match the dataset's kind; a user's own task is the user's call.
   data_task = getattr(dataset, "task", task.name)
   if task.name in ("classification", "regression") and data_task != task.name:
-    raise ValueError(f"`task` is {task.name!r} but the dataset "
-                     f"{getattr(dataset, 'name', '')!r} is a {data_task} dataset.")
+    raise ArgumentError("task", f"is {task.name!r} but the dataset "
+                        f"{getattr(dataset, 'name', '')!r} is a {data_task} dataset.")
   if not distributed.is_writer():  # in a multi-process run only process 0 writes files
     out_dir, progress = None, False
 
@@ -212,8 +213,8 @@ def run(spec: SweepSpec, dataset, *, checkpoint_dir: str | Path | None = None,
   for h in settings:
     taken = sorted(set(h) & set(RUN_KEYS))
     if taken:
-      raise ValueError(f"`hparams` may not name {', '.join(taken)}: lrjax gives "
-                       f"optimizer_fn the run's {', '.join(RUN_KEYS)} under those names.")
+      raise ArgumentError("hparams", f"may not name {', '.join(taken)}: lrjax gives "
+                          f"optimizer_fn the run's {', '.join(RUN_KEYS)} under those names.")
   variants = variants_of(settings, spec.seeds, spec.names, spec.tags,
                          searched=spec.space is not None)
   writers_lib.check_metric_writers(metric_writers, len(variants))
@@ -364,20 +365,22 @@ def _configurations(spec: SweepSpec) -> tuple[list[dict], Any]:
   who = type(spec.controller).__name__
   if drawn is None:
     if space is not None:
-      raise ValueError(f"`controller` {who} drew no configurations from the search space "
-                       f"(init returned None); give `hparams` as a list of dicts instead.")
+      raise ArgumentError("controller", f"{who} drew no configurations from the search space "
+                          f"(init returned None); give `hparams` as a list of dicts instead.")
     return spec.hparams, state
   if not isinstance(drawn, (list, tuple)) or not drawn or not all(
       isinstance(h, Mapping) for h in drawn):
-    raise ValueError(f"`controller` {who}.init must return a non-empty list of "
-                     f"hyperparameter dicts (or None), got {drawn!r}.")
+    raise ArgumentError("controller", f"{who}.init must return a non-empty list of "
+                        f"hyperparameter dicts (or None), got {drawn!r}.")
   return [dict(h) for h in drawn], state
 
 
 def _trainers(spec, model, groups, variants, data, mesh, sample_x, streams,
               eval_batch_size, run_keys):
   """One `GroupTrainer` per group, its initial state, and the untrained metrics."""
-  trainers, states, initial = [], [], {}
+  trainers: list[epoch_lib.GroupTrainer] = []
+  states: list[epoch_lib.VariantState] = []
+  initial: dict[str, Any] = {}
   for group in groups:
     hyper = VariantHyper(
         h={n: np.asarray([variants[k]["hparams"][n] for k in group.members],

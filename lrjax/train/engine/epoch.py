@@ -42,6 +42,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lrjax import distributed
+from lrjax.errors import ArgumentError
 from lrjax.train.engine import hyperparams as hyperparams_lib
 from lrjax.train.engine import plan as plan_lib
 from lrjax.train.engine.readouts import eval_params, read_index, read_lr, read_nonfinite
@@ -79,7 +80,7 @@ class EpochMetrics(NamedTuple):
   test_loss: jax.Array
   test_acc: jax.Array
   lr: jax.Array  # the rate in use at the end of the epoch
-  index: jax.Array  # the strategy's sequence position (-1 where none)
+  index: jax.Array  # type: ignore[assignment]  # the strategy's sequence position (-1: none)
   nonfinite: jax.Array  # a NaN/inf gradient or validation loss was met so far
   step_loss: jax.Array  # [steps] the minibatch loss of every step (LR range test)
   step_lr: jax.Array  # [steps] the rate in use after every step
@@ -185,8 +186,8 @@ class GroupTrainer:
                                out_shardings=split)
     self._fresh_fn = self._build_fresh_fn()
     self._untrained_fns: dict = {}
-    self._compiled = None
-    self._compiled_apply = None
+    self._compiled: Any = None  # jax.stages.Compiled once `compile` ran
+    self._compiled_apply: Any = None
 
   def _chunk(self, tree, call: int):
     """The variants of compiled call ``call`` (an index) of a variant-stacked tree."""
@@ -248,9 +249,12 @@ class GroupTrainer:
     is then required) becomes ``valid_loss``: `observe_untrained`.
     """
     if self.observe_untrained_loss and data is None:
-      raise ValueError("`data` is required by `init` when `observe_untrained_loss` is set.")
+      raise ArgumentError("data", "is required by `init` when `observe_untrained_loss` is set.")
     state = self._init_states(sample_x)
-    return self.observe_untrained(state, data) if self.observe_untrained_loss else state
+    if not self.observe_untrained_loss:
+      return state
+    assert data is not None  # refused above
+    return self.observe_untrained(state, data)
 
   def _build_fresh_fn(self):
     """``(hyper, sample_x) -> TrainState``: every variant initialised from its seed (one
@@ -521,7 +525,9 @@ class GroupTrainer:
     # bytes), with its loss_0 evaluated when the run observes it.
     fresh = self._fresh_fn(hyper, data.train_x[:1])
     if restart.any() and self.observe_untrained_loss:
-      fresh = self._evaluate_untrained(VariantState(fresh, hyper, None), data, test=True)[0].train
+      fresh = self._evaluate_untrained(
+          VariantState(fresh, hyper, None),  # type: ignore[arg-type]  # evaluated, not trained
+          data, test=True)[0].train
     fn = self._compiled_apply or self._apply_fn
     return fn(state, fresh, pad(source, np.arange(padded, dtype=np.int32)), restart, hyper,
               pad(alive, self._alive0()), data)

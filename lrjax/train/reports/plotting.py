@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from lrjax.errors import ArgumentError, ArgumentTypeError
 from lrjax.train.engine.task import Task, as_task
 from lrjax.train.reports import metrics
 
@@ -131,7 +132,7 @@ def series_styles(names: Sequence[str], variants=None,
                else [name_factors(n) for n in names])
   factors = list(factors)
   if len(factors) != len(names):
-    raise ValueError(f"`variants` has {len(factors)} entries for {len(names)} names.")
+    raise ArgumentError("variants", f"has {len(factors)} entries for {len(names)} names.")
   colours = list(dict.fromkeys(f.colour for f in factors))
   styles = list(dict.fromkeys(f.style for f in factors))
   palette = pyplot().get_cmap("tab10" if len(colours) <= 10 else "tab20")
@@ -153,13 +154,13 @@ def _epoch_zero(initial, history, fields, task: Task, num: int) -> dict[str, np.
   if initial is None:
     return {}
   if not isinstance(initial, Mapping):
-    raise TypeError(f"`initial` must be a mapping field -> per-variant values (the sweep "
-                    f"result's `initial`), got {type(initial).__name__}.")
+    raise ArgumentTypeError("initial", "must be a mapping field -> per-variant values (the sweep "
+                            f"result's `initial`), got {type(initial).__name__}.")
   values = {f: np.asarray(v, np.float64) for f, v in initial.items()}
   for f, v in values.items():
     if v.shape != (num,):
-      raise ValueError(f"`initial[{f!r}]` must hold one value per variant ({num}), got "
-                       f"shape {v.shape}.")
+      raise ArgumentError(f"initial[{f!r}]", f"must hold one value per variant ({num}), got "
+                          f"shape {v.shape}.")
   values |= {f: v for f, v in task.derived(values).items() if f not in values}
   return {f: values[f] for f in fields if f in values}
 
@@ -190,8 +191,8 @@ def plot_curves(history: dict[str, np.ndarray], names: Sequence[str], out_path: 
   wanted = default_fields(task) if fields is None else tuple(fields)
   fields = [f for f in wanted if f in history and np.isfinite(history[f][:, keep]).any()]
   if not fields:
-    raise ValueError(f"`fields`: nothing to plot, no finite values in {list(wanted)} "
-                     f"(the history has {sorted(history)}).")
+    raise ArgumentError("fields", f": nothing to plot, no finite values in {list(wanted)} "
+                        f"(the history has {sorted(history)}).")
   zero = _epoch_zero(initial, history, fields, task, len(names))
   fig, axes = plt.subplots(1, len(fields), figsize=(4.2 * len(fields), 3.6), squeeze=False)
   epochs = np.arange(1, history[fields[0]].shape[0] + 1)
@@ -332,8 +333,8 @@ def plot_runs(sources: Sequence, labels: Sequence[str], out_dir: str | Path) -> 
   runs = [as_run(s) for s in sources]
   labels = list(labels)
   if len(labels) != len(runs) or len(set(labels)) != len(labels):
-    raise ValueError(f"`labels` must be {len(runs)} distinct labels, one per run, got "
-                     f"{labels!r}.")
+    raise ArgumentError("labels", f"must be {len(runs)} distinct labels, one per run, got "
+                        f"{labels!r}.")
   tasks = {(r.task.name, r.task.monitor) for r in runs}
   if len(tasks) > 1:
     raise ValueError("cannot overlay runs of different tasks: "

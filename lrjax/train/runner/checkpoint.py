@@ -70,6 +70,10 @@ class UnusableCheckpointError(CheckpointError):
 class CheckpointSaveError(CheckpointError):
   """The folder is not writable, or writing a step failed (disk full, permissions, ...)."""
 
+  # The epochs trained before the failure (a `lrjax.train.runner.loop.Outcome`), set by
+  # the host loop so that the caller can still write them.
+  outcome: Any = None
+
 
 class FolderInUseError(CheckpointError):
   """Another run holds the folder's lock."""
@@ -85,7 +89,7 @@ def data_identity(dataset, **provenance) -> dict[str, Any]:
   for split in DATA_SPLITS:
     a = np.ascontiguousarray(getattr(dataset, split))
     digest.update(f"{split}:{a.dtype.str}:{a.shape};".encode())
-    digest.update(a.reshape(-1).view(np.uint8))  # no copy; empty splits work too
+    digest.update(a.reshape(-1).view(np.uint8).data)  # no copy; empty splits work too
   identity = {"dataset": str(getattr(dataset, "name", "")), "fingerprint": digest.hexdigest()}
   identity.update({k: v for k, v in provenance.items() if v is not None})
   return _canonical(identity)
@@ -153,7 +157,7 @@ class FolderLock:
   def __init__(self, folder: str | Path, what: str = "folder"):
     self.path = Path(folder).absolute() / LOCK_FILE
     self._fd = None
-    if not distributed.is_writer():  # d13: one lock per run: process 0's (shared folder)
+    if not distributed.is_writer():  # one lock per run, process 0's: the folder is shared
       return
     try:
       self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -201,7 +205,8 @@ def _host_leaves(tree) -> dict[str, np.ndarray]:
       return jax.random.key_data(leaf)
     return leaf
 
-  # d13: `fetch`: arrays sharded over several processes are gathered whole on each.
+  # `fetch`: in a multi-process run, arrays sharded over the processes are gathered whole on
+  # each, so every process hashes the same bytes.
   host = distributed.fetch(jax.tree_util.tree_map(raw, tree))
   flat, _ = jax.tree_util.tree_flatten_with_path(host)
   return {jax.tree_util.keystr(path): np.ascontiguousarray(leaf) for path, leaf in flat}
@@ -359,7 +364,7 @@ class SweepCheckpointer:
             f"{self._ELSEWHERE}.")
       if saved != self.config and distributed.is_writer():  # the same sweep, extended
         _atomic.write_text(config_path, json.dumps(self.config, indent=1))
-    elif distributed.is_writer():  # d13: host-side files: process 0 only
+    elif distributed.is_writer():  # host-side files: process 0's (one writer per file)
       _atomic.write_text(config_path, json.dumps(self.config, indent=1))
 
   # -- integrity records ------------------------------------------------------------------
@@ -399,9 +404,9 @@ class SweepCheckpointer:
       if self.data is not None:
         body["data"] = self.data
       record = _seal(body)
-      # d13: orbax wrote the arrays with every process; the record (the same digests on
-      # every process, from the gathered arrays) is process 0's to write, and no process
-      # goes on before it exists.
+      # In a multi-process run orbax wrote the arrays with every process; the record (the
+      # same digests on every process, from the gathered arrays) is process 0's to write,
+      # and no process goes on before it exists.
       if distributed.is_writer():
         _atomic.write_text(self.step_path(epoch) / RECORD_FILE, json.dumps(record))
       distributed.barrier(f"lrjax-checkpoint-record-{epoch}")
@@ -435,7 +440,7 @@ class SweepCheckpointer:
     Unusable newer steps are reported in one line and deleted (their epochs are
     recomputed).  Raises `UnusableCheckpointError` when steps exist but none verifies.
     """
-    failures = []
+    failures: list[tuple[int, str]] = []
     for step in sorted(self.manager.all_steps(), reverse=True):
       restored, reason = self._try_restore(step, target)
       if reason is None:

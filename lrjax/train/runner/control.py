@@ -53,7 +53,7 @@ def unpack(packed: dict, like) -> Any:
   """The controller state of `pack` ed leaves, in the structure of ``like``."""
   treedef = jax.tree.structure(like)
   return jax.tree.unflatten(treedef, [np.asarray(packed[str(i)])
-                                      for i in range(treedef.num_leaves)])
+                                      for i in range(treedef.num_leaves)])  # type: ignore[attr-defined]
 
 
 class Control:

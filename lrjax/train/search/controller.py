@@ -58,6 +58,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from lrjax.errors import ArgumentTypeError
 from lrjax.train.search.space import SearchSpace
 
 
@@ -230,6 +231,6 @@ def check_controller(controller) -> None:
   """Raises ``TypeError`` naming ``controller`` unless it has ``init`` and ``decide``."""
   missing = [m for m in ("init", "decide") if not callable(getattr(controller, m, None))]
   if missing:
-    raise TypeError(f"`controller` must have init(setup) and decide(state, view) methods "
-                    f"(lrjax.train.search.controller); {type(controller).__name__} has no "
-                    f"{' or '.join(missing)}.")
+    raise ArgumentTypeError("controller", "must have init(setup) and decide(state, view) methods "
+                            f"(lrjax.train.search.controller); {type(controller).__name__} has no "
+                            f"{' or '.join(missing)}.")

@@ -24,12 +24,13 @@ import math
 
 import numpy as np
 
+from lrjax.errors import ArgumentError
 from lrjax.train.search.controller import Decisions, Setup, View
 
 
 def _check_int(name: str, value, low: int) -> None:
   if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-    raise ValueError(f"`{name}` must be an integer >= {low}, got {value!r}.")
+    raise ArgumentError(name, f"must be an integer >= {low}, got {value!r}.")
 
 
 def draw(setup: Setup, samples, seed: int, who: str):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from lrjax import cli
+from lrjax.data import by_name
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -19,7 +20,7 @@ ARGS = ["sweep", "--model", "logistic", "--epochs", "2", "--train-size", "256", 
 def direct_run():
   """The CLI's default sweep, run through the library directly."""
   from lrjax.train import SweepConfig, report_variants, run_sweep
-  dataset = cli.load_dataset("synthetic", train_size=256)
+  dataset = by_name.load("synthetic", train_size=256)
   config = SweepConfig(model="logistic", variants=report_variants(0.01, 0.001, (0,)),
                        epochs=2, batch_size=64)
   return run_sweep(config, dataset, progress=False)
@@ -245,11 +246,32 @@ def test_calls_at_once_on_several_devices_are_refused_naming_the_flag(tmp_path, 
 
 
 def test_library_errors_are_reported_with_the_flag_names():
+  from lrjax.errors import ArgumentError
   from lrjax.train import SweepConfig, report_variants
-  with pytest.raises(ValueError) as err:
+  with pytest.raises(ArgumentError) as err:
     SweepConfig(model="logistic", variants=report_variants(), eval_batch_size=-1)
-  text = cli._as_flags(err.value)
-  assert "--eval-batch-size" in text and "`eval_batch_size`" not in text
+  assert err.value.argument == "eval_batch_size"
+  usage = cli._flag_error(err.value)
+  assert str(usage) == f"--eval-batch-size {err.value.problem}"
+  assert "`eval_batch_size`" not in str(usage)
+  # An argument no flag sets keeps its own name.
+  other = ArgumentError("sequence_kwargs", "must be a dict, got 3.")
+  assert str(cli._flag_error(other)) == "`sequence_kwargs` must be a dict, got 3."
+
+
+def test_a_bug_inside_a_file_run_is_not_a_user_error(tmp_path, monkeypatch):
+  """Only lrjax's own checks (`lrjax.errors.UsageError`) become one-line errors: a plain
+  ValueError from inside the run (a bug) keeps its traceback, whatever its message."""
+  from lrjax.train import api
+  path = tmp_path / "sweep.toml"
+  path.write_text("epochs = 1\n[data]\ntrain_size = 128\n[model]\nname = 'logistic'\n"
+                  "[optimizer]\nlearning_rate = 0.1\n")
+
+  def broken(*args, **kwargs):
+    raise ValueError("`learning_rate` looks like a check's message, but is a bug")
+  monkeypatch.setattr(api, "run", broken)
+  with pytest.raises(ValueError, match="is a bug"):
+    cli.main(["sweep", "--config", str(path), "--no-progress", "--out", str(tmp_path / "o")])
 
 
 def _sweep_parser():
@@ -297,3 +319,10 @@ def test_readme_python_example_runs():
   exec(code, scope)  # noqa: S102 - the README's own example
   # By cutoff: the first observed loss only sets the baseline, so the rate is still r0.
   assert float(scope["lrjax"].strategies.current_lr(scope["state"])) == pytest.approx(0.01)
+
+
+def test_the_dataset_choices_and_default_models_come_from_lrjax_data():
+  sweep = {a.dest: a for a in _sweep_parser()._actions}
+  assert tuple(sweep["dataset"].choices) == by_name.NAMES
+  for name in by_name.NAMES:
+    assert f"{name}: {by_name.default_model(name)}" in sweep["model"].help

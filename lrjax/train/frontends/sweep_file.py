@@ -114,7 +114,8 @@ import optax
 
 from lrjax import schedules as schedules_lib
 from lrjax import strategies as strategies_lib
-from lrjax.cli import DATASETS, DEFAULT_MODEL
+from lrjax.data import by_name
+from lrjax.errors import ArgumentError, UsageError
 from lrjax.models.registry import MODELS, get_model
 from lrjax.train import search as search_lib
 from lrjax.train.engine.hyperparams import RUN_KEYS
@@ -131,7 +132,7 @@ SCHEDULE_PREFIX = "schedule."
 _STRATEGY_POSITIONAL = ("sequence", "rule")
 
 
-class SweepFileError(ValueError):
+class SweepFileError(UsageError):
   """A mistake in a sweep file: ``<file>: <key>: <what is wrong; what is allowed>``."""
 
   def __init__(self, path, key: str, message: str):
@@ -276,9 +277,9 @@ def _read(cls, raw: Mapping, prefix: str, path, *, extra: tuple[str, ...] = ()):
 
 @dataclasses.dataclass(frozen=True)
 class DataSpec:
-  """``[data]``: which dataset and how much of it (`lrjax.cli.load_dataset`'s arguments)."""
+  """``[data]``: which dataset and how much of it (`lrjax.data.by_name.load`'s arguments)."""
 
-  dataset: str = _option("synthetic", "str", _one_of(DATASETS))
+  dataset: str = _option(by_name.SYNTHETIC, "str", _one_of(by_name.NAMES))
   source_dir: str | None = _option(None, "str")
   data_dir: str | None = _option(None, "str")
   train_size: int | None = _option(None, "int", _at_least(1))
@@ -567,13 +568,14 @@ def _settings(raw: dict, path) -> tuple[list[dict], list[_Source]]:
 
 # [search] method = name -> the controller's factory (its keyword arguments are the
 # section's other keys, checked against its signature).
-SEARCH_METHODS = {
+SEARCH_METHODS: dict[str, Callable[..., Any]] = {
     "successive_halving": search_lib.successive_halving, "hyperband": search_lib.hyperband,
     "median_stopping": search_lib.median_stopping, "pbt": search_lib.pbt,
     "random": search_lib.random_search, "optuna": search_lib.optuna_study,
 }
 # [search.space] name = {<distribution> = [...]}
-DISTRIBUTIONS = {"uniform": search_lib.uniform, "log_uniform": search_lib.log_uniform,
+DISTRIBUTIONS: dict[str, Callable[..., search_lib.Distribution]] = {
+                 "uniform": search_lib.uniform, "log_uniform": search_lib.log_uniform,
                  "int_uniform": search_lib.int_uniform, "choice": search_lib.choice}
 _SPACE_KEYS = ("sampler",)  # [search] keys of the space, not of the method
 
@@ -625,16 +627,16 @@ def _search(table: dict, path):
       raise SweepFileError(path, f"search.{name}",
                            f"not an option of {method}; allowed: {options}")
     values = value if isinstance(value, list) else [value]
-    text = isinstance(value, str) and _expected_kind(factory, name) != "a number"
-    if not text and (not values or any(isinstance(v, (bool, str, dict, list)) or not
+    is_text = isinstance(value, str) and _expected_kind(factory, name) != "a number"
+    if not is_text and (not values or any(isinstance(v, (bool, str, dict, list)) or not
                                        isinstance(v, numbers.Real) for v in values)):
       raise SweepFileError(path, f"search.{name}", f"must be a number, got {value!r}")
   try:
     controller = factory(**raw)
-  except (TypeError, ValueError) as err:
-    text = str(err).rstrip(".")
-    key = next((f"search.{n}" for n in raw if f"`{n}`" in text), "search")
-    raise SweepFileError(path, key, text) from None
+  except (TypeError, ValueError) as err:  # the method's own checks (or a missing argument)
+    argument = err.argument if isinstance(err, ArgumentError) else None
+    key = f"search.{argument}" if argument in raw else "search"
+    raise SweepFileError(path, key, str(err).rstrip(".")) from None
   space = None
   if space_table is not None:
     space_table = _table(space_table, "search.space", path)
@@ -670,7 +672,7 @@ def _corner(space, end: int) -> dict:
     if isinstance(dim, search_lib.Choice):
       out[name] = dim.options[-end]
     elif isinstance(dim, search_lib.Distribution):
-      out[name] = dim.high if end else dim.low
+      out[name] = getattr(dim, "high" if end else "low")  # a range
     else:
       out[name] = dim
   return out
@@ -756,16 +758,14 @@ def read_toml(path) -> dict:
     raise SweepFileError(path, "", f"not valid TOML: {err}") from None
 
 
-def load(path, overrides: Mapping[str, Any] | None = None, *,
-         default_models: Mapping[str, str] | None = None) -> SweepFile:
+def load(path, overrides: Mapping[str, Any] | None = None) -> SweepFile:
   """Reads and checks the sweep file ``path``.
 
   Args:
     path: the TOML file.
     overrides: dotted keys (``epochs``, ``data.dataset``, ``model.name`` ...) set over the
-      file's values (the command line's flags).
-    default_models: dataset -> built-in model used without ``[model]`` (default: the
-      command line's, `lrjax.cli.DEFAULT_MODEL`).
+      file's values (the command line's flags).  Without ``[model]`` the dataset's default
+      model is trained (`lrjax.data.by_name.default_model`, as by ``lrjax sweep``).
 
   Raises:
     SweepFileError: naming the file and the key, for every mistake.
@@ -777,7 +777,7 @@ def load(path, overrides: Mapping[str, Any] | None = None, *,
   data = _read(DataSpec, _table(table.get("data", {}), "data", path), "data", path)
   if data.source_dir is not None and not Path(data.source_dir).is_dir():
     raise SweepFileError(path, "data.source_dir", f"{data.source_dir!r} is not a folder")
-  default = (DEFAULT_MODEL if default_models is None else default_models)[data.dataset]
+  default = by_name.default_model(data.dataset)
   model_spec, model_kwargs = _named(table.get("model", {}), "model", path)
   model, model_name = _build_model(model_spec, model_kwargs, default, path)
   controller, space = _search(table, path)
@@ -793,7 +793,7 @@ def load(path, overrides: Mapping[str, Any] | None = None, *,
     settings, sources = _settings(table, path)
   optimizer_fn = _build_optimizer(table, settings, sources, path)
   seeds = tuple(range(top.seeds)) if _is_int(top.seeds) else tuple(top.seeds)
-  task = top.task or ("regression" if data.dataset == "boston_housing" else "classification")
+  task = top.task or by_name.task(data.dataset)
   return SweepFile(path=path, data=data, model=model, model_name=model_name,
                    optimizer_fn=optimizer_fn,
                    hparams=space if space is not None else settings, epochs=top.epochs,
@@ -834,7 +834,7 @@ def _build_optimizer(table, settings, sources, path) -> OptimizerFn:
       raise SweepFileError(path, "optimizer.path",
                            f"{opt_spec.path!r} is not callable (h -> "
                            f"optax.GradientTransformation)")
-    opt_allowed, opt_required = None, []
+    opt_allowed, opt_required = None, list[str]()
   else:
     name = opt_spec.name or "sgd"
     if with_rule:
@@ -846,7 +846,7 @@ def _build_optimizer(table, settings, sources, path) -> OptimizerFn:
       strategy = getattr(strategies_lib, name)
       optimizer = strategy
       opt_allowed = [n for n in _parameters(strategy)[0] if n not in _STRATEGY_POSITIONAL]
-      opt_required = []
+      opt_required = list[str]()
     else:
       allowed_names = optax_optimizers()
       if name not in allowed_names:
@@ -861,8 +861,9 @@ def _build_optimizer(table, settings, sources, path) -> OptimizerFn:
     by_name = True
 
   # The schedule and the arguments it allows.
-  schedule, sch_allowed, sch_required = None, None, []
+  schedule, sch_allowed, sch_required = None, None, list[str]()
   if has_schedule:
+    assert sch_spec is not None  # read above with the section
     if sch_spec.path is not None:
       schedule = import_path(sch_spec.path, "schedule.path", path)
       if not callable(schedule):
@@ -1023,7 +1024,9 @@ def _construct(fn: OptimizerFn, setting: dict, source: _Source, path) -> None:
     for name in list(setting) + [SCHEDULE_PREFIX + n for n in fn.schedule_fixed] + list(
         fn.fixed):
       arg = name[len(SCHEDULE_PREFIX):] if name.startswith(SCHEDULE_PREFIX) else name
-      if f"`{arg}`" in text or f"'{arg}'" in text:
+      mentioned = (err.argument == arg if isinstance(err, ArgumentError)  # lrjax's checks
+                   else f"`{arg}`" in text or f"'{arg}'" in text)  # another library's
+      if mentioned:
         key = (f"{source.where}.{name}" if name in setting else
                f"schedule.{arg}" if name.startswith(SCHEDULE_PREFIX) else f"optimizer.{arg}")
         break

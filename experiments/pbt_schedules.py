@@ -1,4 +1,4 @@
-"""Population-based training against the report's hand-designed schedules (issue 28).
+"""Population-based training against the report's hand-designed schedules.
 
 On the report's settings (Yang & Huang 2019: MNIST 54,000 / 6,000, 50 epochs; CIFAR-10
 45,000 / 5,000, 25 epochs; plain SGD, batch 64, the report's CNNs), PBT searches the

@@ -790,7 +790,7 @@ def test_one_cycle_torch_stays_within_bounds(hi, total, pct, div, final_div, str
 
 
 # -----------------------------------------------------------------------------------
-# Every schedule over the whole int32 step range (issue 12: NaN at large step counts)
+# Every schedule over the whole int32 step range (schedules once gave NaN at large step counts)
 # -----------------------------------------------------------------------------------
 
 INT32_MAX = 2 ** 31 - 1

@@ -474,7 +474,7 @@ def test_good_edge_arguments_are_accepted():
 
 
 # ------------------------------------------------- loss_0: the initial observation
-# (issue 12: Algorithm 2's loss_0 is the validation loss *before* training.)
+# (Algorithm 2's loss_0 is the validation loss *before* training, not after epoch 1.)
 
 def scan_with_initial(tx, losses, boundaries, initials, params=None):
   """`scan_steps` with an ``initial_observation`` flag per step."""

@@ -26,9 +26,8 @@ medians, the targets per round.
 
   python benchmarks/search_benchmark.py --models mnist_cnn                # ~30 min
   python benchmarks/search_benchmark.py --models mnist_cnn cifar_cnn --rounds 3
-  python benchmarks/search_benchmark.py --models tiny --train-size 256 --rounds 1 \
-      --epochs 3 --grid 2 2 --no-torch                                    # seconds
-"""
+  python benchmarks/search_benchmark.py --models tiny --train-size 256 --rounds 1 --epochs 3 --grid 2 2 --no-torch   # seconds
+"""  # noqa: E501 (each command on one line: copied as it is, run by the tests)
 
 from __future__ import annotations
 

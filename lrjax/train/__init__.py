@@ -33,16 +33,16 @@ from lrjax.train.reports.metrics import aggregate_seeds, convergence_epoch, summ
 from lrjax.train.runner.loop import DivergenceWarning, SweepInterrupted
 from lrjax.train.runner.model_store import ModelStoreError, load_variant
 from lrjax.train.search import (
-                                      choice,
-                                      hyperband,
-                                      int_uniform,
-                                      log_uniform,
-                                      median_stopping,
-                                      pbt,
-                                      random_search,
-                                      search_space,
-                                      successive_halving,
-                                      uniform,
+    choice,
+    hyperband,
+    int_uniform,
+    log_uniform,
+    median_stopping,
+    pbt,
+    random_search,
+    search_space,
+    successive_halving,
+    uniform,
 )
 
 __all__ = [

@@ -444,14 +444,13 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
   Args:
     config: what to train; its ``checkpoint_every`` is the checkpoint interval.
     dataset: arrays with ``train_x/y``, ``valid_x/y``, ``test_x/y``.
-    checkpoint_dir, out_dir, progress, on_epoch_end, data_provenance, tensorboard_dir,
-      metric_writers, keep: as `lrjax.sweep`.
+
+  The other arguments (``checkpoint_dir``, ``out_dir``, ``progress``, ``on_epoch_end``,
+  ``data_provenance``, ``tensorboard_dir``, ``metric_writers``, ``keep``) are those of
+  `lrjax.sweep`, and so are the errors it raises.
 
   Returns:
     A `SweepResult` (with ``config``).
-
-  Raises:
-    as `lrjax.sweep`.
   """
   return run(presets.report_preset(config), dataset, checkpoint_dir=checkpoint_dir,
              out_dir=out_dir, progress=progress, on_epoch_end=on_epoch_end,

@@ -70,3 +70,19 @@ def test_dir_lists_the_lazy_subpackages_without_importing_them():
   """)
   assert proc.returncode == 0, proc.stderr
   assert "ok" in proc.stdout
+
+
+def test_help_works_without_the_extra():
+  """The dataset names live in `lrjax.data` (which needs the extra): --help still works,
+  without their list."""
+  proc = _run("""
+      from lrjax import cli
+      try:
+        cli.main(["sweep", "--help"])
+      except SystemExit as stop:
+        assert stop.code == 0, stop.code
+      assert "lrjax.data" not in sys.modules
+  """)
+  assert proc.returncode == 0, proc.stderr
+  assert "--dataset" in proc.stdout and "model name (None: per dataset)" in " ".join(
+      proc.stdout.split())

@@ -191,8 +191,8 @@ def batchconv(x, g, kernel_shape, strides, padding):
   return jnp.transpose(dk[:, :kh, :kw], (1, 2, 0, 3))
 
 
-FORMS = {f.__name__: f for f in (stack, dots, dots4d, patches, tapmap, gather, window, chunks, hybrid,
-                                           batchconv)}
+FORMS = {f.__name__: f for f in (stack, dots, dots4d, patches, tapmap, gather, window, chunks,
+                                  hybrid, batchconv)}
 FORMS["current"] = layers._kernel_grad  # whatever lrjax uses now
 
 
@@ -317,7 +317,7 @@ def main():
       for f in args.forms:
         lower = statistics.median(t[0] for t in times[f])
         comp = statistics.median(t[1] for t in times[f])
-        ratio = statistics.median(t[1] / b[1] for t, b in zip(times[f], times[base]))
+        ratio = statistics.median(t[1] / b[1] for t, b in zip(times[f], times[base], strict=True))
         results["compile"].setdefault(name, {})[f] = {"lower_s": lower, "compile_s": comp,
                                                       f"compile_over_{base}": ratio}
         print(f"compile {name:10s} {f:10s} lower {lower:6.3f} s  compile {comp:6.3f} s  "
@@ -338,7 +338,7 @@ def main():
       base = args.forms[0]
       for f in args.forms:
         med = statistics.median(times[f])
-        ratio = statistics.median(t / b for t, b in zip(times[f], times[base]))
+        ratio = statistics.median(t / b for t, b in zip(times[f], times[base], strict=True))
         results["runtime"].setdefault(name, {})[f] = {"step_ms": 1e3 * med / args.steps,
                                                       f"time_over_{base}": ratio}
         print(f"runtime {name:10s} {f:10s} {1e3 * med / args.steps:7.2f} ms/step  "

@@ -28,7 +28,7 @@ batch per backend (200 vs 1000), and an estimate of the full Table 1 run (14 set
   python benchmarks/sweep_benchmark.py                                  # MNIST + CIFAR
   python benchmarks/sweep_benchmark.py --models mnist_cnn --repeats 5   # MNIST only
   python benchmarks/sweep_benchmark.py --models mnist_cnn --train-size 128 --repeats 1 --plans 1:1 1 14 --no-torch
-"""
+"""  # noqa: E501 (each command on one line: copied as it is, run by the tests)
 
 from __future__ import annotations
 

@@ -45,12 +45,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import common  # noqa: E402
 import numpy as np  # noqa: E402
 
-import common  # noqa: E402
-from lrjax.train.reports import plotting  # noqa: E402
-from lrjax.train.frontends.config import SweepConfig, Variant  # noqa: E402
 from lrjax.train.api import run_sweep  # noqa: E402
+from lrjax.train.frontends.config import SweepConfig, Variant  # noqa: E402
+from lrjax.train.reports import plotting  # noqa: E402
 
 PAPER_EPS = 1e-5
 
@@ -307,13 +307,13 @@ def plot_task(path, results, task: Task, title: str):
     off = any(np.nanmax(h[f]) > limits[f][1] for f in limits if np.isfinite(h[f]).any())
     if off and "diverged" not in label:
       label += " (loss off chart)"
-    for ax, (field, _) in zip(axes, panels):
+    for ax, (field, _) in zip(axes, panels, strict=True):
       if field == "eta":
         _plot_eta(ax, step_lr, color, ls, label)
       else:
         ax.plot(epochs, h[field], color=color, ls=ls, lw=1.4, label=label,
                 marker="." if len(epochs) <= 12 else None)
-  for ax, (field, label) in zip(axes, panels):
+  for ax, (field, label) in zip(axes, panels, strict=True):
     ax.set_title(label + ("\n(1e-8 floor = clipped; median + 10-90% band)"
                           if field == "eta" else ""), fontsize=9)
     ax.set_xlabel("epoch")
@@ -335,7 +335,7 @@ def plot_eta(path, panels, title: str):
   """Learned eta per step, one panel per (label, results): the paper's Figure 3."""
   plt = plotting.pyplot()
   fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
-  for ax, (label, results, task) in zip(axes[0], panels):
+  for ax, (label, results, task) in zip(axes[0], panels, strict=True):
     for v, h, step_lr in _curves(results, task):
       if v.optimizer not in ("newton", "hypergradient_sgd"):
         continue
@@ -388,7 +388,7 @@ def plot_adam(path, entries):
   """Section 5.4: Newton against Adam at 1e-3 (and plain SGD), test metric per epoch."""
   plt = plotting.pyplot()
   fig, axes = plt.subplots(1, len(entries), figsize=(4.6 * len(entries), 3.6), squeeze=False)
-  for ax, (task, results) in zip(axes[0], entries):
+  for ax, (task, results) in zip(axes[0], entries, strict=True):
     cls = task.kind == "classification"
     field = "test_acc" if cls else "test_loss"
     for res in results:

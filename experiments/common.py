@@ -87,10 +87,10 @@ def get_dataset(name: str, args, *, train_size: int | None = None,
   """The dataset for an experiment and a one-line note of what it is.
 
   ``args.train_size`` (else ``train_size``) cuts the training set and
-  ``args.test_size`` (else ``test_size``) the validation and test sets, to *random* seeded subsets: the CIFAR-10 image-folder export
-  is sorted by class, so its first N examples would be one class.  With ``--synthetic``,
-  or with ``--quick`` when no files are found, a synthetic stand-in of the same shape
-  is used (and said so).
+  ``args.test_size`` (else ``test_size``) the validation and test sets, to *random* seeded
+  subsets: the CIFAR-10 image-folder export is sorted by class, so its first N examples
+  would be one class.  With ``--synthetic``, or with ``--quick`` when no files are found,
+  a synthetic stand-in of the same shape is used (and said so).
   """
   train_size = args.train_size or train_size
   test_size = getattr(args, "test_size", None) or test_size

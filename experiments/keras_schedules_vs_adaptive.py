@@ -57,13 +57,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import common  # noqa: E402
 import numpy as np  # noqa: E402
 
-import common  # noqa: E402
 from lrjax.models import CONV_IMPLS  # noqa: E402
-from lrjax.train.reports import plotting  # noqa: E402
-from lrjax.train.frontends.config import SweepConfig, Variant  # noqa: E402
 from lrjax.train.api import run_sweep  # noqa: E402
+from lrjax.train.frontends.config import SweepConfig, Variant  # noqa: E402
+from lrjax.train.reports import plotting  # noqa: E402
 
 SCHEDULES = ("Constant lr", "Time-based", "Step decay", "Exponential decay")
 ADAPTIVE = ("Adagrad", "Adadelta", "RMSprop", "Adam")
@@ -231,7 +231,7 @@ def _plot_schedule_details(history, columns, path: Path, task: str, text: dict) 
   plt = plotting.pyplot()
   epochs = np.arange(1, history["valid_acc"].shape[0] + 1)
   fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
-  for ax, m in zip(axes.ravel(), SCHEDULES):
+  for ax, m in zip(axes.ravel(), SCHEDULES, strict=True):
     for field, label in (("train_acc", "training"), ("valid_acc", "validation")):
       plotting.plot_seed_band(ax, epochs, history[field][:, columns[m]], label=label, lw=1.3,
                               band=False)

@@ -1,4 +1,4 @@
-"""Population-based training against the report's hand-designed schedules (issue 28).
+"""Population-based training against the report's hand-designed schedules.
 
 On the report's settings (Yang & Huang 2019: MNIST 54,000 / 6,000, 50 epochs; CIFAR-10
 45,000 / 5,000, 25 epochs; plain SGD, batch 64, the report's CNNs), PBT searches the
@@ -33,7 +33,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402  (puts the checkout on sys.path)
-
 import optax  # noqa: E402
 
 import lrjax  # noqa: E402
@@ -105,6 +104,7 @@ def plot_schedules(lines: dict[int, np.ndarray], steps_per_epoch: int, epochs: i
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+
   from lrjax.train.reports import plotting
   fig, ax = plt.subplots(figsize=(8, 4.5))
   for seed, rates in lines.items():

@@ -115,8 +115,8 @@ def plot_panels(path: pathlib.Path, entries, epochs: int, dpi: int, title: str,
   rows = -(-len(entries) // cols)
   fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.9 * rows))
   t = jnp.arange(epochs)
-  for ax, (name, curves, log) in zip(axes.flat, entries):
-    for i, (label, sched) in enumerate(curves):
+  for ax, (name, curves, log) in zip(axes.flat, entries, strict=False):  # a full last row
+    for label, sched in curves:
       style = "--" if label.startswith(("5 x", "100 x")) else "-"
       ax.plot(np.asarray(t), np.asarray(sched(t)), style, linewidth=1.4,
               label=label or None)

@@ -18,7 +18,8 @@ The range-test / one-cycle document (lr-range-test-one-cycle.md), with the libra
 3. **One cycle** on CIFAR-10 through `lrjax.sweep` with optax's SGD: Smith's
    ``one_cycle(max/10, max, s, T, 10)`` (`lrjax.schedules.one_cycle`, two equal linear
    steps of ``s = round(41/95 T)`` iterations, then annihilation to 1/10 of the lower
-   bound, reached at the run's last step ``T``) with the momentum cycled inversely 0.95 -> 0.85 -> 0.95
+   bound, reached at the run's last step ``T``) with the momentum cycled inversely
+   0.95 -> 0.85 -> 0.95
    (`lrjax.schedules.one_cycle_linear_momentum`) and weight decay 1e-4
    (``optax.add_decayed_weights``, PyTorch's SGD weight_decay), ``max`` = the range
    test's suggestion; against the same cycle at fixed momentum 0.9, the cycle peaking
@@ -41,10 +42,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import common  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-import common  # noqa: E402
 import lrjax  # noqa: E402
 from lrjax import schedules  # noqa: E402
 from lrjax.models import get_model  # noqa: E402
@@ -221,7 +222,8 @@ def main(argv=None) -> dict:
   for name, r in summary["range_tests"].items():
     vec = r["vectorized"]
     md += [f"{name}, constant rates ({vec['steps']} steps): " + ", ".join(
-        f"{lr:.3g}: {_fmt(l, 3) or 'diverged'}" for lr, l in zip(vec["lr"], vec["loss"]))
+        f"{lr:.3g}: {_fmt(l, 3) or 'diverged'}"
+        for lr, l in zip(vec["lr"], vec["loss"], strict=True))
         + f"; range test kept {r['range']['kept']} of {r['range']['steps']} steps"
         + (" (stopped at 4x the best smoothed loss)" if r["range"]["diverged"] else ""), ""]
 
@@ -237,8 +239,8 @@ def main(argv=None) -> dict:
     best = r["vectorized"]["suggestions"]["at_minimum"]
     names, settings, cycle = one_cycle_settings(max_lr, best, total, args.weight_decay)
     t0 = time.perf_counter()
-    res = lrjax.sweep(get_model(args.model or MODELS["cifar10"]), dataset, one_cycle_optimizer, settings,
-                      epochs=args.epochs, batch_size=args.batch_size,
+    res = lrjax.sweep(get_model(args.model or MODELS["cifar10"]), dataset, one_cycle_optimizer,
+                      settings, epochs=args.epochs, batch_size=args.batch_size,
                       progress=not args.no_progress)
     seconds = time.perf_counter() - t0
     h = res.history

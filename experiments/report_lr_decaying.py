@@ -60,14 +60,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import common  # noqa: E402
 import numpy as np  # noqa: E402
 
-import common  # noqa: E402
 from lrjax.models import CONV_IMPLS  # noqa: E402
+from lrjax.train.api import run_sweep  # noqa: E402
+from lrjax.train.frontends.config import SweepConfig, report_variants  # noqa: E402
 from lrjax.train.reports import plotting  # noqa: E402
 from lrjax.train.runner.checkpoint import DifferentSweepError  # noqa: E402
-from lrjax.train.frontends.config import SweepConfig, report_variants  # noqa: E402
-from lrjax.train.api import run_sweep  # noqa: E402
 
 # ------------------------------------------------------------------ the report's numbers
 # Tables 1 and 2 of the report, typed in: (final validation accuracy, convergence epoch).
@@ -334,7 +334,7 @@ def _accuracy_panels(history, columns, settings, labels, path: Path, title: str,
   fig, axes = plt.subplots(1, 2, figsize=(11, 4))
   tail = min(max(len(epochs) // 2, 2), len(epochs))
   tail_values = []
-  for setting, label in zip(settings, labels):
+  for setting, label in zip(settings, labels, strict=True):
     style = (styles or {}).get(setting, {})
     for ax in axes:
       line = plotting.plot_seed_band(ax, epochs, history["valid_acc"][:, columns[setting]],
@@ -367,7 +367,7 @@ def plot_lr_curves(history, columns, path: Path, title: str) -> Path:
   fig, axes = plt.subplots(1, len(strategies), figsize=(14 * len(strategies) / 3 + 1, 3.8),
                            sharey=True, squeeze=False)
   axes = axes[0]
-  for ax, strategy in zip(axes, strategies):
+  for ax, strategy in zip(axes, strategies, strict=True):
     for i in range(1, 5):
       setting = f"{strategy} seq{i}"
       ax.plot(epochs, history["lr"][:, columns[setting][0]], label=f"seq{i}", lw=1.4,

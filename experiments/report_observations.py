@@ -47,15 +47,15 @@ import json
 import math
 import sys
 import types
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-
 import common  # noqa: E402
+import numpy as np  # noqa: E402
 import report_lr_decaying as report  # noqa: E402
+
 from lrjax.train.reports import metrics  # noqa: E402
 from lrjax.train.reports import results as results_lib  # noqa: E402
 
@@ -156,7 +156,7 @@ def from_history(config, history: Mapping[str, np.ndarray],
   names = [v.name for v in config.variants]
   summary = metrics.summarize(history, names, task="classification",
                               tolerance=config.convergence_tolerance)
-  for row, variant in zip(summary, config.variants):
+  for row, variant in zip(summary, config.variants, strict=True):
     row["seed"] = variant.seed
   aggregated = metrics.aggregate_seeds(summary, settings)
   values, curves = {}, {}
@@ -316,7 +316,7 @@ def _ordered(pairs: Sequence[tuple[str, Estimate]], margin: float = 0.0):
   decides it (a failing one, else the one closest to failing)."""
   verdicts = [above(est, margin) for _, est in pairs]
   verdict = combine(verdicts)
-  candidates = [p for p, v in zip(pairs, verdicts) if v == verdict]
+  candidates = [p for p, v in zip(pairs, verdicts, strict=True) if v == verdict]
   # Reproduced: the pair closest to failing (lowest d - band); otherwise the pair most
   # against the claim (lowest d: the strongest rival by its mean).
   by_bound = verdict == REPRODUCED
@@ -547,9 +547,9 @@ def _every_strategy(runs, seq, measure, higher, check_id, claim) -> Check:
   verdict = combine([p.verdict for p in parts])
   tests = [p.test_verdict for p in parts if p.test_verdict]
   numbers = "; ".join(f"{s}: {p.verdict} ({p.numbers.split('; our best')[0]})"
-                      for s, p in zip(report.STRATEGIES, parts))
+                      for s, p in zip(report.STRATEGIES, parts, strict=True))
   return Check(check_id, claim, numbers, verdict, combine(tests) if tests else None,
-               {s: p.values for s, p in zip(report.STRATEGIES, parts)})
+               {s: p.values for s, p in zip(report.STRATEGIES, parts, strict=True)})
 
 
 def _fast(runs, strategy, seq, check_id, claim):
@@ -562,7 +562,7 @@ def _accurate(runs, strategy, seq, check_id, claim):
 
 def _seq34_similar(runs: Runs, limit: int | None) -> list[Check]:
   checks = []
-  for letter, strategy in zip("ab", ("By Cutoff", "By Oscillate")):
+  for letter, strategy in zip("ab", ("By Cutoff", "By Oscillate"), strict=True):
     a, b = f"{strategy} seq3", f"{strategy} seq4"
     check = similar(runs, [a, b], check_id=f"7{letter}",
                     claim=f"{strategy}: seq3 and seq4 reach similar final accuracy")
@@ -743,14 +743,14 @@ def compare_loss0(full: Runs, other: Runs) -> dict:
     rankings[strategy] = {}
     for m, higher in (("final_valid_acc", True), ("convergence_epoch", False)):
       order = {}
-      for name, runs in zip(readings, (full, other)):
+      for name, runs in zip(readings, (full, other), strict=True):
         means = {s: _nanmean(runs.get(s, m)) for s in settings}
         order[name] = sorted(settings, key=lambda s: -means[s] if higher else means[s])
       rankings[strategy][m] = order
   merged = Runs(full.dataset, {s: other.values[s] if s in common_settings else v
                                for s, v in full.values.items()})
   overall = {}
-  for name, runs in zip(readings, (full, merged)):
+  for name, runs in zip(readings, (full, merged), strict=True):
     overall[name] = {
         "most_accurate": _best_setting(runs, list(report.SETTINGS), "final_valid_acc", True),
         "fastest": _best_setting(runs, list(report.SETTINGS), "convergence_epoch", False)}

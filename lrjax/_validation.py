@@ -26,17 +26,11 @@ import jax
 import jax.numpy  # noqa: F401 (jax.numpy.dtype)
 import numpy as np
 
+from lrjax.errors import ArgumentError, ArgumentTypeError
+
 F32 = np.finfo(np.float32)
 F32_MAX, F32_TINY = float(F32.max), float(F32.tiny)
 INT32_MAX = int(np.iinfo(np.int32).max)
-
-
-class ArgumentTypeError(TypeError, ValueError):
-  """An argument that is not a real number (or not of the type asked for).
-
-  A ``TypeError``; also a ``ValueError`` so that ``except ValueError`` around a
-  constructor catches every bad hyperparameter.
-  """
 
 
 def is_concrete(value: Any) -> bool:
@@ -50,18 +44,18 @@ def _scalar(name: str, value: Any, what: str = "a real number") -> np.ndarray | 
     return None
   if isinstance(value, (bool, np.bool_)) or value is None or isinstance(
       value, (str, bytes)):
-    raise ArgumentTypeError(f"`{name}` must be {what}, got {value!r}.")
+    raise ArgumentTypeError(name, f"must be {what}, got {value!r}.")
   if isinstance(value, numbers.Number) and not isinstance(value, numbers.Real):
-    raise ArgumentTypeError(f"`{name}` must be {what}, got the complex {value!r}.")
+    raise ArgumentTypeError(name, f"must be {what}, got the complex {value!r}.")
   try:
     arr = np.asarray(value)
   except Exception as err:  # pylint: disable=broad-except
-    raise ArgumentTypeError(f"`{name}` must be {what}, got {value!r}.") from err
+    raise ArgumentTypeError(name, f"must be {what}, got {value!r}.") from err
   if arr.dtype.kind not in "iuf":
-    raise ArgumentTypeError(f"`{name}` must be {what}, got {value!r} (dtype {arr.dtype}).")
+    raise ArgumentTypeError(name, f"must be {what}, got {value!r} (dtype {arr.dtype}).")
   if arr.shape != ():
     raise ArgumentTypeError(
-        f"`{name}` must be a scalar, got shape {arr.shape} ({value!r}); to evaluate "
+        name, f"must be a scalar, got shape {arr.shape} ({value!r}); to evaluate "
         "several values at once, jax.vmap over the hyperparameter.")
   return arr.astype(np.float64)
 
@@ -76,12 +70,12 @@ def _float32(name: str, value: Any) -> float | None:
     return None
   x = float(arr)
   if not np.isfinite(x):
-    raise ValueError(f"`{name}` must be finite, got {value!r}.")
+    raise ArgumentError(name, f"must be finite, got {value!r}.")
   if abs(x) > F32_MAX:
-    raise ValueError(f"`{name}` overflows float32 (|x| <= {F32_MAX:.4g}), got {value!r}.")
+    raise ArgumentError(name, f"overflows float32 (|x| <= {F32_MAX:.4g}), got {value!r}.")
   if x != 0 and abs(x) < F32_TINY:
-    raise ValueError(
-        f"`{name}` is below float32's smallest normal number ({F32_TINY:.4g}) "
+    raise ArgumentError(
+        name, f"is below float32's smallest normal number ({F32_TINY:.4g}) "
         f"and would be flushed to 0, got {value!r}.")
   return float(np.float32(x))
 
@@ -98,13 +92,13 @@ def check_positive(name: str, value: Any) -> None:
   """Raises unless ``value`` is a finite float32 number > 0."""
   x = _float32(name, value)
   if x is not None and not x > 0:
-    raise ValueError(f"`{name}` must be finite and > 0, got {value!r}.")
+    raise ArgumentError(name, f"must be finite and > 0, got {value!r}.")
 
 
 def check_non_negative(name: str, value: Any) -> None:
   x = _float32(name, value)
   if x is not None and not x >= 0:
-    raise ValueError(f"`{name}` must be finite and >= 0, got {value!r}.")
+    raise ArgumentError(name, f"must be finite and >= 0, got {value!r}.")
 
 
 def check_in_range(name: str, value: Any, low: float, high: float,
@@ -118,7 +112,7 @@ def check_in_range(name: str, value: Any, low: float, high: float,
   if not (lo_ok and hi_ok):
     lb = "(" if low_open else "["
     hb = ")" if high_open else "]"
-    raise ValueError(f"`{name}` must be in {lb}{low}, {high}{hb}, got {value!r}.")
+    raise ArgumentError(name, f"must be in {lb}{low}, {high}{hb}, got {value!r}.")
 
 
 def _integer(name: str, value: Any, low: int, what: str) -> None:
@@ -129,8 +123,8 @@ def _integer(name: str, value: Any, low: int, what: str) -> None:
   integral = np.isfinite(x) and x == np.floor(x)
   if not integral or not low <= x <= INT32_MAX:
     if integral and x > INT32_MAX:
-      raise ValueError(f"`{name}` must fit in int32 (<= {INT32_MAX}), got {value!r}.")
-    raise ValueError(f"`{name}` must be {what}, got {value!r}.")
+      raise ArgumentError(name, f"must fit in int32 (<= {INT32_MAX}), got {value!r}.")
+    raise ArgumentError(name, f"must be {what}, got {value!r}.")
 
 
 def check_positive_int(name: str, value: Any) -> None:
@@ -148,26 +142,26 @@ def check_less_equal(low_name: str, low: Any, high_name: str, high: Any) -> None
   lo = _float32(low_name, low)
   hi = _float32(high_name, high)
   if lo is not None and hi is not None and not lo <= hi:
-    raise ValueError(f"`{low_name}` ({low!r}) must be <= `{high_name}` ({high!r}).")
+    raise ArgumentError(low_name, f"({low!r}) must be <= `{high_name}` ({high!r}).")
 
 
 def check_bool(name: str, value: Any) -> None:
   """A Python or NumPy bool (not 0/1, not a string)."""
   if is_concrete(value) and not isinstance(value, (bool, np.bool_)):
-    raise ArgumentTypeError(f"`{name}` must be True or False, got {value!r}.")
+    raise ArgumentTypeError(name, f"must be True or False, got {value!r}.")
 
 
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
   """One of the strings ``choices``."""
   if not isinstance(value, str):
-    raise ArgumentTypeError(f"`{name}` must be one of {choices}, got {value!r}.")
+    raise ArgumentTypeError(name, f"must be one of {choices}, got {value!r}.")
   if value not in choices:
-    raise ValueError(f"`{name}` must be one of {choices}, got {value!r}.")
+    raise ArgumentError(name, f"must be one of {choices}, got {value!r}.")
 
 
 def check_callable(name: str, value: Any, what: str = "a callable") -> None:
   if not callable(value):
-    raise ArgumentTypeError(f"`{name}` must be {what}, got {value!r}.")
+    raise ArgumentTypeError(name, f"must be {what}, got {value!r}.")
 
 
 def _elements(name: str, value: Any, what: str, allow_empty: bool) -> list | None:
@@ -180,12 +174,12 @@ def _elements(name: str, value: Any, what: str, allow_empty: bool) -> list | Non
       value, (str, bytes, numbers.Number)):
     arr = np.asarray(value)
     if arr.ndim != 1:
-      raise ArgumentTypeError(f"`{name}` must be a list of {what}, got shape {arr.shape}.")
+      raise ArgumentTypeError(name, f"must be a list of {what}, got shape {arr.shape}.")
     items = list(arr)
   else:
-    raise ArgumentTypeError(f"`{name}` must be a list of {what}, got {value!r}.")
+    raise ArgumentTypeError(name, f"must be a list of {what}, got {value!r}.")
   if not items and not allow_empty:
-    raise ValueError(f"`{name}` must be a non-empty list of {what}, got {value!r}.")
+    raise ArgumentError(name, f"must be a non-empty list of {what}, got {value!r}.")
   return items
 
 
@@ -194,8 +188,8 @@ def _each(name: str, items: list | None, check) -> None:
   for i, item in enumerate(items or ()):
     try:
       check(name, item)
-    except ValueError as err:  # ArgumentTypeError too
-      raise type(err)(f"{str(err).rstrip('.')}, at `{name}[{i}]`.") from None
+    except ArgumentError as err:  # ArgumentTypeError too
+      raise type(err)(err.argument, f"{err.problem.rstrip('.')}, at `{name}[{i}]`.") from None
 
 
 def check_non_negative_int_list(name: str, value: Any, *, allow_empty: bool = False) -> None:
@@ -218,7 +212,7 @@ def check_float_dtype(name: str, value: Any) -> None:
   except TypeError:
     dtype = None
   if dtype is None or not jax.numpy.issubdtype(dtype, jax.numpy.floating):
-    raise ArgumentTypeError(f"`{name}` must be None or a floating dtype (jnp.float32, "
+    raise ArgumentTypeError(name, "must be None or a floating dtype (jnp.float32, "
                             f"jnp.bfloat16...), got {value!r}.")
 
 

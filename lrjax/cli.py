@@ -32,18 +32,9 @@ import threading
 import time
 from pathlib import Path
 
-DATASETS = ("synthetic", "mnist", "fashion_mnist", "cifar10", "boston_housing")
-# The default demo's data: noisy enough (pixel noise 1.5 on images in [0, 1]) that the
-# task is not learnt within the default 10 epochs at these rates, so the 14 settings end
-# apart: on this data seed the final validation accuracies span 0.20 (SGD at 0.001) to
-# 0.47 (by-cutoff), 11 distinct values, every final loss distinct; at noise 0.4 (the
-# earlier default) 12 rows reached 100% and 8 were identical.  About a minute on a
-# 2-core CPU.
-SYNTHETIC_NOISE = 1.5
-SYNTHETIC_TRAIN, SYNTHETIC_TEST = 2400, 500
+from lrjax.errors import ArgumentError, UsageError
+
 PRESETS = ("report",)
-DEFAULT_MODEL = {"synthetic": "mnist_cnn", "mnist": "mnist_cnn", "fashion_mnist": "logistic",
-                 "cifar10": "cifar_cnn", "boston_housing": "linear"}
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
@@ -55,6 +46,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
 class _Parser(argparse.ArgumentParser):
   """An argparse parser whose errors are one line (no usage block): the flag, what is
   wrong and where to look; exit status 2 as argparse's."""
+
+  sweep_parser: argparse.ArgumentParser | None = None  # the top parser's `sweep` command
 
   def error(self, message):
     self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -70,11 +63,31 @@ def _model_choices() -> list[str] | None:
   return sorted(MODELS)
 
 
+def _dataset_names() -> tuple[str, ...] | None:
+  """The names --dataset takes (`lrjax.data.by_name`; None without the training extras:
+  the missing extra is then the error reported)."""
+  try:
+    from lrjax.data import by_name
+  except ImportError:
+    return None
+  return by_name.NAMES
+
+
+def _default_models() -> str:
+  """``synthetic: mnist_cnn, mnist: mnist_cnn, ...`` for --model's help ("per dataset"
+  without the training extras)."""
+  try:
+    from lrjax.data import by_name
+  except ImportError:
+    return "per dataset"
+  return "per dataset, " + ", ".join(f"{n}: {by_name.default_model(n)}" for n in by_name.NAMES)
+
+
 def _model_name(text: str) -> str:
   return text.lower().replace("-", "_")  # as `lrjax.models.get_model` reads names
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> _Parser:
   from lrjax import __version__
   parser = _Parser(prog="lrjax", description=__doc__, formatter_class=_HelpFormatter)
   parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -84,15 +97,14 @@ def _parser() -> argparse.ArgumentParser:
                          description="Train many learning-rate variants in one compiled "
                                      "program and write their results and plots.",
                          formatter_class=_HelpFormatter)
-  sweep.add_argument("--dataset", choices=DATASETS, default="synthetic",
+  sweep.add_argument("--dataset", choices=_dataset_names(), default="synthetic",
                      help="the data: synthetic is built in, the others are prepared from "
                           "--source-dir or downloaded")
   sweep.add_argument("--source-dir", default=None,
                      help="folder with the dataset's standard files (offline use)")
   sweep.add_argument("--data-dir", default=None, help="where prepared datasets are cached")
   sweep.add_argument("--model", default=None, type=_model_name, choices=_model_choices(),
-                     help="model name (None: per dataset, "
-                          + ", ".join(f"{k}: {v}" for k, v in DEFAULT_MODEL.items()) + ")")
+                     help=f"model name (None: {_default_models()})")
   sweep.add_argument("--conv-impl", default="auto",
                      choices=("auto", "xla", "canonical", "im2col"),
                      help="the models' convolutions: auto (fastest on this backend), XLA's, "
@@ -148,9 +160,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="live metrics: one TensorBoard run per variant in DIR, written "
                           "after every epoch (tensorboard --logdir DIR; needs pip install "
                           "\"lrjax[tensorboard]\")")
-  from lrjax import distributed  # d13: --coordinator, --num-processes, --process-id
+  from lrjax import distributed  # a multi-process run's --coordinator, --num-processes, ...
   distributed.add_flags(sweep)
-  sub.add_parser("launch", add_help=False,  # d13: parsed by lrjax.launch (see main)
+  # lrjax.launch parses its own arguments (the command after `--` is not lrjax's): see main
+  sub.add_parser("launch", add_help=False,
                  help="run a command as N local processes of one jax.distributed run")
 
   parser.sweep_parser = sweep
@@ -168,12 +181,8 @@ def _parser() -> argparse.ArgumentParser:
   return parser
 
 
-class UsageError(ValueError):
-  """A flag value the user must change: printed as one line, exit status 2."""
-
-
 # Config/dataset argument -> the flag that sets it, to name the flag the user typed in
-# the errors raised by the library's own checks.
+# the errors raised by the library's own checks (`lrjax.errors.ArgumentError`).
 _FLAG_OF = {"epochs": "--epochs", "batch_size": "--batch-size",
             "eval_batch_size": "--eval-batch-size", "variants_per_call": "--variants-per-call",
             "concurrent_calls": "--concurrent-calls",
@@ -182,12 +191,11 @@ _FLAG_OF = {"epochs": "--epochs", "batch_size": "--batch-size",
             "name": "--model", "conv_impl": "--conv-impl"}
 
 
-def _as_flags(error: ValueError) -> str:
-  """The library's message with its backquoted argument names read as the flags."""
-  text = str(error)
-  for name, flag in _FLAG_OF.items():
-    text = text.replace(f"`{name}`", flag)
-  return text
+def _flag_error(error: ArgumentError) -> UsageError:
+  """A library check's error as the user's flag error: the flag that set the argument
+  named instead of the argument (the argument itself where no flag sets it)."""
+  flag = _FLAG_OF.get(error.argument)
+  return UsageError(error.message(flag) if flag else str(error))
 
 
 def _check_flags(args) -> None:
@@ -270,30 +278,12 @@ def _dataset_error(err, name=_flag) -> str:
   return text
 
 
-def load_dataset(name: str, *, source_dir=None, data_dir=None, validation_fraction=0.1,
-                 train_size=None, seed=0):
-  """The dataset ``name`` (``synthetic`` is built in), optionally cut to a random
-  ``train_size`` examples."""
-  from lrjax import data
-  if name == "synthetic":
-    dataset = data.synthetic("mnist", num_train=SYNTHETIC_TRAIN, num_test=SYNTHETIC_TEST,
-                             seed=seed, noise=SYNTHETIC_NOISE,
-                             validation_fraction=validation_fraction)
-  else:
-    dataset = data.load(name, source_dir=source_dir, data_dir=data_dir,
-                        validation_fraction=validation_fraction, seed=seed)
-  if train_size is not None and train_size < len(dataset.train_x):
-    # A random (seeded) subset: files sorted by class would give one class otherwise.
-    import numpy as np
-    keep = np.sort(np.random.default_rng(seed).permutation(len(dataset.train_x))[:train_size])
-    dataset = dataset._replace(train_x=dataset.train_x[keep], train_y=dataset.train_y[keep])
-  return dataset
-
-
 def _model_kwargs(args) -> dict:
   import dataclasses
+
   from lrjax import models
-  model = models.get_model(args.model or DEFAULT_MODEL[args.dataset])
+  from lrjax.data import by_name
+  model = models.get_model(args.model or by_name.default_model(args.dataset))
   has_convs = "conv_impl" in {f.name for f in dataclasses.fields(model)}
   return {"conv_impl": args.conv_impl} if has_convs else {}
 
@@ -335,31 +325,29 @@ def _check_out_folder(out, flag: str = "--out") -> None:
 
 
 def _join_run(args) -> None:
-  """d13: joins a multi-process run (jax.distributed) before anything starts JAX."""
+  """Joins a multi-process run (jax.distributed) before anything starts JAX: every
+  process has to be in the run before the first device is used.  Inconsistent flags are
+  the `UsageError` of `lrjax.distributed.check_flags`, naming them."""
   from lrjax import distributed
-  try:
-    distributed.initialize(args.coordinator, args.num_processes, args.process_id,
-                           timeout=args.distributed_timeout,
-                           heartbeat_timeout=args.heartbeat_timeout)
-  except ValueError as err:
-    raise UsageError(str(err)) from err
+  distributed.initialize(args.coordinator, args.num_processes, args.process_id,
+                         timeout=args.distributed_timeout,
+                         heartbeat_timeout=args.heartbeat_timeout)
 
 
 def _check_device_flags(args) -> None:
   """The flag checks that need the devices the run sees (after `_join_run`)."""
   import jax
+
   from lrjax.train.engine import plan as plan_lib
   try:
     plan_lib.check_concurrent_calls(args.concurrent_calls, devices=len(jax.devices()))
-  except ValueError as err:
-    raise UsageError(_as_flags(err)) from err
+  except ArgumentError as err:
+    raise _flag_error(err) from None
 
 
 def _sweep(args) -> int:
-  from lrjax.data import DatasetNotFoundError
+  from lrjax.data import DatasetNotFoundError, by_name
   from lrjax.train import SweepConfig, report_variants, run_sweep
-  from lrjax.train.reports import results
-  from lrjax.data.errors import CorruptDatasetError
 
   _check_flags(args)
   _check_out_folder(args.out)
@@ -369,26 +357,24 @@ def _sweep(args) -> int:
     _refuse_overwrite(args.out)
   try:
     try:
-      dataset = load_dataset(args.dataset, source_dir=args.source_dir, data_dir=args.data_dir,
+      dataset = by_name.load(args.dataset, source_dir=args.source_dir, data_dir=args.data_dir,
                              validation_fraction=args.validation_fraction,
                              train_size=args.train_size)
     except DatasetNotFoundError as err:
       raise UsageError(_dataset_error(err)) from None
     _check_data(dataset, args.batch_size, args.validation_fraction,
                 subset_note=" left by --train-size" if args.train_size else "")
-    task = "regression" if args.dataset == "boston_housing" else "classification"
     config = SweepConfig(
-        model=args.model or DEFAULT_MODEL[args.dataset],
+        model=args.model or by_name.default_model(args.dataset),
         variants=report_variants(args.r0, args.benchmark_lr, tuple(range(args.seeds))),
-        epochs=args.epochs, batch_size=args.batch_size, task=task,
+        epochs=args.epochs, batch_size=args.batch_size, task=by_name.task(args.dataset),
         convergence_tolerance=args.tolerance, checkpoint_every=args.checkpoint_every,
-        model_kwargs=_model_kwargs(args), observe_untrained_loss=args.observe_untrained_loss,
+        model_kwargs=tuple(sorted(_model_kwargs(args).items())),
+        observe_untrained_loss=args.observe_untrained_loss,
         variants_per_call=args.variants_per_call, concurrent_calls=args.concurrent_calls,
         eval_batch_size=args.eval_batch_size)
-  except (UsageError, CorruptDatasetError):  # a damaged file is no flag's fault
-    raise
-  except ValueError as err:  # the library's own checks of what the flags built
-    raise UsageError(_as_flags(err)) from err
+  except ArgumentError as err:  # the library's own checks of what the flags built
+    raise _flag_error(err) from None
   provenance = {"train_size": args.train_size, "subset_seed": 0 if args.train_size else None,
                 "validation_fraction": args.validation_fraction}
   started = time.perf_counter()
@@ -396,7 +382,7 @@ def _sweep(args) -> int:
                      progress=not args.no_progress, data_provenance=provenance,
                      tensorboard_dir=args.tensorboard)
   from lrjax import distributed
-  if not distributed.is_writer():  # d13: process 0 writes the plots and prints the table
+  if not distributed.is_writer():  # a multi-process run: process 0 prints the table
     return 0
   plots = result.plots  # written by the sweep with the other results files
   print(run_report(result, Path(args.out), plots, model=config.model, data=dataset,
@@ -413,8 +399,7 @@ def run_report(result, out: Path, plots, *, model: str, data, seconds: float,
   """What ``lrjax sweep`` prints at the end, in the user's words: the table (best
   variant marked), what ran and how long it took, which setting won, where the results
   are.  The execution plan stays in summary.md and results.json."""
-  from lrjax.train.reports import metrics
-  from lrjax.train.reports import results
+  from lrjax.train.reports import metrics, results
   best = results.Best(result)
   settings = metrics.aggregate_seeds(result)
   seeds = {row["seeds"] for row in settings}
@@ -455,6 +440,7 @@ _PRESET_ONLY = {"preset": "--preset", "r0": "--r0", "benchmark_lr": "--benchmark
 def typed_flags(argv) -> set[str]:
   """The dests of the options typed in ``argv`` (not left at their defaults)."""
   parser = _parser()
+  assert parser.sweep_parser is not None
   for action in parser.sweep_parser._actions:
     action.default = argparse.SUPPRESS  # an option not typed then leaves no attribute
   return set(vars(parser.parse_args(argv))) - {"command"}
@@ -487,7 +473,7 @@ def file_checkpoint_dir(args, typed: set[str], out: Path) -> Path | None:
 def _sweep_file(args, typed: set[str]) -> int:
   """``lrjax sweep --config FILE``: the file's sweep through `lrjax.sweep`, checkpointed
   under OUT/checkpoints as the preset's."""
-  from lrjax.data import DatasetNotFoundError
+  from lrjax.data import DatasetNotFoundError, by_name
   from lrjax.train.frontends import sweep_file
 
   for dest, flag in _PRESET_ONLY.items():
@@ -499,13 +485,14 @@ def _sweep_file(args, typed: set[str]) -> int:
   _check_device_flags(args)
   overrides = {key: getattr(args, dest) for dest, key in _FILE_KEY_OF.items() if dest in typed}
   try:
-    spec = sweep_file.load(args.config, overrides, default_models=DEFAULT_MODEL)
+    spec = sweep_file.load(args.config, overrides)
   except sweep_file.SweepFileError as err:
-    flag = next((d for d, key in _FILE_KEY_OF.items() if key == err.key and d in typed), None)
-    if flag is None:
+    typed_dest = next((d for d, key in _FILE_KEY_OF.items() if key == err.key and d in typed),
+                      None)
+    if typed_dest is None:
       raise
     # The value came from the flag: name the flag the user typed.
-    raise UsageError(f"--{flag.replace('_', '-')} {getattr(args, flag)!r}: "
+    raise UsageError(f"{_flag(typed_dest)} {getattr(args, typed_dest)!r}: "
                      f"{err.message}") from None
 
   def name(dest: str) -> str:  # the flag or the file's key that set a value
@@ -514,7 +501,7 @@ def _sweep_file(args, typed: set[str]) -> int:
   data = spec.data
   _check_out_folder(spec.out, "--out" if "out" in typed else f"{spec.path}: out")
   try:
-    dataset = load_dataset(data.dataset, source_dir=data.source_dir, data_dir=data.data_dir,
+    dataset = by_name.load(data.dataset, source_dir=data.source_dir, data_dir=data.data_dir,
                            validation_fraction=data.validation_fraction,
                            train_size=data.train_size)
   except DatasetNotFoundError as err:
@@ -541,12 +528,10 @@ def _sweep_file(args, typed: set[str]) -> int:
         checkpoint_dir=file_checkpoint_dir(args, typed, out), out_dir=out,
         data_provenance=provenance, config=FileRunConfig(spec),
         tensorboard_dir=spec.tensorboard_dir)
-  except (TypeError, ValueError) as err:
-    if not str(err).startswith("`"):  # not one of lrjax.sweep's checks: a bug, shown
-      raise
+  except UsageError as err:  # one of lrjax.sweep's checks (anything else is a bug: shown)
     raise UsageError(f"{spec.path}: {err}") from None
   from lrjax import distributed
-  if not distributed.is_writer():  # d13: process 0 writes the plot and prints the table
+  if not distributed.is_writer():  # a multi-process run: process 0 prints the table
     return 0
   plots = result.plots  # written by the sweep with the other results files
   print(run_report(result, out, plots, model=spec.model_name, data=dataset,
@@ -555,8 +540,8 @@ def _sweep_file(args, typed: set[str]) -> int:
 
 
 def _results_folder(path: str) -> Path:
-  path = Path(path)
-  return path.parent if path.suffix == ".json" else path
+  given = Path(path)
+  return given.parent if given.suffix == ".json" else given
 
 
 class _Terminated(KeyboardInterrupt):
@@ -622,8 +607,7 @@ def _interrupted(stop: KeyboardInterrupt, argv, checkpointed: bool) -> int:
 
 def _plot(args) -> int:
   """``lrjax plot DIR [DIR ...]``: one run's plots beside it, or several overlaid."""
-  from lrjax.train.reports import plotting
-  from lrjax.train.reports import results
+  from lrjax.train.reports import plotting, results
   loaded = []
   for path in args.results:
     try:
@@ -657,7 +641,7 @@ def _one_line_warnings() -> None:
     else:
       previous(message, category, filename, lineno, file, line)
 
-  show.lrjax_one_line = True
+  show.lrjax_one_line = True  # type: ignore[attr-defined]  # a marker: installed once
   warnings.showwarning = show
 
 
@@ -665,7 +649,7 @@ def main(argv=None) -> int:
   command = argv is None  # the process's own command line (not a caller's list)
   argv = sys.argv[1:] if argv is None else list(argv)
   _one_line_warnings()
-  if argv[:1] == ["launch"]:  # d13: its own parser (the command after `--` is not parsed)
+  if argv[:1] == ["launch"]:  # its own parser (the command after `--` is not parsed)
     from lrjax import launch
     return launch.main(argv[1:])
   with _sigterm_as_interrupt():  # first: imports and compiling take seconds
@@ -698,13 +682,12 @@ def _main(argv) -> int:
     return 2
   if args.command == "sweep":
     from lrjax._atomic import OutputWriteError
-    from lrjax.train.reports.plotting import PlotsNotWritten
     from lrjax.data.errors import CorruptDatasetError
-    from lrjax.train.runner.checkpoint import CheckpointError, CheckpointSaveError, \
-        FolderLostError
     from lrjax.distributed import DistributedError
-    from lrjax.train.runner.loop import SweepInterrupted
     from lrjax.train.frontends.sweep_file import SweepFileError
+    from lrjax.train.reports.plotting import PlotsNotWritten
+    from lrjax.train.runner.checkpoint import CheckpointError, CheckpointSaveError, FolderLostError
+    from lrjax.train.runner.loop import SweepInterrupted
     try:
       if args.config is not None:
         return _sweep_file(args, typed_flags(argv))
@@ -734,7 +717,7 @@ def _main(argv) -> int:
       print(f"lrjax sweep: error: {str(err).rstrip('.')} (see lrjax sweep --help)",
             file=sys.stderr)
       return 2
-    except DistributedError as err:  # d13: unreachable coordinator, processes disagree
+    except DistributedError as err:  # unreachable coordinator, processes disagree
       print(f"lrjax: error: {err}.", file=sys.stderr)
       return 1
     except CheckpointError as err:

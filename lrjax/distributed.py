@@ -26,10 +26,13 @@ from __future__ import annotations
 import json
 import socket
 import time
-from typing import Any, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import numpy as np
+
+from lrjax.errors import UsageError
 
 # Defaults of the CLI flags (JAX's own are 300 s / 100 s).
 INIT_TIMEOUT_SECONDS = 120
@@ -69,24 +72,24 @@ def add_flags(parser) -> None:
 
 def check_flags(coordinator, num_processes, process_id, timeout=INIT_TIMEOUT_SECONDS,
                 heartbeat_timeout=HEARTBEAT_TIMEOUT_SECONDS) -> None:
-  """ValueError naming the flag for values `initialize` would reject later."""
+  """A `UsageError` naming the flag for values `initialize` would reject later."""
   given = [coordinator is not None, num_processes is not None, process_id is not None]
   if any(given) and not all(given):
-    raise ValueError("--coordinator, --num-processes and --process-id go together "
+    raise UsageError("--coordinator, --num-processes and --process-id go together "
                      "(give all three, or none for JAX's cluster auto-detection)")
   if coordinator is not None:
     host, _, port = str(coordinator).rpartition(":")
     if not host or not port.isdigit():
-      raise ValueError(f"--coordinator must be HOST:PORT, got {coordinator!r}")
+      raise UsageError(f"--coordinator must be HOST:PORT, got {coordinator!r}")
   if num_processes is not None and num_processes < 1:
-    raise ValueError(f"--num-processes must be at least 1, got {num_processes!r}")
+    raise UsageError(f"--num-processes must be at least 1, got {num_processes!r}")
   if process_id is not None and not 0 <= process_id < num_processes:
-    raise ValueError(f"--process-id must be in 0 .. {num_processes - 1} "
+    raise UsageError(f"--process-id must be in 0 .. {num_processes - 1} "
                      f"(--num-processes {num_processes}), got {process_id!r}")
   for flag, value in (("--distributed-timeout", timeout),
                       ("--heartbeat-timeout", heartbeat_timeout)):
     if value < 1:
-      raise ValueError(f"{flag} must be at least 1 second, got {value!r}")
+      raise UsageError(f"{flag} must be at least 1 second, got {value!r}")
 
 
 def initialize(coordinator: str | None = None, num_processes: int | None = None,
@@ -101,7 +104,7 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
   anything starts JAX's backend.
 
   Raises:
-    ValueError: an inconsistent set of arguments (named as the CLI flags).
+    UsageError: an inconsistent set of arguments (named as the CLI flags).
     CoordinatorUnreachableError: a process other than 0 found no coordinator listening
       within ``timeout`` seconds.  (When the coordinator listens but not every process
       joins within ``timeout``, JAX itself ends the process with a fatal
@@ -113,6 +116,7 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
   if coordinator is None and jax.distributed.is_initialized():
     return jax.process_count() > 1  # the caller joined the run itself
   if coordinator is not None and process_id != 0:
+    assert process_id is not None  # check_flags: a coordinator comes with all three
     _wait_for_coordinator(coordinator, process_id, timeout)
   try:
     jax.distributed.initialize(coordinator, num_processes, process_id,
@@ -180,7 +184,7 @@ def fetch(tree):
   if spread:
     from jax.experimental import multihost_utils
     gathered = multihost_utils.process_allgather([leaves[i] for i in spread], tiled=True)
-    for i, a in zip(spread, gathered):
+    for i, a in zip(spread, gathered, strict=True):
       leaves[i] = np.asarray(a)
   return jax.device_get(jax.tree_util.tree_unflatten(treedef, leaves))
 
@@ -193,7 +197,7 @@ def _gather_text(text: str) -> list[str]:
   padded = np.zeros(int(sizes.max()), np.uint8)
   padded[:data.size] = data
   rows = np.asarray(multihost_utils.process_allgather(padded))
-  return [bytes(row[:int(n)]).decode() for row, n in zip(rows, sizes.reshape(-1))]
+  return [bytes(row[:int(n)]).decode() for row, n in zip(rows, sizes.reshape(-1), strict=True)]
 
 
 def _differences(mine: Mapping[str, Any], theirs: Mapping[str, Any],
@@ -210,7 +214,7 @@ def _differences(mine: Mapping[str, Any], theirs: Mapping[str, Any],
   return out
 
 
-def check_agreement(**what: Mapping[str, Any]) -> None:
+def check_agreement(**what: Mapping[str, Any] | Callable[[], Mapping[str, Any]]) -> None:
   """Refuses a run whose processes were given different ``what`` (e.g. ``config=``,
   ``data=`` the `data_identity`, or callables giving them): every process sends its
   JSON to every other, so all of them raise the same `ProcessesDisagreeError`, naming
@@ -260,6 +264,7 @@ def broadcast(value: Any) -> Any:
   if not multi_process():
     return value
   import pickle
+
   from jax.experimental import multihost_utils
   data = np.frombuffer(pickle.dumps(value), np.uint8) if is_writer() else np.zeros(0, np.uint8)
   size = int(np.asarray(multihost_utils.broadcast_one_to_all(

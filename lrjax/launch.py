@@ -117,7 +117,8 @@ def launch(command: list[str], num_processes: int, *, port: int = 0,
   env = dict(os.environ, PYTHONUNBUFFERED="1")
   lock = threading.Lock()
   procs, pumps = [], []
-  tails = [collections.deque(maxlen=200) for _ in range(num_processes)]
+  tails: list[collections.deque[str]] = [collections.deque(maxlen=200)
+                                         for _ in range(num_processes)]
   for index in range(num_processes):
     argv = [sys.executable, "-m", "lrjax", *command, "--coordinator", coordinator,
             "--num-processes", str(num_processes), "--process-id", str(index)]
@@ -160,13 +161,15 @@ def launch(command: list[str], num_processes: int, *, port: int = 0,
           break
       elif failed:
         first = failed[0]
-        status = codes[first] if codes[first] > 0 else 128 - codes[first]
+        code = codes[first]
+        assert code is not None  # `failed` holds processes that ended
+        status = code if code > 0 else 128 - code
         running = [i for i, c in enumerate(codes) if c is None]
         # Before anything is killed: was the failure another process's, that stopped
         # answering (the failed one's last lines need its pump to have read them)?
         pumps[first].join(timeout=2)
         found = unresponsive(first, running, [p.pid for p in procs], tails[first])
-        hung = None if found is None else found[0]
+        hung, why = (None, "") if found is None else found
         if running:
           # A survivor would wait for the dead one in its next collective: end it now.
           for i in running:
@@ -177,12 +180,12 @@ def launch(command: list[str], num_processes: int, *, port: int = 0,
         stopped = (f"stopped process(es) {', '.join(map(str, others))} (they cannot go on "
                    "without it); " if others else "")
         if hung is None:
-          say(f"process {first} (pid {procs[first].pid}) {_describe(codes[first])}; "
+          say(f"process {first} (pid {procs[first].pid}) {_describe(code)}; "
               + stopped + "run the same command again to resume from the last checkpoint")
         else:
           ended = "; ended now" if hung in running else ""
-          say(f"process {hung} (pid {procs[hung].pid}) stopped answering ({found[1]}{ended}); "
-              f"process {first} (pid {procs[first].pid}) {_describe(codes[first])} "
+          say(f"process {hung} (pid {procs[hung].pid}) stopped answering ({why}{ended}); "
+              f"process {first} (pid {procs[first].pid}) {_describe(code)} "
               f"waiting for it (JAX's heartbeat check); " + stopped
               + "run the same command again to resume from the last checkpoint")
         break

@@ -36,8 +36,8 @@ class Figures(dict):
 def capture_figures():
   import matplotlib
   matplotlib.use("Agg")
-  from matplotlib.figure import Figure
   import pytest
+  from matplotlib.figure import Figure
 
   figures = Figures()
   original = Figure.savefig

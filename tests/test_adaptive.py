@@ -142,8 +142,8 @@ def test_newton_five_losses_in_one_vmapped_call():
   _, state = tx.update(2 * batch * w, state, w, value_fn=value_fn, batch=batch,
                        valid_loss=jnp.float32(1.0), epoch_boundary=True)
   assert len(calls) == 1
-  np.testing.assert_allclose(float(state.loss), float(jnp.sum(batch * (w - 0.1 * 2 * batch * w) ** 2)),
-                             rtol=1e-6)
+  np.testing.assert_allclose(float(state.loss),
+                             float(jnp.sum(batch * (w - 0.1 * 2 * batch * w) ** 2)), rtol=1e-6)
 
 
 def test_newton_five_losses_values():
@@ -152,7 +152,7 @@ def test_newton_five_losses_values():
   d = {"a": jnp.array([0.5, -1.0]), "b": jnp.array(1.0)}
   fn = lambda q: jnp.sum(q["a"] ** 2) + q["b"] ** 3
   got = adaptive.five_losses(fn, p, d, etas)
-  want = [fn(jax.tree.map(lambda x, y: x - e * y, p, d)) for e in etas]
+  want = [fn(jax.tree.map(lambda x, y, e=e: x - e * y, p, d)) for e in etas]
   np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6)
 
 
@@ -536,8 +536,8 @@ def test_engine_newton_preset_takes_the_newton_branch():
   """The engine's Newton (no eps given) takes eq. 16 on most steps, in float32."""
   pytest.importorskip("flax")  # the engine's extra
   from lrjax import models
-  from lrjax.train.frontends import optimizers
   from lrjax.train.engine import step as step_lib
+  from lrjax.train.frontends import optimizers
 
   rng = np.random.default_rng(0)
   x = rng.normal(size=(512, 13)).astype(np.float32)
@@ -652,7 +652,7 @@ def test_hypergradient_wrapper_around_scale_by_rms_matches_reference():
   params = {"w": jnp.zeros((2, 3))}
   state = tx.init(params)
   update = jax.jit(tx.update)
-  for g, lr_ref, u_ref in zip(grads, want_lr, want_updates):
+  for g, lr_ref, u_ref in zip(grads, want_lr, want_updates, strict=True):
     updates, state = update({"w": jnp.asarray(g, jnp.float32)}, state, params)
     assert float(state.lr) == pytest.approx(lr_ref, rel=1e-5)
     np.testing.assert_allclose(np.asarray(updates["w"]), u_ref, rtol=1e-5, atol=1e-7)

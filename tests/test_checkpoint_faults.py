@@ -26,8 +26,8 @@ import pytest
 
 from lrjax import cli
 from lrjax.train import SweepConfig, Variant, run_sweep
-from lrjax.train.runner import checkpoint as ckpt
 from lrjax.train.reports import results
+from lrjax.train.runner import checkpoint as ckpt
 
 
 def _identity(config):
@@ -734,6 +734,7 @@ def test_kept_variants_that_cannot_be_saved_are_one_line(tmp_path, capfd, monkey
   """The kept model is written last (after the results and plots): a full disk there is
   one line naming the models folder, the checkpoint kept."""
   import errno
+
   from lrjax.train.runner import model_store
 
   def full(*args, **kwargs):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from lrjax import cli
+from lrjax.data import by_name
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -19,7 +20,7 @@ ARGS = ["sweep", "--model", "logistic", "--epochs", "2", "--train-size", "256", 
 def direct_run():
   """The CLI's default sweep, run through the library directly."""
   from lrjax.train import SweepConfig, report_variants, run_sweep
-  dataset = cli.load_dataset("synthetic", train_size=256)
+  dataset = by_name.load("synthetic", train_size=256)
   config = SweepConfig(model="logistic", variants=report_variants(0.01, 0.001, (0,)),
                        epochs=2, batch_size=64)
   return run_sweep(config, dataset, progress=False)
@@ -90,7 +91,7 @@ def test_sweep_then_plot_writes_the_library_results_and_plots_them(tmp_path, cap
     assert cli.main(["plot", str(out)]) == 0
   for name in figures:
     assert (out / name).exists()
-    for a, b in zip(figures[name], replotted[name]):
+    for a, b in zip(figures[name], replotted[name], strict=True):
       assert a.label == b.label and a.axes == b.axes
       np.testing.assert_allclose(a.y, b.y, rtol=1e-6)
 
@@ -112,7 +113,8 @@ def test_sweep_interrupted_from_the_command_line_resumes_to_the_same_results(
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and err[0].startswith("lrjax: interrupted; resume from the last "
                                              "checkpoint with: ")
-  assert err[0].endswith(" -m lrjax " + " ".join(args)) or err[0].endswith("lrjax " + " ".join(args))
+  assert (err[0].endswith(" -m lrjax " + " ".join(args))
+          or err[0].endswith("lrjax " + " ".join(args)))
   assert not (tmp_path / "a" / "results.json").exists()
   monkeypatch.setattr(checkpoint.SweepCheckpointer, "save", save)
   assert cli.main(args) == 0
@@ -229,6 +231,7 @@ def test_calls_at_once_on_several_devices_are_refused_naming_the_flag(tmp_path, 
                                                                     monkeypatch):
   """Variants sharded over devices run one call at a time (lrjax.train.engine.plan)."""
   import jax
+
   from lrjax.train import api as sweep
   def no_training(*args, **kwargs):
     raise AssertionError("a bad flag must be refused before training")
@@ -243,11 +246,32 @@ def test_calls_at_once_on_several_devices_are_refused_naming_the_flag(tmp_path, 
 
 
 def test_library_errors_are_reported_with_the_flag_names():
+  from lrjax.errors import ArgumentError
   from lrjax.train import SweepConfig, report_variants
-  with pytest.raises(ValueError) as err:
+  with pytest.raises(ArgumentError) as err:
     SweepConfig(model="logistic", variants=report_variants(), eval_batch_size=-1)
-  text = cli._as_flags(err.value)
-  assert "--eval-batch-size" in text and "`eval_batch_size`" not in text
+  assert err.value.argument == "eval_batch_size"
+  usage = cli._flag_error(err.value)
+  assert str(usage) == f"--eval-batch-size {err.value.problem}"
+  assert "`eval_batch_size`" not in str(usage)
+  # An argument no flag sets keeps its own name.
+  other = ArgumentError("sequence_kwargs", "must be a dict, got 3.")
+  assert str(cli._flag_error(other)) == "`sequence_kwargs` must be a dict, got 3."
+
+
+def test_a_bug_inside_a_file_run_is_not_a_user_error(tmp_path, monkeypatch):
+  """Only lrjax's own checks (`lrjax.errors.UsageError`) become one-line errors: a plain
+  ValueError from inside the run (a bug) keeps its traceback, whatever its message."""
+  from lrjax.train import api
+  path = tmp_path / "sweep.toml"
+  path.write_text("epochs = 1\n[data]\ntrain_size = 128\n[model]\nname = 'logistic'\n"
+                  "[optimizer]\nlearning_rate = 0.1\n")
+
+  def broken(*args, **kwargs):
+    raise ValueError("`learning_rate` looks like a check's message, but is a bug")
+  monkeypatch.setattr(api, "run", broken)
+  with pytest.raises(ValueError, match="is a bug"):
+    cli.main(["sweep", "--config", str(path), "--no-progress", "--out", str(tmp_path / "o")])
 
 
 def _sweep_parser():
@@ -287,6 +311,7 @@ def test_version(capsys):
 
 def test_readme_python_example_runs():
   import re
+
   import jax.numpy as jnp
   code = re.search(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S).group(1)
   scope = {"params": {"w": jnp.ones(3)}, "grads": {"w": jnp.ones(3)},
@@ -294,3 +319,10 @@ def test_readme_python_example_runs():
   exec(code, scope)  # noqa: S102 - the README's own example
   # By cutoff: the first observed loss only sets the baseline, so the rate is still r0.
   assert float(scope["lrjax"].strategies.current_lr(scope["state"])) == pytest.approx(0.01)
+
+
+def test_the_dataset_choices_and_default_models_come_from_lrjax_data():
+  sweep = {a.dest: a for a in _sweep_parser()._actions}
+  assert tuple(sweep["dataset"].choices) == by_name.NAMES
+  for name in by_name.NAMES:
+    assert f"{name}: {by_name.default_model(name)}" in sweep["model"].help

@@ -18,6 +18,7 @@ import pytest
 
 import lrjax
 from lrjax import cli, schedules, strategies
+from lrjax.data import by_name
 from lrjax.train import grid
 from lrjax.train.frontends import sweep_file
 
@@ -219,7 +220,7 @@ def test_a_users_module_with_flag_overrides_equals_the_library_call(tmp_path, ti
     assert scalars["train/loss"] == {2: np.float32(payload["history"]["train_loss"][1][k])}
   assert payload["completed_epochs"] == 2 and payload["config"]["batch_size"] == 32
   assert payload["config"]["model"] == f"{tiny_net}:Net"
-  data = cli.load_dataset("synthetic", train_size=128)
+  data = by_name.load("synthetic", train_size=128)
   module = __import__(tiny_net)
   want = lrjax.sweep(module.Net(width=6), data,
                      lambda h: optax.sgd(h["learning_rate"], h["momentum"], nesterov=True),
@@ -377,7 +378,7 @@ def test_a_schedule_and_a_strategy_with_their_grid_names(tmp_path):
      "optimizer.nesterov:", "must be true or false (the 'nesterov' argument of "
      "optax.sgd), got 'yes'"),
     ("tensorboard_dir = 3\n", "sweep.toml: tensorboard_dir:", "must be a string"),
-    # A key fixed in its section and swept too: two values for one argument (issue 31).
+    # A key fixed in its section and swept too: two values for one argument.
     ("[optimizer]\nlearning_rate = 0.1\nmomentum = 0.9\n[[variants]]\nmomentum = 0.0\n",
      "variants[0].momentum:", "also set as optimizer.momentum = 0.9; give it in one place"),
     ("[optimizer]\nmomentum = 0.9\n[grid]\nlearning_rate = [0.1]\nmomentum = [0.0, 0.5]\n",

@@ -121,7 +121,7 @@ def write_boston(path: Path, n=30, seed=0) -> tuple[np.ndarray, np.ndarray]:
   y = np.round(rng.uniform(5, 50, n), 1)
   header = ",".join(f'"{c}"' for c in table.FEATURES + (table.TARGET,))
   lines = [header]
-  for row, target in zip(x, y):
+  for row, target in zip(x, y, strict=True):
     cells = [repr(float(v)) for v in row]
     cells[3] = f'"{int(row[3])}"'
     lines.append(",".join(cells + [repr(float(target))]))
@@ -156,7 +156,7 @@ def test_mnist_round_trip(tmp_path):
   assert ds.valid_x.shape == (0, 28, 28, 1) and ds.valid_y.shape == (0,)
   assert ds.train_x.dtype == np.float32 and ds.train_y.dtype == np.int32
   assert ds.num_classes == 10 and ds.name == "mnist" and ds.task == "classification"
-  assert 0.0 <= ds.train_x.min() and ds.train_x.max() <= 1.0
+  assert ds.train_x.min() >= 0.0 and ds.train_x.max() <= 1.0
   train, _, test = _raw(ds)
   np.testing.assert_array_equal(train[..., 0], arrays["train"][0])  # source order kept
   np.testing.assert_array_equal(ds.train_y, arrays["train"][1])
@@ -492,3 +492,52 @@ def test_shared_mnist_and_boston(tmp_path):
   assert len(boston.train_x) + len(boston.valid_x) + len(boston.test_x) == 506
   assert boston.train_x.shape[1:] == (13,)
   assert time.perf_counter() - start < 60, os.environ.get("PYTEST_CURRENT_TEST")
+
+
+# -- the datasets a name selects (lrjax.data.by_name: the CLI's and the sweep file's) --
+
+def test_the_names_are_the_demo_and_the_catalogue_each_with_a_built_in_model():
+  from lrjax.data import DATASETS, by_name
+  from lrjax.models import MODELS
+  assert (by_name.SYNTHETIC, *DATASETS) == by_name.NAMES
+  for name in by_name.NAMES:
+    assert by_name.default_model(name) in MODELS, name
+
+
+def test_regression_is_read_from_the_catalogue_not_from_a_name():
+  from lrjax.data import DATASETS, by_name
+  for name, spec in DATASETS.items():
+    want = "regression" if spec.num_classes is None else "classification"
+    assert spec.task == by_name.task(name) == want, name
+  assert by_name.task("boston_housing") == "regression"  # the one without classes
+  assert by_name.task(by_name.SYNTHETIC) == "classification"
+
+
+def test_an_unknown_name_is_refused_naming_the_argument_and_the_choices():
+  from lrjax.data import by_name
+  from lrjax.errors import ArgumentError
+  for call in (by_name.default_model, by_name.task, by_name.load):
+    with pytest.raises(ArgumentError) as err:
+      call("imagenet")
+    assert err.value.argument == "dataset" and "boston_housing" in err.value.problem
+
+
+def test_a_train_size_keeps_a_seeded_random_subset_of_the_training_examples():
+  from lrjax.data import by_name
+  full = by_name.load(by_name.SYNTHETIC)
+  cut = by_name.load(by_name.SYNTHETIC, train_size=100)
+  assert len(cut.train_x) == 100 and len(full.train_x) == by_name.SYNTHETIC_TRAIN - len(
+      full.valid_x)
+  rows = {row.tobytes(): label for row, label in zip(full.train_x, full.train_y,
+                                                     strict=True)}
+  assert all(rows[row.tobytes()] == label for row, label in zip(cut.train_x, cut.train_y,
+                                                                strict=True))
+  labels = np.unique(cut.train_y)
+  assert len(labels) > 5  # drawn at random, not the first examples of one class
+  np.testing.assert_array_equal(cut.valid_x, full.valid_x)  # only the training set is cut
+  np.testing.assert_array_equal(
+      by_name.load(by_name.SYNTHETIC, train_size=100).train_x, cut.train_x)  # seeded
+  assert by_name.load(by_name.SYNTHETIC, train_size=10**6).train_x.shape == full.train_x.shape
+  from lrjax.errors import ArgumentError
+  with pytest.raises(ArgumentError, match="`train_size` must be an integer of at least 1"):
+    by_name.load(by_name.SYNTHETIC, train_size=0)

@@ -167,7 +167,7 @@ def test_cli_stdout_holds_only_lrjax_output_when_preparing(tmp_path, capfd):
   assert "Downloading and preparing" in captured.err
 
 
-# -- a damaged prepared copy (issue 31) ---------------------------------------------------
+# -- a damaged prepared copy --------------------------------------------------------------
 
 VERSION_DIR = DATASET_DIR + ("1.0.0",)
 TRAIN_FILE = "lrjax_mnist-train.array_record-00000-of-00001"

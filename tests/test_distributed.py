@@ -259,6 +259,7 @@ os.abort()
 def test_a_peer_that_stops_answering_is_named_not_the_process_its_heartbeat_ended(
     tmp_path, monkeypatch, how, says):
   import io
+
   from lrjax import launch
   fake = tmp_path / "fake" / "lrjax"
   fake.mkdir(parents=True)

@@ -11,21 +11,19 @@ XLA may reorder (~1e-5).  Tiny models and data keep each compiled program small.
 from __future__ import annotations
 
 import functools
-import math
+import itertools
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
-
 import reference_loop as ref
+
 from lrjax import data as data_lib
 from lrjax import models, strategies
 from lrjax.train import SweepConfig, Variant, run_sweep
-from lrjax.train.frontends import optimizers
 from lrjax.train.engine import epoch as epoch_lib
-from lrjax.train.runner.checkpoint import SweepCheckpointer
+from lrjax.train.frontends import optimizers
 
 RTOL, ATOL = 2e-5, 2e-6
 BATCH = 8
@@ -85,7 +83,7 @@ def engine(model, variants, dataset, *, epochs, task="classification",
       strategy_states.append(jax.device_get(_find(state.train.opt_state, strategies.StrategyState)))
     final = jax.device_get(state.train)
     for j, i in enumerate(members):
-      pick = functools.partial(jax.tree.map, lambda a: np.asarray(a)[j])
+      pick = functools.partial(jax.tree.map, lambda a, j=j: np.asarray(a)[j])
       out[i] = {"metrics": [pick(m) for m in metrics],
                 "strategy": [pick(s) for s in strategy_states],
                 "state": pick(final)}
@@ -124,7 +122,7 @@ def assert_orders_are_fresh_permutations(runs, n):
   for run in runs:
     for order in run.orders:
       np.testing.assert_array_equal(np.sort(order), np.arange(n))  # each example once
-    assert all(not np.array_equal(a, b) for a, b in zip(run.orders, run.orders[1:]))
+    assert all(not np.array_equal(a, b) for a, b in itertools.pairwise(run.orders))
 
 
 # ---------------------------------------------------------------------- the core
@@ -165,7 +163,7 @@ def test_reference_loop_draws_a_new_permutation_every_epoch(rule_runs, dataset):
 
 def test_engine_matches_the_reference_loop_step_by_step(rule_runs):
   engines, runs = rule_runs
-  for variant, eng, run in zip(RULE_VARIANTS, engines, runs):
+  for variant, eng, run in zip(RULE_VARIANTS, engines, runs, strict=True):
     assert_same_run(eng, run, name=variant.name)
   # The data make the rules decide: every strategy did something different.
   assert [r.index[-1] for r in runs] == [3, runs[1].index[-1], runs[2].index[-1], 0]
@@ -181,7 +179,7 @@ def test_several_variants_per_compiled_call_match_the_reference_loop(rule_runs, 
   hyperparameters, seed, rule or state) would show as another variant's numbers."""
   engines = engine(logistic, RULE_VARIANTS, dataset, epochs=EPOCHS, variants_per_call=per_call)
   _, runs = rule_runs
-  for variant, eng, run in zip(RULE_VARIANTS, engines, runs):
+  for variant, eng, run in zip(RULE_VARIANTS, engines, runs, strict=True):
     assert_same_run(eng, run, name=f"{variant.name}, {per_call} per call")
 
 
@@ -203,7 +201,7 @@ def test_run_sweep_with_several_variants_per_call_equals_the_reference_loop(
 
 def test_the_strategy_sees_the_previous_validation_loss_on_the_first_step(rule_runs):
   engines, runs = rule_runs
-  for variant, eng, run in zip(RULE_VARIANTS, engines, runs):
+  for variant, eng, run in zip(RULE_VARIANTS, engines, runs, strict=True):
     # The reference fed the untrained model's validation loss before step 0 of epoch 0
     # (an initial observation: loss_0), then epoch e-1's validation loss before step 0
     # of epoch e (a boundary).
@@ -260,7 +258,7 @@ def test_variants_sharing_a_seed_share_the_order_in_a_shared_order_group(logisti
               Variant("adam epoch seq2", "seq2", "epoch", 0.05, "adam", seed=3))
   engines = engine(logistic, variants, dataset, epochs=2)
   runs = reference(logistic, variants, dataset, epochs=2)
-  for variant, eng, run in zip(variants, engines, runs):
+  for variant, eng, run in zip(variants, engines, runs, strict=True):
     assert_same_run(eng, run, name=variant.name)
 
 
@@ -334,7 +332,7 @@ def test_per_step_schedules_count_every_step_across_epochs(logistic, dataset):
   )
   engines = engine(logistic, variants, dataset, epochs=3)
   runs = reference(logistic, variants, dataset, epochs=3)
-  for variant, eng, run in zip(variants, engines, runs):
+  for variant, eng, run in zip(variants, engines, runs, strict=True):
     assert_same_run(eng, run, name=variant.name)
   # keras time-based decay: lr / (1 + decay * t) at the t-th step, t counted globally.
   t = np.arange(3 * steps)
@@ -367,7 +365,7 @@ def bn_runs(dataset):
 def test_batch_norm_running_statistics_follow_the_reference(dataset, bn_runs):
   engines = engine(TinyBN(), BN_VARIANTS, dataset, epochs=3)
   runs = bn_runs
-  for variant, eng, run in zip(BN_VARIANTS, engines, runs):
+  for variant, eng, run in zip(BN_VARIANTS, engines, runs, strict=True):
     assert_same_run(eng, run, name=variant.name, rtol=1e-4, atol=1e-5)
     stats = eng["state"].model_state["batch_stats"]
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
@@ -397,7 +395,7 @@ def test_batch_norm_statistics_are_checkpointed_and_resumed(dataset, bn_runs, tm
   stats = train["model_state"]["batch_stats"] if isinstance(train, dict) \
       else train[1]["batch_stats"]
   for k, run in enumerate(runs):  # the statistics after epoch 2, per variant
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a)[k], b, rtol=1e-4,
+    jax.tree.map(lambda a, b, k=k: np.testing.assert_allclose(np.asarray(a)[k], b, rtol=1e-4,
                                                          atol=1e-5),
                  stats, run.model_states[1]["batch_stats"])
   resumed = run_sweep(config, dataset, checkpoint_dir=tmp_path, progress=False)

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from figures import capture_figures, lines
 
 REPO = Path(__file__).resolve().parents[1]

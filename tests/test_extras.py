@@ -56,3 +56,33 @@ def test_cli_without_the_extra_is_one_line():
   assert proc.returncode == 2
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1 and "pip install 'lrjax[train]'" in lines[0], proc.stderr
+
+
+def test_dir_lists_the_lazy_subpackages_without_importing_them():
+  proc = _run("""
+      import lrjax
+      names = dir(lrjax)
+      assert {"models", "data", "train", "sweep", "schedules", "errors"} <= set(names), names
+      assert names == sorted(names) and "__version__" in names  # the module's own names too
+      loaded = [m for m in ("lrjax.models", "lrjax.data", "lrjax.train") if m in sys.modules]
+      assert not loaded, loaded
+      print("ok")
+  """)
+  assert proc.returncode == 0, proc.stderr
+  assert "ok" in proc.stdout
+
+
+def test_help_works_without_the_extra():
+  """The dataset names live in `lrjax.data` (which needs the extra): --help still works,
+  without their list."""
+  proc = _run("""
+      from lrjax import cli
+      try:
+        cli.main(["sweep", "--help"])
+      except SystemExit as stop:
+        assert stop.code == 0, stop.code
+      assert "lrjax.data" not in sys.modules
+  """)
+  assert proc.returncode == 0, proc.stderr
+  assert "--dataset" in proc.stdout and "model name (None: per dataset)" in " ".join(
+      proc.stdout.split())

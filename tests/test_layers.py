@@ -82,7 +82,8 @@ def test_conv_gradients_under_vmap_and_inside_scan(cin):
     return jax.jit(jax.vmap(epoch))(stacked["params"])
 
   a, b = grads(ref), grads(mine)
-  for leaf_a, leaf_b in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+  for leaf_a, leaf_b in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b),
+                            strict=True):
     np.testing.assert_allclose(leaf_b, leaf_a, rtol=1e-5, atol=1e-6)
 
 
@@ -153,7 +154,7 @@ def test_models_with_the_fast_layers_have_flax_gradients(name, shape):
   ref = grads(flax_model)
   for impl in ("canonical", "im2col"):
     got = grads(models.get_model(name, conv_impl=impl))
-    for a, b in zip(jax.tree_util.tree_leaves(ref), jax.tree_util.tree_leaves(got)):
+    for a, b in zip(jax.tree_util.tree_leaves(ref), jax.tree_util.tree_leaves(got), strict=True):
       np.testing.assert_allclose(b, a, rtol=2e-4, atol=2e-5, err_msg=impl)
 
 
@@ -172,7 +173,7 @@ def test_resnet_takes_the_conv_and_keeps_its_parameters():
           variables["params"])
 
     for a, b in zip(jax.tree_util.tree_leaves(grads(ref)),
-                    jax.tree_util.tree_leaves(grads(model))):
+                    jax.tree_util.tree_leaves(grads(model)), strict=True):
       np.testing.assert_allclose(b, a, rtol=2e-4, atol=2e-5, err_msg=impl)
 
 

@@ -8,6 +8,8 @@ called back into `lrjax.train.api` fails here.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,41 @@ def test_nothing_inside_calls_back_into_the_entry_point():
   for name in ("engine", "runner", "search", "reports"):
     for path in (TRAIN / name).glob("*.py"):
       assert "lrjax.cli" not in _imports(path), path
+
+
+LRJAX = TRAIN.parent
+# The command line's own modules: the library under them never imports them.
+COMMAND_LINE = {"cli.py", "__main__.py"}
+
+
+def test_nothing_in_the_library_imports_the_command_line():
+  """The data facts the CLI shows (dataset names, default models, tasks) live in
+  `lrjax.data`; `lrjax.cli` is imported by nothing below it (no import runs upward)."""
+  bad = [str(path.relative_to(LRJAX)) for path in sorted(LRJAX.rglob("*.py"))
+         if path.name not in COMMAND_LINE and any(
+             n == "lrjax.cli" or n.startswith("lrjax.cli.") for n in _imports(path))]
+  assert not bad, bad
+
+
+# The parts of lrjax.train that read the data catalogue (`lrjax.data`): the front ends
+# (the sweep file's dataset names and default models); the engine, the host loop, the
+# search and the reports take a `Dataset` as given.
+DATA_READERS = {"frontends"}
+
+
+@pytest.mark.parametrize("part", sorted(ALLOWED))
+def test_only_the_front_ends_read_the_data_catalogue(part):
+  reads = [path.name for path in sorted((TRAIN / part).glob("*.py"))
+           if any(n == "lrjax.data" or n.startswith("lrjax.data.") for n in _imports(path))]
+  if part in DATA_READERS:
+    assert "sweep_file.py" in reads  # the dataset names and default models of a file
+  else:
+    assert not reads, reads
+
+
+def test_the_sweep_file_loads_without_the_command_line():
+  code = ("import lrjax.train.frontends.sweep_file, sys; "
+          "assert 'lrjax.cli' not in sys.modules, 'lrjax.cli was imported'")
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        timeout=300)
+  assert proc.returncode == 0, proc.stderr

@@ -29,7 +29,7 @@ def _resnet18_params():
   total = conv(3, 3, 64) + bn(64)
   cin = 64
   for cout in (64, 128, 256, 512):
-    for block in range(2):
+    for _ in range(2):  # two blocks per stage
       total += conv(3, cin, cout) + bn(cout) + conv(3, cout, cout) + bn(cout)
       if cin != cout:
         total += conv(1, cin, cout) + bn(cout)
@@ -62,12 +62,12 @@ def _batch(shape, n=4, seed=0):
   return jnp.asarray(np.random.default_rng(seed).normal(size=(n,) + shape), jnp.float32)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jitted_init(model):
   return jax.jit(functools.partial(model.init, train=False))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _init_cached(model, shape, seed):
   return _jitted_init(model)(_key(seed), jnp.zeros((1,) + shape))
 
@@ -144,9 +144,8 @@ def test_resnet18_full_shape_and_dropout_placement():
   names = []
 
   def record(next_fun, args, kwargs, context):
-    if isinstance(context.module, nn.Dropout):
-      names.append(context.module.name)
-    elif isinstance(context.module, models.BasicBlock) and context.method_name == "__call__":
+    if isinstance(context.module, nn.Dropout) or (
+        isinstance(context.module, models.BasicBlock) and context.method_name == "__call__"):
       names.append(context.module.name)
     return next_fun(*args, **kwargs)
 
@@ -205,7 +204,7 @@ def test_resnet_batch_stats_train_and_eval():
   before = jax.tree_util.tree_leaves(variables["batch_stats"])
   after = jax.tree_util.tree_leaves(updated["batch_stats"])
   assert len(before) == len(after) > 0
-  assert all(not np.allclose(b, a) for b, a in zip(before, after))
+  assert all(not np.allclose(b, a) for b, a in zip(before, after, strict=True))
   # Eval uses the running averages: deterministic, differs from batch statistics.
   new_vars = {"params": variables["params"], **updated}
   evaluate = _apply(model, train=False)
@@ -275,7 +274,7 @@ def test_vmap_over_parameter_sets_matches_loop(name, kwargs):
   forward = jax.jit(lambda v, k: _forward(model, v, x, k))
   vmapped = jax.jit(jax.vmap(lambda v, k: _forward(model, v, x, k)))(stacked, dropout_keys)
   for i in range(3):
-    variables = jax.tree.map(lambda leaf: leaf[i], stacked)
+    variables = jax.tree.map(lambda leaf, i=i: leaf[i], stacked)
     np.testing.assert_allclose(vmapped[i], forward(variables, dropout_keys[i]),
                                rtol=1e-3, atol=1e-4)
   assert not np.allclose(vmapped[0], vmapped[1], rtol=1e-2)  # distinct variants

@@ -1,4 +1,4 @@
-"""Flax NNX models in `lrjax.sweep` (issue 16): `lrjax.train.engine.nnx_adapter`.
+"""Flax NNX models in `lrjax.sweep`: `lrjax.train.engine.nnx_adapter`.
 
 References: NNX itself (the adapter's outputs and BatchNorm updates equal the NNX
 model's own ``model.train()`` / ``model.eval()`` calls), solo sweeps (K = 1, the

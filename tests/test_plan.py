@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from lrjax.train import SweepConfig, Variant, run_sweep
-from lrjax.train.frontends import optimizers
-from lrjax.train.reports import results
 from lrjax.train.engine import epoch as epoch_lib
 from lrjax.train.engine import plan as plan_lib
+from lrjax.train.frontends import optimizers
+from lrjax.train.reports import results
 
 # Five SGD variants on two seeds (so the data orders differ inside a chunk) + one Adam.
 VARIANTS = tuple(

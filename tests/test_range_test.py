@@ -8,6 +8,8 @@ constant-rate runs for the vectorized test.
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -18,7 +20,6 @@ import pytest
 from lrjax.data import synthetic
 from lrjax.train import range_finder as rf
 from lrjax.train import range_test, range_test_vectorized
-from lrjax.train.engine.step import evaluate
 
 
 class TinyMLP(nn.Module):
@@ -67,7 +68,8 @@ def test_smooth_equals_numpy_ema_under_jit():
   losses = np.concatenate([2.0 - np.linspace(0, 1.5, 60) + 0.1 * rng.normal(size=60),
                            np.linspace(0.5, 20.0, 30), [np.nan, 1.0]]).astype(np.float32)
   for beta, stop in ((0.98, 4.0), (0.9, None), (0.0, 4.0)):
-    got_s, got_k = jax.jit(lambda l: rf.smooth(l, beta=beta, stop_factor=stop))(losses)
+    smooth = functools.partial(rf.smooth, beta=beta, stop_factor=stop)
+    got_s, got_k = jax.jit(smooth)(losses)
     want_s, want_k = numpy_ema(losses.astype(np.float64), beta, stop)
     fin = np.isfinite(want_s)
     np.testing.assert_allclose(np.asarray(got_s)[fin], want_s[fin], rtol=1e-5)

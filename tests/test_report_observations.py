@@ -25,8 +25,9 @@ sys.path.insert(0, str(REPO / "experiments"))
 
 import report_lr_decaying as report  # noqa: E402
 import report_observations as obs  # noqa: E402
-from lrjax.train.reports import metrics  # noqa: E402
+
 from lrjax.train.frontends.config import SweepConfig, report_variants  # noqa: E402
+from lrjax.train.reports import metrics  # noqa: E402
 
 R, N, W = obs.REPRODUCED, obs.NOT_REPRODUCED, obs.WITHIN_NOISE
 OFFSETS = np.array([-1.0, 0.0, 1.0])  # three seeds: mean 0, sample std 1
@@ -306,7 +307,7 @@ def _history(epochs=6, seeds=(0, 1)):
   history = {f: np.zeros((epochs, k)) for f in ("train_loss", "valid_loss", "test_loss",
                                                 "lr", "index", "nonfinite")}
   acc = np.zeros((epochs, k))
-  for col, (v, setting) in enumerate(zip(variants, settings)):
+  for col, (v, setting) in enumerate(zip(variants, settings, strict=True)):
     j = list(report.SETTINGS).index(setting)
     final = 0.9 + 0.001 * j + 0.0001 * v.seed
     acc[:, col] = final

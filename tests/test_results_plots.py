@@ -14,11 +14,9 @@ import pytest
 from figures import capture_figures, lines
 
 from lrjax.train import SweepConfig, report_variants
-from lrjax.train.reports import metrics
-from lrjax.train.reports import plotting
-from lrjax.train.reports import results
-from lrjax.train.runner.loop import HISTORY_FIELDS
 from lrjax.train.api import SweepResult
+from lrjax.train.reports import metrics, plotting, results
+from lrjax.train.runner.loop import HISTORY_FIELDS
 
 EPOCHS = 3
 
@@ -238,7 +236,7 @@ def _seeded_result(seeds=(0, 1, 2)) -> tuple[SweepResult, list[dict]]:
   # The setting identity: the variant without its label and seed (no name parsing).
   settings = [{f: val for f, val in v.to_dict().items() if f not in ("name", "seed")}
               for v in variants]
-  for row, v in zip(summary, variants):
+  for row, v in zip(summary, variants, strict=True):
     row["seed"] = v.seed
   config = SweepConfig(model="logistic", variants=variants, epochs=EPOCHS, batch_size=8)
   result = SweepResult(config=config, history=history, step_history={}, summary=summary,
@@ -285,7 +283,7 @@ def test_the_report_experiment_aggregates_its_settings_by_identity():
   assert len(ours) == len(theirs) == 14
   assert [r["setting"] for r in theirs] == list(report.SETTINGS)
   by_name = {row["name"]: row for row in result.summary}
-  for agg, them in zip(ours, theirs):
+  for agg, them in zip(ours, theirs, strict=True):
     # Independent check of the grouping: the seeds' names are the setting's + "/s<seed>".
     assert agg["names"] == [f"{them['setting']}/s{s}" for s in (0, 1, 2)]
     for field in ("final_valid_acc", "convergence_epoch", "final_test_acc"):
@@ -333,7 +331,7 @@ def test_seed_table_shows_mean_std_per_setting():
                         "Final test acc"]
   assert "Convergence epoch" in header and header[-1] == "Non-finite seeds"
   assert len(body) == 14
-  cells = dict(zip(header, body[3]))
+  cells = dict(zip(header, body[3], strict=True))
   mean, std = (float(x) for x in cells["Final valid acc"].split(" ± "))
   assert mean == pytest.approx(rows[3]["final_valid_acc_mean"], abs=5e-5)
   assert std == pytest.approx(rows[3]["final_valid_acc_std"], abs=5e-5)

@@ -333,7 +333,8 @@ _SIGNAL_BEFORE_TRAINING = textwrap.dedent(r"""
   if stage == "compile":
     epoch_lib.GroupTrainer.compile = signalled(epoch_lib.GroupTrainer.compile)
   else:
-    cli.load_dataset = signalled(cli.load_dataset)
+    from lrjax.data import by_name
+    by_name.load = signalled(by_name.load)  # the dataset the CLI loads first
   sys.exit(cli.main(sys.argv[3:]))
 """)
 

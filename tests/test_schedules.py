@@ -20,10 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from schedule_checks import RTOL, assert_matches, check_jit_vector_and_vmap, f32, values
 
 from lrjax import schedules as S
-from schedule_checks import RTOL, assert_matches, check_jit_vector_and_vmap, f32, values
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SETTINGS = settings(max_examples=30, deadline=None)
@@ -290,7 +291,7 @@ def test_keras_time_based_decay_matches_legacy_keras_loop():
   expected, iterations = [], 0
   for _ in range(500):
     expected.append(lr * (1.0 / (1.0 + decay * iterations)))
-    iterations += 1
+    iterations += 1  # noqa: SIM113 (Keras's own counter, as the article writes it)
   sched = S.keras_time_based_decay(lr, decay)
   assert_matches(sched, expected)
   # ... which is the inverse-time formula in the update count
@@ -454,7 +455,8 @@ def test_one_cycle_matches_document_and_optax():
   assert lrs[80] == pytest.approx(0.01) and lrs[100] == pytest.approx(1e-4)
 
 
-# torch 2.13.0+cpu: OneCycleLR(SGD([p], lr=0.1), max_lr=0.1, total_steps=95, pct_start=0.3, anneal_strategy='linear', three_phase=True)
+# torch 2.13.0+cpu: OneCycleLR(SGD([p], lr=0.1), max_lr=0.1, total_steps=95, pct_start=0.3,
+#   anneal_strategy='linear', three_phase=True)
 ONECYCLE_THREE_PHASE_95_LINEAR = [
     0.004, 0.0074909090909090915, 0.010981818181818183, 0.014472727272727273,
     0.017963636363636362, 0.021454545454545455, 0.024945454545454545, 0.028436363636363635,
@@ -484,7 +486,8 @@ ONECYCLE_THREE_PHASE_95_LINEAR = [
     0.0005131692307692309, 0.0004106153846153847, 0.0003080615384615385,
     0.00020550769230769268, 0.00010295384615384645, 4.0000000000022656e-07,
 ]
-# torch 2.13.0+cpu: OneCycleLR(SGD([p], lr=0.1), max_lr=0.1, total_steps=95, pct_start=0.3, anneal_strategy='cos', three_phase=True)
+# torch 2.13.0+cpu: OneCycleLR(SGD([p], lr=0.1), max_lr=0.1, total_steps=95, pct_start=0.3,
+#   anneal_strategy='cos', three_phase=True)
 ONECYCLE_THREE_PHASE_95_COS = [
     0.0040000000000000036, 0.0043128767032696025, 0.005247427986767986,
     0.006791470545302811, 0.00892487542281481, 0.011619830424103306, 0.01484120268932404,
@@ -577,7 +580,8 @@ def test_switch_under_vmap():
   idx = jnp.asarray([3, 0, 4, 1])
   pairs = jax.jit(jax.vmap(lambda i, t: S.switch(bank, i)(t)))(idx, jnp.asarray([11, 2, 7, 4]))
   np.testing.assert_allclose(np.asarray(pairs),
-                             [float(bank[i](t)) for i, t in zip([3, 0, 4, 1], [11, 2, 7, 4])],
+                             [float(bank[i](t))
+                              for i, t in zip([3, 0, 4, 1], [11, 2, 7, 4], strict=True)],
                              rtol=RTOL)
 
 
@@ -757,7 +761,8 @@ def test_cyclical_stays_within_min_max(hi, frac, up, down, gamma, mode, window):
 def test_range_test_is_increasing(init, ratio, n):
   lrs = np.asarray(S.lr_range_test(init, init * ratio, n)(PROP_STEPS), np.float64)[:n + 1]
   assert np.all(np.diff(lrs) > 0)
-  assert lrs[0] == pytest.approx(init, rel=1e-6) and lrs[-1] == pytest.approx(init * ratio, rel=1e-6)
+  assert lrs[0] == pytest.approx(init, rel=1e-6)
+  assert lrs[-1] == pytest.approx(init * ratio, rel=1e-6)
 
 
 @SETTINGS
@@ -785,7 +790,7 @@ def test_one_cycle_torch_stays_within_bounds(hi, total, pct, div, final_div, str
 
 
 # -----------------------------------------------------------------------------------
-# Every schedule over the whole int32 step range (issue 12: NaN at large step counts)
+# Every schedule over the whole int32 step range (schedules once gave NaN at large step counts)
 # -----------------------------------------------------------------------------------
 
 INT32_MAX = 2 ** 31 - 1
@@ -1127,7 +1132,7 @@ def test_plot_command_writes_pngs(tmp_path):
   grid = figures["schedules_grid.png"]
   entries = module.comparison(60)
   assert len(grid) == len(entries)
-  for line, (title, sched, _) in zip(grid, entries):
+  for line, (title, sched, _) in zip(grid, entries, strict=True):
     assert line.axes == title
     np.testing.assert_array_equal(line.x, np.arange(60))
     np.testing.assert_allclose(line.y, np.asarray(sched(jnp.arange(60))), rtol=1e-6)

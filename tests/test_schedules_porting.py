@@ -18,12 +18,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from hypothesis import given, settings, strategies as st
+import schedule_checks
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from schedule_checks import RTOL, check_jit_vector_and_vmap, f32, rounded, values
 
 from lrjax import schedules as S
 from lrjax import strategies as St
-import schedule_checks
-from schedule_checks import RTOL, check_jit_vector_and_vmap, f32, rounded, values
 
 SETTINGS = settings(max_examples=25, deadline=None)
 # Where a reference value is exactly 0 (a relative tolerance cannot hold there).
@@ -172,16 +173,17 @@ SEQUENTIAL = [
     0.003511175705587427, 0.0061846659978068265,
 ]
 
-# torch 2.13.0: SequentialLR(o, [ConstantLR(o, factor=0.5, total_iters=3), ExponentialLR(o, gamma=0.9),
-#   StepLR(o, step_size=4, gamma=0.5)], milestones=[3, 10]), o = SGD([p], lr=0.1)
+# torch 2.13.0: SequentialLR(o, [ConstantLR(o, factor=0.5, total_iters=3),
+#   ExponentialLR(o, gamma=0.9), StepLR(o, step_size=4, gamma=0.5)], milestones=[3, 10]),
+#   o = SGD([p], lr=0.1)
 SEQUENTIAL3 = [
     0.05, 0.05, 0.05, 0.1, 0.09000000000000001, 0.08100000000000002, 0.07290000000000002,
     0.06561000000000002, 0.05904900000000002, 0.05314410000000002, 0.1, 0.1, 0.1, 0.1,
     0.05, 0.05, 0.05, 0.05, 0.025, 0.025,
 ]
 
-# torch 2.13.0: ChainedScheduler([ConstantLR(o, factor=0.1, total_iters=2), ExponentialLR(o, gamma=0.9)]),
-#   o = SGD([p], lr=1.0)
+# torch 2.13.0: ChainedScheduler([ConstantLR(o, factor=0.1, total_iters=2),
+#   ExponentialLR(o, gamma=0.9)]), o = SGD([p], lr=1.0)
 CHAINED = [
     0.1, 0.09000000000000001, 0.8100000000000002, 0.7290000000000002, 0.6561000000000002,
     0.5904900000000002, 0.5314410000000002, 0.47829690000000014, 0.43046721000000016,
@@ -215,16 +217,16 @@ ONECYCLE_MOMENTUM_LINEAR_THREE = [
     0.8400000000000001, 0.86, 0.88, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9,
 ]
 
-# torch 2.13.0: CyclicLR(SGD([p], lr=0.1, momentum=0.9), base_lr=0.001, max_lr=0.006, step_size_up=4,
-#   step_size_down=2, base_momentum=0.8, max_momentum=0.9): momentum
+# torch 2.13.0: CyclicLR(SGD([p], lr=0.1, momentum=0.9), base_lr=0.001, max_lr=0.006,
+#   step_size_up=4, step_size_down=2, base_momentum=0.8, max_momentum=0.9): momentum
 CYCLIC_MOMENTUM = [
     0.9, 0.875, 0.8500000000000001, 0.8250000000000001, 0.8, 0.8500000000000001, 0.9,
     0.875, 0.8500000000000001, 0.8250000000000001, 0.8000000000000002, 0.85, 0.9, 0.875,
     0.85, 0.8250000000000001, 0.8, 0.8500000000000001, 0.9, 0.8750000000000001,
 ]
 
-# torch 2.13.0: CyclicLR(SGD([p], lr=0.1, momentum=0.9), base_lr=0.001, max_lr=0.006, step_size_up=3,
-#   mode='triangular2', base_momentum=0.85, max_momentum=0.95): momentum
+# torch 2.13.0: CyclicLR(SGD([p], lr=0.1, momentum=0.9), base_lr=0.001, max_lr=0.006,
+#   step_size_up=3, mode='triangular2', base_momentum=0.85, max_momentum=0.95): momentum
 CYCLIC_MOMENTUM_TRI2 = [
     0.95, 0.9166666666666666, 0.8833333333333333, 0.85, 0.8833333333333333,
     0.9166666666666666, 0.95, 0.9333333333333332, 0.9166666666666666, 0.8999999999999999,
@@ -273,7 +275,8 @@ PLATEAU_MAX_ABS = [
     2.560000000000001e-07, 5.120000000000003e-08,
 ]
 
-# torch 2.13.0: ReduceLROnPlateau(SGD([p], lr=1.0), factor=0.1, patience=0, min_lr=0.005) on [1.0] * 8
+# torch 2.13.0: ReduceLROnPlateau(SGD([p], lr=1.0), factor=0.1, patience=0, min_lr=0.005)
+#   on [1.0] * 8
 PLATEAU_MIN_LR = [
     1.0, 0.1, 0.010000000000000002, 0.005, 0.005, 0.005, 0.005, 0.005,
 ]

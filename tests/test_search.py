@@ -165,7 +165,8 @@ def _slot(tree, k):
 
 
 def _assert_tree_equal(a, b, what):
-  for (path, x), y in zip(jax.tree_util.tree_flatten_with_path(a)[0], jax.tree.leaves(b)):
+  for (path, x), y in zip(jax.tree_util.tree_flatten_with_path(a)[0], jax.tree.leaves(b),
+                          strict=True):
     np.testing.assert_array_equal(x, y, err_msg=f"{what} {jax.tree_util.keystr(path)}")
 
 
@@ -767,7 +768,7 @@ def test_the_best_model_comes_back_in_memory_and_from_disk(data, tmp_path):
       [row["final_valid_loss"] for row in result.summary]))
   x = jnp.asarray(data.valid_x[:16])
   from lrjax.train import load_variant
-  for k, name in enumerate(result.names):
+  for name in result.names:
     logits = model.apply(result.variables(name), x, train=False)
     loaded = load_variant(tmp_path / "out", name)  # checksum-verified
     again = model.apply({"params": loaded["params"], **loaded["model_state"]}, x, train=False)

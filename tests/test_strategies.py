@@ -234,7 +234,7 @@ def test_fourteen_variants_in_one_vmapped_jitted_update_match_separate_runs():
   losses, flags = engine_steps(VARIANT_TRACE, steps_per_epoch=2)
   state = init(r0, seq_id, rule_id)
   got_index, got_lr, got_upd = [], [], []
-  for loss, flag in zip(losses, flags):
+  for loss, flag in zip(losses, flags, strict=True):
     upd, state = update(r0, seq_id, rule_id, state, jnp.full(14, loss), jnp.full(14, flag))
     got_index.append(state.index)
     got_lr.append(state.lr)
@@ -247,7 +247,7 @@ def test_fourteen_variants_in_one_vmapped_jitted_update_match_separate_runs():
     tx = S.fixed(r) if rule == "fixed" else S.scale_by_strategy(seq_factories[sid](r), rule)
     step = jax.jit(tx.update)
     st = tx.init(params)
-    for t, (loss, flag) in enumerate(zip(losses, flags)):
+    for t, (loss, flag) in enumerate(zip(losses, flags, strict=True)):
       upd, st = step(grads, st, params, valid_loss=loss, epoch_boundary=flag)
       assert int(st.index) == got_index[t, k], (name, t)
       np.testing.assert_allclose(float(st.lr), got_lr[t, k], atol=1e-7, rtol=0,
@@ -474,7 +474,7 @@ def test_good_edge_arguments_are_accepted():
 
 
 # ------------------------------------------------- loss_0: the initial observation
-# (issue 12: Algorithm 2's loss_0 is the validation loss *before* training.)
+# (Algorithm 2's loss_0 is the validation loss *before* training, not after epoch 1.)
 
 def scan_with_initial(tx, losses, boundaries, initials, params=None):
   """`scan_steps` with an ``initial_observation`` flag per step."""
@@ -560,7 +560,7 @@ def test_initial_observation_is_not_a_boundary_for_any_rule():
     g = jnp.ones(2)
     # Even with epoch_boundary=True on the same step: the initial observation wins.
     for boundary in (None, False, True):
-      _, st = jax.jit(lambda s, b=boundary: tx.update(
+      _, st = jax.jit(lambda s, b=boundary, tx=tx, g=g: tx.update(
           g, s, valid_loss=3.0, epoch_boundary=b, initial_observation=True))(tx.init(g))
       assert int(st.index) == 0 and int(st.num_boundaries) == 0, (rule, boundary)
       assert float(st.cutoff) == np.float32(0.03) and int(st.num_observations) == 1

@@ -10,8 +10,8 @@ pytest.importorskip("flax")  # the engine's extra
 from lrjax import cli, models  # noqa: E402
 from lrjax.train import SweepConfig, Variant, run_sweep  # noqa: E402
 from lrjax.train.engine import epoch as epoch_lib  # noqa: E402
-from lrjax.train.frontends import optimizers  # noqa: E402
 from lrjax.train.engine.step import evaluate  # noqa: E402
+from lrjax.train.frontends import optimizers  # noqa: E402
 
 # A rate so small that the validation loss moves by ~1e-6 per epoch: every by-cutoff
 # test |L_t - L_{t-1}| < c_t (c_0 = 1% of a loss ~2.3, then x0.2) holds, so the index
@@ -51,7 +51,7 @@ def test_init_stores_the_untrained_validation_loss(blobs):
   plain = epoch_lib.GroupTrainer(model, spec, hyper, **kw).init(data.train_x[:1])
   assert np.isinf(np.asarray(plain.train.valid_loss)).all()
   for k in range(len(TINY)):
-    params = jax.tree.map(lambda a: a[k], plain.train.params)
+    params = jax.tree.map(lambda a, k=k: a[k], plain.train.params)
     want, _ = evaluate(model, "classification", params, {}, data.valid_x, data.valid_y, 1000)
     np.testing.assert_allclose(float(state.train.valid_loss[k]), float(want), rtol=1e-6)
   assert np.all(np.asarray(state.train.valid_loss) > 1.0)  # ~ln(10) for an untrained model

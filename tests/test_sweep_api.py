@@ -286,7 +286,8 @@ def test_readme_example_runs_in_at_most_15_lines(capsys):
 
 def test_lazy_entry_point():
   assert lrjax.sweep is api.sweep
-  assert lrjax.train.grid is api.grid and lrjax.train.REGRESSION is lrjax.train.engine.task.REGRESSION
+  assert lrjax.train.grid is api.grid
+  assert lrjax.train.REGRESSION is lrjax.train.engine.task.REGRESSION
 
 
 def test_readouts_by_field_match_lrjax_readers_under_jit_and_vmap():
@@ -308,7 +309,7 @@ def test_readouts_by_field_match_lrjax_readers_under_jit_and_vmap():
   lr = jax.jit(jax.vmap(readouts.read_lr))(stacked)
   index = jax.jit(jax.vmap(readouts.read_index))(stacked)
   for k in range(2):
-    one = jax.tree.map(lambda a: a[k], stacked)
+    one = jax.tree.map(lambda a, k=k: a[k], stacked)
     assert float(lr[k]) == pytest.approx(float(strategies.current_lr(one)))
     assert int(index[k]) == int(strategies.current_index(one)) == 1
   assert float(lr[1]) == pytest.approx(float(schedules.seq3(0.02)(1)))
@@ -327,7 +328,7 @@ def test_readouts_by_field_match_lrjax_readers_under_jit_and_vmap():
   assert bool(jax.jit(readouts.read_nonfinite)(bad))
 
 
-# -- issue 31: what the suite would otherwise miss -----------------------------------------
+# -- faults the other tests would miss --------------------------------------------------
 
 def test_seeds_change_the_initial_parameters(data):
   """Each seed draws its own initialisation: the untrained model differs (its epoch-0

@@ -73,7 +73,7 @@ def test_aggregate_seeds_takes_the_sweep_result_as_it_comes(swept):
   np.testing.assert_allclose([r["final_valid_acc_mean"] for r in loaded],
                              [r["final_valid_acc_mean"] for r in rows], rtol=1e-12)
   with_hparams = [dict(row, hparams=v["hparams"]) for row, v in zip(result.summary,
-                                                                   result.variants)]
+                                                                   result.variants, strict=True)]
   assert [r["final_valid_acc_mean"] for r in lrjax.train.aggregate_seeds(with_hparams)] == \
       pytest.approx([r["final_valid_acc_mean"] for r in rows], rel=1e-12)
 
@@ -133,7 +133,7 @@ def test_lrjax_plot_draws_a_folder_the_library_wrote(swept, capsys):
   # the Python API's own call draws the same
   with capture_figures() as again:
     plotting.plot_run(result, out / "again")
-  for a, b in zip(figures["all_settings.png"], again["all_settings.png"]):
+  for a, b in zip(figures["all_settings.png"], again["all_settings.png"], strict=True):
     assert a.label == b.label and a.color == b.color
     np.testing.assert_allclose(a.y, b.y)
 

@@ -19,9 +19,9 @@ import pytest
 
 import lrjax
 from lrjax.data import synthetic
-from lrjax.train.runner import checkpoint as ckpt
 from lrjax.train.engine import epoch as epoch_lib
 from lrjax.train.reports import results
+from lrjax.train.runner import checkpoint as ckpt
 from lrjax.train.runner.loop import SweepInterrupted
 
 FIELDS = ("train_loss", "valid_loss", "valid_acc", "test_loss", "lr", "index", "nonfinite")

@@ -15,9 +15,9 @@ import pytest
 import lrjax
 from lrjax.data import synthetic
 from lrjax.train import CLASSIFICATION, REGRESSION, Task
-from lrjax.train.reports import metrics
 from lrjax.train.engine import step
 from lrjax.train.engine import task as task_lib
+from lrjax.train.reports import metrics
 
 RNG = np.random.default_rng(0)
 LOGITS = RNG.normal(size=(2, 12, 5)).astype(np.float32)  # [variant, batch, class]

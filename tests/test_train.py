@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
 
@@ -194,7 +193,7 @@ def test_sharded_sweep_on_eight_host_devices_matches_one_device(blobs):
 def test_a_diverged_variant_has_no_convergence_epoch():
   """Diverged, a model predicts one class: its accuracy is finite and flat from epoch 1,
   which read alone "converges" at 1.  Epochs with a NaN/inf validation loss count as
-  outside the band (issue 31)."""
+  outside the band."""
   from lrjax.train.reports.metrics import summarize
   nan = np.nan
   history = {"valid_loss": np.array([[0.9, nan, 0.9], [0.5, nan, nan], [0.4, nan, 0.4]]),

@@ -40,7 +40,7 @@ PLAUSIBLE = re.compile(
     rf"|ReplaceBinaryOperator_{_ARITH}_{_ARITH})$")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _annotation_spans(path: str) -> tuple:
   spans = []
   for node in ast.walk(ast.parse(Path(path).read_text())):

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Re-plants the six bugs of issue 17, one at a time, in scratch copies of the tree and
-# runs the tests that must catch each; prints CAUGHT (tests failed) or MISSED per bug.
+# Re-plants six engine/model bugs the tests once missed, one at a time, in scratch copies of
+# the tree, and runs the tests that must catch each; prints CAUGHT (tests failed) or MISSED
+# per bug.
 #
 #   tools/planted_bugs.sh            # all six
 #   tools/planted_bugs.sh 3 4        # only bugs 3 and 4

@@ -17,19 +17,30 @@ Every learned rate is guarded: finite and inside ``[min_lr, max_lr]``; ``min_lr=
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import jax
 import optax
 
 from lrjax.adaptive.hypergradient import (
-    HypergradientAdamState, HypergradientSGDState, HypergradientState, hypergradient,
-    hypergradient_adam, hypergradient_sgd)
+  HypergradientAdamState,
+  HypergradientSGDState,
+  HypergradientState,
+  hypergradient,
+  hypergradient_adam,
+  hypergradient_sgd,
+)
 from lrjax.adaptive.newton import (
-    SMOOTHING_RULES, NewtonLRState, SmoothingRule, five_losses, newton_lr, paper_smoothing,
-    robust_smoothing)
+  SMOOTHING_RULES,
+  NewtonLRState,
+  SmoothingRule,
+  five_losses,
+  newton_lr,
+  paper_smoothing,
+  robust_smoothing,
+)
 
-AdaptiveState = Union[HypergradientState, NewtonLRState]
+AdaptiveState = HypergradientState | NewtonLRState
 _STATE_TYPES = (HypergradientState, NewtonLRState)
 
 

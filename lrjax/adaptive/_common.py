@@ -24,7 +24,8 @@ array the caller passed in (params, gradients, ``learning_rate``), share memory,
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -52,7 +53,7 @@ def check_bounds(learning_rate: Any, min_lr: Any, max_lr: Any) -> None:
     _validation.check_less_equal("min_lr", min_lr, "max_lr", max_lr)
 
 
-def clip_lr(lr: jax.Array, min_lr: Optional[Any], max_lr: Optional[Any]) -> jax.Array:
+def clip_lr(lr: jax.Array, min_lr: Any | None, max_lr: Any | None) -> jax.Array:
   """``lr`` clipped into ``[min_lr, max_lr]``; a None bound is no bound."""
   if min_lr is not None:
     lr = jnp.maximum(lr, jnp.asarray(min_lr, lr.dtype))
@@ -103,8 +104,8 @@ def owned_like(tree: Any, like: Any) -> Any:
   return jax.tree.map(lambda t, o: jnp.array(t, dtype=o.dtype, copy=True), tree, like)
 
 
-def guard_lr(old_lr: jax.Array, new_lr: jax.Array, min_lr: Optional[Any],
-             max_lr: Optional[Any]) -> tuple[jax.Array, jax.Array, jax.Array]:
+def guard_lr(old_lr: jax.Array, new_lr: jax.Array, min_lr: Any | None,
+             max_lr: Any | None) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Applies the guard of this module to a proposed rate.
 
   Returns:
@@ -119,7 +120,7 @@ def guard_lr(old_lr: jax.Array, new_lr: jax.Array, min_lr: Optional[Any],
   return lr, jnp.logical_not(finite), lr != candidate
 
 
-def init_lr(learning_rate: Any, min_lr: Optional[Any], max_lr: Optional[Any],
+def init_lr(learning_rate: Any, min_lr: Any | None, max_lr: Any | None,
             dtype: Any) -> jax.Array:
   """The initial rate as a fresh scalar of ``dtype``, clipped into the bounds.
 

@@ -49,7 +49,7 @@ any other, so the rate is also held on the step after it.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -57,6 +57,7 @@ import optax
 
 from lrjax import _validation
 from lrjax.adaptive import _common
+from lrjax.errors import ArgumentTypeError
 
 
 class HypergradientState(NamedTuple):
@@ -77,17 +78,20 @@ class HypergradientState(NamedTuple):
     num_clipped: int32, proposed rates clipped into ``[min_lr, max_lr]``.
   """
 
-  # The learned rate starts at the `learning_rate` hyperparameter: a sweep that changes
-  # that hyperparameter between epochs restarts it there (lrjax.train.engine.hyperparams).
-  hyperparameter_fields = ("lr",)
-
-  count: jax.Array
+  count: jax.Array  # type: ignore[assignment]  # a field named like tuple's method, by design
   lr: jax.Array
   inner_state: optax.OptState
   prev_direction: optax.Updates
   hypergradient: jax.Array
   nonfinite: jax.Array
   num_clipped: jax.Array
+
+
+# The learned rate starts at the `learning_rate` hyperparameter: a sweep that changes that
+# hyperparameter between epochs restarts it there (lrjax.train.engine.hyperparams).  A
+# class attribute, set here because every assignment in a NamedTuple's body is a field
+# to a type checker.
+HypergradientState.hyperparameter_fields = ("lr",)  # type: ignore[attr-defined]
 
 
 # The two named methods share the state type (one implementation).
@@ -97,8 +101,8 @@ HypergradientAdamState = HypergradientState
 
 def _check_inner(inner: Any) -> None:
   if not (callable(getattr(inner, "init", None)) and callable(getattr(inner, "update", None))):
-    raise TypeError("`inner` must be an optax.GradientTransformation (with `init` and "
-                    f"`update`), got {type(inner).__name__}.")
+    raise ArgumentTypeError("inner", "must be an optax.GradientTransformation (with `init` and "
+                            f"`update`), got {type(inner).__name__}.")
 
 
 def hypergradient(
@@ -106,8 +110,8 @@ def hypergradient(
     learning_rate: float,
     hyper_lr: float,
     *,
-    min_lr: Optional[float] = _common.DEFAULT_MIN_LR,
-    max_lr: Optional[float] = _common.DEFAULT_MAX_LR,
+    min_lr: float | None = _common.DEFAULT_MIN_LR,
+    max_lr: float | None = _common.DEFAULT_MAX_LR,
 ) -> optax.GradientTransformationExtraArgs:
   r"""Learns the rate that scales ``inner``'s direction by hypergradient descent.
 
@@ -184,8 +188,8 @@ def hypergradient_sgd(
     learning_rate: float,
     hyper_lr: float = 1e-3,
     *,
-    min_lr: Optional[float] = _common.DEFAULT_MIN_LR,
-    max_lr: Optional[float] = _common.DEFAULT_MAX_LR,
+    min_lr: float | None = _common.DEFAULT_MIN_LR,
+    max_lr: float | None = _common.DEFAULT_MAX_LR,
 ) -> optax.GradientTransformationExtraArgs:
   r"""SGD whose rate is learned by hypergradient descent (paper eq. 5-8, SGD-HD).
 
@@ -227,8 +231,8 @@ def hypergradient_adam(
     b2: float = 0.999,
     eps: float = 1e-8,
     *,
-    min_lr: Optional[float] = _common.DEFAULT_MIN_LR,
-    max_lr: Optional[float] = _common.DEFAULT_MAX_LR,
+    min_lr: float | None = _common.DEFAULT_MIN_LR,
+    max_lr: float | None = _common.DEFAULT_MAX_LR,
 ) -> optax.GradientTransformationExtraArgs:
   r"""Adam whose rate is learned by hypergradient descent (Baydin et al., Adam-HD).
 

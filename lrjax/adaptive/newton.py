@@ -75,7 +75,8 @@ float64 params give a float64 rate.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Union
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -83,6 +84,7 @@ import optax
 
 from lrjax import _validation
 from lrjax.adaptive import _common
+from lrjax.errors import ArgumentError, ArgumentTypeError
 
 # Step sizes of the five evaluations, in units of eps: f(eta + j eps), j = -2..2.
 _OFFSETS = (-2.0, -1.0, 0.0, 1.0, 2.0)
@@ -112,13 +114,13 @@ SMOOTHING_RULES: dict[str, SmoothingRule] = {
 def _smoothing_rule(smoothing: Any) -> SmoothingRule:
   if isinstance(smoothing, str):
     if smoothing not in SMOOTHING_RULES:
-      raise ValueError(f"`smoothing` must be one of {sorted(SMOOTHING_RULES)} or a "
-                       f"function (denominator, delta) -> denominator, got {smoothing!r}.")
+      raise ArgumentError("smoothing", f"must be one of {sorted(SMOOTHING_RULES)} or a "
+                          f"function (denominator, delta) -> denominator, got {smoothing!r}.")
     return SMOOTHING_RULES[smoothing]
   if not callable(smoothing):
-    raise TypeError("`smoothing` must be one of "
-                    f"{sorted(SMOOTHING_RULES)} or a function (denominator, delta) -> "
-                    f"denominator, got {type(smoothing).__name__}.")
+    raise ArgumentTypeError("smoothing", "must be one of "
+                            f"{sorted(SMOOTHING_RULES)} or a function (denominator, delta) -> "
+                            f"denominator, got {type(smoothing).__name__}.")
   return smoothing
 
 
@@ -137,17 +139,20 @@ class NewtonLRState(NamedTuple):
     num_clipped: int32, proposed rates clipped into ``[min_lr, max_lr]``.
   """
 
-  # The learned rate starts at the `learning_rate` hyperparameter: a sweep that changes
-  # that hyperparameter between epochs restarts it there (lrjax.train.engine.hyperparams).
-  hyperparameter_fields = ("lr",)
-
-  count: jax.Array
+  count: jax.Array  # type: ignore[assignment]  # a field named like tuple's method, by design
   lr: jax.Array
   loss: jax.Array
   nonfinite: jax.Array
   smoothed: jax.Array
   num_smoothed: jax.Array
   num_clipped: jax.Array
+
+
+# The learned rate starts at the `learning_rate` hyperparameter: a sweep that changes that
+# hyperparameter between epochs restarts it there (lrjax.train.engine.hyperparams).  A
+# class attribute, set here because every assignment in a NamedTuple's body is a field
+# to a type checker.
+NewtonLRState.hyperparameter_fields = ("lr",)  # type: ignore[attr-defined]
 
 
 def five_losses(value_fn: Callable[..., Any], params: Any, direction: Any,
@@ -169,8 +174,8 @@ def five_losses(value_fn: Callable[..., Any], params: Any, direction: Any,
 
   losses = jax.vmap(f)(etas)
   if jnp.shape(losses) != jnp.shape(etas):
-    raise ValueError("`value_fn` must return a scalar loss, got shape "
-                     f"{jnp.shape(losses)[1:]}.")
+    raise ArgumentError("value_fn", "must return a scalar loss, got shape "
+                        f"{jnp.shape(losses)[1:]}.")
   return losses
 
 
@@ -179,10 +184,10 @@ def newton_lr(
     *,
     eps: float = 1e-5,
     delta: float = 1e-6,
-    min_lr: Optional[float] = _common.DEFAULT_MIN_LR,
-    max_lr: Optional[float] = _common.DEFAULT_MAX_LR,
-    denominator_tol: Optional[float] = None,
-    smoothing: Union[str, SmoothingRule] = "robust",
+    min_lr: float | None = _common.DEFAULT_MIN_LR,
+    max_lr: float | None = _common.DEFAULT_MAX_LR,
+    denominator_tol: float | None = None,
+    smoothing: str | SmoothingRule = "robust",
 ) -> optax.GradientTransformationExtraArgs:
   r"""Gradient descent whose rate follows Newton's method by finite differences.
 
@@ -255,14 +260,14 @@ def newton_lr(
 
   def update_fn(updates, state, params=None, *, value_fn=None, **extra_args):
     if value_fn is None:
-      raise TypeError(
-          "`newton_lr` needs the loss as a function of the params: call "
+      raise ArgumentTypeError(
+          "newton_lr", "needs the loss as a function of the params: call "
           "`update(updates, state, params, value_fn=loss_fn)` (`value_fn` is missing).")
     if not callable(value_fn):
-      raise TypeError(f"`value_fn` must be callable, got {type(value_fn).__name__}.")
+      raise ArgumentTypeError("value_fn", f"must be callable, got {type(value_fn).__name__}.")
     if params is None:
-      raise ValueError("`newton_lr` needs `params` to evaluate `value_fn` along the "
-                       "update direction.")
+      raise ArgumentError("newton_lr", "needs `params` to evaluate `value_fn` along the "
+                          "update direction.")
     fn_kwargs = _common.split_fn_kwargs(value_fn, extra_args)
     dtype = state.lr.dtype
     lr = state.lr

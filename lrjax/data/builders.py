@@ -62,7 +62,8 @@ def _bytes_tensor(shape):
                               encoding=tfds.features.Encoding.BYTES)
 
 
-class _LocalBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class _LocalBuilder(tfds.core.GeneratorBasedBuilder,  # type: ignore[call-arg]  # tfds's keyword
+                    skip_registration=True):
   """Base of the local-file builders: ``source`` is read when preparing, else unused."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -261,7 +262,7 @@ def _reusable(source: Source, data_dir, fingerprint: str):
 
 
 def prepare(source: Source, data_dir, *, damaged: str | None = None
-            ) -> "tfds.core.DatasetBuilder":
+            ) -> tfds.core.DatasetBuilder:
   """Prepares ``source`` into ``data_dir`` unless that very source is prepared already
   (and intact).
 

@@ -57,7 +57,7 @@ def parse_batch(data: bytes, path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _concat(parts):
-  xs, ys = zip(*parts)
+  xs, ys = zip(*parts, strict=True)
   return np.concatenate(xs), np.concatenate(ys)
 
 
@@ -80,7 +80,9 @@ def read_binary_archive(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
       for member in tar:
         name = os.path.basename(member.name)
         if member.isfile() and name in wanted:
-          found[name] = tar.extractfile(member).read()
+          file = tar.extractfile(member)
+          assert file is not None  # a regular file's member
+          found[name] = file.read()
   except (tarfile.TarError, gzip.BadGzipFile, EOFError, zlib.error, OSError) as err:
     raise CorruptDatasetError(path, f"unreadable tar archive ({err}).") from err
   missing = sorted(wanted - set(found))

@@ -18,6 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from lrjax.errors import ArgumentError
+
 
 class Dataset(NamedTuple):
   """Train/validation/test arrays, ready for ``jax.device_put``.
@@ -67,9 +69,9 @@ def check_fraction(name: str, value: float) -> float:
   try:
     value = float(value)
   except (TypeError, ValueError) as err:
-    raise ValueError(f"`{name}` must be a number in [0, 1), got {value!r}.") from err
+    raise ArgumentError(name, f"must be a number in [0, 1), got {value!r}.") from err
   if not 0.0 <= value < 1.0:
-    raise ValueError(f"`{name}` must be in [0, 1), got {value!r}.")
+    raise ArgumentError(name, f"must be in [0, 1), got {value!r}.")
   return value
 
 
@@ -126,7 +128,7 @@ def finish(name: str, splits: dict, *, num_classes: int | None, class_names=None
   validation_fraction = check_fraction("validation_fraction", validation_fraction)
   dtype = np.dtype(dtype)
   if not np.issubdtype(dtype, np.floating):
-    raise ValueError(f"`dtype` must be a floating dtype, got {dtype}.")
+    raise ArgumentError("dtype", f"must be a floating dtype, got {dtype}.")
   train_x, train_y = splits["train"]
   if "test" in splits:
     test_x, test_y = splits["test"]
@@ -143,6 +145,8 @@ def finish(name: str, splits: dict, *, num_classes: int | None, class_names=None
   is_image = parts[0].dtype == np.uint8
   scale = 1.0 / 255.0 if is_image else 1.0
   mean = std = None
+  gain: np.ndarray | np.float64
+  shift: np.ndarray | np.float64
   if normalize:
     mean, std = channel_moments(parts[0])
     mean, std = mean * scale, std * scale

@@ -51,7 +51,8 @@ class Source:
     if self.path.is_file():
       return [self.path]
     if self.layout == "idx":
-      return [idx.find(self.path, stem) for pair in idx.FILES.values() for stem in pair]
+      found = [idx.find(self.path, stem) for pair in idx.FILES.values() for stem in pair]
+      return [path for path in found if path is not None]  # a found source has them all
     if self.layout == "binary":
       return [self.path / n for n in cifar.TRAIN_BATCHES + (cifar.TEST_BATCH,)]
     return sorted(Path(root) / n for root, _, names in os.walk(self.path) for n in names)
@@ -157,7 +158,7 @@ def candidates(spec: DatasetSpec, source_dir=None, data_dir=None) -> list[tuple[
 
 def find(spec: DatasetSpec, source_dir=None, data_dir=None) -> tuple[Source | None, list[str]]:
   """The first `Source` found, and one line per place looked in (for error messages)."""
-  looked = []
+  looked: list[str] = []
   seen = set()
   for path, origin in candidates(spec, source_dir, data_dir):
     if path in seen:

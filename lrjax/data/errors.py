@@ -3,6 +3,8 @@ made from them) are damaged."""
 
 from __future__ import annotations
 
+from lrjax.errors import UsageError
+
 
 class DatasetNotFoundError(FileNotFoundError):
   """No local source files, no prepared copy, and no official download for a dataset.
@@ -26,10 +28,11 @@ class DatasetNotFoundError(FileNotFoundError):
     self.summary = summary or message.splitlines()[0]
 
 
-class CorruptDatasetError(ValueError):
+class CorruptDatasetError(UsageError):
   """A source file is damaged (bad magic number, truncated, CRC error, ...).
 
-  The message names the file; nothing of it has been trained on or cached.
+  The message names the file; nothing of it has been trained on or cached.  A
+  `lrjax.errors.UsageError` (so a ``ValueError``): the file is the user's to replace.
   """
 
   def __init__(self, path, problem: str):

@@ -56,7 +56,8 @@ def found_instead(name: str, source_dir) -> tuple[str, ...]:
 
 
 def _not_found(spec, source_dir, data_dir, looked, online: str) -> DatasetNotFoundError:
-  summary, missing, others = "", "", ()
+  summary, missing = "", ""
+  others: tuple[str, ...] = ()
   if source_dir is not None:
     missing = looked[0].split("): ", 1)[-1] if looked else ""  # "{path} ({origin}): {why}"
     others = found_instead(spec.name, source_dir)

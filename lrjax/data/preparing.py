@@ -26,8 +26,8 @@ import fcntl
 import logging
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from tensorflow_datasets.core import constants
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from lrjax.data.dataset import Dataset, finish
+from lrjax.errors import ArgumentError
 
 SHAPES = {
     "tiny": (8, 8, 1),
@@ -73,7 +74,7 @@ def synthetic(name_or_shape="tiny", num_train: int = 1000, num_test: int = 200,
   """
   name, shape = _shape(name_or_shape)
   if num_train < 1 or num_test < 1:
-    raise ValueError(f"`num_train` and `num_test` must be >= 1, got {num_train}, {num_test}.")
+    raise ArgumentError("num_train", f"and `num_test` must be >= 1, got {num_train}, {num_test}.")
   rng = np.random.default_rng(seed)
   n = num_train + num_test
   if len(shape) == 1:
@@ -85,7 +86,7 @@ def synthetic(name_or_shape="tiny", num_train: int = 1000, num_test: int = 200,
                   validation_fraction=validation_fraction, seed=seed,
                   normalize=normalize, dtype=dtype)
   if num_classes is None or num_classes < 2:
-    raise ValueError(f"`num_classes` must be >= 2 for images, got {num_classes}.")
+    raise ArgumentError("num_classes", f"must be >= 2 for images, got {num_classes}.")
   templates = _templates(rng, shape, num_classes)
   y = rng.integers(0, num_classes, size=n)
   brightness = rng.uniform(0.8, 1.2, size=(n, 1, 1, 1))

@@ -10,8 +10,7 @@ from lrjax import _extras
 
 _extras.require_train("lrjax.models")
 
-from lrjax.models.conv import (CONV_IMPLS, CONVS, ConvLayers, ConvPoolLayers,
-                               default_conv_impl)
+from lrjax.models.conv import CONV_IMPLS, CONVS, ConvLayers, ConvPoolLayers, default_conv_impl
 from lrjax.models.cost import count_params, flops_per_example
 from lrjax.models.im2col import Im2ColConv
 from lrjax.models.layers import Conv, max_pool_2x2

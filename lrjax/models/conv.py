@@ -20,11 +20,13 @@ same module name with `flax.linen.Conv`'s initialisers, so a parameter tree serv
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
 
+from lrjax.errors import ArgumentError
 from lrjax.models.im2col import Im2ColConv
 from lrjax.models.layers import Conv, max_pool_2x2
 
@@ -49,7 +51,7 @@ def default_conv_impl(backend: str | None = None) -> str:
 def check_conv_impl(conv_impl: str) -> None:
   """Raises ``ValueError`` naming ``conv_impl`` unless it is one of `CONV_IMPLS`."""
   if conv_impl not in CONV_IMPLS:
-    raise ValueError(f"`conv_impl` must be one of {CONV_IMPLS}, got {conv_impl!r}.")
+    raise ArgumentError("conv_impl", f"must be one of {CONV_IMPLS}, got {conv_impl!r}.")
 
 
 def resolve_conv(conv: ModuleDef | None, conv_impl: str = "auto") -> ModuleDef:

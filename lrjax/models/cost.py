@@ -12,12 +12,14 @@ falls back to an analytic count of the matrix products alone: 2 x (multiply-adds
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lrjax.errors import ArgumentError
 from lrjax.models.conv import CONVS
 
 FLOPS_METHODS = ("xla", "analytic")
@@ -63,7 +65,8 @@ def _analytic_flops(model: nn.Module, x: jax.ShapeDtypeStruct) -> float:
   def count(next_fun, args, kwargs, context):
     out = next_fun(*args, **kwargs)
     module = context.module
-    if context.method_name == "__call__" and isinstance(module, (nn.Dense,) + tuple(CONVS.values())):
+    has_kernel = isinstance(module, (nn.Dense, *CONVS.values()))
+    if context.method_name == "__call__" and has_kernel:
       kernel = module.variables["params"]["kernel"]
       # every output element is a dot product over the kernel's input extent
       total[0] += 2 * math.prod(out.shape) * math.prod(kernel.shape[:-1])
@@ -94,9 +97,9 @@ def flops_per_example(model: nn.Module, input_shape: Sequence[int], *,
     dtype: input dtype.
   """
   if method not in FLOPS_METHODS:
-    raise ValueError(f"`method` must be one of {FLOPS_METHODS}, got {method!r}.")
+    raise ArgumentError("method", f"must be one of {FLOPS_METHODS}, got {method!r}.")
   if int(batch_size) < 1:
-    raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+    raise ArgumentError("batch_size", f"must be a positive integer, got {batch_size!r}.")
   x = jax.ShapeDtypeStruct((int(batch_size),) + tuple(int(d) for d in input_shape), dtype)
   flops = _xla_flops(model, x) if method == "xla" else None
   if flops is None:

@@ -32,8 +32,8 @@ class Im2ColConv(ConvBase):
     h_out = (x.shape[1] - kh) // sh + 1
     w_out = (x.shape[2] - kw) // sw + 1
     # (N, Ho, Wo, kh*kw*cin), ordered (i, j, c) like kernel.reshape(kh*kw*cin, features).
-    patches = [x[:, i:i + sh * (h_out - 1) + 1:sh, j:j + sw * (w_out - 1) + 1:sw, :]
-               for i in range(kh) for j in range(kw)]
-    patches = patches[0] if len(patches) == 1 else jnp.concatenate(patches, axis=-1)
+    taps = [x[:, i:i + sh * (h_out - 1) + 1:sh, j:j + sw * (w_out - 1) + 1:sw, :]
+            for i in range(kh) for j in range(kw)]
+    patches = taps[0] if len(taps) == 1 else jnp.concatenate(taps, axis=-1)
     y = jnp.dot(patches.astype(dtype), kernel.reshape(kh * kw * cin, self.features).astype(dtype))
     return self.add_bias(y, dtype)

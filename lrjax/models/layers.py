@@ -28,13 +28,16 @@ scanned epoch compiles to:
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+from lrjax.errors import ArgumentError
 
 _CANONICAL = ("NHWC", "HWIO", "NHWC")
 
@@ -44,7 +47,7 @@ def _pairs(value, name: str) -> tuple[int, int]:
     return (value, value)
   value = tuple(int(v) for v in value)
   if len(value) != 2:
-    raise ValueError(f"`{name}` must be an int or a pair, got {value!r}.")
+    raise ArgumentError(name, f"must be an int or a pair, got {value!r}.")
   return value
 
 
@@ -152,13 +155,13 @@ def _kernel_grad(x, g, kernel_shape, strides, padding):
     taps = windows[..., ::sh, ::sw]  # (kh*kw, Cin, N, Ho, Wo)
     dk = jnp.dot(taps.reshape(kh * kw * cin, n * ho * wo), g2)
   else:
-    taps = [(i, j) for i in range(kh) for j in range(kw)]
-    groups = ([range(len(taps))] if cin == 1 else
-              np.array_split(np.arange(len(taps)), -(-len(taps) // _MAX_FUSED_CONCAT)))
+    offsets = [(i, j) for i in range(kh) for j in range(kw)]
+    groups = ([range(len(offsets))] if cin == 1 else
+              np.array_split(np.arange(len(offsets)), -(-len(offsets) // _MAX_FUSED_CONCAT)))
     parts = []
     for group in groups:
       rows = lax.concatenate([xt[:, :, i:i + hd:sh, j:j + wd:sw]
-                              for i, j in (taps[t] for t in group)], 0)  # (len*Cin, N, Ho, Wo)
+                              for i, j in (offsets[t] for t in group)], 0)  # (len*Cin, N, Ho, Wo)
       parts.append(jnp.dot(rows.reshape(len(group) * cin, n * ho * wo), g2))
     dk = parts[0] if len(parts) == 1 else lax.concatenate(parts, 0)
   return dk.reshape(kh, kw, cin, cout)
@@ -194,10 +197,11 @@ class ConvBase(nn.Module):
     kh, kw = _pairs(tuple(self.kernel_size), "kernel_size")
     strides = _pairs(self.strides, "strides")
     kernel = self.param("kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features))
+    padding: Sequence[tuple[int, int]]
     if isinstance(self.padding, str):
       if self.padding not in ("SAME", "VALID"):
-        raise ValueError(f"`padding` must be 'SAME', 'VALID', an int or pairs, "
-                         f"got {self.padding!r}.")
+        raise ArgumentError("padding", "must be 'SAME', 'VALID', an int or pairs, "
+                            f"got {self.padding!r}.")
       padding = lax.padtype_to_pads(x.shape[1:3], (kh, kw), strides, self.padding)
     elif isinstance(self.padding, int):
       padding = ((self.padding, self.padding),) * 2

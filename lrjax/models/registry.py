@@ -6,6 +6,7 @@ import dataclasses
 
 import flax.linen as nn
 
+from lrjax.errors import ArgumentError
 from lrjax.models.lenet import LeNet5
 from lrjax.models.linear import LinearRegression, LogisticRegression
 from lrjax.models.report import CifarCNN, MnistCNN
@@ -38,11 +39,11 @@ def get_model(name: str, **kwargs) -> nn.Module:
   """
   key = str(name).lower().replace("-", "_") if isinstance(name, str) else name
   if key not in MODELS:
-    raise ValueError(f"`name` must be one of {sorted(MODELS)}, got {name!r}.")
+    raise ArgumentError("name", f"must be one of {sorted(MODELS)}, got {name!r}.")
   cls = MODELS[key]
   options = [f.name for f in dataclasses.fields(cls) if f.name not in _MODULE_FIELDS]
   for option in kwargs:
     if option not in options:
-      raise ValueError(f"`{option}` is not an option of {key!r} ({cls.__name__}); "
-                       f"its options are {options}.")
+      raise ArgumentError(option, f"is not an option of {key!r} ({cls.__name__}); "
+                          f"its options are {options}.")
   return cls(**kwargs)

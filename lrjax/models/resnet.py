@@ -17,12 +17,13 @@ the four stages (the ``layer1..layer4`` of the PyTorch versions): ``dropout_rate
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from lrjax import _validation
+from lrjax.errors import ArgumentError
 from lrjax.models.conv import ConvLayers, ModuleDef
 
 NORMS = ("batch", "group", "none")
@@ -102,11 +103,11 @@ class ResNet18(ConvLayers):
     _validation.check_in_range("dropout_rate", self.dropout_rate, 0.0, 1.0, high_open=True)
     _validation.check_positive_int("num_filters", self.num_filters)
     if not self.stage_sizes:
-      raise ValueError("`stage_sizes` must not be empty.")
+      raise ArgumentError("stage_sizes", "must not be empty.")
     for size in self.stage_sizes:
       _validation.check_positive_int("stage_sizes", size)
     if self.norm not in NORMS:
-      raise ValueError(f"`norm` must be one of {NORMS}, got {self.norm!r}.")
+      raise ArgumentError("norm", f"must be one of {NORMS}, got {self.norm!r}.")
     super().__post_init__()
 
   @nn.compact

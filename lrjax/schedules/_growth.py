@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax import _validation
+from lrjax.errors import ArgumentError
 from lrjax.schedules._numerics import exp_times
 
 # exp(-104) is below the smallest normal float32: a decaying exponential is 0 from there.
@@ -56,8 +57,8 @@ def check_cap(cap_name: str, cap, low_name: str, low) -> None:
   if _validation.is_concrete(cap) and _validation.is_concrete(low):
     ratio = np.asarray(cap, np.float64) / np.asarray(low, np.float64)
     if not np.all(ratio <= MAX_CAP_RATIO):
-      raise ValueError(f"`{cap_name}` ({cap!r}) must be at most {MAX_CAP_RATIO:g} times "
-                       f"`{low_name}` ({low!r}).")
+      raise ArgumentError(cap_name, f"({cap!r}) must be at most {MAX_CAP_RATIO:g} times "
+                          f"`{low_name}` ({low!r}).")
 
 
 def refuse_growth(name: str, value, growth_if) -> None:
@@ -71,8 +72,8 @@ def refuse_growth(name: str, value, growth_if) -> None:
   except (TypeError, ValueError):
     return
   if grows:
-    raise ValueError(f"`{name}` = {value!r} makes the rate grow without bound: pass "
-                     "`lr_cap`, the largest rate allowed.")
+    raise ArgumentError(name, f"= {value!r} makes the rate grow without bound: pass "
+                        "`lr_cap`, the largest rate allowed.")
 
 
 def capped_exponential(r0, log_growth, lr_cap):

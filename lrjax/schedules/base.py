@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import collections.abc
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
+import chex
 import jax
 import jax.numpy as jnp
-import chex
 
 from lrjax import _validation
+from lrjax.errors import ArgumentError, ArgumentTypeError
 
 Schedule = Callable[[chex.Numeric], chex.Numeric]
 
@@ -46,14 +47,14 @@ def switch(schedules: Sequence[Schedule], index: chex.Numeric) -> Schedule:
     [0.005, 0.0081]
   """
   if not isinstance(schedules, collections.abc.Sequence) or isinstance(schedules, str):
-    raise _validation.ArgumentTypeError(
-        f"`schedules` must be a list of schedules, got {schedules!r}.")
+    raise ArgumentTypeError(
+        "schedules", f"must be a list of schedules, got {schedules!r}.")
   if len(schedules) == 0:
-    raise ValueError("`schedules` must not be empty.")
+    raise ArgumentError("schedules", "must not be empty.")
   for i, s in enumerate(schedules):
     if not callable(s):
-      raise _validation.ArgumentTypeError(
-          f"`schedules` must hold schedules (callables), got {s!r} at position {i}.")
+      raise ArgumentTypeError(
+          "schedules", f"must hold schedules (callables), got {s!r} at position {i}.")
   _validation.check_non_negative_int("index", index)
   _validation.check_less_equal("index", index, "len(schedules) - 1", len(schedules) - 1)
   branches = [lambda c, s=s: jnp.asarray(s(c), jnp.float32) for s in schedules]
@@ -84,14 +85,14 @@ def from_values(values) -> Schedule:
   except (TypeError, ValueError):  # ragged or otherwise not an array of numbers
     ok = False
   if not ok:
-    raise _validation.ArgumentTypeError(
-        f"`values` must be a non-empty 1-D sequence of numbers (rates), got {values!r}.")
+    raise ArgumentTypeError(
+        "values", f"must be a non-empty 1-D sequence of numbers (rates), got {values!r}.")
   table = table.astype(np.float32)  # as the schedule holds them
   bad = ~np.isfinite(table) | (table < 0)
   if bad.any():
     i = int(np.flatnonzero(bad)[0])
-    raise ValueError(f"`values` must be finite (in float32) and >= 0, got "
-                     f"{np.asarray(values)[i]!r} at step {i}.")
+    raise ArgumentError("values", "must be finite (in float32) and >= 0, got "
+                        f"{np.asarray(values)[i]!r} at step {i}.")
   rates = jnp.asarray(table, jnp.float32)
 
   def schedule(count):

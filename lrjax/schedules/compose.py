@@ -8,22 +8,23 @@ one base rate ``lr`` (PyTorch's ``ChainedScheduler`` of multiplicative scheduler
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from lrjax import _validation
+from lrjax.errors import ArgumentError
 from lrjax.schedules.base import Schedule
 
 
 def _check_schedules(schedules) -> None:
   if not isinstance(schedules, (list, tuple)) or len(schedules) == 0:
-    raise ValueError(f"`schedules` must be a non-empty list of schedules, got {schedules!r}.")
+    raise ArgumentError("schedules", f"must be a non-empty list of schedules, got {schedules!r}.")
   for i, s in enumerate(schedules):
     if not callable(s):
-      raise ValueError(f"`schedules[{i}]` must be a callable step -> lr, got {s!r}.")
+      raise ArgumentError(f"schedules[{i}]", f"must be a callable step -> lr, got {s!r}.")
 
 
 def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
@@ -43,13 +44,13 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
   _check_schedules(schedules)
   _validation.check_non_negative_int_list("boundaries", boundaries, allow_empty=True)
   if len(boundaries) != len(schedules) - 1:
-    raise ValueError(f"`boundaries` must have len(schedules) - 1 = {len(schedules) - 1} "
-                     f"entries, got {len(boundaries)}.")
+    raise ArgumentError("boundaries", f"must have len(schedules) - 1 = {len(schedules) - 1} "
+                        f"entries, got {len(boundaries)}.")
   for b in boundaries:
     _validation.check_non_negative_int("boundaries", b)
   if all(_validation.is_concrete(b) for b in boundaries):
     if not np.all(np.diff(np.asarray(boundaries, np.int64)) >= 0):
-      raise ValueError(f"`boundaries` must be non-decreasing, got {list(boundaries)!r}.")
+      raise ArgumentError("boundaries", f"must be non-decreasing, got {list(boundaries)!r}.")
   joined = optax.join_schedules(list(schedules), list(boundaries))
 
   def schedule(count):

@@ -6,8 +6,9 @@ import jax.numpy as jnp
 
 from lrjax import _validation
 from lrjax.schedules._numerics import cosine_weights
+from lrjax.schedules._numerics import f32 as _f32
+from lrjax.schedules._numerics import float_step as _step
 from lrjax.schedules.base import Schedule
-from lrjax.schedules._numerics import f32 as _f32, float_step as _step
 
 
 def _cosine(min_lr, max_lr, elapsed, length):

@@ -20,14 +20,15 @@ window is ``1 - (2x - 1)^2`` and the Hann window ``sin^2(pi x)``.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from lrjax import _validation
 from lrjax.schedules import _growth
+from lrjax.schedules._numerics import f32 as _f32
 from lrjax.schedules._numerics import pow_f32
 from lrjax.schedules.base import Schedule
-from lrjax.schedules._numerics import f32 as _f32
 
 MODES = ("triangular", "triangular2", "exp_range")
 WINDOWS = ("triangular", "welch", "hann")
@@ -98,6 +99,7 @@ def cyclical(min_lr: float, max_lr: float, step_size: float, *,
       w = jnp.sin(0.5 * jnp.pi * u) ** 2  # (1 - cos(pi u)) / 2, accurate near 0
     else:
       w = u
+    scale: jax.Array | float
     if mode == "triangular2":
       cycle = jnp.round((t - pos) / total) + 1.0
       scale = jnp.exp2(1.0 - cycle)

@@ -13,8 +13,9 @@ import numpy as np
 from lrjax import _validation
 from lrjax.schedules import _growth
 from lrjax.schedules._numerics import exp_times, pow_f32
+from lrjax.schedules._numerics import f32 as _f32
+from lrjax.schedules._numerics import float_step as _step
 from lrjax.schedules.base import Schedule
-from lrjax.schedules._numerics import f32 as _f32, float_step as _step
 
 
 def _check_drop(drop) -> None:

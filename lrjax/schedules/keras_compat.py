@@ -14,10 +14,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax import _validation
+from lrjax.errors import ArgumentError
 from lrjax.schedules import _growth
 from lrjax.schedules._numerics import cosine_weights, linear_weights
+from lrjax.schedules._numerics import f32 as _f32
+from lrjax.schedules._numerics import float_step as _step
 from lrjax.schedules.base import Schedule
-from lrjax.schedules._numerics import f32 as _f32, float_step as _step
 
 
 def piecewise_constant_decay(boundaries, values) -> Schedule:
@@ -41,12 +43,12 @@ def piecewise_constant_decay(boundaries, values) -> Schedule:
     _validation.check_non_negative_int_list("boundaries", boundaries)
     marks = np.asarray(boundaries)
     if not np.all(np.diff(marks) > 0):
-      raise ValueError(f"`boundaries` must be increasing, got {boundaries!r}.")
+      raise ArgumentError("boundaries", f"must be increasing, got {boundaries!r}.")
   _validation.check_non_negative_list("values", values)
   if _validation.is_concrete(values) and _validation.is_concrete(boundaries):
     if np.shape(values)[-1:] != (np.shape(boundaries)[-1] + 1,):
-      raise ValueError(f"`values` must have len(boundaries) + 1 = {len(boundaries) + 1} "
-                       f"entries, got {np.shape(values)}.")
+      raise ArgumentError("values", f"must have len(boundaries) + 1 = {len(boundaries) + 1} "
+                          f"entries, got {np.shape(values)}.")
 
   def schedule(count):
     t = _step(count)
@@ -180,7 +182,8 @@ def keras_cosine_decay_restarts(initial_learning_rate: float, first_decay_steps:
 def keras_exponential_decay(initial_learning_rate: float, decay_steps: float,
                             decay_rate: float, staircase: bool = False, *,
                             lr_cap: float | None = None) -> Schedule:
-  r"""Keras' ``ExponentialDecay``: :math:`lr_0\,r^{t / D}` (``staircase``: :math:`r^{\lfloor t/D \rfloor}`).
+  r"""Keras' ``ExponentialDecay``: :math:`lr_0\,r^{t / D}`
+  (``staircase``: :math:`r^{\lfloor t/D \rfloor}`).
 
   ``decay_rate > 1`` grows and needs ``lr_cap`` (the rate is then ``min(.., lr_cap)``).
   The exponential is evaluated with a stopped clock (``lrjax.schedules._growth``), so the
@@ -197,8 +200,8 @@ def keras_exponential_decay(initial_learning_rate: float, decay_steps: float,
   _validation.check_bool("staircase", staircase)
   grows = _validation.is_concrete(decay_rate) and np.any(np.asarray(decay_rate) > 1)
   if grows and lr_cap is None:
-    raise ValueError(f"`decay_rate` = {decay_rate!r} > 1 makes the rate grow without "
-                     "bound: pass `lr_cap`, the largest rate allowed.")
+    raise ArgumentError("decay_rate", f"= {decay_rate!r} > 1 makes the rate grow without "
+                        "bound: pass `lr_cap`, the largest rate allowed.")
   if lr_cap is None:  # a decay: the cap is the initial rate (finite at every step)
     lr_cap = initial_learning_rate
   else:

@@ -27,11 +27,12 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from lrjax import _validation
+from lrjax.errors import ArgumentError
 from lrjax.schedules._numerics import cosine_weights, linear_weights
+from lrjax.schedules._numerics import f32 as _f32
 from lrjax.schedules.base import Schedule
 from lrjax.schedules.cyclical import MODES, cyclical
 from lrjax.schedules.one_cycle import ANNEAL_STRATEGIES, check_cycle_steps
-from lrjax.schedules._numerics import f32 as _f32
 
 
 def _check_momenta(base_momentum, max_momentum) -> None:
@@ -57,8 +58,8 @@ def one_cycle_momentum(total_steps: int, *, pct_start: float = 0.3,
     [0.95, 0.85, 0.95]
   """
   if anneal_strategy not in ANNEAL_STRATEGIES:
-    raise ValueError(f"`anneal_strategy` must be one of {ANNEAL_STRATEGIES}, "
-                     f"got {anneal_strategy!r}.")
+    raise ArgumentError("anneal_strategy", f"must be one of {ANNEAL_STRATEGIES}, "
+                        f"got {anneal_strategy!r}.")
   _validation.check_positive_int("total_steps", total_steps)
   _validation.check_in_range("pct_start", pct_start, 0.0, 1.0)
   _check_momenta(base_momentum, max_momentum)
@@ -85,6 +86,7 @@ def one_cycle_momentum(total_steps: int, *, pct_start: float = 0.3,
       w_start, w_end = weights(elapsed, safe_span)
       here = m_start * w_start + m_end * w_end
       value = here if value is None else jnp.where(t <= end, here, value)
+    assert value is not None  # a schedule has at least one phase
     return value.astype(jnp.float32)
 
   return schedule
@@ -154,7 +156,7 @@ def cyclical_momentum(step_size: float, *, step_size_down: float | None = None,
     [0.9, 0.85, 0.8, 0.9]
   """
   if mode not in MODES:
-    raise ValueError(f"`mode` must be one of {MODES}, got {mode!r}.")
+    raise ArgumentError("mode", f"must be one of {MODES}, got {mode!r}.")
   _check_momenta(base_momentum, max_momentum)
   _validation.check_positive("step_size", step_size)
   if step_size_down is not None:

@@ -3,15 +3,17 @@ hyper-parameters", 2018): Smith's three linear phases, and PyTorch's ``OneCycleL
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from lrjax import _validation
-from lrjax.schedules._numerics import (
-    cosine_weights, floor_frac, linear_weights, two_product)
-from lrjax.schedules.base import Schedule
+from lrjax.errors import ArgumentError
+from lrjax.schedules._numerics import cosine_weights, floor_frac, linear_weights, two_product
 from lrjax.schedules._numerics import f32 as _f32
+from lrjax.schedules.base import Schedule
 
 ANNEAL_STRATEGIES = ("cos", "linear")
 
@@ -23,8 +25,8 @@ def check_cycle_steps(step_size, total_steps) -> None:
   _validation.check_positive_int("total_steps", total_steps)
   if _validation.is_concrete(step_size) and _validation.is_concrete(total_steps):
     if not np.all(2 * np.asarray(step_size) <= np.asarray(total_steps)):
-      raise ValueError(f"`total_steps` ({total_steps!r}) must be >= 2 * `step_size` "
-                       f"({step_size!r}).")
+      raise ArgumentError("total_steps", f"({total_steps!r}) must be >= 2 * `step_size` "
+                          f"({step_size!r}).")
 
 
 def one_cycle(min_lr: float, max_lr: float, step_size: int, total_steps: int,
@@ -132,6 +134,7 @@ def one_cycle_torch(max_lr: float, total_steps: int, *, pct_start: float = 0.3,
   # 2 * 0.3 * 95 - 2 = 55.000004 instead of 54.99999999999999 puts step 55 in the
   # wrong phase.)  A traced pct_start is exact as float32 times T (`two_product`).
   num_phases = 3 if three_phase else 2
+  bounds: list[tuple[Any, Any]]
   if _validation.is_concrete(pct_start) and _validation.is_concrete(total_steps):
     pct, total_ = float(pct_start), float(total_steps)
     ends = [pct * total_ - 1.0, 2.0 * pct * total_ - 2.0][:num_phases - 1]
@@ -140,8 +143,8 @@ def one_cycle_torch(max_lr: float, total_steps: int, *, pct_start: float = 0.3,
     p, err = two_product(_f32(pct_start), _f32(total_steps))
     fl, fr = floor_frac(p, err)
     carry = jnp.floor(2.0 * fr)  # 2 * frac may reach 1
-    ends = [(fl - 1.0, fr), (2.0 * fl - 2.0 + carry, 2.0 * fr - carry)]
-    bounds = [(0.0, 0.0)] + ends[:num_phases - 1] + [(_f32(total_steps) - 1.0, 0.0)]
+    end_pairs = [(fl - 1.0, fr), (2.0 * fl - 2.0 + carry, 2.0 * fr - carry)]
+    bounds = [(0.0, 0.0), *end_pairs[:num_phases - 1], (_f32(total_steps) - 1.0, 0.0)]
   floors = [_f32(fl) for fl, _ in bounds]
   fracs = [_f32(fr) for _, fr in bounds]
   spans = [(floors[i + 1] - floors[i]) + (fracs[i + 1] - fracs[i])
@@ -172,6 +175,7 @@ def one_cycle_torch(max_lr: float, total_steps: int, *, pct_start: float = 0.3,
       w_start, w_end = weights(elapsed, jnp.where(empty, 1.0, span), remaining)
       value = lr_start * w_start + lr_end * w_end
       lr = value if lr is None else jnp.where(t <= floors[i + 1], value, lr)
+    assert lr is not None  # a schedule has at least one phase
     # the interpolation weights' rounding must not take the rate below its floor
     floor = jnp.minimum(jnp.minimum(initial, peak), minimum)
     return jnp.maximum(lr, floor).astype(jnp.float32)

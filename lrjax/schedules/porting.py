@@ -19,23 +19,35 @@ the step: it is ``lrjax.strategies.from_torch("ReduceLROnPlateau", ...)``.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax.numpy as jnp
 
 from lrjax import _validation
+from lrjax.errors import ArgumentError
 from lrjax.schedules.base import Schedule
 from lrjax.schedules.compose import chained, join
 from lrjax.schedules.cosine import cosine_annealing, cosine_warm_restarts
 from lrjax.schedules.cyclical import cyclical
 from lrjax.schedules.decay import polynomial_decay, step_decay
 from lrjax.schedules.keras_compat import (
-    keras_cosine_decay, keras_cosine_decay_restarts, keras_exponential_decay,
-    keras_inverse_time_decay, keras_polynomial_decay, piecewise_constant_decay)
+  keras_cosine_decay,
+  keras_cosine_decay_restarts,
+  keras_exponential_decay,
+  keras_inverse_time_decay,
+  keras_polynomial_decay,
+  piecewise_constant_decay,
+)
 from lrjax.schedules.one_cycle import one_cycle_torch
 from lrjax.schedules.torch_compat import (
-    constant_lr, exponential_lr, lambda_lr, linear_lr, multi_step_lr, multiplicative_lr)
-
+  constant_lr,
+  exponential_lr,
+  lambda_lr,
+  linear_lr,
+  multi_step_lr,
+  multiplicative_lr,
+)
 
 # -- PyTorch adapters: PyTorch's argument names and defaults, minus the optimizer -------
 
@@ -299,7 +311,7 @@ def per_epoch(schedule: Schedule, steps_per_epoch: int) -> Schedule:
     [0.1, 0.1, 0.01]
   """
   if not callable(schedule):
-    raise ValueError(f"`schedule` must be a callable step -> lr, got {schedule!r}.")
+    raise ArgumentError("schedule", f"must be a callable step -> lr, got {schedule!r}.")
   _validation.check_positive_int("steps_per_epoch", steps_per_epoch)
 
   def schedule_by_count(count):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -41,6 +42,7 @@ def lr_range_test(init_lr: float, max_lr: float, num_steps: int) -> Schedule:
     init = jnp.asarray(init_lr, jnp.float32)
     # log(q) = log(max / init) / n, in float64 when concrete; exp_times(log q, i)
     # then keeps the float32 result within a few ulps of init * q**i.
+    log_q: np.ndarray | jax.Array
     if concrete:
       log_q = (np.log(np.asarray(max_lr, np.float64) / np.asarray(init_lr, np.float64))
                / np.asarray(num_steps, np.float64))

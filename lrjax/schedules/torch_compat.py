@@ -11,18 +11,20 @@ PyTorch's recursive updates agree with them to ~1e-15.  The other schedulers are
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from lrjax import _validation
+from lrjax.errors import ArgumentError
 from lrjax.schedules import _growth
+from lrjax.schedules._numerics import f32 as _f32
+from lrjax.schedules._numerics import float_step as _step
 from lrjax.schedules._numerics import linear_weights, pow_f32
 from lrjax.schedules.base import Schedule
 from lrjax.schedules.decay import exponential_decay
-from lrjax.schedules._numerics import f32 as _f32, float_step as _step
 
 
 def multi_step_lr(lr: float, milestones, gamma: float = 0.1) -> Schedule:
@@ -50,7 +52,7 @@ def multi_step_lr(lr: float, milestones, gamma: float = 0.1) -> Schedule:
       top = float(np.max(np.asarray(lr, np.float64) * np.maximum(
           np.asarray(gamma, np.float64), 1.0) ** marks.size))
       if not top < float(np.finfo(np.float32).max):
-        raise ValueError(f"`gamma` ({gamma!r}) ** len(milestones) overflows float32.")
+        raise ArgumentError("gamma", f"({gamma!r}) ** len(milestones) overflows float32.")
 
   def schedule(count):
     t = _step(count)
@@ -124,12 +126,12 @@ def _tabulate(name: str, fn: Callable, num_steps, first: int) -> np.ndarray:
   try:
     table = np.asarray([float(fn(k)) for k in range(first, int(num_steps) + 1)], np.float64)
   except Exception as err:  # the user's function: say which argument failed
-    raise ValueError(f"`{name}` could not be evaluated at the steps {first}.."
-                     f"{int(num_steps)}: {err}") from err
+    raise ArgumentError(name, f"could not be evaluated at the steps {first}.."
+                        f"{int(num_steps)}: {err}") from err
   if not (np.all(np.isfinite(table)) and np.all(table >= 0)
           and np.all(table <= _validation.F32_MAX)):
-    raise ValueError(f"`{name}` must give finite (float32) factors >= 0 at every step "
-                     f"{first}..{int(num_steps)}.")
+    raise ArgumentError(name, "must give finite (float32) factors >= 0 at every step "
+                        f"{first}..{int(num_steps)}.")
   return table
 
 
@@ -142,22 +144,22 @@ def _probe(name: str, fn: Callable, lr) -> None:
     out = jax.eval_shape(fn, jax.ShapeDtypeStruct((), jnp.int32))
     factor = fn(jnp.zeros((), jnp.int32))
   except Exception as err:  # the user's function: say which argument failed
-    raise ValueError(f"`{name}` must be a jax.numpy function of the int32 step (or pass "
-                     f"`num_steps` to evaluate it in Python): {type(err).__name__}: "
-                     f"{err}") from err
+    raise ArgumentError(name, "must be a jax.numpy function of the int32 step (or pass "
+                        f"`num_steps` to evaluate it in Python): {type(err).__name__}: "
+                        f"{err}") from err
   if (not isinstance(out, jax.ShapeDtypeStruct) or out.shape != ()
       or not (jnp.issubdtype(out.dtype, jnp.floating)
               or jnp.issubdtype(out.dtype, jnp.integer))):
-    raise ValueError(f"`{name}` must return one real number per step, got "
-                     f"{getattr(out, 'shape', out)!r} for a scalar step.")
+    raise ArgumentError(name, "must return one real number per step, got "
+                        f"{getattr(out, 'shape', out)!r} for a scalar step.")
   if not _validation.is_concrete(factor):  # closes over a traced (vmapped) value
     return
   factor = np.asarray(factor, np.float64)
   top = (factor * np.asarray(lr, np.float64) if _validation.is_concrete(lr) else factor)
   if not (np.isfinite(factor) and 0 <= factor < _validation.F32_MAX
           and abs(top) < _validation.F32_MAX):
-    raise ValueError(f"`{name}` must give a finite factor >= 0 (with lr * factor finite "
-                     f"in float32), got {float(factor)!r} at step 0.")
+    raise ArgumentError(name, "must give a finite factor >= 0 (with lr * factor finite "
+                        f"in float32), got {float(factor)!r} at step 0.")
 
 
 def _lookup(table: np.ndarray, count):
@@ -186,16 +188,16 @@ def lambda_lr(lr: float, lr_lambda: Callable, num_steps: int | None = None) -> S
   """
   _validation.check_positive("lr", lr)
   if not callable(lr_lambda):
-    raise ValueError(f"`lr_lambda` must be a callable step -> factor, got {lr_lambda!r}.")
+    raise ArgumentError("lr_lambda", f"must be a callable step -> factor, got {lr_lambda!r}.")
   if num_steps is not None:
     table = _tabulate("lr_lambda", lr_lambda, num_steps, first=0)
     if _validation.is_concrete(lr) and not np.max(table) * float(lr) < _validation.F32_MAX:
-      raise ValueError("`lr_lambda`: lr times its largest factor overflows float32.")
+      raise ArgumentError("lr_lambda", ": lr times its largest factor overflows float32.")
 
-    def schedule(count):
+    def tabulated(count):
       return (_f32(lr) * _lookup(table, count)).astype(jnp.float32)
 
-    return schedule
+    return tabulated
   _probe("lr_lambda", lr_lambda, lr)
 
   def schedule(count):
@@ -224,13 +226,14 @@ def multiplicative_lr(lr: float, lr_lambda: Callable, num_steps: int) -> Schedul
   """
   _validation.check_positive("lr", lr)
   if not callable(lr_lambda):
-    raise ValueError(f"`lr_lambda` must be a callable step -> factor, got {lr_lambda!r}.")
+    raise ArgumentError("lr_lambda", f"must be a callable step -> factor, got {lr_lambda!r}.")
   factors = _tabulate("lr_lambda", lr_lambda, num_steps, first=1)
   table = np.concatenate([[1.0], np.cumprod(factors)])
   top = np.max(table) * (np.max(np.asarray(lr, np.float64))
                          if _validation.is_concrete(lr) else 1.0)
   if not top < np.finfo(np.float32).max:
-    raise ValueError("`lr_lambda`: lr times the product of its factors overflows float32.")
+    raise ArgumentError("lr_lambda",
+                        ": lr times the product of its factors overflows float32.")
 
   def schedule(count):
     return (_f32(lr) * _lookup(table, count)).astype(jnp.float32)
@@ -255,8 +258,8 @@ def exponential_lr(lr: float, gamma: float, *, lr_cap: float | None = None) -> S
   _validation.check_positive("lr", lr)
   _validation.check_positive("gamma", gamma)
   if lr_cap is None and _validation.is_concrete(gamma) and np.any(np.asarray(gamma) > 1):
-    raise ValueError(f"`gamma` = {gamma!r} > 1 makes the rate grow without bound: pass "
-                     "`lr_cap`, the largest rate allowed.")
+    raise ArgumentError("gamma", f"= {gamma!r} > 1 makes the rate grow without bound: pass "
+                        "`lr_cap`, the largest rate allowed.")
   if lr_cap is None:  # a decay: capped at lr, which costs nothing and stops the clock
     lr_cap = lr       # where gamma ** t underflows (finite at every int32 step)
   else:

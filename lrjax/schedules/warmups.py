@@ -14,9 +14,10 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from lrjax import _validation
+from lrjax.errors import ArgumentError
 from lrjax.schedules._numerics import cosine_weights, exp_times, linear_weights
-from lrjax.schedules.base import Schedule
 from lrjax.schedules._numerics import f32 as _f32
+from lrjax.schedules.base import Schedule
 
 WARMUPS = ("linear", "cosine", "exponential")
 COOLDOWNS = ("linear", "cosine", "1-sqrt")
@@ -24,7 +25,7 @@ COOLDOWNS = ("linear", "cosine", "1-sqrt")
 
 def _check_choice(name, value, choices):
   if value not in choices:
-    raise ValueError(f"`{name}` must be one of {choices}, got {value!r}.")
+    raise ArgumentError(name, f"must be one of {choices}, got {value!r}.")
 
 
 def _ramp(kind, start, end, elapsed, length):
@@ -60,7 +61,7 @@ def warmup(schedule: Schedule, warmup_steps: int, *, init_lr: float = 0.0,
     [0.0, 0.05, 0.1, 0.05]
   """
   if not callable(schedule):
-    raise ValueError(f"`schedule` must be a callable step -> lr, got {schedule!r}.")
+    raise ArgumentError("schedule", f"must be a callable step -> lr, got {schedule!r}.")
   _check_choice("kind", kind, WARMUPS)
   _validation.check_non_negative_int("warmup_steps", warmup_steps)
   if kind == "exponential":

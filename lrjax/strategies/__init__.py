@@ -20,14 +20,29 @@ applies the minus twice and ascends.  Use the complete optimizers or `with_strat
 
 from lrjax.strategies import rules
 from lrjax.strategies.compose import (
-    MultiStepsStrategyState, PendingSignal, multi_steps, with_strategy)
+    MultiStepsStrategyState,
+    PendingSignal,
+    multi_steps,
+    with_strategy,
+)
 from lrjax.strategies.optimizers import adagrad, adam, adamw, rmsprop, sgd
 from lrjax.strategies.rules import Statistics, switch_rule
 from lrjax.strategies.strategy import (
-    BUILTIN_RULES, RULES, Rule, StrategyState, by_cutoff, by_epoch, by_oscillate,
-    current_index, current_lr, fixed, on_plateau, scale_by_strategy, strategy_state)
-from lrjax.strategies.torch_plateau import (
-    TorchPlateauState, from_torch, reduce_lr_on_plateau)
+    BUILTIN_RULES,
+    RULES,
+    Rule,
+    StrategyState,
+    by_cutoff,
+    by_epoch,
+    by_oscillate,
+    current_index,
+    current_lr,
+    fixed,
+    on_plateau,
+    scale_by_strategy,
+    strategy_state,
+)
+from lrjax.strategies.torch_plateau import TorchPlateauState, from_torch, reduce_lr_on_plateau
 
 __all__ = [
     "RULES", "Rule", "BUILTIN_RULES", "StrategyState", "scale_by_strategy",

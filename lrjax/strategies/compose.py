@@ -56,6 +56,7 @@ import numpy as np
 import optax
 
 from lrjax import _validation
+from lrjax.errors import ArgumentError, ArgumentTypeError
 
 _SIGN_HINT = (
     "chained with a strategy (which multiplies by -lr) the minus is applied twice and "
@@ -104,21 +105,21 @@ def with_strategy(inner: optax.GradientTransformation,
     >>> with_strategy(optax.sgd(1.0), by_epoch(seq1(0.01)))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: `inner` already scales its updates by a negative rate ...
+    lrjax.errors.ArgumentError: `inner` already scales its updates by a negative rate ...
   """
   for name, tx in (("inner", inner), ("strategy", strategy)):
     if not isinstance(tx, optax.GradientTransformation):
-      raise _validation.ArgumentTypeError(
-          f"`{name}` must be an optax.GradientTransformation, got {tx!r}.")
+      raise ArgumentTypeError(
+          name, f"must be an optax.GradientTransformation, got {tx!r}.")
   _validation.check_bool("check_sign", check_sign)
   chained = optax.chain(inner, strategy)
   if not check_sign:
     return chained
 
   def refuse():
-    raise ValueError(f"`inner` already scales its updates by a negative rate (its first "
-                     f"update of a positive gradient is negative, as optax.sgd(lr) "
-                     f"gives): {_SIGN_HINT}")
+    raise ArgumentError("inner", "already scales its updates by a negative rate (its first "
+                        f"update of a positive gradient is negative, as optax.sgd(lr) "
+                        f"gives): {_SIGN_HINT}")
 
   verdict = _first_update_descends(inner, jnp.zeros((), jnp.float32))
   if verdict:
@@ -164,8 +165,8 @@ def multi_steps(opt: optax.GradientTransformation, every_k_schedule,
     >>> tx = multi_steps(sgd(seq1(0.1), "epoch"), every_k_schedule=4)
   """
   if not isinstance(opt, optax.GradientTransformation):
-    raise _validation.ArgumentTypeError(
-        f"`opt` must be an optax.GradientTransformation, got {opt!r}.")
+    raise ArgumentTypeError(
+        "opt", f"must be an optax.GradientTransformation, got {opt!r}.")
   if not callable(every_k_schedule):  # optax: an int, or a function step -> int
     _validation.check_positive_int("every_k_schedule", every_k_schedule)
   ms = optax.MultiSteps(opt, every_k_schedule, **multi_steps_kwargs)

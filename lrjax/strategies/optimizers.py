@@ -1,4 +1,5 @@
-r"""Complete optimizers driven by a strategy: ``sgd``, ``adam``, ``adamw``, ``rmsprop``, ``adagrad``.
+r"""Complete optimizers driven by a strategy: ``sgd``, ``adam``, ``adamw``, ``rmsprop``,
+``adagrad``.
 
 Each is ``optax.chain(direction, scale_by_strategy(sequence, rule, ...))``: the optax
 transformation that computes the update *direction* without the rate (``optax.trace``,

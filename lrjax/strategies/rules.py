@@ -30,14 +30,15 @@ to compare to (``stats.num_observations > 0``).
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, NamedTuple, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrjax import _validation
+from lrjax.errors import ArgumentError, ArgumentTypeError
 
 
 class Statistics(NamedTuple):
@@ -65,7 +66,7 @@ class Statistics(NamedTuple):
   cutoff: jax.Array
   num_observations: jax.Array
   num_boundaries: jax.Array
-  index: jax.Array
+  index: jax.Array  # type: ignore[assignment]  # a field named like tuple's method, by design
   plateau_reached: jax.Array
 
 
@@ -126,21 +127,21 @@ def switch_rule(rules: Sequence[RuleFn], index: chex.Numeric) -> RuleFn:
     >>> switch_rule((epoch, plateau), 2)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: `index` must be an integer in [0, 2), got 2.
+    lrjax.errors.ArgumentError: `index` must be an integer in [0, 2), got 2.
   """
   if isinstance(rules, (str, bytes)) or not isinstance(rules, Iterable):
-    raise _validation.ArgumentTypeError(
-        f"`rules` must be a non-empty sequence of functions Statistics -> bool, "
+    raise ArgumentTypeError(
+        "rules", "must be a non-empty sequence of functions Statistics -> bool, "
         f"got {rules!r}.")
   rules = tuple(rules)
   if not rules or not all(callable(r) for r in rules):
-    raise ValueError(f"`rules` must be a non-empty sequence of functions "
-                     f"Statistics -> bool, got {rules!r}.")
+    raise ArgumentError("rules", "must be a non-empty sequence of functions "
+                        f"Statistics -> bool, got {rules!r}.")
   if not isinstance(index, jax.core.Tracer):
     arr = np.asarray(index)
     if (isinstance(index, (bool, np.bool_)) or arr.dtype.kind not in "iu"
         or arr.shape != () or not 0 <= int(arr) < len(rules)):
-      raise ValueError(f"`index` must be an integer in [0, {len(rules)}), got {index!r}.")
+      raise ArgumentError("index", f"must be an integer in [0, {len(rules)}), got {index!r}.")
     if isinstance(index, (int, np.integer)):
       return rules[int(index)]
   branches = [lambda s, r=r: decide(r, s) for r in rules]

@@ -113,7 +113,8 @@ vmapped program.
 from __future__ import annotations
 
 import enum
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import chex
 import jax
@@ -122,6 +123,7 @@ import numpy as np
 import optax
 
 from lrjax import _validation
+from lrjax.errors import ArgumentError, ArgumentTypeError
 from lrjax.strategies import rules
 
 Sequence = Callable[[chex.Numeric], chex.Numeric]
@@ -165,7 +167,7 @@ class StrategyState(NamedTuple):
   cannot hold); counters are int32.
   """
 
-  index: jax.Array
+  index: jax.Array  # type: ignore[assignment]  # a field named like tuple's method, by design
   lr: jax.Array
   cutoff: jax.Array
   prev_loss: jax.Array
@@ -201,20 +203,20 @@ def _rule_code(rule: Any) -> Any:
   if isinstance(rule, str):
     name = rule.lower()
     if name not in RULES:
-      raise ValueError(f"`rule` must be one of {RULES} or a `Rule` code, got {rule!r}.")
+      raise ArgumentError("rule", f"must be one of {RULES} or a `Rule` code, got {rule!r}.")
     return int(Rule[name.upper()])
   if isinstance(rule, (bool, np.bool_)):
-    raise ValueError(f"`rule` must be one of {RULES} or a `Rule` code, got {rule!r}.")
+    raise ArgumentError("rule", f"must be one of {RULES} or a `Rule` code, got {rule!r}.")
   if _validation.is_concrete(rule):
     try:
       arr = np.asarray(rule)
     except (TypeError, ValueError) as err:
-      raise ValueError(f"`rule` must be one of {RULES} or a `Rule` code, "
-                       f"got {rule!r}.") from err
+      raise ArgumentError("rule", f"must be one of {RULES} or a `Rule` code, "
+                          f"got {rule!r}.") from err
     if (arr.dtype.kind not in "iu" or arr.shape != ()
         or not 0 <= int(arr) <= max(Rule)):
-      raise ValueError(f"`rule` must be one of {RULES} or an integer `Rule` code "
-                       f"in [0, {max(Rule)}], got {rule!r}.")
+      raise ArgumentError("rule", f"must be one of {RULES} or an integer `Rule` code "
+                          f"in [0, {max(Rule)}], got {rule!r}.")
     if isinstance(rule, (int, np.integer)):
       return int(rule)
   return jnp.clip(jnp.asarray(rule, jnp.int32), 0, max(Rule))
@@ -222,13 +224,13 @@ def _rule_code(rule: Any) -> Any:
 
 def _check_sequence(sequence: Any) -> None:
   if not callable(sequence):
-    raise ValueError(f"`sequence` must be a callable n -> lr, got {sequence!r}.")
+    raise ArgumentError("sequence", f"must be a callable n -> lr, got {sequence!r}.")
   lr0 = sequence(jnp.asarray(0, jnp.int32))
   if _validation.is_concrete(lr0):
     arr = np.asarray(lr0, np.float64)
     if arr.shape != () or not np.isfinite(arr) or arr <= 0:
-      raise ValueError(f"`sequence` must give a finite scalar rate > 0 at index 0, "
-                       f"got {lr0!r}.")
+      raise ArgumentError("sequence", "must give a finite scalar rate > 0 at index 0, "
+                          f"got {lr0!r}.")
 
 
 def scale_by_strategy(
@@ -529,8 +531,8 @@ def register_state(cls: type) -> type:
   strategy's state class with ``lr`` and ``index`` attributes).  Returns ``cls``."""
   missing = [a for a in ("lr", "index") if not hasattr(cls, a)]
   if missing:
-    raise _validation.ArgumentTypeError(
-        f"`cls` must have `lr` and `index` attributes to be a strategy state; "
+    raise ArgumentTypeError(
+        "cls", "must have `lr` and `index` attributes to be a strategy state; "
         f"{cls.__name__} lacks {missing}.")
   if cls not in _STATE_TYPES:
     _STATE_TYPES.append(cls)

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import optax
 
 from lrjax import _validation
+from lrjax.errors import ArgumentError
 from lrjax.schedules._numerics import pow_f32
 from lrjax.strategies.strategy import register_state
 
@@ -66,7 +67,7 @@ class TorchPlateauState(NamedTuple):
   nonfinite: jax.Array
 
   @property
-  def index(self) -> jax.Array:
+  def index(self) -> jax.Array:  # type: ignore[override]  # lrjax's `index`, not tuple's
     """The position in the rate's sequence ``lr0 factor^n``: ``num_reductions`` (what
     `lrjax.strategies.current_index` reads, as ``index`` of every lrjax strategy)."""
     return self.num_reductions
@@ -77,7 +78,7 @@ register_state(TorchPlateauState)
 
 def _choice(name, value, choices):
   if value not in choices:
-    raise ValueError(f"`{name}` must be one of {choices}, got {value!r}.")
+    raise ArgumentError(name, f"must be one of {choices}, got {value!r}.")
 
 
 def reduce_lr_on_plateau(

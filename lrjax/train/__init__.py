@@ -20,19 +20,38 @@ from lrjax import _extras
 
 _extras.require_train("lrjax.train")
 
-from lrjax.train.frontends.config import SweepConfig, Variant, report_variants
-from lrjax.train.reports.metrics import aggregate_seeds, convergence_epoch, summarize
+from lrjax.train import search
+from lrjax.train.api import SweepResult, grid, run_sweep, sweep
+from lrjax.train.engine.nnx_adapter import as_linen
 from lrjax.train.engine.step import TrainState, evaluate, evaluate_metrics, task_loss, train_step
 from lrjax.train.engine.task import CLASSIFICATION, REGRESSION, Task
-from lrjax.train.api import SweepResult, run_sweep
-from lrjax.train.api import grid, sweep
+from lrjax.train.frontends.config import SweepConfig, Variant, report_variants
+
+# (module `range_finder`, so that `lrjax.train.range_test` stays the function)
+from lrjax.train.range_finder import RangeTestResult, Suggestions, range_test, range_test_vectorized
+from lrjax.train.reports.metrics import aggregate_seeds, convergence_epoch, summarize
 from lrjax.train.runner.loop import DivergenceWarning, SweepInterrupted
 from lrjax.train.runner.model_store import ModelStoreError, load_variant
-# (module `range_finder`, so that `lrjax.train.range_test` stays the function)
-from lrjax.train.range_finder import (RangeTestResult, Suggestions, range_test,
-                                      range_test_vectorized)
-from lrjax.train.engine.nnx_adapter import as_linen
-from lrjax.train import search
-from lrjax.train.search import (choice, hyperband, int_uniform, log_uniform, median_stopping,
-                                pbt, random_search, search_space, successive_halving,
-                                uniform)
+from lrjax.train.search import (
+    choice,
+    hyperband,
+    int_uniform,
+    log_uniform,
+    median_stopping,
+    pbt,
+    random_search,
+    search_space,
+    successive_halving,
+    uniform,
+)
+
+__all__ = [
+    "sweep", "grid", "SweepResult", "run_sweep", "SweepConfig", "Variant", "report_variants",
+    "search", "search_space", "choice", "uniform", "log_uniform", "int_uniform",
+    "successive_halving", "hyperband", "median_stopping", "pbt", "random_search",
+    "load_variant", "ModelStoreError", "DivergenceWarning", "SweepInterrupted",
+    "aggregate_seeds", "convergence_epoch", "summarize",
+    "TrainState", "train_step", "evaluate", "evaluate_metrics", "task_loss",
+    "Task", "CLASSIFICATION", "REGRESSION", "as_linen",
+    "range_test", "range_test_vectorized", "RangeTestResult", "Suggestions",
+]

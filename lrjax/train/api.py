@@ -23,10 +23,11 @@ preset (`run_sweep`, `lrjax.train.frontends.presets`), the sweep file
 * ``optimizer_fn(h) -> optax.GradientTransformation``: called *inside* the traced,
   vmapped program with one variant's hyperparameters ``h`` (numbers as traced
   scalars; and the run's ``h["total_steps"]``, ``h["steps_per_epoch"]``,
-  ``h["epochs"]`` as Python ints, for a schedule's length), so any optax chain, lrjax schedule, strategy or adaptive rate works, and a
-  hyperparameter a controller changes takes effect from the next step; it receives the
-  engine's extra args (``valid_loss``, ``epoch_boundary``, ``initial_observation``,
-  ``value_fn``) through `optax.with_extra_args_support`;
+  ``h["epochs"]`` as Python ints, for a schedule's length), so any optax chain, lrjax
+  schedule, strategy or adaptive rate works, and a hyperparameter a controller changes
+  takes effect from the next step; it receives the engine's extra args (``valid_loss``,
+  ``epoch_boundary``, ``initial_observation``, ``value_fn``) through
+  `optax.with_extra_args_support`;
 * ``hparams``: ``{name: [K values]}``, a list of K dicts (`grid` builds the cartesian
   product) or a search space (`lrjax.train.search.search_space`, with a
   ``controller``).  Numbers become per-variant arrays; anything else (a schedule name,
@@ -46,29 +47,30 @@ before anything compiles) and process 0 alone writes files.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import jax
 import numpy as np
 import optax
 
 from lrjax import _atomic, _extras, distributed
+from lrjax.errors import ArgumentError
 from lrjax.train.engine import epoch as epoch_lib
 from lrjax.train.engine import plan as plan_lib
 from lrjax.train.engine.groups import Group, form_groups, rng_streams  # noqa: F401
-from lrjax.train.engine.readouts import eval_params
 from lrjax.train.engine.hyperparams import RUN_KEYS, Transform, VariantHyper, run_info
+from lrjax.train.engine.readouts import eval_params
 from lrjax.train.engine.task import CLASSIFICATION, Task
 from lrjax.train.frontends import inputs, presets
 from lrjax.train.frontends.config import SweepConfig
 from lrjax.train.frontends.spec import SweepSpec, describe, grid, variants_of  # noqa: F401
-from lrjax.train.reports.metrics import summarize
 from lrjax.train.reports import writers as writers_lib
+from lrjax.train.reports.metrics import summarize
 from lrjax.train.reports.result import SweepResult
 from lrjax.train.runner import checkpoint as checkpoint_lib
-from lrjax.train.runner import loop
-from lrjax.train.runner import model_store
+from lrjax.train.runner import loop, model_store
 from lrjax.train.runner.control import Control
 from lrjax.train.runner.loop import HISTORY_FIELDS, SweepInterrupted  # noqa: F401
 from lrjax.train.search.controller import Setup
@@ -193,7 +195,7 @@ def run(spec: SweepSpec, dataset, *, checkpoint_dir: str | Path | None = None,
         config: Any = None) -> SweepResult:
   """Trains ``spec`` on ``dataset`` (the arguments as `sweep`'s)."""
   if keep not in KEEP:
-    raise ValueError(f"`keep` must be one of {', '.join(map(repr, KEEP))}, got {keep!r}.")
+    raise ArgumentError("keep", f"must be one of {', '.join(map(repr, KEEP))}, got {keep!r}.")
   model = inputs.check_model(spec.model)  # NNX instance / factory -> Linen; Linen unchanged
   task = spec.task
   inputs.check_dataset(dataset, ("train_x", "train_y", "valid_x", "valid_y", "test_x",
@@ -201,8 +203,8 @@ def run(spec: SweepSpec, dataset, *, checkpoint_dir: str | Path | None = None,
   # A built-in task must match the dataset's kind; a user's own task is the user's call.
   data_task = getattr(dataset, "task", task.name)
   if task.name in ("classification", "regression") and data_task != task.name:
-    raise ValueError(f"`task` is {task.name!r} but the dataset "
-                     f"{getattr(dataset, 'name', '')!r} is a {data_task} dataset.")
+    raise ArgumentError("task", f"is {task.name!r} but the dataset "
+                        f"{getattr(dataset, 'name', '')!r} is a {data_task} dataset.")
   if not distributed.is_writer():  # in a multi-process run only process 0 writes files
     out_dir, progress = None, False
 
@@ -211,8 +213,8 @@ def run(spec: SweepSpec, dataset, *, checkpoint_dir: str | Path | None = None,
   for h in settings:
     taken = sorted(set(h) & set(RUN_KEYS))
     if taken:
-      raise ValueError(f"`hparams` may not name {', '.join(taken)}: lrjax gives "
-                       f"optimizer_fn the run's {', '.join(RUN_KEYS)} under those names.")
+      raise ArgumentError("hparams", f"may not name {', '.join(taken)}: lrjax gives "
+                          f"optimizer_fn the run's {', '.join(RUN_KEYS)} under those names.")
   variants = variants_of(settings, spec.seeds, spec.names, spec.tags,
                          searched=spec.space is not None)
   writers_lib.check_metric_writers(metric_writers, len(variants))
@@ -235,7 +237,7 @@ def run(spec: SweepSpec, dataset, *, checkpoint_dir: str | Path | None = None,
   run_keys = run_info(epochs=spec.epochs, steps_per_epoch=steps)
   groups, group_of = form_groups([v["hparams"] for v in variants], spec.optimizer_fn,
                                  variables_shape["params"], run_keys)
-  for v, g in zip(variants, group_of):
+  for v, g in zip(variants, group_of, strict=True):
     v["group"] = g
 
   # 4. The run's identity (`run_identity`), the checkpoint folder.
@@ -320,13 +322,13 @@ def _kept(keep: str, result: SweepResult, states, groups) -> dict[int, dict]:
   wanted = (set(range(len(result.variants))) if keep == "all" else
             {i for i in [result.best_index()] if i is not None})
   out = {}
-  for g, state in zip(groups, states):
+  for g, state in zip(groups, states, strict=True):
     if not wanted & set(g.members):
       continue
     train = distributed.fetch(state.train)  # collective: every process gathers the group
     for j, k in enumerate(g.members):
       if k in wanted:
-        one = jax.tree.map(lambda a: np.asarray(a)[j], train)
+        one = jax.tree.map(lambda a, j=j: np.asarray(a)[j], train)
         out[k] = {"params": jax.tree.map(np.asarray, eval_params(one.opt_state, one.params)),
                   "train_params": one.params, "model_state": one.model_state,
                   "opt_state": one.opt_state}
@@ -366,20 +368,22 @@ def _configurations(spec: SweepSpec) -> tuple[list[dict], Any]:
   who = type(spec.controller).__name__
   if drawn is None:
     if space is not None:
-      raise ValueError(f"`controller` {who} drew no configurations from the search space "
-                       f"(init returned None); give `hparams` as a list of dicts instead.")
+      raise ArgumentError("controller", f"{who} drew no configurations from the search space "
+                          f"(init returned None); give `hparams` as a list of dicts instead.")
     return spec.hparams, state
   if not isinstance(drawn, (list, tuple)) or not drawn or not all(
       isinstance(h, Mapping) for h in drawn):
-    raise ValueError(f"`controller` {who}.init must return a non-empty list of "
-                     f"hyperparameter dicts (or None), got {drawn!r}.")
+    raise ArgumentError("controller", f"{who}.init must return a non-empty list of "
+                        f"hyperparameter dicts (or None), got {drawn!r}.")
   return [dict(h) for h in drawn], state
 
 
 def _trainers(spec, model, groups, variants, data, mesh, sample_x, streams,
               eval_batch_size, run_keys):
   """One `GroupTrainer` per group, its initial state, and the untrained metrics."""
-  trainers, states, initial = [], [], {}
+  trainers: list[epoch_lib.GroupTrainer] = []
+  states: list[epoch_lib.VariantState] = []
+  initial: dict[str, Any] = {}
   for group in groups:
     hyper = VariantHyper(
         h={n: np.asarray([variants[k]["hparams"][n] for k in group.members],
@@ -405,7 +409,7 @@ def _result(spec, outcome: loop.Outcome, variants, groups, eval_batch_size, init
   names = [v["name"] for v in variants]
   summary = summarize(outcome.history, names, tolerance=spec.convergence_tolerance,
                       task=spec.task)
-  for row, v in zip(summary, variants):
+  for row, v in zip(summary, variants, strict=True):
     row.update(seed=v["seed"], group=v["group"])
   plans = [dict(g.plan.to_dict(), eval_batch_size=eval_batch_size,
                 variants=[variants[k]["name"] for k in g.members]) for g in groups]
@@ -443,14 +447,13 @@ def run_sweep(config: SweepConfig, dataset, *, checkpoint_dir: str | Path | None
   Args:
     config: what to train; its ``checkpoint_every`` is the checkpoint interval.
     dataset: arrays with ``train_x/y``, ``valid_x/y``, ``test_x/y``.
-    checkpoint_dir, out_dir, progress, on_epoch_end, data_provenance, tensorboard_dir,
-      metric_writers, keep: as `lrjax.sweep`.
+
+  The other arguments (``checkpoint_dir``, ``out_dir``, ``progress``, ``on_epoch_end``,
+  ``data_provenance``, ``tensorboard_dir``, ``metric_writers``, ``keep``) are those of
+  `lrjax.sweep`, and so are the errors it raises.
 
   Returns:
     A `SweepResult` (with ``config``).
-
-  Raises:
-    as `lrjax.sweep`.
   """
   return run(presets.report_preset(config), dataset, checkpoint_dir=checkpoint_dir,
              out_dir=out_dir, progress=progress, on_epoch_end=on_epoch_end,

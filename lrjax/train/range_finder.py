@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -43,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lrjax.errors import ArgumentError
 from lrjax.schedules.range_test import lr_range_test
 from lrjax.train.frontends import inputs
 
@@ -92,11 +94,11 @@ class Suggestions(NamedTuple):
       rises (for the constant-rate test: the best rate trained).
   """
 
-  minimum: jax.Array
-  steep: jax.Array
-  valley: jax.Array
-  slide: jax.Array
-  at_minimum: jax.Array
+  minimum: jax.Array | float  # arrays when traced, floats in a RangeTestResult
+  steep: jax.Array | float
+  valley: jax.Array | float
+  slide: jax.Array | float
+  at_minimum: jax.Array | float
 
 
 class RangeTestResult(NamedTuple):
@@ -150,7 +152,7 @@ class RangeTestResult(NamedTuple):
 
 class _Tracker(NamedTuple):
   avg: jax.Array  # float32, the EMA before bias correction
-  count: jax.Array  # int32, losses seen
+  count: jax.Array  # type: ignore[assignment]  # int32, losses seen
   best: jax.Array  # float32, the lowest smoothed loss so far
   stopped: jax.Array  # bool, diverged at or before the last loss
 
@@ -343,12 +345,13 @@ def _check_common(model, dataset, optimizer_fn, num_steps, batch_size, seed, bet
   inputs.check_optimizer_fn(optimizer_fn, "lr")
   _check_int("num_steps", num_steps, 2)
   _check_int("seed", seed, 0)
-  if not (isinstance(beta, numbers.Real) and 0.0 <= beta < 1.0):
-    raise ValueError(f"`smoothing` must be a number in [0, 1), got {beta!r}.")
+  if not (isinstance(beta, numbers.Real) and 0.0 <= float(beta) < 1.0):
+    raise ArgumentError("smoothing", f"must be a number in [0, 1), got {beta!r}.")
   if stop_factor is not None and not (isinstance(stop_factor, numbers.Real)
-                                      and stop_factor > 1.0 and math.isfinite(stop_factor)):
-    raise ValueError(f"`stop_factor` must be a finite number > 1 or None, got "
-                     f"{stop_factor!r}.")
+                                      and float(stop_factor) > 1.0
+                                      and math.isfinite(stop_factor)):
+    raise ArgumentError("stop_factor", "must be a finite number > 1 or None, got "
+                        f"{stop_factor!r}.")
   return model
 
 
@@ -360,8 +363,8 @@ def _no_finite_loss(what):
 
 def _check_suggestion(suggestion) -> str:
   if suggestion not in Suggestions._fields:
-    raise ValueError(f"`suggestion` must be one of {', '.join(Suggestions._fields)}, got "
-                     f"{suggestion!r}.")
+    raise ArgumentError("suggestion", f"must be one of {', '.join(Suggestions._fields)}, got "
+                        f"{suggestion!r}.")
   return suggestion
 
 
@@ -375,8 +378,9 @@ def _result(lrs, losses, smoothed, kept, suggestions, suggestion: str,
                          getattr(suggestions, suggestion), suggested_by=suggestion, **extra)
 
 
-def range_test(model: nn.Module, dataset, optimizer_fn: Callable[[Any], optax.GradientTransformation],
-               *, min_lr: float = 1e-7, max_lr: float = 10.0, num_steps: int = 100,
+def range_test(model: nn.Module, dataset,
+               optimizer_fn: Callable[[Any], optax.GradientTransformation], *,
+               min_lr: float = 1e-7, max_lr: float = 10.0, num_steps: int = 100,
                batch_size: int = 64, seed: int = 0, smoothing: float | None = None,
                stop_factor: float | None = DEFAULT_STOP_FACTOR,
                skip_start: int | None = None, skip_end: int = 0,
@@ -423,9 +427,9 @@ def range_test(model: nn.Module, dataset, optimizer_fn: Callable[[Any], optax.Gr
   _check_suggestion(suggestion)
   for name, value in (("min_lr", min_lr), ("max_lr", max_lr)):
     if not (isinstance(value, numbers.Real) and 0.0 < value < math.inf):
-      raise ValueError(f"`{name}` must be a positive finite number, got {value!r}.")
+      raise ArgumentError(name, f"must be a positive finite number, got {value!r}.")
   if not min_lr < max_lr:
-    raise ValueError(f"`min_lr` ({min_lr!r}) must be < `max_lr` ({max_lr!r}).")
+    raise ArgumentError("min_lr", f"({min_lr!r}) must be < `max_lr` ({max_lr!r}).")
   schedule = lr_range_test(min_lr, max_lr, num_steps - 1)
   skip_start = num_steps // 10 if skip_start is None else skip_start
   _check_int("skip_start", skip_start, 0)
@@ -480,12 +484,12 @@ def range_test_vectorized(model: nn.Module, dataset,
   lrs_np = np.asarray(lrs, np.float64)
   if (lrs_np.ndim != 1 or lrs_np.size == 0 or not np.all(np.isfinite(lrs_np))
       or not np.all(lrs_np > 0) or not np.all(np.diff(lrs_np) > 0)):
-    raise ValueError(f"`lrs` must be a 1-D list of positive, strictly increasing rates, "
-                     f"got {lrs!r}.")
+    raise ArgumentError("lrs", "must be a 1-D list of positive, strictly increasing rates, "
+                        f"got {lrs!r}.")
   window = max(1, num_steps // 10) if window is None else window
   _check_int("window", window, 1)
   if window > num_steps:
-    raise ValueError(f"`window` ({window}) exceeds `num_steps` ({num_steps}).")
+    raise ArgumentError("window", f"({window}) exceeds `num_steps` ({num_steps}).")
   _check_int("eval_batch_size", eval_batch_size, 1)
   has_valid = hasattr(dataset, "valid_x") and len(getattr(dataset, "valid_x", ())) > 0
   # Each constant-rate run goes on after a divergence (the curve is masked after).

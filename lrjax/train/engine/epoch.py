@@ -32,7 +32,8 @@ import concurrent.futures
 import functools
 import time
 import zlib
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -41,10 +42,16 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lrjax import distributed
+from lrjax.errors import ArgumentError
 from lrjax.train.engine import hyperparams as hyperparams_lib
 from lrjax.train.engine import plan as plan_lib
-from lrjax.train.engine.readouts import (eval_params, read_index, read_injected, read_lr,
-                                         read_nonfinite)
+from lrjax.train.engine.readouts import (
+  eval_params,
+  read_index,
+  read_injected,
+  read_lr,
+  read_nonfinite,
+)
 from lrjax.train.engine.step import TrainState, evaluate, train_step
 from lrjax.train.engine.task import as_task
 
@@ -79,7 +86,7 @@ class EpochMetrics(NamedTuple):
   test_loss: jax.Array
   test_acc: jax.Array
   lr: jax.Array  # the rate in use at the end of the epoch
-  index: jax.Array  # the strategy's sequence position (-1 where none)
+  index: jax.Array  # type: ignore[assignment]  # the strategy's sequence position (-1: none)
   nonfinite: jax.Array  # a NaN/inf gradient or validation loss was met so far
   step_loss: jax.Array  # [steps] the minibatch loss of every step (LR range test)
   step_lr: jax.Array  # [steps] the rate in use after every step
@@ -188,9 +195,9 @@ class GroupTrainer:
     self._fresh_fn = self._build_fresh_fn()
     self._untrained_fns: dict = {}
     self._restart_loss_fn = self._build_restart_loss_fn()
-    self._compiled = None
-    self._compiled_apply = None
-    self._compiled_restart_loss = None
+    self._compiled: Any = None  # jax.stages.Compiled once `compile` ran
+    self._compiled_apply: Any = None
+    self._compiled_restart_loss: Any = None
 
   def injected_names(self, state: VariantState) -> tuple[str, ...]:
     """The injected hyperparameters the group's optimizer states hold
@@ -258,9 +265,12 @@ class GroupTrainer:
     is then required) becomes ``valid_loss``: `observe_untrained`.
     """
     if self.observe_untrained_loss and data is None:
-      raise ValueError("`data` is required by `init` when `observe_untrained_loss` is set.")
+      raise ArgumentError("data", "is required by `init` when `observe_untrained_loss` is set.")
     state = self._init_states(sample_x)
-    return self.observe_untrained(state, data) if self.observe_untrained_loss else state
+    if not self.observe_untrained_loss:
+      return state
+    assert data is not None  # refused above
+    return self.observe_untrained(state, data)
 
   def _build_fresh_fn(self):
     """``(hyper, sample_x) -> TrainState``: every variant initialised from its seed (one

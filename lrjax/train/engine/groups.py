@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import re
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import flax
 import flax.linen as nn
@@ -20,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lrjax.errors import ArgumentError
 from lrjax.train.engine import plan as plan_lib
 from lrjax.train.engine.hyperparams import make_tx
 
@@ -115,12 +117,18 @@ def form_groups(settings: Sequence[dict], optimizer_fn: Callable, params_shape,
     try:
       state_shape = jax.eval_shape(make_tx(optimizer_fn, {**h, **(run or {})}).init,
                                    params_shape)
-    except ValueError as err:  # e.g. an lrjax factory's check of a Python number
-      raise ValueError(f"`optimizer_fn` rejected hparams {h!r}: {err}") from err
+    except ArgumentError as err:  # e.g. an lrjax factory's check of a Python number
+      if err.argument == "optimizer_fn":  # make_tx's check of what it returned: as it is
+        raise
+      # The same kind of error (an ArgumentTypeError stays a TypeError), naming the setting.
+      raise type(err)("optimizer_fn", f"rejected hparams {h!r}: {err}") from err
+    except ValueError as err:  # another library's check
+      raise ArgumentError("optimizer_fn", f"rejected hparams {h!r}: {err}") from err
     structure = jax.tree.structure(state_shape)
     leaves = tuple((x.shape, x.dtype) for x in jax.tree.leaves(state_shape))
     key = (tuple(sorted(numeric)), structure, leaves)
-    found = [g for g, kk in zip(groups, keys) if kk == key and same_static(g.static, static)]
+    found = [g for g, kk in zip(groups, keys, strict=True)
+             if kk == key and same_static(g.static, static)]
     if found:
       group = found[0]
     else:

@@ -37,11 +37,14 @@ A user's own transformation that caches a hyperparameter declares it the same wa
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
+
+from lrjax.errors import ArgumentTypeError
 
 # optax's states holding copies of hyperparameters, by type (optax cannot declare them).
 _OPTAX_COPY_FIELDS = {
@@ -106,15 +109,15 @@ def make_tx(optimizer_fn: Callable, h: dict) -> optax.GradientTransformationExtr
   try:
     tx = optimizer_fn(h)
   except _TRACED_AS_PYTHON as err:
-    raise TypeError(
-        f"`optimizer_fn` used a numeric hyperparameter as a Python value (in an `if`, "
+    raise ArgumentTypeError(
+        "optimizer_fn", "used a numeric hyperparameter as a Python value (in an `if`, "
         f"`int()`, a shape ...), but numbers in `hparams` reach it as traced arrays so "
         f"that one program serves many values; pass that one as a non-numeric value "
         f"(e.g. a string) to make it static, or use jnp.where. Hyperparameters: "
         f"{sorted(h)}.") from err
   if not isinstance(tx, optax.GradientTransformation):
-    raise TypeError(f"`optimizer_fn` must return an optax.GradientTransformation, got "
-                    f"{type(tx).__name__} for hparams {h!r}.")
+    raise ArgumentTypeError("optimizer_fn", "must return an optax.GradientTransformation, got "
+                            f"{type(tx).__name__} for hparams {h!r}.")
   return optax.with_extra_args_support(tx)
 
 

@@ -1,4 +1,4 @@
-"""Flax NNX models in the engine: an `nnx.Module` presented as a Linen module (issue 16).
+"""Flax NNX models in the engine: an `nnx.Module` presented as a Linen module.
 
 The engine (`lrjax.train.engine.step`, `lrjax.sweep`) trains a Linen module through
 ``init(key, x, train=False) -> variables`` and ``apply(variables, x, train=, rngs=,
@@ -62,15 +62,20 @@ import dataclasses
 import hashlib
 import inspect
 import re
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx, traverse_util
-from flax.nnx import bridge  # noqa: F401  (nnx.bridge, for ToNNX)
-from flax.nnx import variablelib
+from flax.nnx import (
+  bridge,  # noqa: F401  (nnx.bridge, for ToNNX)
+  variablelib,
+)
+
+from lrjax.errors import ArgumentError
 
 NNXFactory = Callable[..., nnx.Module]
 
@@ -156,6 +161,7 @@ class NNXAsLinen(nn.Module):
   @nn.compact
   def __call__(self, x, *, train: bool = False):
     source = self.source
+    values: Mapping[str, Mapping[str, Any]]
     if self.is_initializing():
       values = self._initial_collections()
       for collection, tree in values.items():
@@ -169,8 +175,8 @@ class NNXAsLinen(nn.Module):
       if source.streams:
         # One key per stream name from the engine (its `rngs`), per call: each
         # RngStream of the model restarts from a key derived from it.
-        nnx.reseed(model, policy="match_shape",
-                   **{tag: self.make_rng(tag) for tag in source.streams})
+        keys = {tag: self.make_rng(tag) for tag in source.streams}
+        nnx.reseed(model, policy="match_shape", **keys)  # type: ignore[arg-type]  # by stream
     else:
       model.eval()
     outputs = model(x, train=train) if source.takes_train else model(x)
@@ -185,10 +191,11 @@ class NNXAsLinen(nn.Module):
     source = self.source
     if source.initial is not None:
       return source.initial
+    assert source.factory is not None  # a source is an instance's collections or a factory
     graphdef, state = nnx.split(source.factory(rngs=nnx.Rngs(self.make_rng("params"))))
     if graphdef != source.graphdef:
-      raise ValueError("`model`: the NNX factory built a different model for another key; "
-                       "it must build the same architecture for every `rngs`.")
+      raise ArgumentError("model", ": the NNX factory built a different model for another "
+                          "key; it must build the same architecture for every `rngs`.")
     return _collections(state)
 
   def _merge(self, values) -> nnx.Module:
@@ -213,7 +220,7 @@ class NNXAsLinen(nn.Module):
 def _takes_train(model: nnx.Module) -> bool:
   """``__call__`` has a ``train`` parameter (for `nnx.bridge.ToNNX`: its Linen module's)."""
   if isinstance(model, nnx.bridge.ToNNX):  # forwards its keywords to the Linen module
-    model = model.to_nnx__module
+    model = model.to_nnx__module  # type: ignore[assignment]  # a Linen module
   try:
     return "train" in inspect.signature(type(model).__call__).parameters
   except (TypeError, ValueError):  # no signature to read

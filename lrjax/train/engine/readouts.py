@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lrjax.errors import UsageError
+
 LR_FIELDS = ("lr", "learning_rate")
 INDEX_FIELD = "index"
 REDUCTIONS_FIELD = "num_reductions"  # lrjax.strategies.reduce_lr_on_plateau
@@ -88,7 +90,7 @@ def eval_params(opt_state, params):
   if not nodes:
     return params
   if len(nodes) > 1:
-    raise ValueError(f"the optimizer state holds {len(nodes)} states that say where to "
+    raise UsageError(f"the optimizer state holds {len(nodes)} states that say where to "
                      f"evaluate ({', '.join(type(n).__name__ for n in nodes)}); keep one.")
   return _eval_rule(nodes[0])(nodes[0], params)
 

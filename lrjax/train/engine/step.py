@@ -29,7 +29,7 @@ class TrainState(NamedTuple):
 class StepMetrics(NamedTuple):
   loss: jax.Array
   correct: jax.Array  # sum over the batch of the task's ``acc`` metric (0 without one)
-  count: jax.Array  # number of examples
+  count: jax.Array  # type: ignore[assignment]  # number of examples
 
 
 def task_loss(outputs: jax.Array, targets: jax.Array, task: Task | str) -> jax.Array:

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import dataclasses
 import types
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+from lrjax.errors import ArgumentError, ArgumentTypeError
 
 PerExample = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -54,7 +57,7 @@ def top_k_accuracy(k: int) -> PerExample:
   Ties are broken towards the lower class index (as `jax.lax.top_k` does).
   """
   if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-    raise ValueError(f"`k` must be a positive integer, got {k!r}.")
+    raise ArgumentError("k", f"must be a positive integer, got {k!r}.")
 
   def top_k(outputs, labels):
     _, best = jax.lax.top_k(outputs, k)
@@ -83,7 +86,7 @@ def squared_error(outputs: jax.Array, targets: jax.Array) -> jax.Array:
 def huber(delta: float = 1.0) -> PerExample:
   """A per-example Huber loss (`optax.huber_loss`), averaged over non-batch axes."""
   if not np.isfinite(delta) or delta <= 0:
-    raise ValueError(f"`delta` must be a positive number, got {delta!r}.")
+    raise ArgumentError("delta", f"must be a positive number, got {delta!r}.")
 
   def huber_loss(outputs, targets):
     _check_same_shape(outputs, targets, "Huber loss")
@@ -104,14 +107,14 @@ def _frozen(mapping, name: str) -> Mapping[str, Callable]:
   if mapping is None:
     return types.MappingProxyType({})
   if not isinstance(mapping, Mapping):
-    raise TypeError(f"`{name}` must be a mapping name -> function, got "
-                    f"{type(mapping).__name__}.")
+    raise ArgumentTypeError(name, "must be a mapping name -> function, got "
+                            f"{type(mapping).__name__}.")
   for key, fn in mapping.items():
     if not isinstance(key, str) or not key.isidentifier():
-      raise ValueError(f"`{name}` names must be identifiers (they name history fields "
-                       f"such as valid_<name>), got {key!r}.")
+      raise ArgumentError(name, "names must be identifiers (they name history fields "
+                          f"such as valid_<name>), got {key!r}.")
     if not callable(fn):
-      raise TypeError(f"`{name}[{key!r}]` must be a function, got {type(fn).__name__}.")
+      raise ArgumentTypeError(f"{name}[{key!r}]", f"must be a function, got {type(fn).__name__}.")
   return types.MappingProxyType(dict(mapping))
 
 
@@ -153,30 +156,31 @@ class Task:
 
   def __post_init__(self):
     if not isinstance(self.name, str) or not self.name:
-      raise ValueError(f"`name` must be a non-empty string, got {self.name!r}.")
+      raise ArgumentError("name", f"must be a non-empty string, got {self.name!r}.")
     if not callable(self.loss):
-      raise TypeError(f"`loss` must be a function (outputs, targets) -> per-example "
-                      f"losses, got {type(self.loss).__name__}.")
+      raise ArgumentTypeError("loss", "must be a function (outputs, targets) -> per-example "
+                              f"losses, got {type(self.loss).__name__}.")
     object.__setattr__(self, "metrics", _frozen(self.metrics, "metrics"))
     object.__setattr__(self, "derived_metrics",
                        _frozen(self.derived_metrics, "derived_metrics"))
     names = [*self.metrics, *self.derived_metrics]
     clash = {n for n in names if n == "loss" or names.count(n) > 1}
     if clash:
-      raise ValueError(f"`metrics` and `derived_metrics` names must differ from each "
-                       f"other and from 'loss', got {sorted(clash)}.")
+      raise ArgumentError("metrics", "and `derived_metrics` names must differ from each "
+                          f"other and from 'loss', got {sorted(clash)}.")
     if self.monitor != "loss" and self.monitor not in self.metrics:
-      raise ValueError(f"`monitor` must be 'loss' or one of the metrics "
-                       f"{sorted(self.metrics)}, got {self.monitor!r}.")
+      raise ArgumentError("monitor", "must be 'loss' or one of the metrics "
+                          f"{sorted(self.metrics)}, got {self.monitor!r}.")
     if not isinstance(self.higher_is_better, bool):
-      raise TypeError(f"`higher_is_better` must be a bool, got {self.higher_is_better!r}.")
+      raise ArgumentTypeError("higher_is_better", f"must be a bool, got {self.higher_is_better!r}.")
     if self.monitor == "loss" and self.higher_is_better:
-      raise ValueError("`higher_is_better` cannot be True when `monitor` is 'loss' (a "
-                       "loss is minimised).")
+      raise ArgumentError("higher_is_better", "cannot be True when `monitor` is 'loss' (a "
+                          "loss is minimised).")
     try:
       dtype = np.dtype(self.target_dtype)
     except TypeError as err:
-      raise TypeError(f"`target_dtype` must be a dtype, got {self.target_dtype!r}.") from err
+      raise ArgumentTypeError("target_dtype",
+                              f"must be a dtype, got {self.target_dtype!r}.") from err
     object.__setattr__(self, "target_dtype", dtype)
 
   def __repr__(self) -> str:
@@ -246,8 +250,8 @@ def as_task(task) -> Task:
     return task
   if isinstance(task, str):
     if task not in BUILT_IN:
-      raise ValueError(f"`task` must be a lrjax.train.Task or one of {sorted(BUILT_IN)}, "
-                       f"got {task!r}.")
+      raise ArgumentError("task", f"must be a lrjax.train.Task or one of {sorted(BUILT_IN)}, "
+                          f"got {task!r}.")
     return BUILT_IN[task]
-  raise TypeError(f"`task` must be a lrjax.train.Task (CLASSIFICATION, REGRESSION or your "
-                  f"own) or its name, got {type(task).__name__}.")
+  raise ArgumentTypeError("task", "must be a lrjax.train.Task (CLASSIFICATION, REGRESSION or your "
+                          f"own) or its name, got {type(task).__name__}.")

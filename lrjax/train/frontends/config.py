@@ -9,9 +9,11 @@ checkpoint as they are.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from lrjax import _validation
+from lrjax.errors import ArgumentError
 
 # Optimizers whose update is scaled by an lrjax strategy (rate = sequence(index)).
 STRATEGY_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad", "adadelta")
@@ -53,9 +55,9 @@ class Variant:
   def __post_init__(self):
     _validation.check_positive("learning_rate", self.learning_rate)
     if self.optimizer not in OPTIMIZERS:
-      raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
+      raise ArgumentError("optimizer", f"must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
     if self.rule not in RULES:
-      raise ValueError(f"`rule` must be one of {RULES}, got {self.rule!r}.")
+      raise ArgumentError("rule", f"must be one of {RULES}, got {self.rule!r}.")
     # Dicts are accepted for convenience and frozen into sorted tuples (hashable).
     for field in ("sequence_kwargs", "optimizer_kwargs"):
       value = getattr(self, field)
@@ -69,7 +71,7 @@ class Variant:
     return d
 
   @classmethod
-  def from_dict(cls, d: dict[str, Any]) -> "Variant":
+  def from_dict(cls, d: dict[str, Any]) -> Variant:
     return cls(**d)
 
 
@@ -116,13 +118,13 @@ class SweepConfig:
 
   def __post_init__(self):
     if not isinstance(self.observe_untrained_loss, bool):
-      raise ValueError(f"`observe_untrained_loss` must be a bool, "
-                       f"got {self.observe_untrained_loss!r}.")
+      raise ArgumentError("observe_untrained_loss", "must be a bool, "
+                          f"got {self.observe_untrained_loss!r}.")
     if not self.variants:
-      raise ValueError("`variants` must not be empty.")
+      raise ArgumentError("variants", "must not be empty.")
     names = [v.name for v in self.variants]
     if len(set(names)) != len(names):
-      raise ValueError(f"`variants` names must be unique, got {names}.")
+      raise ArgumentError("variants", f"names must be unique, got {names}.")
     _validation.check_positive_int("epochs", self.epochs)
     _validation.check_positive_int("batch_size", self.batch_size)
     _validation.check_non_negative_int("eval_batch_size", self.eval_batch_size)
@@ -131,7 +133,7 @@ class SweepConfig:
     _validation.check_non_negative_int("checkpoint_every", self.checkpoint_every)
     _validation.check_non_negative("convergence_tolerance", self.convergence_tolerance)
     if self.task not in ("classification", "regression"):
-      raise ValueError(f"`task` must be 'classification' or 'regression', got {self.task!r}.")
+      raise ArgumentError("task", f"must be 'classification' or 'regression', got {self.task!r}.")
     object.__setattr__(self, "variants", tuple(self.variants))
     if isinstance(self.model_kwargs, dict):
       object.__setattr__(self, "model_kwargs", tuple(sorted(self.model_kwargs.items())))
@@ -143,7 +145,7 @@ class SweepConfig:
     return d
 
   @classmethod
-  def from_dict(cls, d: dict[str, Any]) -> "SweepConfig":
+  def from_dict(cls, d: Mapping[str, Any]) -> SweepConfig:
     d = dict(d)
     d["variants"] = tuple(Variant.from_dict(v) for v in d["variants"])
     return cls(**d)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import inspect
 import numbers
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 
+from lrjax.errors import ArgumentError, ArgumentTypeError
 from lrjax.train.engine.nnx_adapter import as_linen
 
 
@@ -21,7 +22,7 @@ def check_int(name: str, value, low: int = 1) -> None:
   """Raises ``ValueError`` naming ``name`` unless ``value`` is an integer >= ``low``."""
   if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
     what = "a positive integer" if low == 1 else f"an integer >= {low}"
-    raise ValueError(f"`{name}` must be {what}, got {value!r}.")
+    raise ArgumentError(name, f"must be {what}, got {value!r}.")
 
 
 def check_train_argument(model: nn.Module) -> None:
@@ -35,10 +36,10 @@ def check_train_argument(model: nn.Module) -> None:
   if any(p.name == "train" or p.kind == p.VAR_KEYWORD for p in parameters):
     return
   name = type(model).__name__
-  raise TypeError(f"`model`: lrjax calls model(x, train=...): add a `train` argument to "
-                  f"{name}.__call__ (e.g. `def __call__(self, x, *, train)`, passing "
-                  f"`deterministic=not train` to dropout and `use_running_average=not "
-                  f"train` to batch norm).")
+  raise ArgumentTypeError("model", ": lrjax calls model(x, train=...): add a `train` "
+                          f"argument to {name}.__call__ (e.g. `def __call__(self, x, *, "
+                          "train)`, passing `deterministic=not train` to dropout and "
+                          "`use_running_average=not train` to batch norm).")
 
 
 def check_model(model) -> nn.Module:
@@ -59,16 +60,16 @@ def check_dataset(dataset, fields: Sequence[str], batch_size: int) -> None:
     if not hasattr(dataset, field):
       what = ("train/valid/test x and y arrays" if "valid_x" in fields
               else " and ".join(fields) + " arrays")
-      raise TypeError(f"`dataset` must have {what} (a lrjax.data.Dataset); it has no "
-                      f"{field!r}.")
+      raise ArgumentTypeError("dataset", f"must have {what} (a lrjax.data.Dataset); it has no "
+                              f"{field!r}.")
   check_int("batch_size", batch_size)
   if batch_size > len(dataset.train_x):
-    raise ValueError(f"`batch_size` ({batch_size}) exceeds the training set "
-                     f"({len(dataset.train_x)} examples).")
+    raise ArgumentError("batch_size", f"({batch_size}) exceeds the training set "
+                        f"({len(dataset.train_x)} examples).")
 
 
 def check_optimizer_fn(optimizer_fn, argument: str) -> None:
   """``optimizer_fn`` is callable (``argument``: what it receives, for the message)."""
   if not callable(optimizer_fn):
-    raise TypeError(f"`optimizer_fn` must be a callable {argument} -> "
-                    f"optax.GradientTransformation, got {type(optimizer_fn).__name__}.")
+    raise ArgumentTypeError("optimizer_fn", f"must be a callable {argument} -> "
+                            f"optax.GradientTransformation, got {type(optimizer_fn).__name__}.")

@@ -14,13 +14,14 @@ engine reads the rate, position and non-finite flag by field (`lrjax.train.engin
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
-import jax
 import numpy as np
 import optax
 
 from lrjax import adaptive, schedules, strategies
+from lrjax.errors import ArgumentError
 from lrjax.train.frontends.config import SELF_TUNING_OPTIMIZERS, Variant
 
 # A consecutive-error budget so large that `apply_if_finite` never gives up: a step whose
@@ -32,7 +33,7 @@ def sequence_factory(name: str) -> Callable[..., schedules.Schedule]:
   """The schedule factory called ``name``; its first argument is the initial rate."""
   factory = getattr(schedules, name, None)
   if not callable(factory):
-    raise ValueError(f"`sequence` {name!r} is not a schedule of lrjax.schedules.")
+    raise ArgumentError("sequence", f"{name!r} is not a schedule of lrjax.schedules.")
   return factory
 
 
@@ -45,7 +46,7 @@ class GroupSpec:
   per_step: bool  # rule == "step": an optax schedule evaluated at every step
   sequences: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]  # the bank
 
-  def __call__(self, hyper: "GroupHyper") -> optax.GradientTransformationExtraArgs:
+  def __call__(self, hyper: GroupHyper) -> optax.GradientTransformationExtraArgs:
     """The transformation of one variant of the group (`make_transform`)."""
     return make_transform(self, hyper)
 
@@ -53,10 +54,12 @@ class GroupSpec:
 class GroupHyper(NamedTuple):
   """Per-variant numbers of a group; leading axis = variant."""
 
-  learning_rate: jax.Array  # float32 [K]
-  sequence_id: jax.Array  # int32 [K], index into GroupSpec.sequences
-  rule_id: jax.Array  # int32 [K], lrjax.strategies rule code
-  seed: jax.Array  # int32 [K]
+  # numpy arrays when built, traced arrays inside the program (one variant's scalars
+  # under vmap)
+  learning_rate: Any  # float32 [K]
+  sequence_id: Any  # int32 [K], index into GroupSpec.sequences
+  rule_id: Any  # int32 [K], lrjax.strategies rule code
+  seed: Any  # int32 [K]
 
 
 def group_key(variant: Variant) -> tuple:

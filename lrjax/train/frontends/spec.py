@@ -14,15 +14,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import numbers
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from lrjax._describe import ADDRESS as _ADDRESS
 from lrjax._describe import describe  # noqa: F401 (part of this module's interface)
-from lrjax.train.engine.task import CLASSIFICATION, Task, as_task
+from lrjax.errors import ArgumentError, ArgumentTypeError
+from lrjax.train.engine.task import CLASSIFICATION, as_task
 from lrjax.train.search.controller import check_controller
 from lrjax.train.search.space import SearchSpace
+
 
 def _is_sequence(value) -> bool:
   return isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, (str, bytes))
@@ -37,63 +40,63 @@ def grid(**axes) -> list[dict[str, Any]]:
   """
   import itertools
   if not axes:
-    raise ValueError("`grid` needs at least one axis, e.g. grid(learning_rate=[0.1, 0.01]).")
+    raise ArgumentError("grid", "needs at least one axis, e.g. grid(learning_rate=[0.1, 0.01]).")
   for name, values in axes.items():
     if not _is_sequence(values) or len(values) == 0:
-      raise ValueError(f"`grid` axis {name!r} must be a non-empty list of values, "
-                       f"got {values!r}.")
+      raise ArgumentError("grid", f"axis {name!r} must be a non-empty list of values, "
+                          f"got {values!r}.")
   names = list(axes)
-  return [dict(zip(names, combo)) for combo in itertools.product(*axes.values())]
+  return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes.values())]
 
 
 def normalize_hparams(hparams) -> list[dict[str, Any]]:
   """``{name: [K values]}`` or ``[K dicts]`` -> K dicts (validated)."""
   if isinstance(hparams, Mapping):
     if not hparams:
-      raise ValueError("`hparams` is empty: give {name: [values]} or a list of dicts.")
+      raise ArgumentError("hparams", "is empty: give {name: [values]} or a list of dicts.")
     lengths = {}
     for name, values in hparams.items():
       if not _is_sequence(values):
-        raise ValueError(f"`hparams[{name!r}]` must be a list of one value per variant, "
-                         f"got {values!r}.")
+        raise ArgumentError(f"hparams[{name!r}]", "must be a list of one value per variant, "
+                            f"got {values!r}.")
       lengths[name] = len(values)
     if len(set(lengths.values())) != 1:
-      raise ValueError(f"`hparams` lists differ in length: {lengths}; every name needs one "
-                       f"value per variant (use lrjax.train.grid for a product).")
+      raise ArgumentError("hparams", f"lists differ in length: {lengths}; every name needs one "
+                          f"value per variant (use lrjax.train.grid for a product).")
     k = next(iter(lengths.values()))
     if k == 0:
-      raise ValueError("`hparams` has no variants (empty lists).")
+      raise ArgumentError("hparams", "has no variants (empty lists).")
     variants = [{name: values[i] for name, values in hparams.items()} for i in range(k)]
   elif _is_sequence(hparams):
     variants = list(hparams)
     if not variants:
-      raise ValueError("`hparams` is an empty list: give at least one dict.")
+      raise ArgumentError("hparams", "is an empty list: give at least one dict.")
     for i, h in enumerate(variants):
       if not isinstance(h, Mapping):
-        raise ValueError(f"`hparams[{i}]` must be a dict of hyperparameters, got {h!r}.")
+        raise ArgumentError(f"hparams[{i}]", f"must be a dict of hyperparameters, got {h!r}.")
   else:
-    raise ValueError(f"`hparams` must be a mapping name -> list of values, a list of "
-                     f"dicts or a lrjax.train.search_space(...), got "
-                     f"{type(hparams).__name__}.")
+    raise ArgumentError("hparams", "must be a mapping name -> list of values, a list of "
+                        f"dicts or a lrjax.train.search_space(...), got "
+                        f"{type(hparams).__name__}.")
   for i, h in enumerate(variants):
     for name in h:
       if not isinstance(name, str):
-        raise ValueError(f"`hparams` names must be strings, got {name!r} (variant {i}).")
+        raise ArgumentError("hparams", f"names must be strings, got {name!r} (variant {i}).")
   return [dict(h) for h in variants]
 
 
 def _check_seeds(seeds) -> None:
   if not _is_sequence(seeds) or len(seeds) == 0:
-    raise ValueError(f"`seeds` must be a non-empty list of integers, got {seeds!r}.")
+    raise ArgumentError("seeds", f"must be a non-empty list of integers, got {seeds!r}.")
   for s in seeds:
     if isinstance(s, bool) or not isinstance(s, numbers.Integral):
-      raise ValueError(f"`seeds` must hold integers, got {s!r}.")
+      raise ArgumentError("seeds", f"must hold integers, got {s!r}.")
 
 
 def _check_int(name: str, value, low: int = 1) -> None:
   if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
     what = "a positive integer" if low == 1 else f"an integer >= {low}"
-    raise ValueError(f"`{name}` must be {what}, got {value!r}.")
+    raise ArgumentError(name, f"must be {what}, got {value!r}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +112,7 @@ class SweepSpec:
   hparams: Any
   epochs: int
   batch_size: int
-  seeds: tuple | None = None
+  seeds: Sequence[int] | None = None
   task: Any = CLASSIFICATION
   controller: Any = None
   eval_batch_size: int | None = None
@@ -118,13 +121,14 @@ class SweepSpec:
   observe_untrained_loss: bool = True
   checkpoint_every: int = 1
   convergence_tolerance: float = 0.005
-  names: tuple | None = None
-  tags: tuple | None = None
+  names: Sequence[str] | None = None
+  tags: Sequence[Mapping[str, Any]] | None = None
 
   def __post_init__(self):
     if not callable(self.optimizer_fn):
-      raise TypeError(f"`optimizer_fn` must be a callable h -> optax.GradientTransformation, "
-                      f"got {type(self.optimizer_fn).__name__}.")
+      raise ArgumentTypeError("optimizer_fn", "must be a callable h -> "
+                              "optax.GradientTransformation, "
+                              f"got {type(self.optimizer_fn).__name__}.")
     _check_int("epochs", self.epochs)
     _check_int("batch_size", self.batch_size)
     for name in ("eval_batch_size", "variants_per_call", "concurrent_calls"):
@@ -133,12 +137,12 @@ class SweepSpec:
         _check_int(name, value, low=0)
     _check_int("checkpoint_every", self.checkpoint_every, low=0)
     if not isinstance(self.observe_untrained_loss, bool):
-      raise ValueError(f"`observe_untrained_loss` must be True or False, got "
-                       f"{self.observe_untrained_loss!r}.")
+      raise ArgumentError("observe_untrained_loss", "must be True or False, got "
+                          f"{self.observe_untrained_loss!r}.")
     tolerance = self.convergence_tolerance
     if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) or not (
         np.isfinite(tolerance) and tolerance >= 0):
-      raise ValueError(f"`convergence_tolerance` must be a number >= 0, got {tolerance!r}.")
+      raise ArgumentError("convergence_tolerance", f"must be a number >= 0, got {tolerance!r}.")
     if self.seeds is not None:
       _check_seeds(self.seeds)
       object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
@@ -147,9 +151,9 @@ class SweepSpec:
       check_controller(self.controller)
     if isinstance(self.hparams, SearchSpace):
       if self.controller is None:
-        raise ValueError("`hparams` is a search space: give a `controller` to draw from it, "
-                         "e.g. controller=lrjax.train.search.random_search(samples=8) or "
-                         "successive_halving(samples=9).")
+        raise ArgumentError("hparams", "is a search space: give a `controller` to draw from it, "
+                            "e.g. controller=lrjax.train.search.random_search(samples=8) or "
+                            "successive_halving(samples=9).")
     else:
       object.__setattr__(self, "hparams", normalize_hparams(self.hparams))
     for what in ("names", "tags"):
@@ -210,17 +214,17 @@ def variants_of(settings: Sequence[dict], seeds, names, tags, *, searched: bool 
   own = ["seed" in h for h in settings]
   if any(own):
     if not all(own):
-      raise ValueError("`hparams`: give a `seed` in every variant or in none (then "
-                       "`seeds` multiplies the variants).")
+      raise ArgumentError("hparams", ": give a `seed` in every variant or in none (then "
+                          "`seeds` multiplies the variants).")
     if seeds is not None:
-      raise ValueError("`seeds` must not be given when every `hparams` variant holds its "
-                       "own `seed`.")
+      raise ArgumentError("seeds", "must not be given when every `hparams` variant holds its "
+                          "own `seed`.")
     pairs = []
     for h in settings:
       h = dict(h)
       seed = h.pop("seed")
       if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"`hparams` seeds must be integers, got {seed!r}.")
+        raise ArgumentError("hparams", f"seeds must be integers, got {seed!r}.")
       pairs.append((h, int(seed)))
   else:
     seeds = (0,) if seeds is None else seeds
@@ -228,10 +232,10 @@ def variants_of(settings: Sequence[dict], seeds, names, tags, *, searched: bool 
     pairs = [(dict(h), int(s)) for h in settings for s in seeds]
   for what, given in (("names", names), ("tags", tags)):
     if given is not None and (not _is_sequence(given) or len(given) != len(pairs)):
-      raise ValueError(f"`{what}` must hold one entry per variant ({len(pairs)}), got "
-                       f"{given!r}.")
+      raise ArgumentError(what, f"must hold one entry per variant ({len(pairs)}), got "
+                          f"{given!r}.")
   if names is not None and len(set(names)) != len(names):
-    raise ValueError(f"`names` must be unique, got {list(names)}.")
+    raise ArgumentError("names", f"must be unique, got {list(names)}.")
   settings_seen: list[str] = []
   out = []
   for k, (h, seed) in enumerate(pairs):

@@ -107,21 +107,22 @@ import numbers
 import re
 import sys
 import tomllib
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import flax.linen as nn
 import optax
 
 from lrjax import schedules as schedules_lib
 from lrjax import strategies as strategies_lib
+from lrjax.data import by_name
+from lrjax.errors import ArgumentError, UsageError
 from lrjax.models.registry import MODELS, get_model
 from lrjax.train import search as search_lib
 from lrjax.train.engine.hyperparams import RUN_KEYS
-from lrjax.train.frontends.spec import SweepSpec
 from lrjax.train.frontends import inputs
-
-from lrjax.cli import DATASETS, DEFAULT_MODEL
+from lrjax.train.frontends.spec import SweepSpec
 
 TASKS = ("classification", "regression")
 # ``total_steps = "auto"`` in [schedule]: the run's optimizer steps (epochs x steps per
@@ -133,7 +134,7 @@ SCHEDULE_PREFIX = "schedule."
 _STRATEGY_POSITIONAL = ("sequence", "rule")
 
 
-class SweepFileError(ValueError):
+class SweepFileError(UsageError):
   """A mistake in a sweep file: ``<file>: <key>: <what is wrong; what is allowed>``."""
 
   def __init__(self, path, key: str, message: str):
@@ -278,9 +279,9 @@ def _read(cls, raw: Mapping, prefix: str, path, *, extra: tuple[str, ...] = ()):
 
 @dataclasses.dataclass(frozen=True)
 class DataSpec:
-  """``[data]``: which dataset and how much of it (`lrjax.cli.load_dataset`'s arguments)."""
+  """``[data]``: which dataset and how much of it (`lrjax.data.by_name.load`'s arguments)."""
 
-  dataset: str = _option("synthetic", "str", _one_of(DATASETS))
+  dataset: str = _option(by_name.SYNTHETIC, "str", _one_of(by_name.NAMES))
   source_dir: str | None = _option(None, "str")
   data_dir: str | None = _option(None, "str")
   train_size: int | None = _option(None, "int", _at_least(1))
@@ -549,7 +550,7 @@ def _settings(raw: dict, path) -> tuple[list[dict], list[_Source]]:
                                          "learning_rate = [0.1, 0.01]")
     names = list(axes)
     for combo in itertools.product(*axes.values()):
-      settings.append(dict(zip(names, combo)))
+      settings.append(dict(zip(names, combo, strict=True)))
       sources.append(_Source("grid", tuple(names)))
   if "variants" in raw:
     variants = raw["variants"]
@@ -569,13 +570,14 @@ def _settings(raw: dict, path) -> tuple[list[dict], list[_Source]]:
 
 # [search] method = name -> the controller's factory (its keyword arguments are the
 # section's other keys, checked against its signature).
-SEARCH_METHODS = {
+SEARCH_METHODS: dict[str, Callable[..., Any]] = {
     "successive_halving": search_lib.successive_halving, "hyperband": search_lib.hyperband,
     "median_stopping": search_lib.median_stopping, "pbt": search_lib.pbt,
     "random": search_lib.random_search, "optuna": search_lib.optuna_study,
 }
 # [search.space] name = {<distribution> = [...]}
-DISTRIBUTIONS = {"uniform": search_lib.uniform, "log_uniform": search_lib.log_uniform,
+DISTRIBUTIONS: dict[str, Callable[..., search_lib.Distribution]] = {
+                 "uniform": search_lib.uniform, "log_uniform": search_lib.log_uniform,
                  "int_uniform": search_lib.int_uniform, "choice": search_lib.choice}
 _SPACE_KEYS = ("sampler",)  # [search] keys of the space, not of the method
 
@@ -588,11 +590,12 @@ def _distribution(value, key: str, path):
                                       f"[0.001, 0.1]}} or a fixed value, got {value!r}")
     return value
   if len(value) != 1 or next(iter(value)) not in DISTRIBUTIONS:
-    raise SweepFileError(path, key, f"must be one of {{{', '.join(f'{d} = [...]' for d in DISTRIBUTIONS)}}}"
-                                    f", got {value!r}")
+    forms = ", ".join(f"{d} = [...]" for d in DISTRIBUTIONS)
+    raise SweepFileError(path, key, f"must be one of {{{forms}}}, got {value!r}")
   (kind, args), = value.items()
   if not isinstance(args, list) or not args:
-    raise SweepFileError(path, f"{key}.{kind}", f"must be a list ({'[low, high]' if kind != 'choice' else '[option, ...]'}), got {args!r}")
+    form = "[option, ...]" if kind == "choice" else "[low, high]"
+    raise SweepFileError(path, f"{key}.{kind}", f"must be a list ({form}), got {args!r}")
   try:
     if kind == "choice":
       return DISTRIBUTIONS[kind](args)
@@ -622,19 +625,20 @@ def _search(table: dict, path):
   space_options = {k: raw.pop(k) for k in _SPACE_KEYS if k in raw and k not in allowed}
   for name, value in raw.items():
     if name not in allowed:
-      raise SweepFileError(path, f"search.{name}", f"not an option of {method}; allowed: "
-                                                   f"{', '.join(['method', *allowed, *_SPACE_KEYS])}")
+      options = ", ".join(["method", *allowed, *_SPACE_KEYS])
+      raise SweepFileError(path, f"search.{name}",
+                           f"not an option of {method}; allowed: {options}")
     values = value if isinstance(value, list) else [value]
-    text = isinstance(value, str) and _expected_kind(factory, name) != "a number"
-    if not text and (not values or any(isinstance(v, (bool, str, dict, list)) or not
+    is_text = isinstance(value, str) and _expected_kind(factory, name) != "a number"
+    if not is_text and (not values or any(isinstance(v, (bool, str, dict, list)) or not
                                        isinstance(v, numbers.Real) for v in values)):
       raise SweepFileError(path, f"search.{name}", f"must be a number, got {value!r}")
   try:
     controller = factory(**raw)
-  except (TypeError, ValueError) as err:
-    text = str(err).rstrip(".")
-    key = next((f"search.{n}" for n in raw if f"`{n}`" in text), "search")
-    raise SweepFileError(path, key, text) from None
+  except (TypeError, ValueError) as err:  # the method's own checks (or a missing argument)
+    argument = err.argument if isinstance(err, ArgumentError) else None
+    key = f"search.{argument}" if argument in raw else "search"
+    raise SweepFileError(path, key, str(err).rstrip(".")) from None
   space = None
   if space_table is not None:
     space_table = _table(space_table, "search.space", path)
@@ -670,7 +674,7 @@ def _corner(space, end: int) -> dict:
     if isinstance(dim, search_lib.Choice):
       out[name] = dim.options[-end]
     elif isinstance(dim, search_lib.Distribution):
-      out[name] = dim.high if end else dim.low
+      out[name] = getattr(dim, "high" if end else "low")  # a range
     else:
       out[name] = dim
   return out
@@ -756,16 +760,14 @@ def read_toml(path) -> dict:
     raise SweepFileError(path, "", f"not valid TOML: {err}") from None
 
 
-def load(path, overrides: Mapping[str, Any] | None = None, *,
-         default_models: Mapping[str, str] | None = None) -> SweepFile:
+def load(path, overrides: Mapping[str, Any] | None = None) -> SweepFile:
   """Reads and checks the sweep file ``path``.
 
   Args:
     path: the TOML file.
     overrides: dotted keys (``epochs``, ``data.dataset``, ``model.name`` ...) set over the
-      file's values (the command line's flags).
-    default_models: dataset -> built-in model used without ``[model]`` (default: the
-      command line's, `lrjax.cli.DEFAULT_MODEL`).
+      file's values (the command line's flags).  Without ``[model]`` the dataset's default
+      model is trained (`lrjax.data.by_name.default_model`, as by ``lrjax sweep``).
 
   Raises:
     SweepFileError: naming the file and the key, for every mistake.
@@ -777,7 +779,7 @@ def load(path, overrides: Mapping[str, Any] | None = None, *,
   data = _read(DataSpec, _table(table.get("data", {}), "data", path), "data", path)
   if data.source_dir is not None and not Path(data.source_dir).is_dir():
     raise SweepFileError(path, "data.source_dir", f"{data.source_dir!r} is not a folder")
-  default = (DEFAULT_MODEL if default_models is None else default_models)[data.dataset]
+  default = by_name.default_model(data.dataset)
   model_spec, model_kwargs = _named(table.get("model", {}), "model", path)
   model, model_name = _build_model(model_spec, model_kwargs, default, path)
   controller, space = _search(table, path)
@@ -793,7 +795,7 @@ def load(path, overrides: Mapping[str, Any] | None = None, *,
     settings, sources = _settings(table, path)
   optimizer_fn = _build_optimizer(table, settings, sources, path)
   seeds = tuple(range(top.seeds)) if _is_int(top.seeds) else tuple(top.seeds)
-  task = top.task or ("regression" if data.dataset == "boston_housing" else "classification")
+  task = top.task or by_name.task(data.dataset)
   return SweepFile(path=path, data=data, model=model, model_name=model_name,
                    optimizer_fn=optimizer_fn,
                    hparams=space if space is not None else settings, epochs=top.epochs,
@@ -834,7 +836,7 @@ def _build_optimizer(table, settings, sources, path) -> OptimizerFn:
       raise SweepFileError(path, "optimizer.path",
                            f"{opt_spec.path!r} is not callable (h -> "
                            f"optax.GradientTransformation)")
-    opt_allowed, opt_required = None, []
+    opt_allowed, opt_required = None, list[str]()
   else:
     name = opt_spec.name or "sgd"
     if with_rule:
@@ -846,7 +848,7 @@ def _build_optimizer(table, settings, sources, path) -> OptimizerFn:
       strategy = getattr(strategies_lib, name)
       optimizer = strategy
       opt_allowed = [n for n in _parameters(strategy)[0] if n not in _STRATEGY_POSITIONAL]
-      opt_required = []
+      opt_required = list[str]()
     else:
       allowed_names = optax_optimizers()
       if name not in allowed_names:
@@ -861,8 +863,9 @@ def _build_optimizer(table, settings, sources, path) -> OptimizerFn:
     by_name = True
 
   # The schedule and the arguments it allows.
-  schedule, sch_allowed, sch_required = None, None, []
+  schedule, sch_allowed, sch_required = None, None, list[str]()
   if has_schedule:
+    assert sch_spec is not None  # read above with the section
     if sch_spec.path is not None:
       schedule = import_path(sch_spec.path, "schedule.path", path)
       if not callable(schedule):
@@ -898,7 +901,7 @@ def _build_optimizer(table, settings, sources, path) -> OptimizerFn:
     check_name(name, f"optimizer.{name}")
   for name in sch_fixed:
     check_name(SCHEDULE_PREFIX + name, f"schedule.{name}")
-  for setting, source in zip(settings, sources):
+  for setting, source in zip(settings, sources, strict=True):
     for name in setting:
       check_name(name, f"{source.where}.{name}")
       # A key both fixed and swept is two values for one argument: which one the user
@@ -945,12 +948,12 @@ def _build_optimizer(table, settings, sources, path) -> OptimizerFn:
     check_kind(name, f"optimizer.{name}", value)
   for name, value in sch_fixed.items():
     check_kind(SCHEDULE_PREFIX + name, f"schedule.{name}", value)
-  for setting, source in zip(settings, sources):
+  for setting, source in zip(settings, sources, strict=True):
     for name, value in setting.items():
       check_kind(name, f"{source.where}.{name}", value)
 
   fn = OptimizerFn(optimizer, by_name, opt_fixed, schedule, sch_fixed, strategy)
-  for setting, source in zip(settings, sources):
+  for setting, source in zip(settings, sources, strict=True):
     opt_args, sch_args = fn.arguments(setting)
     where = source.where or "optimizer"
     for required, args, section in ((opt_required, opt_args, "optimizer"),
@@ -1038,7 +1041,9 @@ def _construct(fn: OptimizerFn, setting: dict, source: _Source, path) -> None:
     for name in list(setting) + [SCHEDULE_PREFIX + n for n in fn.schedule_fixed] + list(
         fn.fixed):
       arg = name[len(SCHEDULE_PREFIX):] if name.startswith(SCHEDULE_PREFIX) else name
-      if f"`{arg}`" in text or f"'{arg}'" in text:
+      mentioned = (err.argument == arg if isinstance(err, ArgumentError)  # lrjax's checks
+                   else f"`{arg}`" in text or f"'{arg}'" in text)  # another library's
+      if mentioned:
         key = (f"{source.where}.{name}" if name in setting else
                f"schedule.{arg}" if name.startswith(SCHEDULE_PREFIX) else f"optimizer.{arg}")
         break

@@ -17,10 +17,11 @@ the seeds, so that no script has to parse labels to group seeds.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from lrjax.errors import ArgumentError
 from lrjax.train.engine.task import CLASSIFICATION, REGRESSION, Task, as_task
 
 
@@ -33,11 +34,11 @@ def convergence_epoch(curve, tolerance: float = 0.005, final_window: int = 1) ->
   """
   curve = np.asarray(curve, np.float64)
   if curve.ndim != 1 or curve.size == 0:
-    raise ValueError(f"`curve` must be a non-empty 1-D sequence, got shape {curve.shape}.")
+    raise ArgumentError("curve", f"must be a non-empty 1-D sequence, got shape {curve.shape}.")
   if tolerance < 0:
-    raise ValueError(f"`tolerance` must be >= 0, got {tolerance}.")
+    raise ArgumentError("tolerance", f"must be >= 0, got {tolerance}.")
   if final_window < 1:
-    raise ValueError(f"`final_window` must be >= 1, got {final_window}.")
+    raise ArgumentError("final_window", f"must be >= 1, got {final_window}.")
   final = np.mean(curve[-final_window:])
   if not np.isfinite(final):
     return None
@@ -215,7 +216,7 @@ def seed_rows(result) -> tuple[list[dict], list, list[str]]:
     raise ValueError(f"the result has {len(summary)} summary rows but {len(variants)} "
                      f"variants: it says nothing of their settings; pass `settings`.")
   identities, labels = [], []
-  for row, variant in zip(summary, variants):
+  for row, variant in zip(summary, variants, strict=True):
     hparams = dict(variant.get("hparams") or {})
     seed = variant.get("seed", row.get("seed"))
     row.setdefault("seed", seed)
@@ -286,10 +287,10 @@ def aggregate_seeds(summary: Sequence[Mapping], settings: Sequence | None = None
   if settings is not None:
     settings = list(settings)
     if len(settings) != len(summary):
-      raise ValueError(f"`settings` has {len(settings)} entries for {len(summary)} "
-                       f"summary rows; give one setting identity per row.")
+      raise ArgumentError("settings", f"has {len(settings)} entries for {len(summary)} "
+                          f"summary rows; give one setting identity per row.")
   if isinstance(ddof, bool) or not isinstance(ddof, int) or ddof < 0:
-    raise ValueError(f"`ddof` must be a non-negative integer, got {ddof!r}.")
+    raise ArgumentError("ddof", f"must be a non-negative integer, got {ddof!r}.")
   groups: dict = {}
   for k, row in enumerate(summary):
     identity = settings[k] if settings is not None else _identity_of(row, k)

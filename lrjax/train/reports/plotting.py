@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from lrjax import _atomic
-from lrjax.train.reports import metrics
+from lrjax.errors import ArgumentError, ArgumentTypeError
 from lrjax.train.engine.task import Task, as_task
+from lrjax.train.reports import metrics
 
 # Distinct dash patterns, one per strategy (cycled beyond five).
 LINE_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)))
@@ -153,7 +155,7 @@ def series_styles(names: Sequence[str], variants=None,
                else [name_factors(n) for n in names])
   factors = list(factors)
   if len(factors) != len(names):
-    raise ValueError(f"`variants` has {len(factors)} entries for {len(names)} names.")
+    raise ArgumentError("variants", f"has {len(factors)} entries for {len(names)} names.")
   colours = list(dict.fromkeys(f.colour for f in factors))
   styles = list(dict.fromkeys(f.style for f in factors))
   palette = pyplot().get_cmap("tab10" if len(colours) <= 10 else "tab20")
@@ -175,13 +177,13 @@ def _epoch_zero(initial, history, fields, task: Task, num: int) -> dict[str, np.
   if initial is None:
     return {}
   if not isinstance(initial, Mapping):
-    raise TypeError(f"`initial` must be a mapping field -> per-variant values (the sweep "
-                    f"result's `initial`), got {type(initial).__name__}.")
+    raise ArgumentTypeError("initial", "must be a mapping field -> per-variant values (the sweep "
+                            f"result's `initial`), got {type(initial).__name__}.")
   values = {f: np.asarray(v, np.float64) for f, v in initial.items()}
   for f, v in values.items():
     if v.shape != (num,):
-      raise ValueError(f"`initial[{f!r}]` must hold one value per variant ({num}), got "
-                       f"shape {v.shape}.")
+      raise ArgumentError(f"initial[{f!r}]", f"must hold one value per variant ({num}), got "
+                          f"shape {v.shape}.")
   values |= {f: v for f, v in task.derived(values).items() if f not in values}
   return {f: values[f] for f in fields if f in values}
 
@@ -212,12 +214,12 @@ def plot_curves(history: dict[str, np.ndarray], names: Sequence[str], out_path: 
   wanted = default_fields(task) if fields is None else tuple(fields)
   fields = [f for f in wanted if f in history and np.isfinite(history[f][:, keep]).any()]
   if not fields:
-    raise ValueError(f"`fields`: nothing to plot, no finite values in {list(wanted)} "
-                     f"(the history has {sorted(history)}).")
+    raise ArgumentError("fields", f": nothing to plot, no finite values in {list(wanted)} "
+                        f"(the history has {sorted(history)}).")
   zero = _epoch_zero(initial, history, fields, task, len(names))
   fig, axes = plt.subplots(1, len(fields), figsize=(4.2 * len(fields), 3.6), squeeze=False)
   epochs = np.arange(1, history[fields[0]].shape[0] + 1)
-  for ax, field in zip(axes[0], fields):
+  for ax, field in zip(axes[0], fields, strict=True):
     for k in keep:
       x, y = epochs, history[field][:, k]
       if field in zero:
@@ -251,7 +253,7 @@ def plot_report_figures(history, names, out_dir: str | Path, prefix: str = "",
   match = list(names) if setting_names is None else list(setting_names)
   paths = []
   for label in ("By Epoch", "By Cutoff", "By Oscillate"):
-    select = [n for n, m in zip(names, match) if m.startswith(label)]
+    select = [n for n, m in zip(names, match, strict=True) if m.startswith(label)]
     if select:
       path = out_dir / f"{prefix}{label.replace(' ', '_').lower()}.png"
       paths.append(plot_curves(history, names, path, select=select, title=f"{prefix}{label}",
@@ -354,12 +356,13 @@ def plot_runs(sources: Sequence, labels: Sequence[str], out_dir: str | Path) -> 
   runs = [as_run(s) for s in sources]
   labels = list(labels)
   if len(labels) != len(runs) or len(set(labels)) != len(labels):
-    raise ValueError(f"`labels` must be {len(runs)} distinct labels, one per run, got "
-                     f"{labels!r}.")
+    raise ArgumentError("labels", f"must be {len(runs)} distinct labels, one per run, got "
+                        f"{labels!r}.")
   tasks = {(r.task.name, r.task.monitor) for r in runs}
   if len(tasks) > 1:
-    raise ValueError(f"cannot overlay runs of different tasks: "
-                     + ", ".join(f"{label}: {r.task.name}" for label, r in zip(labels, runs)))
+    raise ValueError("cannot overlay runs of different tasks: "
+                     + ", ".join(f"{label}: {r.task.name}"
+                                 for label, r in zip(labels, runs, strict=True)))
   epochs = max(next(iter(r.history.values())).shape[0] for r in runs)
   fields = list(dict.fromkeys(f for r in runs for f in r.history))
   history = {f: np.concatenate([_padded(r.history[f], epochs) if f in r.history else
@@ -369,8 +372,9 @@ def plot_runs(sources: Sequence, labels: Sequence[str], out_dir: str | Path) -> 
   initial = {f: np.concatenate([np.asarray(r.initial[f], np.float64) if f in r.initial
                                 else np.full(len(r.names), np.nan) for r in runs])
              for f in initial_fields}
-  names = [f"{label}: {n}" for label, r in zip(labels, runs) for n in r.names]
-  factors = [Factors(f.colour, label) for label, r in zip(labels, runs) for f in r.factors]
+  names = [f"{label}: {n}" for label, r in zip(labels, runs, strict=True) for n in r.names]
+  factors = [Factors(f.colour, label)
+             for label, r in zip(labels, runs, strict=True) for f in r.factors]
   setting_names = [n for r in runs for n in r.names]
   return plot_report_figures(history, names, out_dir, initial=initial or None,
                              task=runs[0].task, factors=factors, setting_names=setting_names)
@@ -411,7 +415,7 @@ def plot_range_test(result, path: str | Path | None = None, *, ax=None, title: s
   chosen = getattr(result, "suggested_by", "valley")
   order = [chosen] + [r for r in rules if r != chosen]
   colours = plt.rcParams["axes.prop_cycle"].by_key()["color"][1:]
-  for rule, colour in zip(order, colours):
+  for rule, colour in zip(order, colours, strict=False):  # more colours than rules
     rate = float(getattr(result.suggestions, rule))
     if not np.isfinite(rate) or lrs.size == 0:
       continue

@@ -11,15 +11,15 @@ import csv
 import io
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
 from lrjax import _atomic
-from lrjax.train.reports import metrics
-from lrjax.train.frontends.config import SweepConfig
 from lrjax.train.engine.task import ACCURACY, BUILT_IN, Task, as_task
+from lrjax.train.frontends.config import SweepConfig
+from lrjax.train.reports import metrics
 
 
 def _clean(value):

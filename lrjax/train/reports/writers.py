@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import numbers
 import re
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from lrjax import _extras, distributed
+from lrjax.errors import ArgumentError, ArgumentTypeError
 from lrjax.train.engine.task import Task, as_task
 
 SPLITS = ("train", "valid", "test")
@@ -289,7 +291,7 @@ class SweepWriters:
       w.close()
     self.writers, self._shared = [], []
 
-  def __enter__(self) -> "SweepWriters":
+  def __enter__(self) -> SweepWriters:
     return self
 
   def __exit__(self, *exc) -> None:
@@ -307,18 +309,18 @@ def check_metric_writers(metric_writers, num_variants: int | None = None) -> Non
   if isinstance(metric_writers, (list, tuple)):
     bad = [w for w in metric_writers if not isinstance(w, MetricWriter)]
     if bad:
-      raise TypeError(f"`metric_writers` must hold metric writers (write_scalars, "
-                      f"write_hparams, flush, close), got {type(bad[0]).__name__}.")
+      raise ArgumentTypeError("metric_writers", "must hold metric writers (write_scalars, "
+                              f"write_hparams, flush, close), got {type(bad[0]).__name__}.")
     if num_variants is not None and len(metric_writers) != num_variants:
-      raise ValueError(f"`metric_writers` has {len(metric_writers)} writers for "
-                       f"{num_variants} variants; give one per variant, one writer "
-                       f"for all, or a factory (name, hparams) -> writer.")
+      raise ArgumentError("metric_writers", f"has {len(metric_writers)} writers for "
+                          f"{num_variants} variants; give one per variant, one writer "
+                          f"for all, or a factory (name, hparams) -> writer.")
     return
   if not callable(metric_writers):
-    raise TypeError(f"`metric_writers` must be a metric writer (write_scalars, "
-                    f"write_hparams, flush, close: CLU's MetricWriter), a factory "
-                    f"(name, hparams) -> writer, or a list of one writer per variant; "
-                    f"got {type(metric_writers).__name__}.")
+    raise ArgumentTypeError("metric_writers", "must be a metric writer (write_scalars, "
+                            f"write_hparams, flush, close: CLU's MetricWriter), a factory "
+                            f"(name, hparams) -> writer, or a list of one writer per variant; "
+                            f"got {type(metric_writers).__name__}.")
 
 
 def open_writers(variants: Sequence[Mapping], *, tensorboard_dir: str | Path | None = None,
@@ -358,26 +360,26 @@ def open_writers(variants: Sequence[Mapping], *, tensorboard_dir: str | Path | N
   shared: list[MetricWriter] = []
   if tensorboard_dir is not None:
     tags = metric_tags(task if task is not None else "classification")
-    for writers, folder in zip(per_variant, run_folders(names)):
+    for writers, folder in zip(per_variant, run_folders(names), strict=True):
       writers.append(TensorBoardWriter(Path(tensorboard_dir) / folder, metric_tags=tags))
   if isinstance(metric_writers, MetricWriter):
     shared.append(metric_writers)
-    for writers, name in zip(per_variant, names):
+    for writers, name in zip(per_variant, names, strict=True):
       writers.append(PrefixedWriter(metric_writers, name))
   elif isinstance(metric_writers, (list, tuple)):
-    for writers, writer in zip(per_variant, metric_writers):
+    for writers, writer in zip(per_variant, metric_writers, strict=True):
       writers.append(writer)
-  elif metric_writers is not None:
-    for writers, variant in zip(per_variant, variants):
+  elif callable(metric_writers):  # a factory (check_metric_writers refused the rest)
+    for writers, variant in zip(per_variant, variants, strict=True):
       writer = metric_writers(str(variant["name"]), variant_hparams(variant))
       if not isinstance(writer, MetricWriter):
-        raise TypeError(f"`metric_writers` (a factory) returned a "
-                        f"{type(writer).__name__} for {variant['name']!r}, not a metric "
-                        f"writer (write_scalars, write_hparams, flush, close).")
+        raise ArgumentTypeError("metric_writers", "(a factory) returned a "
+                                f"{type(writer).__name__} for {variant['name']!r}, not a metric "
+                                f"writer (write_scalars, write_hparams, flush, close).")
       writers.append(writer)
   out = SweepWriters(names, [w[0] if len(w) == 1 else MultiWriter(w) for w in per_variant]
                      if any(per_variant) else [], shared, task=task)
-  for writer, variant in zip(out.writers, variants):
+  for writer, variant in zip(out.writers, variants, strict=False):  # no writers: none
     writer.write_hparams(variant_hparams(variant))
   return out
 

@@ -48,15 +48,15 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from lrjax import _atomic
-from lrjax import distributed
+from lrjax import _atomic, distributed
 
 CONFIG_FILE = "sweep_config.json"
 RECORD_FILE = "lrjax_integrity.json"
@@ -85,6 +85,12 @@ class UnusableCheckpointError(CheckpointError):
 class CheckpointSaveError(CheckpointError):
   """The folder is not writable, or writing a step failed (disk full, permissions, ...)."""
 
+  # The epochs trained before the failure (a `lrjax.train.runner.loop.Outcome`), set by
+  # the host loop so that the caller can still write them.
+  outcome: Any = None
+  # The file holding orbax's report of the failure, when one was kept.
+  log: str | None = None
+
 
 class FolderInUseError(CheckpointError):
   """Another run holds the folder's lock (``holder``: its pid as the lock file says)."""
@@ -106,7 +112,7 @@ def data_identity(dataset, **provenance) -> dict[str, Any]:
   for split in DATA_SPLITS:
     a = np.ascontiguousarray(getattr(dataset, split))
     digest.update(f"{split}:{a.dtype.str}:{a.shape};".encode())
-    digest.update(a.reshape(-1).view(np.uint8))  # no copy; empty splits work too
+    digest.update(a.reshape(-1).view(np.uint8).data)  # no copy; empty splits work too
   identity = {"dataset": str(getattr(dataset, "name", "")), "fingerprint": digest.hexdigest()}
   identity.update({k: v for k, v in provenance.items() if v is not None})
   return _canonical(identity)
@@ -181,7 +187,7 @@ class FolderLock:
     self.path = Path(folder).absolute() / LOCK_FILE
     self.what = what
     self._fd = None
-    if not distributed.is_writer():  # d13: one lock per run: process 0's (shared folder)
+    if not distributed.is_writer():  # one lock per run, process 0's: the folder is shared
       return
     if create:  # the folder made here: one that cannot be is one line, not a traceback
       try:
@@ -270,7 +276,8 @@ def _host_leaves(tree) -> dict[str, np.ndarray]:
       return jax.random.key_data(leaf)
     return leaf
 
-  # d13: `fetch`: arrays sharded over several processes are gathered whole on each.
+  # `fetch`: in a multi-process run, arrays sharded over the processes are gathered whole on
+  # each, so every process hashes the same bytes.
   host = distributed.fetch(jax.tree_util.tree_map(raw, tree))
   flat, _ = jax.tree_util.tree_flatten_with_path(host)
   return {jax.tree_util.keystr(path): np.ascontiguousarray(leaf) for path, leaf in flat}
@@ -304,7 +311,8 @@ def _mismatch(leaves: dict[str, dict], restored) -> str | None:
   for name, saved in leaves.items():
     a = now[name]
     if list(a.shape) != saved["shape"] or str(a.dtype) != saved["dtype"]:
-      return f"{name} reads back as {a.dtype}{list(a.shape)}, saved {saved['dtype']}{saved['shape']}"
+      return (f"{name} reads back as {a.dtype}{list(a.shape)}, "
+              f"saved {saved['dtype']}{saved['shape']}")
     if saved["finite"] and not _all_finite(a):
       return f"{name} reads back with non-finite values where the saved array was finite"
     if _sha256(a) != saved["sha256"]:
@@ -333,7 +341,7 @@ def failure_cause(err: BaseException) -> str:
   """What made a write fail, briefly: the operating system's reason where there is one
   (``No space left on device``, also when tensorstore says it as ``[os_error_code='28']``
   inside a long message), else `one_line` of the error."""
-  seen = err
+  seen: BaseException | None = err
   while seen is not None:
     if isinstance(seen, OSError) and seen.errno:
       return seen.strerror or os.strerror(seen.errno)
@@ -551,7 +559,7 @@ class SweepCheckpointer:
       self._write_config()
 
   def _write_config(self) -> None:
-    if self._config_pending and distributed.is_writer():  # d13: host-side files: process 0
+    if self._config_pending and distributed.is_writer():  # host-side files: process 0's
       _atomic.write_text(self.directory / CONFIG_FILE, json.dumps(self.config, indent=1))
     self._config_pending = False
 
@@ -642,7 +650,7 @@ class SweepCheckpointer:
     error.log = log
     raise error
 
-  def _attempt(self, epoch: int, tree) -> tuple[tuple[str, str] | None, "_CapturedOutput"]:
+  def _attempt(self, epoch: int, tree) -> tuple[tuple[str, str] | None, _CapturedOutput]:
     """`_write_step` with its output captured: ``(None, capture)``, or ``((cause,
     traceback text), capture)`` when it failed."""
     failure = None
@@ -665,9 +673,9 @@ class SweepCheckpointer:
     if self.data is not None:
       body["data"] = self.data
     record = _seal(body)
-    # d13: orbax wrote the arrays with every process; the record (the same digests on
-    # every process, from the gathered arrays) is process 0's to write, and no process
-    # goes on before it exists.
+    # In a multi-process run orbax wrote the arrays with every process; the record (the
+    # same digests on every process, from the gathered arrays) is process 0's to write,
+    # and no process goes on before it exists.
     if distributed.is_writer():
       _atomic.write_text(self.step_path(epoch) / RECORD_FILE, json.dumps(record))
     distributed.barrier(f"lrjax-checkpoint-record-{epoch}")
@@ -716,7 +724,7 @@ class SweepCheckpointer:
     Unusable newer steps are reported in one line and deleted (their epochs are
     recomputed).  Raises `UnusableCheckpointError` when steps exist but none verifies.
     """
-    failures = []
+    failures: list[tuple[int, str]] = []
     for step in sorted(self.manager.all_steps(), reverse=True):
       restored, reason = self._try_restore(step, target)
       if reason is None:

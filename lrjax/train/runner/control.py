@@ -22,7 +22,8 @@ History fields (``[epochs, variants]``, float64 like the others):
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -52,7 +53,7 @@ def unpack(packed: dict, like) -> Any:
   """The controller state of `pack` ed leaves, in the structure of ``like``."""
   treedef = jax.tree.structure(like)
   return jax.tree.unflatten(treedef, [np.asarray(packed[str(i)])
-                                      for i in range(treedef.num_leaves)])
+                                      for i in range(treedef.num_leaves)])  # type: ignore[attr-defined]
 
 
 class Control:
@@ -92,7 +93,7 @@ class Control:
     the states' own)."""
     alive = np.zeros(self.num_variants, bool)
     numeric: list[dict] = [{} for _ in range(self.num_variants)]
-    for g, state in zip(self.groups, states):
+    for g, state in zip(self.groups, states, strict=True):
       hyper, flags = distributed.fetch((state.hyper, state.alive))
       k = len(g.members)
       alive[g.members] = np.asarray(flags, bool)[:k]

@@ -29,18 +29,19 @@ import os
 import signal
 import sys
 import threading
-import warnings
 import time
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import jax
 import numpy as np
 from tqdm.auto import tqdm
 
 from lrjax import distributed
-from lrjax.train.runner.checkpoint import CheckpointSaveError, FolderLock, SweepCheckpointer
 from lrjax.train.engine.epoch import EPOCH_FIELDS, INJECTED_PREFIX, STEP_FIELDS, run_calls
+from lrjax.train.runner.checkpoint import CheckpointSaveError, FolderLock, SweepCheckpointer
 from lrjax.train.runner.control import Control, pack, unpack
 
 HISTORY_FIELDS = EPOCH_FIELDS
@@ -147,7 +148,7 @@ class Outcome:
   epoch_seconds: np.ndarray
   controller_state: Any = None
 
-  def first(self, done: int) -> "Outcome":
+  def first(self, done: int) -> Outcome:
     """The first ``done`` epochs of this outcome."""
     return dataclasses.replace(
         self, history={k: v[:done] for k, v in self.history.items()},
@@ -183,7 +184,7 @@ def run(trainers, groups, states, data, control: Control, *, epochs: int, steps:
 def _run(trainers, groups, states, data, control, epochs, steps, checkpointer,
          checkpoint_every, progress, desc, on_epoch_end, lock_out) -> Outcome:
   num_variants = sum(len(g.members) for g in groups)
-  injected = list(dict.fromkeys(n for t, s in zip(trainers, states)
+  injected = list(dict.fromkeys(n for t, s in zip(trainers, states, strict=True)
                                 for n in t.injected_names(s)))
   extra = control.history_fields() + tuple(INJECTED_PREFIX + n for n in injected)
   history = empty_history(epochs, num_variants, extra)
@@ -223,7 +224,8 @@ def _run(trainers, groups, states, data, control, epochs, steps, checkpointer,
   # Compile each group's epoch program ahead of time, so compile time is reported apart
   # (and, under a controller, the program of its decisions: no decision compiles).
   steering = control.controller is not None
-  compile_seconds = sum(t.compile(s, data, apply=steering) for t, s in zip(trainers, states))
+  compile_seconds = sum(t.compile(s, data, apply=steering)
+                        for t, s in zip(trainers, states, strict=True))
   # Calls at once across the groups (lrjax.train.engine.plan; 1 wherever a group is
   # sharded).
   at_once = min(t.plan.concurrent_calls for t in trainers)
@@ -260,7 +262,8 @@ def _run(trainers, groups, states, data, control, epochs, steps, checkpointer,
           epoch_metrics.append(distributed.fetch(metrics))
           seconds.append(time.perf_counter() - t_group)
       trained = history["alive"][epoch] > 0
-      for metrics, group_seconds, group_members in zip(epoch_metrics, seconds, members):
+      for metrics, group_seconds, group_members in zip(epoch_metrics, seconds, members,
+                                                       strict=True):
         history["group_seconds"][epoch, group_members] = group_seconds
         live = trained[group_members]
         for field in HISTORY_FIELDS:
@@ -324,7 +327,7 @@ def _groups_side_by_side(trainers, states, data, epoch: int, at_once: int):
   outs = run_calls([timed(i, call) for i, call in enumerate(calls)], at_once)
   epoch_metrics, seconds = [], []
   for g, (_, join) in enumerate(pending):
-    states[g], metrics = join([out for h, out in zip(owner, outs) if h == g])
+    states[g], metrics = join([out for h, out in zip(owner, outs, strict=True) if h == g])
     epoch_metrics.append(jax.device_get(metrics))
-    seconds.append(max([t for h, t in zip(owner, done_at) if h == g], default=0.0))
+    seconds.append(max([t for h, t in zip(owner, done_at, strict=True) if h == g], default=0.0))
   return epoch_metrics, seconds

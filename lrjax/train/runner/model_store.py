@@ -13,8 +13,9 @@ whose record is missing, damaged or does not match what orbax reads, in one line
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import orbax.checkpoint as ocp
@@ -60,7 +61,7 @@ def _save(out_dir, variants) -> Path:
   index_path = root / INDEX_FILE
   index = json.loads(index_path.read_text()) if index_path.exists() else {}
   names = list(variants)
-  for name, folder in zip(names, run_folders(names)):
+  for name, folder in zip(names, run_folders(names), strict=True):
     tree = {"params": variants[name]["params"],
             "model_state": dict(variants[name].get("model_state") or {})}
     tree = {k: v for k, v in tree.items() if v or k == "params"}

@@ -15,14 +15,27 @@ arrays and dicts).
 
 from lrjax.train.search.controller import Controller, Decisions, Setup, View
 from lrjax.train.search.halving import Hyperband, SuccessiveHalving, hyperband, successive_halving
-from lrjax.train.search.optuna_search import (OptunaSearch, from_distributions, optuna_search,
-                                             optuna_study)
+from lrjax.train.search.optuna_search import (
+    OptunaSearch,
+    from_distributions,
+    optuna_search,
+    optuna_study,
+)
 from lrjax.train.search.pbt import PBT, pbt
-from lrjax.train.search.space import (Choice, Distribution, IntUniform, LogUniform,
-                                      SearchSpace, Uniform, choice, int_uniform, log_uniform,
-                                      search_space, uniform)
-from lrjax.train.search.stopping import (MedianStopping, RandomSearch, median_stopping,
-                                         random_search)
+from lrjax.train.search.space import (
+    Choice,
+    Distribution,
+    IntUniform,
+    LogUniform,
+    SearchSpace,
+    Uniform,
+    choice,
+    int_uniform,
+    log_uniform,
+    search_space,
+    uniform,
+)
+from lrjax.train.search.stopping import MedianStopping, RandomSearch, median_stopping, random_search
 
 __all__ = [
     "Controller", "Decisions", "Setup", "View",

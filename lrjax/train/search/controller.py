@@ -53,10 +53,12 @@ lrjax, e.g. one that stops every slot whose validation accuracy is below chance:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Protocol, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
+from lrjax.errors import ArgumentTypeError, UsageError
 from lrjax.train.search.space import SearchSpace
 
 
@@ -128,7 +130,7 @@ class View:
   def num_slots(self) -> int:
     return len(self.names)
 
-  def keep(self) -> "Decisions":
+  def keep(self) -> Decisions:
     """Decisions that change nothing (every slot continues as it is)."""
     return Decisions(self)
 
@@ -169,23 +171,23 @@ class Decisions:
     slots = np.atleast_1d(np.asarray(slots, int))
     bad = [int(s) for s in slots if not 0 <= s < self.view.num_slots]
     if bad:
-      raise ValueError(f"slot(s) {bad} out of range: the sweep has {self.view.num_slots} "
+      raise UsageError(f"slot(s) {bad} out of range: the sweep has {self.view.num_slots} "
                        f"slots.")
     return slots
 
-  def stop(self, slots) -> "Decisions":
+  def stop(self, slots) -> Decisions:
     """The ``slots`` stop training (their state and metrics are kept as they are)."""
     self.alive[self._slots(slots)] = False
     return self
 
-  def set_hparams(self, slot: int, hparams: Mapping[str, Any]) -> "Decisions":
+  def set_hparams(self, slot: int, hparams: Mapping[str, Any]) -> Decisions:
     """``slot`` continues with ``hparams`` (updating its numeric hyperparameters)."""
     (slot,) = self._slots(slot)
     self.hparams[slot] = {**self.hparams[slot], **dict(hparams)}
     return self
 
   def exploit(self, slot: int, source: int, hparams: Mapping[str, Any] | None = None
-              ) -> "Decisions":
+              ) -> Decisions:
     """``slot`` continues from ``source``'s state (copied) with ``source``'s
     hyperparameters updated by ``hparams`` (the explored values); it trains again if it
     had been stopped."""
@@ -196,7 +198,7 @@ class Decisions:
     self.hparams[slot] = {**self.view.hparams[source], **dict(hparams or {})}
     return self
 
-  def restart_slot(self, slot: int, hparams: Mapping[str, Any]) -> "Decisions":
+  def restart_slot(self, slot: int, hparams: Mapping[str, Any]) -> Decisions:
     """``slot`` starts ``hparams`` afresh (a new initialisation from its seed)."""
     (slot,) = self._slots(slot)
     self.source[slot] = slot
@@ -210,7 +212,8 @@ class Decisions:
   def changed(self) -> np.ndarray:
     """``[slots]`` bool: the slots whose state or hyperparameters change on the device."""
     moved = self.source != np.arange(self.view.num_slots)
-    new_h = np.array([h != dict(old) for h, old in zip(self.hparams, self.view.hparams)])
+    new_h = np.array([h != dict(old)
+                      for h, old in zip(self.hparams, self.view.hparams, strict=True)])
     return moved | self.restart | new_h
 
 
@@ -228,6 +231,6 @@ def check_controller(controller) -> None:
   """Raises ``TypeError`` naming ``controller`` unless it has ``init`` and ``decide``."""
   missing = [m for m in ("init", "decide") if not callable(getattr(controller, m, None))]
   if missing:
-    raise TypeError(f"`controller` must have init(setup) and decide(state, view) methods "
-                    f"(lrjax.train.search.controller); {type(controller).__name__} has no "
-                    f"{' or '.join(missing)}.")
+    raise ArgumentTypeError("controller", "must have init(setup) and decide(state, view) methods "
+                            f"(lrjax.train.search.controller); {type(controller).__name__} has no "
+                            f"{' or '.join(missing)}.")

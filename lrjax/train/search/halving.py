@@ -24,12 +24,13 @@ import math
 
 import numpy as np
 
+from lrjax.errors import ArgumentError, UsageError
 from lrjax.train.search.controller import Decisions, Setup, View
 
 
 def _check_int(name: str, value, low: int) -> None:
   if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-    raise ValueError(f"`{name}` must be an integer >= {low}, got {value!r}.")
+    raise ArgumentError(name, f"must be an integer >= {low}, got {value!r}.")
 
 
 def draw(setup: Setup, samples, seed: int, who: str):
@@ -37,12 +38,12 @@ def draw(setup: Setup, samples, seed: int, who: str):
   given ones (None: `lrjax.sweep`'s ``hparams``)."""
   if setup.space is None:
     if samples is not None:
-      raise ValueError(f"{who}: `samples` draws from a search space, but `hparams` is a "
+      raise UsageError(f"{who}: `samples` draws from a search space, but `hparams` is a "
                        f"list of configurations; give hparams=lrjax.train.search_space(...) "
                        f"or leave `samples` out.")
     return None
   if samples is None:
-    raise ValueError(f"{who}: `samples` is required to draw from the search space (how many "
+    raise UsageError(f"{who}: `samples` is required to draw from the search space (how many "
                      f"configurations to start).")
   return setup.space.sample(int(samples), seed=int(seed))
 
@@ -111,7 +112,7 @@ class Hyperband:
 
   def init(self, setup: Setup):
     if setup.space is None:
-      raise ValueError("hyperband draws its configurations from a search space (bracket "
+      raise UsageError("hyperband draws its configurations from a search space (bracket "
                        "sizes are its own); give hparams=lrjax.train.search_space(...).")
     sizes = self.bracket_sizes(setup.epochs)
     configurations = setup.space.sample(sum(sizes), seed=self.seed)

@@ -25,10 +25,12 @@ Needs ``pip install "lrjax[optuna]"``.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
+from lrjax.errors import ArgumentError, UsageError
 from lrjax.train.search import space as space_lib
 from lrjax.train.search.controller import Setup, View
 
@@ -61,7 +63,7 @@ def to_distributions(space: space_lib.SearchSpace) -> dict[str, Any]:
     elif isinstance(dist, space_lib.Choice):
       out[name] = d.CategoricalDistribution(dist.options)
     else:
-      raise ValueError(f"the search space's {name} ({type(dist).__name__}) has no Optuna "
+      raise UsageError(f"the search space's {name} ({type(dist).__name__}) has no Optuna "
                        f"distribution.")
   return out
 
@@ -72,7 +74,7 @@ def from_distributions(distributions: Mapping[str, Any], **fixed) -> space_lib.S
   ``lrjax.sweep``'s ``hparams`` with an `OptunaSearch`."""
   optuna = _optuna()
   d = optuna.distributions
-  dims = {}
+  dims: dict[str, space_lib.Distribution] = {}
   for name, dist in distributions.items():
     if isinstance(dist, d.FloatDistribution) and dist.step is None:
       dims[name] = (space_lib.log_uniform if dist.log else space_lib.uniform)(dist.low,
@@ -82,9 +84,9 @@ def from_distributions(distributions: Mapping[str, Any], **fixed) -> space_lib.S
     elif isinstance(dist, d.CategoricalDistribution):
       dims[name] = space_lib.choice(list(dist.choices))
     else:
-      raise ValueError(f"`distributions[{name!r}]`: {dist!r} has no lrjax counterpart "
-                       f"(a float or int range without step or log-int, or a categorical).")
-  return space_lib.search_space(**dims, **fixed)
+      raise ArgumentError(f"distributions[{name!r}]", f": {dist!r} has no lrjax counterpart "
+                          "(a float or int range without step or log-int, or a categorical).")
+  return space_lib.search_space(**dims, **fixed)  # type: ignore[arg-type]
 
 
 class OptunaSearch:
@@ -101,9 +103,9 @@ class OptunaSearch:
     _optuna()
     for name, value in (("n_trials", n_trials), ("at_once", at_once)):
       if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        raise ArgumentError(name, f"must be a positive integer, got {value!r}.")
     if at_once > n_trials:
-      raise ValueError(f"`at_once` ({at_once}) exceeds `n_trials` ({n_trials}).")
+      raise ArgumentError("at_once", f"({at_once}) exceeds `n_trials` ({n_trials}).")
     self.study, self.n_trials, self.at_once = study, n_trials, at_once
     self._trials: dict[int, Any] = {}  # this process's Trial objects, by order
 
@@ -147,11 +149,11 @@ class OptunaSearch:
   # -- the controller ---------------------------------------------------------------------
   def init(self, setup: Setup):
     if setup.space is None:
-      raise ValueError("the Optuna search draws from a search space: give "
+      raise UsageError("the Optuna search draws from a search space: give "
                        "hparams=lrjax.train.search_space(...) (or "
                        "lrjax.train.search.optuna_search.from_distributions(...)).")
     if setup.num_seeds != 1:
-      raise ValueError("the Optuna search trains one seed per trial: give one seed.")
+      raise UsageError("the Optuna search trains one seed per trial: give one seed.")
     self._check_direction(setup)
     self._distributions = to_distributions(setup.space)
     self._fixed = setup.space.fixed()
@@ -166,6 +168,7 @@ class OptunaSearch:
   def decide(self, state, view: View):
     optuna = _optuna()
     if not hasattr(self, "_distributions"):  # resumed: init ran with the same space
+      assert view.space is not None  # init refuses a sweep without one
       self._distributions = to_distributions(view.space)
       self._fixed = view.space.fixed()
     order, start = np.array(state["order"]), np.array(state["start"])
@@ -210,7 +213,7 @@ class OptunaSearch:
     maximize = self.study.direction == optuna.study.StudyDirection.MAXIMIZE
     higher = view.higher_is_better
     if maximize != higher:
-      raise ValueError(f"the study {self.study.study_name!r} is to "
+      raise UsageError(f"the study {self.study.study_name!r} is to "
                        f"{'maximize' if maximize else 'minimize'}, but the sweep reports "
                        f"{view.monitor} ({'higher' if higher else 'lower'} is better): "
                        f"create it with direction="
@@ -221,6 +224,7 @@ class OptunaSearch:
     their last value: they trained every epoch the sweep had)."""
     optuna = _optuna()
     if not hasattr(self, "_distributions"):  # a resumed run that had nothing left to do
+      assert view.space is not None  # init refuses a sweep without one
       self._distributions = to_distributions(view.space)
     order, start = np.asarray(state["order"]), np.asarray(state["start"])
     for slot in np.flatnonzero(view.alive):
@@ -256,11 +260,11 @@ def optuna_study(*, n_trials: int, at_once: int, sampler: str = "tpe",
   same study is loaded again on a resume) or None (in memory)."""
   optuna = _optuna()
   if sampler not in SAMPLERS:
-    raise ValueError(f"`sampler` must be one of {', '.join(SAMPLERS)}, got {sampler!r}.")
+    raise ArgumentError("sampler", f"must be one of {', '.join(SAMPLERS)}, got {sampler!r}.")
   if pruner not in PRUNERS:
-    raise ValueError(f"`pruner` must be one of {', '.join(PRUNERS)}, got {pruner!r}.")
+    raise ArgumentError("pruner", f"must be one of {', '.join(PRUNERS)}, got {pruner!r}.")
   if direction not in ("maximize", "minimize"):
-    raise ValueError(f"`direction` must be 'maximize' or 'minimize', got {direction!r}.")
+    raise ArgumentError("direction", f"must be 'maximize' or 'minimize', got {direction!r}.")
   study = optuna.create_study(
       storage=storage, study_name=study_name, direction=direction, load_if_exists=True,
       sampler=getattr(optuna.samplers, SAMPLERS[sampler])(seed=seed),

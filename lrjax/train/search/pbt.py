@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
+from lrjax.errors import ArgumentError
 from lrjax.train.search.controller import Setup, View
 from lrjax.train.search.halving import _check_int, draw
 from lrjax.train.search.space import SearchSpace
@@ -31,7 +33,7 @@ from lrjax.train.search.space import SearchSpace
 
 def _check_fraction(name: str, value, high: float) -> None:
   if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high:
-    raise ValueError(f"`{name}` must be a number in [0, {high}], got {value!r}.")
+    raise ArgumentError(name, f"must be a number in [0, {high}], got {value!r}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,12 +54,12 @@ class PBT:
     _check_int("interval", self.interval, 1)
     _check_fraction("fraction", self.fraction, 0.5)
     if self.fraction == 0:
-      raise ValueError("`fraction` must be above 0 (the share of the population replaced).")
+      raise ArgumentError("fraction", "must be above 0 (the share of the population replaced).")
     factors = tuple(self.perturb) if isinstance(self.perturb, (list, tuple)) else ()
     if not factors or any(isinstance(f, bool) or not isinstance(f, (int, float))
                           or not math.isfinite(f) or f <= 0 for f in factors):
-      raise ValueError(f"`perturb` must be a non-empty list of positive factors, got "
-                       f"{self.perturb!r}.")
+      raise ArgumentError("perturb", "must be a non-empty list of positive factors, got "
+                          f"{self.perturb!r}.")
     object.__setattr__(self, "perturb", tuple(float(f) for f in factors))
     _check_fraction("resample_probability", self.resample_probability, 1.0)
     _check_int("burn_in", self.burn_in, 0)

@@ -25,26 +25,32 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
+
+from lrjax.errors import ArgumentError, UsageError
 
 SAMPLERS = ("halton", "sobol", "random")
 
 
 def _number(name: str, value) -> float:
   if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-    raise ValueError(f"`{name}` must be a number, got {value!r}.")
+    raise ArgumentError(name, f"must be a number, got {value!r}.")
   value = float(value)
   if not math.isfinite(value):
-    raise ValueError(f"`{name}` must be finite, got {value!r}.")
+    raise ArgumentError(name, f"must be finite, got {value!r}.")
   return value
 
 
 class Distribution:
   """A one-dimensional distribution of a search space (see the module docstring)."""
 
-  numeric = True  # drawn values are numbers (traced in the sweep)
+  @property
+  def numeric(self) -> bool:
+    """Whether drawn values are numbers (traced in the sweep)."""
+    return True
 
   def value(self, u: float) -> Any:
     """The value at quantile ``u`` in [0, 1)."""
@@ -82,7 +88,7 @@ class Uniform(_Range):
   def __post_init__(self):
     low, high = _number("low", self.low), _number("high", self.high)
     if not low < high:
-      raise ValueError(f"`low` must be below `high`, got low={self.low!r}, high={self.high!r}.")
+      raise ArgumentError("low", f"must be below `high`, got low={self.low!r}, high={self.high!r}.")
     object.__setattr__(self, "low", low)
     object.__setattr__(self, "high", high)
 
@@ -101,8 +107,8 @@ class LogUniform(_Range):
   def __post_init__(self):
     low, high = _number("low", self.low), _number("high", self.high)
     if not 0 < low < high:
-      raise ValueError(f"`low` and `high` must satisfy 0 < low < high, got low={self.low!r}, "
-                       f"high={self.high!r}.")
+      raise ArgumentError("low", f"and `high` must satisfy 0 < low < high, got low={self.low!r}, "
+                          f"high={self.high!r}.")
     object.__setattr__(self, "low", low)
     object.__setattr__(self, "high", high)
 
@@ -122,9 +128,9 @@ class IntUniform(_Range):
     for name in ("low", "high"):
       v = getattr(self, name)
       if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise ValueError(f"`{name}` must be an integer, got {v!r}.")
+        raise ArgumentError(name, f"must be an integer, got {v!r}.")
     if not self.low < self.high:
-      raise ValueError(f"`low` must be below `high`, got low={self.low!r}, high={self.high!r}.")
+      raise ArgumentError("low", f"must be below `high`, got low={self.low!r}, high={self.high!r}.")
     object.__setattr__(self, "low", int(self.low))
     object.__setattr__(self, "high", int(self.high))
 
@@ -142,12 +148,12 @@ class IntUniform(_Range):
 class Choice(Distribution):
   """One of ``options`` with equal probability (numbers, strings or booleans)."""
 
-  options: tuple
+  options: Sequence[Any]  # a tuple once built
 
   def __post_init__(self):
     options = tuple(self.options) if isinstance(self.options, (list, tuple)) else None
     if not options:
-      raise ValueError(f"`options` must be a non-empty list, got {self.options!r}.")
+      raise ArgumentError("options", f"must be a non-empty list, got {self.options!r}.")
     object.__setattr__(self, "options", options)
 
   @property
@@ -200,13 +206,13 @@ class SearchSpace:
 
   def __post_init__(self):
     if self.sampler not in SAMPLERS:
-      raise ValueError(f"`sampler` must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}.")
+      raise ArgumentError("sampler", f"must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}.")
     if not self.dimensions:
-      raise ValueError("a search space needs at least one hyperparameter, e.g. "
+      raise UsageError("a search space needs at least one hyperparameter, e.g. "
                        "search_space(learning_rate=log_uniform(1e-3, 0.3)).")
     for name, _ in self.dimensions:
       if not isinstance(name, str) or not name:
-        raise ValueError(f"search space names must be non-empty strings, got {name!r}.")
+        raise UsageError(f"search space names must be non-empty strings, got {name!r}.")
 
   @property
   def names(self) -> list[str]:
@@ -243,7 +249,7 @@ class SearchSpace:
     """``n`` configurations: the points ``skip`` .. ``skip + n - 1`` of the sequence."""
     for name, value in (("n", n), ("skip", skip), ("seed", seed)):
       if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"`{name}` must be a non-negative integer, got {value!r}.")
+        raise ArgumentError(name, f"must be a non-negative integer, got {value!r}.")
     points = self._points(int(n), int(seed), int(skip))
     searched = list(self.distributions.items())
     out = []
@@ -251,7 +257,7 @@ class SearchSpace:
       config = {}
       for name, dim in self.dimensions:
         config[name] = dim
-      for (name, dist), u in zip(searched, row):
+      for (name, dist), u in zip(searched, row, strict=True):
         config[name] = dist.value(float(u))
       out.append(config)
     return out
@@ -289,5 +295,5 @@ def check_in_space(space: SearchSpace, config: Mapping[str, Any], where: str) ->
   its distribution."""
   for name, dist in space.distributions.items():
     if name in config and not dist.contains(config[name]):
-      raise ValueError(f"{where}: {name}={config[name]!r} is outside the search space "
+      raise UsageError(f"{where}: {name}={config[name]!r} is outside the search space "
                        f"({dist}).")

@@ -15,6 +15,7 @@ import dataclasses
 
 import numpy as np
 
+from lrjax.errors import UsageError
 from lrjax.train.search.controller import Setup, View
 from lrjax.train.search.halving import _check_int, draw
 
@@ -32,7 +33,7 @@ class RandomSearch:
 
   def init(self, setup: Setup):
     if setup.space is None:
-      raise ValueError("random_search draws from a search space; give "
+      raise UsageError("random_search draws from a search space; give "
                        "hparams=lrjax.train.search_space(...).")
     return draw(setup, self.samples, self.seed, "random_search"), {}
 

@@ -316,6 +316,9 @@ _SIGNAL_BEFORE_TRAINING = textwrap.dedent(r"""
   from lrjax import cli
   from lrjax.train.engine import epoch as epoch_lib
   signum, stage = getattr(signal, sys.argv[1]), sys.argv[2]
+  # As a foreground command: a background job of a non-interactive shell (CI run with
+  # `&`) starts with SIGINT ignored, and Python keeps it so.
+  signal.signal(signal.SIGINT, signal.default_int_handler)
 
   class Swallows:
     def __del__(self):

@@ -34,3 +34,12 @@ def test_quick_run_writes_the_comparison(tmp_path, capsys):
   text = (folder / "comparison.md").read_text()
   assert "retrained by plain optax" in text and "report's best designed schedule" in text
   assert "PBT best member" in capsys.readouterr().out
+
+
+def test_both_datasets_find_the_report_runs_they_compare_with():
+  # The report's CIFAR-10 folder is report_cifar_full, not report_cifar10_full: a wrong
+  # name silently dropped the designed schedules from the CIFAR-10 comparison once.
+  import pbt_schedules
+  for name in ("mnist", "cifar10"):
+    rows = pbt_schedules.report_rows(name)
+    assert rows, name

@@ -81,9 +81,7 @@ def retrain(dataset, spec, result, member: int, seed: int, args, out: Path):
 
 def report_rows(name: str) -> list[dict]:
   """The report's settings as this project measured them at full size (mean ± std)."""
-  # experiments/report_lr_decaying.py names its CIFAR-10 folder report_cifar_full
-  folder = {"cifar10": "cifar"}.get(name, name)
-  path = RESULTS / f"report_{folder}_full" / "comparison.json"
+  path = RESULTS / f"report_{name}_full" / "comparison.json"
   if not path.exists():
     return []
   return json.loads(path.read_text())["rows"]

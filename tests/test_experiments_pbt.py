@@ -37,8 +37,8 @@ def test_quick_run_writes_the_comparison(tmp_path, capsys):
 
 
 def test_both_datasets_find_the_report_runs_they_compare_with():
-  # The report's CIFAR-10 folder is report_cifar_full, not report_cifar10_full: a wrong
-  # name silently dropped the designed schedules from the CIFAR-10 comparison once.
+  # The committed runs live in report_<dataset>_full; a folder named otherwise
+  # (report_cifar_full once) silently dropped the designed schedules from the table.
   import pbt_schedules
   for name in ("mnist", "cifar10"):
     rows = pbt_schedules.report_rows(name)
